@@ -1,0 +1,151 @@
+//! Authentication as a tower layer: resolves `authorization: Bearer <token>` once per request and puts the
+//! [`Principal`] into the request extensions, where handlers take it. Only an explicit allowlist of paths
+//! (Login, health, reflection) passes without a token.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http::{HeaderMap, Request, Response};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::{
+    identity::{self, Principal},
+    store::Store,
+};
+
+/// Paths (or path prefixes ending in `/`) served without a token.
+const PUBLIC_PATHS: &[&str] = &[
+    "/hush.v1.IdentityService/Login",
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+fn is_public(path: &str) -> bool {
+    PUBLIC_PATHS.iter().any(|p| {
+        if p.ends_with('/') {
+            path.starts_with(p)
+        } else {
+            path == *p
+        }
+    })
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller of an authenticated RPC. Fails only if the auth layer was bypassed, which is a wiring bug.
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+}
+
+/// Layer that authenticates every request outside [`PUBLIC_PATHS`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    store: Store,
+}
+
+impl AuthLayer {
+    /// Authenticates against the tokens in `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// The service made by [`AuthLayer`].
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    store: Store,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready serves this request; the fresh clone waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let store = self.store.clone();
+        Box::pin(async move {
+            if is_public(request.uri().path()) {
+                return inner.call(request).await;
+            }
+            let Some(token) = bearer(request.headers()) else {
+                return Ok(Status::unauthenticated(
+                    "missing bearer token: send 'authorization: Bearer <token>'",
+                )
+                .into_http());
+            };
+            match identity::authenticate(&store, token).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(Status::from(error).into_http()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_is_exact_for_rpcs_and_prefix_for_services() {
+        assert!(is_public("/hush.v1.IdentityService/Login"));
+        assert!(!is_public("/hush.v1.IdentityService/LoginX"));
+        assert!(!is_public("/hush.v1.IdentityService/CreateIdentity"));
+        assert!(is_public("/grpc.health.v1.Health/Check"));
+        assert!(!is_public("/hush.v1.SecretsService/GetSecret"));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The gRPC surface: translates protobuf to domain calls and domain errors to `tonic::Status`. No business
+//! logic lives here.
+
+pub mod auth;
+mod convert;
+mod identity;
+mod projects;
+mod secrets;
+mod status;
+mod unimplemented;
+
+pub use identity::IdentityApi;
+pub use projects::ProjectsApi;
+pub use secrets::SecretsApi;
+pub use unimplemented::{AuditLogsApi, AuditStreamsApi, EventsApi};

@@ -1,0 +1,311 @@
+//! `hush.v1.SecretsService`: protobuf in, domain call, protobuf out.
+
+use tonic::{Request, Response, Status};
+
+use super::{auth::principal, convert::AddressesSecret};
+use crate::{
+    pb,
+    pb::secrets_service_server::SecretsService,
+    secrets::{SecretInput, Vault},
+};
+
+/// The SecretsService handlers.
+pub struct SecretsApi {
+    vault: Vault,
+}
+
+impl SecretsApi {
+    /// Handlers over `vault`.
+    pub fn new(vault: Vault) -> Self {
+        Self { vault }
+    }
+}
+
+fn inputs(secrets: Vec<pb::SecretInput>) -> Vec<SecretInput> {
+    secrets.into_iter().map(Into::into).collect()
+}
+
+#[tonic::async_trait]
+impl SecretsService for SecretsApi {
+    async fn create_secret(
+        &self,
+        request: Request<pb::CreateSecretRequest>,
+    ) -> Result<Response<pb::CreateSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let secret = self
+            .vault
+            .create_secret(&caller.org_id, &req.address(), &req.value, &req.comment)
+            .await?;
+        Ok(Response::new(pb::CreateSecretResponse {
+            secret: Some(secret.into()),
+        }))
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<pb::GetSecretRequest>,
+    ) -> Result<Response<pb::GetSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let secret = self
+            .vault
+            .get_secret(
+                &caller.org_id,
+                &req.address(),
+                req.include_imports,
+                req.version,
+            )
+            .await?;
+        Ok(Response::new(pb::GetSecretResponse {
+            secret: Some(secret.into()),
+        }))
+    }
+
+    async fn update_secret(
+        &self,
+        request: Request<pb::UpdateSecretRequest>,
+    ) -> Result<Response<pb::UpdateSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let secret = self
+            .vault
+            .update_secret(
+                &caller.org_id,
+                &req.address(),
+                &req.value,
+                req.comment.as_deref(),
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateSecretResponse {
+            secret: Some(secret.into()),
+        }))
+    }
+
+    async fn delete_secret(
+        &self,
+        request: Request<pb::DeleteSecretRequest>,
+    ) -> Result<Response<pb::DeleteSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        self.vault
+            .delete_secret(&caller.org_id, &request.get_ref().address())
+            .await?;
+        Ok(Response::new(pb::DeleteSecretResponse {}))
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListSecretsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let secrets = self
+            .vault
+            .list_secrets(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                req.include_imports,
+                req.recursive,
+            )
+            .await?;
+        Ok(Response::new(pb::ListSecretsResponse {
+            secrets: secrets.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn batch_create_secrets(
+        &self,
+        request: Request<pb::BatchCreateSecretsRequest>,
+    ) -> Result<Response<pb::BatchCreateSecretsResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.into_inner();
+        let secrets = self
+            .vault
+            .batch_create_secrets(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                &inputs(req.secrets),
+            )
+            .await?;
+        Ok(Response::new(pb::BatchCreateSecretsResponse {
+            secrets: secrets.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn batch_update_secrets(
+        &self,
+        request: Request<pb::BatchUpdateSecretsRequest>,
+    ) -> Result<Response<pb::BatchUpdateSecretsResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.into_inner();
+        let secrets = self
+            .vault
+            .batch_update_secrets(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                &inputs(req.secrets),
+            )
+            .await?;
+        Ok(Response::new(pb::BatchUpdateSecretsResponse {
+            secrets: secrets.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn batch_delete_secrets(
+        &self,
+        request: Request<pb::BatchDeleteSecretsRequest>,
+    ) -> Result<Response<pb::BatchDeleteSecretsResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        self.vault
+            .batch_delete_secrets(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                &req.keys,
+            )
+            .await?;
+        Ok(Response::new(pb::BatchDeleteSecretsResponse {}))
+    }
+
+    async fn list_secret_versions(
+        &self,
+        request: Request<pb::ListSecretVersionsRequest>,
+    ) -> Result<Response<pb::ListSecretVersionsResponse>, Status> {
+        let caller = principal(&request)?;
+        let versions = self
+            .vault
+            .list_secret_versions(&caller.org_id, &request.get_ref().address())
+            .await?;
+        Ok(Response::new(pb::ListSecretVersionsResponse {
+            versions: versions.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn rollback_secret(
+        &self,
+        request: Request<pb::RollbackSecretRequest>,
+    ) -> Result<Response<pb::RollbackSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let secret = self
+            .vault
+            .rollback_secret(&caller.org_id, &req.address(), req.version)
+            .await?;
+        Ok(Response::new(pb::RollbackSecretResponse {
+            secret: Some(secret.into()),
+        }))
+    }
+
+    async fn create_folder(
+        &self,
+        request: Request<pb::CreateFolderRequest>,
+    ) -> Result<Response<pb::CreateFolderResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let folder = self
+            .vault
+            .create_folder(&caller.org_id, &req.project_id, &req.environment, &req.path)
+            .await?;
+        Ok(Response::new(pb::CreateFolderResponse {
+            folder: Some(folder.into()),
+        }))
+    }
+
+    async fn list_folders(
+        &self,
+        request: Request<pb::ListFoldersRequest>,
+    ) -> Result<Response<pb::ListFoldersResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let folders = self
+            .vault
+            .list_folders(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                req.recursive,
+            )
+            .await?;
+        Ok(Response::new(pb::ListFoldersResponse {
+            folders: folders.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn delete_folder(
+        &self,
+        request: Request<pb::DeleteFolderRequest>,
+    ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let deleted = self
+            .vault
+            .delete_folder(&caller.org_id, &req.project_id, &req.environment, &req.path)
+            .await?;
+        Ok(Response::new(pb::DeleteFolderResponse {
+            deleted_secrets: deleted as i64,
+        }))
+    }
+
+    async fn create_secret_import(
+        &self,
+        request: Request<pb::CreateSecretImportRequest>,
+    ) -> Result<Response<pb::CreateSecretImportResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let import = self
+            .vault
+            .create_secret_import(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                &req.import_environment,
+                &req.import_path,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateSecretImportResponse {
+            secret_import: Some(import.into()),
+        }))
+    }
+
+    async fn list_secret_imports(
+        &self,
+        request: Request<pb::ListSecretImportsRequest>,
+    ) -> Result<Response<pb::ListSecretImportsResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let imports = self
+            .vault
+            .list_secret_imports(
+                &caller.org_id,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+            )
+            .await?;
+        Ok(Response::new(pb::ListSecretImportsResponse {
+            secret_imports: imports.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn delete_secret_import(
+        &self,
+        request: Request<pb::DeleteSecretImportRequest>,
+    ) -> Result<Response<pb::DeleteSecretImportResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        self.vault
+            .delete_secret_import(&caller.org_id, &req.project_id, &req.secret_import_id)
+            .await?;
+        Ok(Response::new(pb::DeleteSecretImportResponse {}))
+    }
+}

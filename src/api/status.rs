@@ -1,0 +1,46 @@
+//! The one mapping from domain errors to `tonic::Status`. Every variant is named (no catch-all) so a new
+//! variant forces a decision. Internal failures are logged in full and answered with a generic message.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{identity::IdentityError, secrets::SecretsError};
+
+/// Message of every INTERNAL answer; the detail goes to the log only.
+const INTERNAL: &str = "internal error; the server log has details";
+
+fn internal(error: &dyn std::fmt::Display) -> Status {
+    tracing::error!(%error, "internal error");
+    Status::internal(INTERNAL)
+}
+
+impl From<SecretsError> for Status {
+    fn from(error: SecretsError) -> Self {
+        match error {
+            SecretsError::InvalidArgument { field, reason } => {
+                let message = format!("{field}: {reason}");
+                let details = ErrorDetails::with_bad_request_violation(field, reason);
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            SecretsError::NotFound(_) => Status::not_found(error.to_string()),
+            SecretsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+            SecretsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            // Not INTERNAL: the data itself is damaged, and the operator must be told which record.
+            SecretsError::Integrity { .. } => {
+                tracing::error!(%error, "stored ciphertext failed authentication");
+                Status::data_loss(error.to_string())
+            }
+            SecretsError::Db(ref db) => internal(db),
+        }
+    }
+}
+
+impl From<IdentityError> for Status {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Unauthenticated(message) => Status::unauthenticated(message),
+            IdentityError::Db(ref db) => internal(db),
+            IdentityError::Io { .. } => internal(&error),
+        }
+    }
+}

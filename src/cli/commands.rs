@@ -1,0 +1,271 @@
+//! The client commands. Output is for people and scripts: values on stdout, one item per line.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::{Session, client};
+use crate::pb::{
+    self, identity_service_client::IdentityServiceClient,
+    projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient,
+};
+
+/// Turns a gRPC error into a one-line CLI error.
+fn rpc(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Server URL.
+    #[arg(long, env = "HUSH_SERVER", default_value = client::DEFAULT_SERVER)]
+    server: String,
+    /// Client id of the machine identity.
+    #[arg(long, env = "HUSH_CLIENT_ID")]
+    client_id: String,
+    /// Client secret of the machine identity.
+    #[arg(long, env = "HUSH_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let mut client = IdentityServiceClient::new(client::connect(&args.server).await?);
+    let response = client
+        .login(pb::LoginRequest {
+            client_id: args.client_id,
+            client_secret: args.client_secret,
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let expires_at = response
+        .expires_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    let session = Session {
+        server: args.server,
+        access_token: response.access_token,
+        expires_at,
+    };
+    let path = session.save()?;
+    eprintln!(
+        "logged in; token saved to {} (expires {})",
+        path.display(),
+        session.expires_at
+    );
+    Ok(())
+}
+
+/// Where a client command sends its calls.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Server URL; default: the one `hush login` used.
+    #[arg(long, env = "HUSH_SERVER", global = true)]
+    server: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// Create a project (with dev, staging and prod) and print its id.
+    Create {
+        /// Project name.
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List projects as `id<TAB>name`.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
+    match command {
+        ProjectsCommand::Create { name, target } => {
+            let mut client =
+                ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
+            let response = client
+                .create_project(pb::CreateProjectRequest { name })
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            println!("{}", response.project.context("server sent no project")?.id);
+        }
+        ProjectsCommand::List { target } => {
+            let mut client =
+                ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_projects(pb::ListProjectsRequest {
+                        page_size: 0,
+                        page_token,
+                    })
+                    .await
+                    .map_err(rpc)?
+                    .into_inner();
+                for project in page.projects {
+                    println!("{}\t{}", project.id, project.name);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A folder of a project's environment.
+#[derive(Debug, Args)]
+pub struct Folder {
+    /// Project id.
+    #[arg(long, env = "HUSH_PROJECT")]
+    project: String,
+    /// Environment slug.
+    #[arg(long = "env", env = "HUSH_ENV", default_value = "dev")]
+    environment: String,
+    /// Folder path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create a secret, or update it when it exists.
+    Set {
+        /// Secret key.
+        key: String,
+        /// Secret value.
+        value: String,
+        #[command(flatten)]
+        folder: Folder,
+    },
+    /// Print a secret's value.
+    Get {
+        /// Secret key.
+        key: String,
+        /// Resolve the key through the folder's imports too.
+        #[arg(long)]
+        include_imports: bool,
+        #[command(flatten)]
+        folder: Folder,
+    },
+    /// Print a folder's secrets as `KEY=value` lines.
+    List {
+        /// Include imported secrets.
+        #[arg(long)]
+        include_imports: bool,
+        #[command(flatten)]
+        folder: Folder,
+    },
+    /// Delete a secret.
+    Delete {
+        /// Secret key.
+        key: String,
+        #[command(flatten)]
+        folder: Folder,
+    },
+}
+
+pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
+    match command {
+        SecretsCommand::Set { key, value, folder } => {
+            let mut client =
+                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let create = pb::CreateSecretRequest {
+                project_id: folder.project.clone(),
+                environment: folder.environment.clone(),
+                secret_path: folder.path.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                comment: String::new(),
+            };
+            let secret = match client.create_secret(create).await {
+                Ok(response) => response.into_inner().secret,
+                Err(status) if status.code() == tonic::Code::AlreadyExists => {
+                    let update = pb::UpdateSecretRequest {
+                        project_id: folder.project,
+                        environment: folder.environment,
+                        secret_path: folder.path,
+                        key,
+                        value,
+                        comment: None,
+                    };
+                    client
+                        .update_secret(update)
+                        .await
+                        .map_err(rpc)?
+                        .into_inner()
+                        .secret
+                }
+                Err(status) => return Err(rpc(status)),
+            };
+            let secret = secret.context("server sent no secret")?;
+            eprintln!("{} is at version {}", secret.key, secret.version);
+        }
+        SecretsCommand::Get {
+            key,
+            include_imports,
+            folder,
+        } => {
+            let mut client =
+                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let request = pb::GetSecretRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+                key,
+                include_imports,
+                version: 0,
+            };
+            let secret = client
+                .get_secret(request)
+                .await
+                .map_err(rpc)?
+                .into_inner()
+                .secret;
+            println!("{}", secret.context("server sent no secret")?.value);
+        }
+        SecretsCommand::List {
+            include_imports,
+            folder,
+        } => {
+            let mut client =
+                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let request = pb::ListSecretsRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+                include_imports,
+                recursive: false,
+            };
+            for secret in client
+                .list_secrets(request)
+                .await
+                .map_err(rpc)?
+                .into_inner()
+                .secrets
+            {
+                println!("{}={}", secret.key, secret.value);
+            }
+        }
+        SecretsCommand::Delete { key, folder } => {
+            let mut client =
+                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let request = pb::DeleteSecretRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+                key,
+            };
+            client.delete_secret(request).await.map_err(rpc)?;
+            eprintln!("deleted");
+        }
+    }
+    Ok(())
+}

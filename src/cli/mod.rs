@@ -1,0 +1,89 @@
+//! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`).
+
+mod client;
+mod commands;
+mod session;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+
+pub use session::Session;
+
+/// hush: a gRPC-first secrets service.
+#[derive(Debug, Parser)]
+#[command(name = "hush", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (gRPC, grpc-web, reflection and health on one port).
+    Serve(ServeConfig),
+    /// Log in with a machine identity's client id and secret; the token is kept in the user config file.
+    Login(commands::LoginArgs),
+    /// Create and list projects.
+    #[command(subcommand)]
+    Projects(commands::ProjectsCommand),
+    /// Set, get, list and delete secrets.
+    #[command(subcommand)]
+    Secrets(commands::SecretsCommand),
+}
+
+/// Runs one command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => serve(config).await,
+        Command::Login(args) => commands::login(args).await,
+        Command::Projects(command) => commands::projects(command).await,
+        Command::Secrets(command) => commands::secrets(command).await,
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    init_tracing();
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let server = crate::server::Server::prepare(config).await?;
+    if let Some(path) = &server.bootstrap_file {
+        tracing::info!(path = %path.display(), "first start: admin credentials written (mode 0600); log in with them");
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    server.serve(listener, shutdown).await
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    token.cancel();
+}
+
+/// Structured logs on stderr; `HUSH_LOG` (or `RUST_LOG`) filters, `HUSH_LOG_FORMAT=json` for JSON lines.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("HUSH_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

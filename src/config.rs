@@ -1,0 +1,102 @@
+//! Server settings from flags and `HUSH_*` environment variables.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Default listen address: loopback only, so a fresh start exposes nothing to the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default lifetime of an access token issued by Login.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Settings of `hush serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Address to listen on for gRPC, grpc-web and HTTP.
+    #[arg(long, env = "HUSH_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database, the generated root key and bootstrap.json.
+    #[arg(long, env = "HUSH_DATA_DIR", default_value = "./hush-data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite file `<data-dir>/hush.db`.
+    #[arg(long, env = "HUSH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Root key, base64 of 32 bytes; default: `<data-dir>/root.key`, generated on first start.
+    #[arg(long, env = "HUSH_ROOT_KEY", hide_env_values = true)]
+    pub root_key: Option<String>,
+    /// Lifetime of access tokens, e.g. `1h`, `15m`, `30s`.
+    #[arg(long, env = "HUSH_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+    /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
+    #[arg(
+        long,
+        env = "HUSH_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+impl ServeConfig {
+    /// Settings for a server whose data lives in `data_dir`, everything else default.
+    pub fn with_data_dir(data_dir: PathBuf) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir,
+            database_url: None,
+            root_key: None,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            cors_origins: vec!["*".into()],
+        }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("hush.db").display()
+            ),
+        }
+    }
+}
+
+/// Parses durations written as a number and a unit: `250ms`, `30s`, `15m`, `1h`, `2d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 250ms, 30s, 15m, 1h or 2d"))?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" | "" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "'{text}' has unknown unit '{unit}' (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    n.checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! Login (client id + client secret → bearer token) and token resolution.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+
+use super::{IdentityError, Principal, credentials};
+use crate::store::{
+    Store,
+    entities::{access_token, client_secret, identity},
+};
+
+/// The one message for every login failure, so a caller cannot probe which client ids exist.
+const BAD_CREDENTIALS: &str = "invalid client id or client secret";
+/// The one message for every unusable token.
+const BAD_TOKEN: &str = "access token is invalid, expired or revoked";
+
+/// A successful login.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// The bearer token; shown once, stored only as a hash.
+    pub access_token: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The identity that logged in.
+    pub identity_id: String,
+    /// Its org.
+    pub org_id: String,
+}
+
+/// Checks a client id and secret and issues a token valid for `ttl`.
+pub async fn login(
+    store: &Store,
+    client_id: &str,
+    client_secret: &str,
+    ttl: Duration,
+) -> Result<LoginOutcome, IdentityError> {
+    let unauthenticated = || IdentityError::Unauthenticated(BAD_CREDENTIALS);
+    let now = Utc::now();
+    let txn = store.begin_write().await?;
+    let identity = identity::Entity::find()
+        .filter(identity::Column::ClientId.eq(client_id))
+        .one(&*txn)
+        .await?
+        .ok_or_else(unauthenticated)?;
+    let secret = client_secret::Entity::find()
+        .filter(client_secret::Column::SecretHash.eq(credentials::hash(client_secret)))
+        .filter(client_secret::Column::IdentityId.eq(&identity.id))
+        .one(&*txn)
+        .await?
+        .ok_or_else(unauthenticated)?;
+    let expired = secret.expires_at.is_some_and(|at| at <= now);
+    let used_up = secret.max_uses > 0 && secret.uses >= secret.max_uses;
+    if secret.revoked_at.is_some() || expired || used_up {
+        return Err(unauthenticated());
+    }
+    let uses = secret.uses + 1;
+    let mut secret = secret.into_active_model();
+    secret.uses = Set(uses);
+    secret.update(&*txn).await?;
+
+    let access_token = credentials::generate(credentials::ACCESS_TOKEN_PREFIX);
+    let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    access_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        identity_id: Set(identity.id.clone()),
+        token_hash: Set(credentials::hash(&access_token)),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&*txn)
+    .await?;
+    txn.commit().await?;
+    Ok(LoginOutcome {
+        access_token,
+        expires_at,
+        identity_id: identity.id,
+        org_id: identity.org_id,
+    })
+}
+
+/// Resolves a bearer token to the identity behind it. Revocation and identity deletion apply to the next call
+/// because nothing is cached.
+pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, IdentityError> {
+    let unauthenticated = || IdentityError::Unauthenticated(BAD_TOKEN);
+    let (token_row, identity) = access_token::Entity::find()
+        .filter(access_token::Column::TokenHash.eq(credentials::hash(token)))
+        .find_also_related(identity::Entity)
+        .one(store.conn())
+        .await?
+        .ok_or_else(unauthenticated)?;
+    let identity = identity.ok_or_else(unauthenticated)?;
+    if token_row.revoked_at.is_some() || token_row.expires_at <= Utc::now() {
+        return Err(unauthenticated());
+    }
+    Ok(Principal {
+        identity_id: identity.id,
+        org_id: identity.org_id,
+        name: identity.name,
+        token_id: token_row.id,
+    })
+}

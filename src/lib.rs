@@ -1,0 +1,12 @@
+//! hush: a gRPC-first secrets service. See `README.md` for use and `../shared/DESIGN.md` for the architecture.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+mod fs_private;
+pub mod identity;
+pub mod pb;
+pub mod secrets;
+pub mod server;
+pub mod store;

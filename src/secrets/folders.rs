@@ -1,0 +1,206 @@
+//! Folders: explicit rows for every path below the root, so empty folders exist and can be listed.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use super::{SecretsError, Vault, scope, scope::EnvScope, validate};
+use crate::store::entities::{folder, secret, secret_import};
+
+/// A folder as callers see it.
+#[derive(Debug, Clone)]
+pub struct FolderRecord {
+    pub id: String,
+    pub environment: String,
+    pub path: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl FolderRecord {
+    /// Last segment of the path.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+fn folder_record(scope: &EnvScope, row: folder::Model) -> FolderRecord {
+    FolderRecord {
+        id: row.id,
+        environment: scope.env.slug.clone(),
+        path: row.path,
+        created_at: row.created_at,
+    }
+}
+
+async fn find(
+    db: &impl ConnectionTrait,
+    env_id: &str,
+    path: &str,
+) -> Result<Option<folder::Model>, SecretsError> {
+    Ok(folder::Entity::find()
+        .filter(folder::Column::EnvironmentId.eq(env_id))
+        .filter(folder::Column::Path.eq(path))
+        .one(db)
+        .await?)
+}
+
+/// Creates every missing folder on a normalised path (like `mkdir -p`). Returns the deepest folder's row,
+/// or None for the root.
+pub(super) async fn ensure(
+    db: &impl ConnectionTrait,
+    env_id: &str,
+    path: &str,
+) -> Result<Option<folder::Model>, SecretsError> {
+    let mut last = None;
+    for ancestor in validate::ancestors(path) {
+        last = Some(match find(db, env_id, &ancestor).await? {
+            Some(existing) => existing,
+            None => {
+                folder::ActiveModel {
+                    id: Set(uuid::Uuid::now_v7().to_string()),
+                    environment_id: Set(env_id.to_owned()),
+                    path: Set(ancestor),
+                    created_at: Set(Utc::now()),
+                }
+                .insert(db)
+                .await?
+            }
+        });
+    }
+    Ok(last)
+}
+
+/// Fails with NOT_FOUND unless the folder exists (the root always does).
+pub(super) async fn require(
+    db: &impl ConnectionTrait,
+    scope: &EnvScope,
+    path: &str,
+) -> Result<(), SecretsError> {
+    if path == "/" || find(db, &scope.env.id, path).await?.is_some() {
+        Ok(())
+    } else {
+        Err(SecretsError::NotFound(format!(
+            "folder {}:{path}",
+            scope.env.slug
+        )))
+    }
+}
+
+impl Vault {
+    /// Creates a folder and its missing parents.
+    pub async fn create_folder(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_path: &str,
+    ) -> Result<FolderRecord, SecretsError> {
+        let path = validate::folder_path("path", raw_path)?;
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        if path == "/" || find(&*txn, &scope.env.id, &path).await?.is_some() {
+            return Err(SecretsError::AlreadyExists(format!(
+                "folder {}:{path}",
+                scope.env.slug
+            )));
+        }
+        let row = ensure(&*txn, &scope.env.id, &path)
+            .await?
+            .expect("a non-root path has a deepest folder");
+        txn.commit().await?;
+        Ok(folder_record(&scope, row))
+    }
+
+    /// Lists the folders below `parent`: direct children, or every descendant with `recursive`.
+    pub async fn list_folders(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_parent: &str,
+        recursive: bool,
+    ) -> Result<Vec<FolderRecord>, SecretsError> {
+        let parent = validate::folder_path("secret_path", raw_parent)?;
+        let db = self.store.conn();
+        let scope = scope::env_scope(db, org_id, project_id, environment).await?;
+        require(db, &scope, &parent).await?;
+        let depth = validate::ancestors(&parent).len() + 1;
+        let rows = folder::Entity::find()
+            .filter(folder::Column::EnvironmentId.eq(&scope.env.id))
+            .order_by_asc(folder::Column::Path)
+            .all(db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|f| f.path != parent && validate::is_within(&f.path, &parent))
+            .filter(|f| recursive || validate::ancestors(&f.path).len() == depth)
+            .map(|f| folder_record(&scope, f))
+            .collect())
+    }
+
+    /// Deletes a folder, its subfolders, their secrets and the imports into or out of them.
+    /// Returns how many secrets were deleted.
+    pub async fn delete_folder(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_path: &str,
+    ) -> Result<u64, SecretsError> {
+        let path = validate::folder_path("path", raw_path)?;
+        if path == "/" {
+            return Err(SecretsError::InvalidArgument {
+                field: "path".into(),
+                reason: "the root folder cannot be deleted".into(),
+            });
+        }
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        require(&*txn, &scope, &path).await?;
+        let env_id = scope.env.id.as_str();
+        let in_subtree = |p: &str| validate::is_within(p, &path);
+
+        let folder_ids: Vec<String> = folder::Entity::find()
+            .filter(folder::Column::EnvironmentId.eq(env_id))
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .filter(|f| in_subtree(&f.path))
+            .map(|f| f.id)
+            .collect();
+        let secret_ids: Vec<String> = secret::Entity::find()
+            .filter(secret::Column::EnvironmentId.eq(env_id))
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .filter(|s| in_subtree(&s.path))
+            .map(|s| s.id)
+            .collect();
+        let import_ids: Vec<String> = secret_import::Entity::find()
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                (i.environment_id == env_id && in_subtree(&i.path))
+                    || (i.import_environment_id == env_id && in_subtree(&i.import_path))
+            })
+            .map(|i| i.id)
+            .collect();
+
+        secret::Entity::delete_many()
+            .filter(secret::Column::Id.is_in(secret_ids.clone()))
+            .exec(&*txn)
+            .await?;
+        folder::Entity::delete_many()
+            .filter(folder::Column::Id.is_in(folder_ids))
+            .exec(&*txn)
+            .await?;
+        secret_import::Entity::delete_many()
+            .filter(secret_import::Column::Id.is_in(import_ids))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(secret_ids.len() as u64)
+    }
+}

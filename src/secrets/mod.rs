@@ -1,0 +1,69 @@
+//! Projects, environments, folders, secrets, versions and imports: the secrets domain, free of transport types.
+
+mod folders;
+mod imports;
+mod projects;
+mod scope;
+pub mod validate;
+mod values;
+
+use std::sync::Arc;
+
+use sea_orm::DbErr;
+
+use crate::{
+    crypto::{CryptoError, RootKey},
+    store::Store,
+};
+
+pub use folders::FolderRecord;
+pub use imports::ImportRecord;
+pub use projects::{EnvironmentRecord, ProjectPage, ProjectRecord};
+pub use values::{SecretAddress, SecretInput, SecretRecord, SecretValue, VersionRecord};
+
+/// Errors of the secrets domain.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// A request field is malformed or out of bounds.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The request field, e.g. `secret_path` or `secrets[3].key`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The addressed thing does not exist (or belongs to another org).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The request is valid but the current state forbids it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A stored value failed to decrypt: it was tampered with or moved to another record.
+    #[error("stored value of {what} failed to decrypt: {source}")]
+    Integrity {
+        /// The record whose value failed.
+        what: String,
+        /// The cryptographic failure.
+        source: CryptoError,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// The secrets domain's entry point: every operation is scoped to the caller's org.
+#[derive(Clone)]
+pub struct Vault {
+    store: Store,
+    root_key: Arc<RootKey>,
+}
+
+impl Vault {
+    /// A vault over `store`, sealing project keys with `root_key`.
+    pub fn new(store: Store, root_key: Arc<RootKey>) -> Self {
+        Self { store, root_key }
+    }
+}

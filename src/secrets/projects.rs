@@ -1,0 +1,252 @@
+//! Projects and environments.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use super::{SecretsError, Vault, scope, validate};
+use crate::{
+    crypto::DataKey,
+    store::entities::{environment, project, secret},
+};
+
+/// Environments every new project starts with, in display order.
+pub const DEFAULT_ENVIRONMENTS: [(&str, &str); 3] = [
+    ("dev", "Development"),
+    ("staging", "Staging"),
+    ("prod", "Production"),
+];
+/// Page size when the request gives none.
+const DEFAULT_PAGE_SIZE: u64 = 100;
+/// Largest page a caller may ask for.
+const MAX_PAGE_SIZE: u64 = 1000;
+
+/// A project as callers see it.
+#[derive(Debug, Clone)]
+pub struct ProjectRecord {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An environment as callers see it.
+#[derive(Debug, Clone)]
+pub struct EnvironmentRecord {
+    pub id: String,
+    pub project_id: String,
+    pub slug: String,
+    pub name: String,
+    pub position: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of projects.
+#[derive(Debug)]
+pub struct ProjectPage {
+    pub projects: Vec<ProjectRecord>,
+    /// Id of the last project on the page when more may follow.
+    pub next_page_token: Option<String>,
+}
+
+impl From<project::Model> for ProjectRecord {
+    fn from(m: project::Model) -> Self {
+        Self {
+            id: m.id,
+            org_id: m.org_id,
+            name: m.name,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl From<environment::Model> for EnvironmentRecord {
+    fn from(m: environment::Model) -> Self {
+        Self {
+            id: m.id,
+            project_id: m.project_id,
+            slug: m.slug,
+            name: m.name,
+            position: m.position,
+            created_at: m.created_at,
+        }
+    }
+}
+
+fn new_environment(
+    project_id: &str,
+    slug: &str,
+    name: &str,
+    position: i32,
+) -> environment::ActiveModel {
+    environment::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        project_id: Set(project_id.to_owned()),
+        slug: Set(slug.to_owned()),
+        name: Set(name.to_owned()),
+        position: Set(position),
+        created_at: Set(Utc::now()),
+    }
+}
+
+impl Vault {
+    /// Creates a project with a fresh data key and the default environments.
+    pub async fn create_project(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<(ProjectRecord, Vec<EnvironmentRecord>), SecretsError> {
+        validate::display_name("name", name)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let sealed_data_key = self.root_key.seal_data_key(&id, &DataKey::generate());
+        let txn = self.store.begin_write().await?;
+        let project = project::ActiveModel {
+            id: Set(id.clone()),
+            org_id: Set(org_id.to_owned()),
+            name: Set(name.trim().to_owned()),
+            sealed_data_key: Set(sealed_data_key),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&*txn)
+        .await?;
+        let mut envs = Vec::with_capacity(DEFAULT_ENVIRONMENTS.len());
+        for (position, (slug, env_name)) in DEFAULT_ENVIRONMENTS.iter().enumerate() {
+            envs.push(
+                new_environment(&id, slug, env_name, position as i32)
+                    .insert(&*txn)
+                    .await?
+                    .into(),
+            );
+        }
+        txn.commit().await?;
+        Ok((project.into(), envs))
+    }
+
+    /// Reads one project of the org.
+    pub async fn get_project(
+        &self,
+        org_id: &str,
+        project_id: &str,
+    ) -> Result<ProjectRecord, SecretsError> {
+        Ok(scope::project(self.store.conn(), org_id, project_id)
+            .await?
+            .into())
+    }
+
+    /// Lists the org's projects in creation order (ids are time-ordered UUIDv7), keyset-paginated by id.
+    pub async fn list_projects(
+        &self,
+        org_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<ProjectPage, SecretsError> {
+        let size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            1.. => (page_size as u64).min(MAX_PAGE_SIZE),
+            _ => {
+                return Err(SecretsError::InvalidArgument {
+                    field: "page_size".into(),
+                    reason: "must not be negative".into(),
+                });
+            }
+        };
+        let mut query = project::Entity::find().filter(project::Column::OrgId.eq(org_id));
+        if !page_token.is_empty() {
+            validate::id("page_token", page_token)?;
+            query = query.filter(project::Column::Id.gt(page_token));
+        }
+        let rows = query
+            .order_by_asc(project::Column::Id)
+            .limit(size + 1)
+            .all(self.store.conn())
+            .await?;
+        let more = rows.len() as u64 > size;
+        let projects: Vec<ProjectRecord> = rows
+            .into_iter()
+            .take(size as usize)
+            .map(Into::into)
+            .collect();
+        let next_page_token = if more {
+            projects.last().map(|p| p.id.clone())
+        } else {
+            None
+        };
+        Ok(ProjectPage {
+            projects,
+            next_page_token,
+        })
+    }
+
+    /// Deletes a project and everything in it.
+    pub async fn delete_project(&self, org_id: &str, project_id: &str) -> Result<(), SecretsError> {
+        let txn = self.store.begin_write().await?;
+        let project = scope::project(&*txn, org_id, project_id).await?;
+        project.delete(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Adds an environment after the existing ones.
+    pub async fn create_environment(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        slug: &str,
+        name: &str,
+    ) -> Result<EnvironmentRecord, SecretsError> {
+        validate::environment_slug("slug", slug)?;
+        let name = if name.is_empty() { slug } else { name };
+        validate::display_name("name", name)?;
+        let txn = self.store.begin_write().await?;
+        let project = scope::project(&*txn, org_id, project_id).await?;
+        let existing = environment::Entity::find()
+            .filter(environment::Column::ProjectId.eq(&project.id))
+            .all(&*txn)
+            .await?;
+        if existing.iter().any(|e| e.slug == slug) {
+            return Err(SecretsError::AlreadyExists(format!("environment '{slug}'")));
+        }
+        let position = existing.iter().map(|e| e.position + 1).max().unwrap_or(0);
+        let env = new_environment(&project.id, slug, name, position)
+            .insert(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(env.into())
+    }
+
+    /// Lists a project's environments in display order.
+    pub async fn list_environments(
+        &self,
+        org_id: &str,
+        project_id: &str,
+    ) -> Result<Vec<EnvironmentRecord>, SecretsError> {
+        let project = scope::project(self.store.conn(), org_id, project_id).await?;
+        let envs = environment::Entity::find()
+            .filter(environment::Column::ProjectId.eq(&project.id))
+            .order_by_asc(environment::Column::Position)
+            .all(self.store.conn())
+            .await?;
+        Ok(envs.into_iter().map(Into::into).collect())
+    }
+
+    /// Deletes an environment with its folders, secrets, versions and imports (foreign keys cascade).
+    /// Returns how many secrets went with it.
+    pub async fn delete_environment(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        slug: &str,
+    ) -> Result<u64, SecretsError> {
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, project_id, slug).await?;
+        let secrets = secret::Entity::find()
+            .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
+            .count(&*txn)
+            .await?;
+        scope.env.delete(&*txn).await?;
+        txn.commit().await?;
+        Ok(secrets)
+    }
+}

@@ -1,0 +1,572 @@
+//! Secrets and their versions: create, read, update, delete, batches, history and rollback.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use zeroize::Zeroizing;
+
+use super::{SecretsError, Vault, folders, scope, scope::EnvScope, validate};
+use crate::{
+    crypto::{DataKey, ValueBinding},
+    store::entities::{secret, secret_version},
+};
+
+/// A plaintext secret value. Its `Debug` never shows the value, so it cannot leak through logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Zeroizing<String>);
+
+impl SecretValue {
+    /// The plaintext.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue([REDACTED])")
+    }
+}
+
+/// Where a secret lives. `path` is as the caller wrote it; operations normalise it.
+#[derive(Debug, Clone)]
+pub struct SecretAddress {
+    pub project_id: String,
+    pub environment: String,
+    pub path: String,
+    pub key: String,
+}
+
+/// One secret of a batch write.
+#[derive(Clone)]
+pub struct SecretInput {
+    pub key: String,
+    pub value: Zeroizing<String>,
+    pub comment: String,
+}
+
+/// A secret as callers see it; `value` is set only by explicit reads.
+#[derive(Debug, Clone)]
+pub struct SecretRecord {
+    pub id: String,
+    pub project_id: String,
+    pub environment: String,
+    pub path: String,
+    pub key: String,
+    pub value: Option<SecretValue>,
+    pub version: i32,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// `(environment slug, path)` when the secret was resolved through an import.
+    pub imported_from: Option<(String, String)>,
+}
+
+/// One version of a secret, with its value.
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    pub version: i32,
+    pub value: SecretValue,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a sealed value belongs to: its seal is bound to exactly this.
+fn binding<'a>(scope: &'a EnvScope, row: &'a secret::Model, version: i32) -> ValueBinding<'a> {
+    ValueBinding {
+        project_id: &scope.project.id,
+        environment_id: &scope.env.id,
+        path: &row.path,
+        key: &row.key,
+        version,
+    }
+}
+
+fn integrity(
+    scope: &EnvScope,
+    path: &str,
+    key: &str,
+    source: crate::crypto::CryptoError,
+) -> SecretsError {
+    SecretsError::Integrity {
+        what: format!("secret '{key}' at {}:{path}", scope.env.slug),
+        source,
+    }
+}
+
+/// Opens a sealed value of `row` stored under `version`.
+pub(super) fn open(
+    dk: &DataKey,
+    scope: &EnvScope,
+    row: &secret::Model,
+    version: i32,
+    sealed: &[u8],
+) -> Result<SecretValue, SecretsError> {
+    let plain = dk
+        .open_value(binding(scope, row, version), sealed)
+        .map_err(|e| integrity(scope, &row.path, &row.key, e))?;
+    let text = String::from_utf8(plain.to_vec()).map_err(|_| SecretsError::Integrity {
+        what: format!("secret '{}' at {}:{}", row.key, scope.env.slug, row.path),
+        source: crate::crypto::CryptoError::Authentication,
+    })?;
+    Ok(SecretValue(Zeroizing::new(text)))
+}
+
+pub(super) fn record(
+    scope: &EnvScope,
+    row: secret::Model,
+    value: Option<SecretValue>,
+) -> SecretRecord {
+    SecretRecord {
+        id: row.id,
+        project_id: scope.project.id.clone(),
+        environment: scope.env.slug.clone(),
+        path: row.path,
+        key: row.key,
+        value,
+        version: row.version,
+        comment: row.comment,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        imported_from: None,
+    }
+}
+
+pub(super) async fn find(
+    db: &impl ConnectionTrait,
+    env_id: &str,
+    path: &str,
+    key: &str,
+) -> Result<Option<secret::Model>, SecretsError> {
+    Ok(secret::Entity::find()
+        .filter(secret::Column::EnvironmentId.eq(env_id))
+        .filter(secret::Column::Path.eq(path))
+        .filter(secret::Column::Key.eq(key))
+        .one(db)
+        .await?)
+}
+
+fn not_found(scope: &EnvScope, path: &str, key: &str) -> SecretsError {
+    SecretsError::NotFound(format!("secret '{key}' at {}:{path}", scope.env.slug))
+}
+
+/// Writes `row` at `version` with `value`: updates the current row and appends the version.
+async fn store_version(
+    db: &impl ConnectionTrait,
+    dk: &DataKey,
+    scope: &EnvScope,
+    row: secret::Model,
+    version: i32,
+    value: &str,
+    comment: String,
+) -> Result<secret::Model, SecretsError> {
+    let sealed = dk.seal_value(binding(scope, &row, version), value.as_bytes());
+    let now = Utc::now();
+    let secret_id = row.id.clone();
+    let mut active = row.into_active_model();
+    active.version = Set(version);
+    active.sealed_value = Set(sealed.clone());
+    active.comment = Set(comment.clone());
+    active.updated_at = Set(now);
+    let row = active.update(db).await?;
+    secret_version::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        secret_id: Set(secret_id),
+        version: Set(version),
+        sealed_value: Set(sealed),
+        comment: Set(comment),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(row)
+}
+
+/// Inserts a new secret at version 1. The row is inserted with an empty seal first because the seal is bound
+/// to the row's identity, then written through the same path as every later version.
+async fn insert_new(
+    db: &impl ConnectionTrait,
+    dk: &DataKey,
+    scope: &EnvScope,
+    path: &str,
+    input: &SecretInput,
+) -> Result<secret::Model, SecretsError> {
+    if find(db, &scope.env.id, path, &input.key).await?.is_some() {
+        return Err(SecretsError::AlreadyExists(format!(
+            "secret '{}' at {}:{path}",
+            input.key, scope.env.slug
+        )));
+    }
+    let now = Utc::now();
+    let row = secret::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        environment_id: Set(scope.env.id.clone()),
+        path: Set(path.to_owned()),
+        key: Set(input.key.clone()),
+        version: Set(0),
+        sealed_value: Set(Vec::new()),
+        comment: Set(input.comment.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    store_version(db, dk, scope, row, 1, &input.value, input.comment.clone()).await
+}
+
+/// Updates an existing secret to a new version; an empty comment keeps the current one.
+async fn update_existing(
+    db: &impl ConnectionTrait,
+    dk: &DataKey,
+    scope: &EnvScope,
+    path: &str,
+    key: &str,
+    value: &str,
+    comment: Option<&str>,
+) -> Result<secret::Model, SecretsError> {
+    let row = find(db, &scope.env.id, path, key)
+        .await?
+        .ok_or_else(|| not_found(scope, path, key))?;
+    let comment = comment.map_or_else(|| row.comment.clone(), str::to_owned);
+    let version = row.version + 1;
+    store_version(db, dk, scope, row, version, value, comment).await
+}
+
+fn validate_input(field: &str, input: &SecretInput) -> Result<(), SecretsError> {
+    validate::secret_key(&format!("{field}.key"), &input.key)?;
+    validate::secret_value(&format!("{field}.value"), &input.value)?;
+    validate::comment(&format!("{field}.comment"), &input.comment)
+}
+
+impl Vault {
+    /// Creates a secret at version 1; missing folders on its path are created.
+    pub async fn create_secret(
+        &self,
+        org_id: &str,
+        addr: &SecretAddress,
+        value: &str,
+        comment: &str,
+    ) -> Result<SecretRecord, SecretsError> {
+        let path = validate::folder_path("secret_path", &addr.path)?;
+        validate::secret_key("key", &addr.key)?;
+        validate::secret_value("value", value)?;
+        validate::comment("comment", comment)?;
+        let input = SecretInput {
+            key: addr.key.clone(),
+            value: Zeroizing::new(value.to_owned()),
+            comment: comment.to_owned(),
+        };
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let dk = self.data_key(&scope.project)?;
+        folders::ensure(&*txn, &scope.env.id, &path).await?;
+        let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
+        txn.commit().await?;
+        Ok(record(&scope, row, None))
+    }
+
+    /// Reads a secret with its value: the current version, or `version` when non-zero. With `include_imports`,
+    /// a key missing from the folder is looked up in its imports (later imports first).
+    pub async fn get_secret(
+        &self,
+        org_id: &str,
+        addr: &SecretAddress,
+        include_imports: bool,
+        version: u32,
+    ) -> Result<SecretRecord, SecretsError> {
+        let path = validate::folder_path("secret_path", &addr.path)?;
+        validate::secret_key("key", &addr.key)?;
+        let db = self.store.conn();
+        let scope = scope::env_scope(db, org_id, &addr.project_id, &addr.environment).await?;
+        let Some(row) = find(db, &scope.env.id, &path, &addr.key).await? else {
+            if include_imports && version == 0 {
+                if let Some(found) = self.find_imported(&scope, &path, &addr.key).await? {
+                    return Ok(found);
+                }
+            }
+            return Err(not_found(&scope, &path, &addr.key));
+        };
+        let dk = self.data_key(&scope.project)?;
+        let (number, sealed) = if version == 0 {
+            (row.version, row.sealed_value.clone())
+        } else {
+            let stored = secret_version::Entity::find()
+                .filter(secret_version::Column::SecretId.eq(&row.id))
+                .filter(secret_version::Column::Version.eq(version as i32))
+                .one(db)
+                .await?
+                .ok_or_else(|| {
+                    SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key))
+                })?;
+            (stored.version, stored.sealed_value)
+        };
+        let value = open(&dk, &scope, &row, number, &sealed)?;
+        let mut out = record(&scope, row, Some(value));
+        out.version = number;
+        Ok(out)
+    }
+
+    /// Replaces a secret's value with a new version; `comment: None` keeps the current comment.
+    pub async fn update_secret(
+        &self,
+        org_id: &str,
+        addr: &SecretAddress,
+        value: &str,
+        comment: Option<&str>,
+    ) -> Result<SecretRecord, SecretsError> {
+        let path = validate::folder_path("secret_path", &addr.path)?;
+        validate::secret_key("key", &addr.key)?;
+        validate::secret_value("value", value)?;
+        if let Some(comment) = comment {
+            validate::comment("comment", comment)?;
+        }
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let dk = self.data_key(&scope.project)?;
+        let row = update_existing(&*txn, &dk, &scope, &path, &addr.key, value, comment).await?;
+        txn.commit().await?;
+        Ok(record(&scope, row, None))
+    }
+
+    /// Deletes a secret and its history.
+    pub async fn delete_secret(
+        &self,
+        org_id: &str,
+        addr: &SecretAddress,
+    ) -> Result<(), SecretsError> {
+        let path = validate::folder_path("secret_path", &addr.path)?;
+        validate::secret_key("key", &addr.key)?;
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let row = find(&*txn, &scope.env.id, &path, &addr.key)
+            .await?
+            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        row.delete(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Creates several secrets in one folder in one transaction: any failure writes nothing.
+    pub async fn batch_create_secrets(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_path: &str,
+        inputs: &[SecretInput],
+    ) -> Result<Vec<SecretRecord>, SecretsError> {
+        let path = validate::folder_path("secret_path", raw_path)?;
+        validate::batch_keys("secrets", inputs.iter().map(|i| i.key.as_str()))?;
+        for (i, input) in inputs.iter().enumerate() {
+            validate_input(&format!("secrets[{i}]"), input)?;
+        }
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let dk = self.data_key(&scope.project)?;
+        folders::ensure(&*txn, &scope.env.id, &path).await?;
+        let mut rows = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
+        }
+        txn.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| record(&scope, row, None))
+            .collect())
+    }
+
+    /// Updates several secrets of one folder in one transaction: any failure writes nothing.
+    /// An empty comment keeps the secret's current comment.
+    pub async fn batch_update_secrets(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_path: &str,
+        inputs: &[SecretInput],
+    ) -> Result<Vec<SecretRecord>, SecretsError> {
+        let path = validate::folder_path("secret_path", raw_path)?;
+        validate::batch_keys("secrets", inputs.iter().map(|i| i.key.as_str()))?;
+        for (i, input) in inputs.iter().enumerate() {
+            validate_input(&format!("secrets[{i}]"), input)?;
+        }
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let dk = self.data_key(&scope.project)?;
+        let mut rows = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
+            rows.push(
+                update_existing(&*txn, &dk, &scope, &path, &input.key, &input.value, comment)
+                    .await?,
+            );
+        }
+        txn.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| record(&scope, row, None))
+            .collect())
+    }
+
+    /// Deletes several secrets of one folder in one transaction: a missing key deletes nothing.
+    pub async fn batch_delete_secrets(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_path: &str,
+        keys: &[String],
+    ) -> Result<(), SecretsError> {
+        let path = validate::folder_path("secret_path", raw_path)?;
+        validate::batch_keys("keys", keys.iter().map(String::as_str))?;
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        for key in keys {
+            let row = find(&*txn, &scope.env.id, &path, key)
+                .await?
+                .ok_or_else(|| not_found(&scope, &path, key))?;
+            row.delete(&*txn).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Lists a secret's versions, newest first, with their values.
+    pub async fn list_secret_versions(
+        &self,
+        org_id: &str,
+        addr: &SecretAddress,
+    ) -> Result<Vec<VersionRecord>, SecretsError> {
+        let path = validate::folder_path("secret_path", &addr.path)?;
+        validate::secret_key("key", &addr.key)?;
+        let db = self.store.conn();
+        let scope = scope::env_scope(db, org_id, &addr.project_id, &addr.environment).await?;
+        let row = find(db, &scope.env.id, &path, &addr.key)
+            .await?
+            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let dk = self.data_key(&scope.project)?;
+        let versions = secret_version::Entity::find()
+            .filter(secret_version::Column::SecretId.eq(&row.id))
+            .order_by_desc(secret_version::Column::Version)
+            .all(db)
+            .await?;
+        versions
+            .into_iter()
+            .map(|v| {
+                Ok(VersionRecord {
+                    value: open(&dk, &scope, &row, v.version, &v.sealed_value)?,
+                    version: v.version,
+                    comment: v.comment,
+                    created_at: v.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes the value of `version` current again, as a new version.
+    pub async fn rollback_secret(
+        &self,
+        org_id: &str,
+        addr: &SecretAddress,
+        version: u32,
+    ) -> Result<SecretRecord, SecretsError> {
+        let path = validate::folder_path("secret_path", &addr.path)?;
+        validate::secret_key("key", &addr.key)?;
+        if version == 0 {
+            return Err(SecretsError::InvalidArgument {
+                field: "version".into(),
+                reason: "must be 1 or more".into(),
+            });
+        }
+        let txn = self.store.begin_write().await?;
+        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let dk = self.data_key(&scope.project)?;
+        let row = find(&*txn, &scope.env.id, &path, &addr.key)
+            .await?
+            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let old = secret_version::Entity::find()
+            .filter(secret_version::Column::SecretId.eq(&row.id))
+            .filter(secret_version::Column::Version.eq(version as i32))
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| {
+                SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key))
+            })?;
+        let value = open(&dk, &scope, &row, old.version, &old.sealed_value)?;
+        let next = row.version + 1;
+        let row = store_version(&*txn, &dk, &scope, row, next, value.expose(), old.comment).await?;
+        txn.commit().await?;
+        Ok(record(&scope, row, None))
+    }
+
+    /// Lists the secrets of a folder (and its subfolders with `recursive`) with values, ordered by path and key.
+    /// With `include_imports`, the folder's imported secrets are added where no local key has the same name.
+    pub async fn list_secrets(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        environment: &str,
+        raw_path: &str,
+        include_imports: bool,
+        recursive: bool,
+    ) -> Result<Vec<SecretRecord>, SecretsError> {
+        let path = validate::folder_path("secret_path", raw_path)?;
+        let db = self.store.conn();
+        let scope = scope::env_scope(db, org_id, project_id, environment).await?;
+        folders::require(db, &scope, &path).await?;
+        let dk = self.data_key(&scope.project)?;
+        let rows = secret::Entity::find()
+            .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
+            .order_by_asc(secret::Column::Path)
+            .order_by_asc(secret::Column::Key)
+            .all(db)
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let wanted = if recursive {
+                validate::is_within(&row.path, &path)
+            } else {
+                row.path == path
+            };
+            if wanted {
+                let value = open(&dk, &scope, &row, row.version, &row.sealed_value)?;
+                out.push(record(&scope, row, Some(value)));
+            }
+        }
+        if include_imports {
+            let local: std::collections::HashSet<String> = out
+                .iter()
+                .filter(|s| s.path == path)
+                .map(|s| s.key.clone())
+                .collect();
+            let imported = self.imported_secrets(&scope, &path).await?;
+            out.extend(imported.into_iter().filter(|s| !local.contains(&s.key)));
+        }
+        Ok(out)
+    }
+}
+
+/// Opens the current value of every secret in `(scope, path)`, for import resolution.
+pub(super) async fn folder_values(
+    db: &impl ConnectionTrait,
+    dk: &DataKey,
+    scope: &EnvScope,
+    path: &str,
+) -> Result<Vec<SecretRecord>, SecretsError> {
+    let rows = secret::Entity::find()
+        .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
+        .filter(secret::Column::Path.eq(path))
+        .order_by_asc(secret::Column::Key)
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let value = open(dk, scope, &row, row.version, &row.sealed_value)?;
+            let mut rec = record(scope, row, Some(value));
+            rec.imported_from = Some((scope.env.slug.clone(), path.to_owned()));
+            Ok(rec)
+        })
+        .collect()
+}

@@ -1,0 +1,166 @@
+//! The one-port server: gRPC, grpc-web, reflection and health behind one tower stack.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use http::{HeaderName, Method};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    api::{self, auth::AuthLayer},
+    config::ServeConfig,
+    crypto::RootKey,
+    identity, pb,
+    pb::{
+        audit_logs_service_server::AuditLogsServiceServer,
+        audit_streams_service_server::AuditStreamsServiceServer,
+        events_service_server::EventsServiceServer, identity_service_server::IdentityServiceServer,
+        projects_service_server::ProjectsServiceServer,
+        secrets_service_server::SecretsServiceServer,
+    },
+    secrets::Vault,
+    store::Store,
+};
+
+/// Name of the root key file generated in the data dir when `HUSH_ROOT_KEY` is not set.
+pub const ROOT_KEY_FILE: &str = "root.key";
+/// The hush services reflection lists (health and reflection are added by their crates).
+const SERVICE_NAMES: [&str; 6] = [
+    "hush.v1.ProjectsService",
+    "hush.v1.SecretsService",
+    "hush.v1.IdentityService",
+    "hush.v1.EventsService",
+    "hush.v1.AuditLogsService",
+    "hush.v1.AuditStreamsService",
+];
+/// How long browsers may cache a CORS preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// A server whose storage is ready: migrations applied, root key loaded, first org bootstrapped.
+pub struct Server {
+    config: ServeConfig,
+    store: Store,
+    vault: Vault,
+    /// Where the bootstrap credentials were written on this start, if this start created them.
+    pub bootstrap_file: Option<PathBuf>,
+}
+
+impl Server {
+    /// Prepares storage and keys for `config`.
+    pub async fn prepare(config: ServeConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let root_key = match &config.root_key {
+            Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
+            None => RootKey::load_or_create(&config.data_dir.join(ROOT_KEY_FILE))?,
+        };
+        let store = Store::connect(&config.database_url())
+            .await
+            .context("opening the database")?;
+        let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
+        let vault = Vault::new(store.clone(), Arc::new(root_key));
+        Ok(Self {
+            config,
+            store,
+            vault,
+            bootstrap_file,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in SERVICE_NAMES {
+            reflection = reflection.with_service_name(name);
+        }
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let reflection_v1 = reflection.build_v1()?;
+
+        // Outermost first: trace every request; answer CORS preflights before anything else; translate
+        // grpc-web to gRPC so that everything inside sees one protocol; authenticate last, next to the services.
+        let stack = ServiceBuilder::new()
+            .layer(TraceLayer::new_for_grpc())
+            .layer(cors(&self.config.cors_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(AuthLayer::new(self.store.clone()));
+
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, "hush is listening (gRPC, grpc-web, reflection, health)");
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(stack)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ProjectsServiceServer::new(api::ProjectsApi::new(
+                self.vault.clone(),
+            )))
+            .add_service(SecretsServiceServer::new(api::SecretsApi::new(
+                self.vault.clone(),
+            )))
+            .add_service(IdentityServiceServer::new(api::IdentityApi::new(
+                self.store.clone(),
+                self.config.token_ttl,
+            )))
+            .add_service(EventsServiceServer::new(api::EventsApi))
+            .add_service(AuditLogsServiceServer::new(api::AuditLogsApi))
+            .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await?;
+        tracing::info!("hush stopped");
+        Ok(())
+    }
+}
+
+/// CORS for grpc-web from browsers on the configured origins.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("last-event-id"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(CORS_MAX_AGE)
+}

@@ -1,0 +1,30 @@
+//! An environment (`dev`, `prod`, ...) of a project.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "environments")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    #[sea_orm(unique_key = "environments_project_slug")]
+    pub project_id: String,
+    #[sea_orm(unique_key = "environments_project_slug")]
+    pub slug: String,
+    pub name: String,
+    pub position: i32,
+    pub created_at: ChronoDateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::project::Entity",
+        from = "Column::ProjectId",
+        to = "super::project::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Project,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

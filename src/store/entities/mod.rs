@@ -1,0 +1,12 @@
+//! sea-orm entities, one file per table.
+
+pub mod access_token;
+pub mod client_secret;
+pub mod environment;
+pub mod folder;
+pub mod identity;
+pub mod org;
+pub mod project;
+pub mod secret;
+pub mod secret_import;
+pub mod secret_version;

@@ -1,0 +1,55 @@
+//! Schema migrations, applied at start. Tables are derived from the entities so the two cannot drift.
+
+use sea_orm::{EntityTrait, Schema};
+use sea_orm_migration::prelude::*;
+
+use super::entities::{
+    access_token, client_secret, environment, folder, identity, org, project, secret,
+    secret_import, secret_version,
+};
+
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Foundation)]
+    }
+}
+
+/// Orgs, identities, credentials, projects, environments, folders, secrets, versions and imports.
+struct Foundation;
+
+impl MigrationName for Foundation {
+    fn name(&self) -> &str {
+        "m0001_foundation"
+    }
+}
+
+async fn create<E: EntityTrait>(manager: &SchemaManager<'_>, entity: E) -> Result<(), DbErr> {
+    let schema = Schema::new(manager.get_database_backend());
+    manager
+        .create_table(schema.create_table_from_entity(entity))
+        .await?;
+    for index in schema.create_index_from_entity(entity) {
+        manager.create_index(index).await?;
+    }
+    Ok(())
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Foundation {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Parents before children, for the foreign keys.
+        create(manager, org::Entity).await?;
+        create(manager, identity::Entity).await?;
+        create(manager, client_secret::Entity).await?;
+        create(manager, access_token::Entity).await?;
+        create(manager, project::Entity).await?;
+        create(manager, environment::Entity).await?;
+        create(manager, folder::Entity).await?;
+        create(manager, secret::Entity).await?;
+        create(manager, secret_version::Entity).await?;
+        create(manager, secret_import::Entity).await
+    }
+}

@@ -1,0 +1,97 @@
+//! Storage: the sea-orm connection, migrations and write transactions.
+//!
+//! SQLite (the default, one file in the data dir) allows a single writer; a deferred SQLite transaction
+//! that reads and then writes fails with `SQLITE_BUSY` instead of waiting when another writer is active.
+//! So writes on SQLite take an in-process lock first; PostgreSQL needs none.
+
+pub mod entities;
+mod migration;
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How long an SQLite connection waits for a lock held by another process before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database, shared by every service of the process.
+#[derive(Clone)]
+pub struct Store {
+    conn: DatabaseConnection,
+    /// Held for the length of a write transaction on SQLite; `None` on PostgreSQL.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it also holds the writer lock until commit or drop.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    /// Commits the transaction and releases the writer lock.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .max_connections(16)
+            .connect_timeout(Duration::from_secs(10));
+        let conn = Database::connect(options).await?;
+        let write_lock = match conn.get_database_backend() {
+            DbBackend::Sqlite => {
+                // WAL lets readers proceed while one writer commits.
+                conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+                conn.execute_unprepared(&format!(
+                    "PRAGMA busy_timeout={}",
+                    SQLITE_BUSY_TIMEOUT.as_millis()
+                ))
+                .await?;
+                Some(Arc::new(Mutex::new(())))
+            }
+            _ => None,
+        };
+        migration::Migrator::up(&conn, None).await?;
+        Ok(Self { conn, write_lock })
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// The database kind.
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Begins a transaction for writing (see the module note on SQLite).
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let writer = match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn: self.conn.begin().await?,
+            _writer: writer,
+        })
+    }
+}
