@@ -1,0 +1,275 @@
+//! Test harness: boots the real server in-process on `127.0.0.1:0` with the same `Server` that `hush serve`
+//! uses, against SQLite (a temp dir) or PostgreSQL (a fresh database per test on `HUSH_TEST_DATABASE_URL`),
+//! and hands out typed clients that carry a bearer token.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::{net::SocketAddr, time::Duration};
+
+use hush::{
+    config::ServeConfig,
+    pb::{
+        self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
+        secrets_service_client::SecretsServiceClient,
+    },
+    server::Server,
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+/// Environment variable naming the PostgreSQL server for the PostgreSQL variant of each test.
+pub const PG_URL_VAR: &str = "HUSH_TEST_DATABASE_URL";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed test body once per backend: `<name>::sqlite` and `<name>::postgres`. The PostgreSQL
+/// variant passes without doing anything when `HUSH_TEST_DATABASE_URL` is unset (`.ci/run` always sets it).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if std::env::var($crate::common::PG_URL_VAR).is_err() {
+                    eprintln!("{} unset: PostgreSQL variant not run", $crate::common::PG_URL_VAR);
+                    return;
+                }
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+/// Bootstrap credentials as written to `bootstrap.json`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Bootstrap {
+    pub client_id: String,
+    pub client_secret: String,
+    pub org_id: String,
+    pub identity_id: String,
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    pub bootstrap: Bootstrap,
+    pub backend: Backend,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// PostgreSQL database to drop afterwards: (server URL, database name).
+    pg_database: Option<(String, String)>,
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Replaces the database name in a PostgreSQL URL.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(q) => format!("{server}/{database}?{q}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+async fn fresh_postgres_database() -> (String, String) {
+    let server_url = std::env::var(PG_URL_VAR).expect("checked by the caller");
+    let name = format!("hush_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(&server_url).await.expect("PostgreSQL reachable at HUSH_TEST_DATABASE_URL");
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+    admin.close().await.ok();
+    (server_url, name)
+}
+
+impl TestServer {
+    /// Starts a server on `backend` with default settings.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server on `backend`, letting the test adjust the settings first.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServeConfig::with_data_dir(data_dir.path().to_path_buf());
+        let pg_database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let (server_url, name) = fresh_postgres_database().await;
+                config.database_url = Some(with_database(&server_url, &name));
+                Some((server_url, name))
+            }
+        };
+        adjust(&mut config);
+        let database_url = config.database_url();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let server = Server::prepare(config).await.expect("server prepares");
+        let bootstrap_path = server.bootstrap_file.clone().expect("a fresh database bootstraps");
+        let bootstrap = serde_json::from_slice(&std::fs::read(bootstrap_path).expect("bootstrap.json")).expect("json");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.serve(listener, shutdown.clone()));
+        Self { addr, data_dir, database_url, bootstrap, backend, shutdown, task: Some(task), pg_database }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A plain channel (no token).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).unwrap().connect().await.expect("connect")
+    }
+
+    /// Logs in with the bootstrap admin's credentials and returns the token.
+    pub async fn admin_token(&self) -> String {
+        self.login(&self.bootstrap.client_id, &self.bootstrap.client_secret).await.expect("admin login").access_token
+    }
+
+    /// Calls Login.
+    pub async fn login(&self, client_id: &str, client_secret: &str) -> Result<pb::LoginResponse, tonic::Status> {
+        let mut client = IdentityServiceClient::new(self.channel().await);
+        let request = pb::LoginRequest { client_id: client_id.into(), client_secret: client_secret.into() };
+        client.login(request).await.map(tonic::Response::into_inner)
+    }
+
+    /// A channel carrying `token`.
+    pub async fn authed(&self, token: &str) -> Authed {
+        let value = format!("Bearer {token}").parse().expect("ascii token");
+        InterceptedService::new(self.channel().await, Bearer(value))
+    }
+
+    /// SecretsService client as the bootstrap admin.
+    pub async fn admin_secrets(&self) -> SecretsServiceClient<Authed> {
+        SecretsServiceClient::new(self.authed(&self.admin_token().await).await)
+    }
+
+    /// ProjectsService client as the bootstrap admin.
+    pub async fn admin_projects(&self) -> ProjectsServiceClient<Authed> {
+        ProjectsServiceClient::new(self.authed(&self.admin_token().await).await)
+    }
+
+    /// Creates a project as the admin and returns its id.
+    pub async fn project(&self, name: &str) -> String {
+        let mut projects = self.admin_projects().await;
+        let response = projects.create_project(pb::CreateProjectRequest { name: name.into() }).await.expect("create project");
+        response.into_inner().project.expect("project").id
+    }
+
+    /// A direct connection to the server's database, for tests that inspect or damage stored rows.
+    pub async fn raw_db(&self) -> DatabaseConnection {
+        Database::connect(&self.database_url).await.expect("raw database connection")
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some((server_url, name)) = self.pg_database.take() {
+            // Drop runs inside the test's runtime, which cannot block on itself: use a thread with its own.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(&server_url).await {
+                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    }
+                });
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
+/// Creates a secret as the given client; panics on failure.
+pub async fn create_secret(
+    client: &mut SecretsServiceClient<Authed>,
+    project_id: &str,
+    environment: &str,
+    path: &str,
+    key: &str,
+    value: &str,
+) -> pb::Secret {
+    let request = pb::CreateSecretRequest {
+        project_id: project_id.into(),
+        environment: environment.into(),
+        secret_path: path.into(),
+        key: key.into(),
+        value: value.into(),
+        comment: String::new(),
+    };
+    client.create_secret(request).await.expect("create secret").into_inner().secret.expect("secret")
+}
+
+/// Reads a secret's current value (no imports).
+pub async fn get_secret(
+    client: &mut SecretsServiceClient<Authed>,
+    project_id: &str,
+    environment: &str,
+    path: &str,
+    key: &str,
+) -> Result<pb::Secret, tonic::Status> {
+    let request = pb::GetSecretRequest {
+        project_id: project_id.into(),
+        environment: environment.into(),
+        secret_path: path.into(),
+        key: key.into(),
+        include_imports: false,
+        version: 0,
+    };
+    client.get_secret(request).await.map(|r| r.into_inner().secret.expect("secret"))
+}
+
+/// Lists a folder's secrets as `(key, value)` pairs.
+pub async fn list_secrets(
+    client: &mut SecretsServiceClient<Authed>,
+    project_id: &str,
+    environment: &str,
+    path: &str,
+    include_imports: bool,
+) -> Result<Vec<(String, String)>, tonic::Status> {
+    let request = pb::ListSecretsRequest {
+        project_id: project_id.into(),
+        environment: environment.into(),
+        secret_path: path.into(),
+        include_imports,
+        recursive: false,
+    };
+    let secrets = client.list_secrets(request).await?.into_inner().secrets;
+    Ok(secrets.into_iter().map(|s| (s.key, s.value)).collect())
+}

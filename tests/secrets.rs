@@ -1,0 +1,360 @@
+//! Secrets end to end through gRPC: versions and rollback, batch atomicity, imports, folders and environments.
+
+mod common;
+
+use common::{Backend, TestServer, create_secret, get_secret, list_secrets};
+use hush::pb;
+use tonic::Code;
+
+backend_tests!(
+    versions_and_rollback,
+    batch_writes_are_all_or_nothing,
+    imports_resolve_with_local_precedence,
+    folders_nest_list_and_delete,
+    deleting_an_environment_removes_its_secrets,
+    write_responses_never_carry_values,
+);
+
+fn input(key: &str, value: &str) -> pb::SecretInput {
+    pb::SecretInput { key: key.into(), value: value.into(), comment: String::new() }
+}
+
+async fn versions_and_rollback(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("versions").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "dev", "/", "API_KEY", "one").await;
+    for value in ["two", "three"] {
+        let request = pb::UpdateSecretRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            key: "API_KEY".into(),
+            value: value.into(),
+            comment: Some(format!("set to {value}")),
+        };
+        secrets.update_secret(request).await.unwrap();
+    }
+    let address = |version| pb::GetSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/".into(),
+        key: "API_KEY".into(),
+        include_imports: false,
+        version,
+    };
+    let current = secrets.get_secret(address(0)).await.unwrap().into_inner().secret.unwrap();
+    assert_eq!((current.version, current.value.as_str()), (3, "three"));
+    let first = secrets.get_secret(address(1)).await.unwrap().into_inner().secret.unwrap();
+    assert_eq!((first.version, first.value.as_str()), (1, "one"));
+    assert_eq!(secrets.get_secret(address(9)).await.unwrap_err().code(), Code::NotFound);
+
+    let versions = secrets
+        .list_secret_versions(pb::ListSecretVersionsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            key: "API_KEY".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    let listed: Vec<(u32, &str)> = versions.iter().map(|v| (v.version, v.value.as_str())).collect();
+    assert_eq!(listed, vec![(3, "three"), (2, "two"), (1, "one")]);
+    assert_eq!(versions[0].comment, "set to three");
+
+    let rollback = |version| pb::RollbackSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/".into(),
+        key: "API_KEY".into(),
+        version,
+    };
+    let rolled = secrets.rollback_secret(rollback(1)).await.unwrap().into_inner().secret.unwrap();
+    assert_eq!(rolled.version, 4, "a rollback is a new version, history is kept");
+    assert_eq!(rolled.value, "", "write responses carry no value");
+    let now = get_secret(&mut secrets, &project, "dev", "/", "API_KEY").await.unwrap();
+    assert_eq!((now.version, now.value.as_str()), (4, "one"));
+    assert_eq!(secrets.rollback_secret(rollback(42)).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(secrets.rollback_secret(rollback(0)).await.unwrap_err().code(), Code::InvalidArgument);
+}
+
+async fn batch_writes_are_all_or_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("batch").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "dev", "/svc", "EXISTING", "old").await;
+
+    let batch = |items: Vec<pb::SecretInput>| pb::BatchCreateSecretsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/svc".into(),
+        secrets: items,
+    };
+    // One invalid key: nothing is written and the error names the item.
+    let err = secrets.batch_create_secrets(batch(vec![input("A", "1"), input("bad key", "2")])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("secrets[1].key"), "{}", err.message());
+    // One key that exists already: the items before it are rolled back.
+    let err = secrets
+        .batch_create_secrets(batch(vec![input("A", "1"), input("B", "2"), input("EXISTING", "3")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let keys = list_secrets(&mut secrets, &project, "dev", "/svc", false).await.unwrap();
+    assert_eq!(keys, vec![("EXISTING".to_owned(), "old".to_owned())], "a failed batch writes nothing");
+
+    let created = secrets.batch_create_secrets(batch(vec![input("A", "1"), input("B", "2")])).await.unwrap();
+    assert_eq!(created.into_inner().secrets.len(), 2);
+
+    // Update: one missing key rolls back the others.
+    let update = |items| pb::BatchUpdateSecretsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/svc".into(),
+        secrets: items,
+    };
+    let err = secrets.batch_update_secrets(update(vec![input("A", "10"), input("MISSING", "x")])).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/svc", "A").await.unwrap().value, "1");
+    secrets.batch_update_secrets(update(vec![input("A", "10"), input("B", "20")])).await.unwrap();
+    let b = get_secret(&mut secrets, &project, "dev", "/svc", "B").await.unwrap();
+    assert_eq!((b.value.as_str(), b.version), ("20", 2));
+
+    // Delete: one missing key deletes nothing.
+    let delete = |keys: &[&str]| pb::BatchDeleteSecretsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/svc".into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+    };
+    assert_eq!(secrets.batch_delete_secrets(delete(&["A", "NOPE"])).await.unwrap_err().code(), Code::NotFound);
+    assert!(get_secret(&mut secrets, &project, "dev", "/svc", "A").await.is_ok());
+    secrets.batch_delete_secrets(delete(&["A", "B"])).await.unwrap();
+    let keys = list_secrets(&mut secrets, &project, "dev", "/svc", false).await.unwrap();
+    assert_eq!(keys.len(), 1);
+
+    // Duplicate keys in one batch are rejected up front.
+    let err = secrets.batch_create_secrets(batch(vec![input("D", "1"), input("D", "2")])).await.unwrap_err();
+    assert!(err.message().contains("appears more than once"), "{}", err.message());
+}
+
+async fn imports_resolve_with_local_precedence(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("imports").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "prod", "/shared", "DB_HOST", "prod-db").await;
+    create_secret(&mut secrets, &project, "prod", "/shared", "REGION", "eu").await;
+    create_secret(&mut secrets, &project, "staging", "/", "REGION", "us").await;
+    create_secret(&mut secrets, &project, "dev", "/app", "DB_HOST", "localhost").await;
+
+    let import = |env: &str, path: &str| pb::CreateSecretImportRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/app".into(),
+        import_environment: env.into(),
+        import_path: path.into(),
+    };
+    secrets.create_secret_import(import("prod", "/shared")).await.unwrap();
+    // Created later, so it wins over the first import for REGION.
+    secrets.create_secret_import(import("staging", "/")).await.unwrap();
+    assert_eq!(secrets.create_secret_import(import("staging", "/")).await.unwrap_err().code(), Code::AlreadyExists);
+    assert_eq!(secrets.create_secret_import(import("prod", "/nowhere")).await.unwrap_err().code(), Code::NotFound);
+
+    let resolved = list_secrets(&mut secrets, &project, "dev", "/app", true).await.unwrap();
+    let mut resolved: Vec<(&str, &str)> = resolved.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    resolved.sort();
+    assert_eq!(resolved, vec![("DB_HOST", "localhost"), ("REGION", "us")], "local wins, later import wins");
+    let local_only = list_secrets(&mut secrets, &project, "dev", "/app", false).await.unwrap();
+    assert_eq!(local_only.len(), 1);
+
+    let get = |key: &str, include_imports| pb::GetSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/app".into(),
+        key: key.into(),
+        include_imports,
+        version: 0,
+    };
+    let region = secrets.get_secret(get("REGION", true)).await.unwrap().into_inner().secret.unwrap();
+    assert_eq!(region.value, "us");
+    let source = region.imported_from.expect("imported secrets say where they come from");
+    assert_eq!((source.environment.as_str(), source.secret_path.as_str()), ("staging", "/"));
+    assert_eq!(secrets.get_secret(get("REGION", false)).await.unwrap_err().code(), Code::NotFound);
+
+    let imports = secrets
+        .list_secret_imports(pb::ListSecretImportsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/app".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret_imports;
+    assert_eq!(imports.len(), 2);
+    let staging = imports.iter().find(|i| i.import_environment == "staging").unwrap();
+    secrets
+        .delete_secret_import(pb::DeleteSecretImportRequest {
+            project_id: project.clone(),
+            secret_import_id: staging.id.clone(),
+        })
+        .await
+        .unwrap();
+    let region = secrets.get_secret(get("REGION", true)).await.unwrap().into_inner().secret.unwrap();
+    assert_eq!(region.value, "eu", "with the later import gone, the earlier one supplies the key");
+}
+
+async fn folders_nest_list_and_delete(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("folders").await;
+    let mut secrets = server.admin_secrets().await;
+    let folder = |path: &str| pb::CreateFolderRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        path: path.into(),
+    };
+    let created = secrets.create_folder(folder("/api/keys")).await.unwrap().into_inner().folder.unwrap();
+    assert_eq!((created.path.as_str(), created.name.as_str()), ("/api/keys", "keys"));
+    assert_eq!(secrets.create_folder(folder("/api")).await.unwrap_err().code(), Code::AlreadyExists);
+    secrets.create_folder(folder("/web")).await.unwrap();
+    create_secret(&mut secrets, &project, "dev", "/api/keys", "K1", "v").await;
+    create_secret(&mut secrets, &project, "dev", "/api/keys/old", "K2", "v").await;
+    create_secret(&mut secrets, &project, "dev", "/web", "K3", "v").await;
+
+    let list = |path: &str, recursive| pb::ListFoldersRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: path.into(),
+        recursive,
+    };
+    let paths = |folders: Vec<pb::Folder>| folders.into_iter().map(|f| f.path).collect::<Vec<_>>();
+    let top = secrets.list_folders(list("/", false)).await.unwrap().into_inner().folders;
+    assert_eq!(paths(top), vec!["/api", "/web"]);
+    let all = secrets.list_folders(list("/api", true)).await.unwrap().into_inner().folders;
+    assert_eq!(paths(all), vec!["/api/keys", "/api/keys/old"]);
+    assert_eq!(secrets.list_folders(list("/nope", false)).await.unwrap_err().code(), Code::NotFound);
+
+    let recursive = secrets
+        .list_secrets(pb::ListSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/api".into(),
+            include_imports: false,
+            recursive: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secrets;
+    assert_eq!(recursive.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), vec!["K1", "K2"]);
+
+    let deleted = secrets
+        .delete_folder(pb::DeleteFolderRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            path: "/api".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.deleted_secrets, 2);
+    let top = secrets.list_folders(list("/", true)).await.unwrap().into_inner().folders;
+    assert_eq!(paths(top), vec!["/web"]);
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/api/keys", "K1").await.unwrap_err().code(), Code::NotFound);
+    assert!(get_secret(&mut secrets, &project, "dev", "/web", "K3").await.is_ok(), "siblings are untouched");
+    let root = pb::DeleteFolderRequest { project_id: project.clone(), environment: "dev".into(), path: "/".into() };
+    assert_eq!(secrets.delete_folder(root).await.unwrap_err().code(), Code::InvalidArgument);
+}
+
+async fn deleting_an_environment_removes_its_secrets(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("envs").await;
+    let mut secrets = server.admin_secrets().await;
+    let mut projects = server.admin_projects().await;
+    let env = projects
+        .create_environment(pb::CreateEnvironmentRequest {
+            project_id: project.clone(),
+            slug: "qa".into(),
+            name: "QA".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .environment
+        .unwrap();
+    assert_eq!(env.position, 3, "appended after dev, staging, prod");
+    create_secret(&mut secrets, &project, "qa", "/", "A", "1").await;
+    create_secret(&mut secrets, &project, "qa", "/deep/er", "B", "2").await;
+    create_secret(&mut secrets, &project, "dev", "/", "A", "dev-value").await;
+    // dev imports from qa: the import must go with qa.
+    secrets
+        .create_secret_import(pb::CreateSecretImportRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            import_environment: "qa".into(),
+            import_path: "/deep/er".into(),
+        })
+        .await
+        .unwrap();
+
+    let delete = pb::DeleteEnvironmentRequest { project_id: project.clone(), environment: "qa".into() };
+    let deleted = projects.delete_environment(delete.clone()).await.unwrap().into_inner();
+    assert_eq!(deleted.deleted_secrets, 2);
+    assert_eq!(projects.delete_environment(delete).await.unwrap_err().code(), Code::NotFound);
+    let slugs: Vec<String> = projects
+        .list_environments(pb::ListEnvironmentsRequest { project_id: project.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .environments
+        .into_iter()
+        .map(|e| e.slug)
+        .collect();
+    assert_eq!(slugs, vec!["dev", "staging", "prod"]);
+    assert_eq!(get_secret(&mut secrets, &project, "qa", "/", "A").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/", "A").await.unwrap().value, "dev-value");
+    let with_imports = list_secrets(&mut secrets, &project, "dev", "/", true).await.unwrap();
+    assert_eq!(with_imports.len(), 1, "the import from the deleted environment is gone");
+
+    // Recreating the environment starts empty: nothing of the old one survives.
+    projects
+        .create_environment(pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "qa".into(), name: String::new() })
+        .await
+        .unwrap();
+    assert!(list_secrets(&mut secrets, &project, "qa", "/", false).await.unwrap().is_empty());
+}
+
+async fn write_responses_never_carry_values(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("quiet").await;
+    let mut secrets = server.admin_secrets().await;
+    let created = create_secret(&mut secrets, &project, "dev", "/", "TOKEN", "do-not-echo").await;
+    assert_eq!(created.value, "");
+    let batch = secrets
+        .batch_create_secrets(pb::BatchCreateSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            secrets: vec![input("X", "do-not-echo")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(batch.secrets.iter().all(|s| s.value.is_empty()));
+    // A failing write does not echo the value either.
+    let err = secrets
+        .create_secret(pb::CreateSecretRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            key: "TOKEN".into(),
+            value: "do-not-echo".into(),
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(!err.message().contains("do-not-echo"));
+}
