@@ -1,0 +1,116 @@
+//! The `hush` binary as users run it: `serve` with graceful shutdown, and the client commands.
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::{Backend, TestServer};
+use tokio::process::Command;
+
+const HUSH: &str = env!("CARGO_BIN_EXE_hush");
+
+/// Runs `hush args…` with its session kept in `config_dir`; returns stdout, panicking with stderr on failure.
+async fn hush(config_dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(HUSH)
+        .args(args)
+        .env("HUSH_CONFIG_DIR", config_dir)
+        .env_remove("HUSH_TOKEN")
+        .env_remove("HUSH_SERVER")
+        .output()
+        .await
+        .expect("run hush");
+    if output.status.success() {
+        Ok(String::from_utf8(output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8(output.stderr).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_logs_in_and_manages_secrets() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path();
+    let url = server.url();
+
+    let err = hush(dir, &["projects", "list", "--server", &url]).await.unwrap_err();
+    assert!(err.contains("hush login"), "tells the user to log in: {err}");
+    let bad = ["login", "--server", &url, "--client-id", &server.bootstrap.client_id, "--client-secret", "nope"];
+    assert!(hush(dir, &bad).await.unwrap_err().contains("Unauthenticated"));
+
+    let login = [
+        "login",
+        "--server",
+        &url,
+        "--client-id",
+        &server.bootstrap.client_id,
+        "--client-secret",
+        &server.bootstrap.client_secret,
+    ];
+    hush(dir, &login).await.unwrap();
+    let project = hush(dir, &["projects", "create", "cli-demo"]).await.unwrap().trim().to_owned();
+    assert!(uuid::Uuid::parse_str(&project).is_ok(), "prints the new project's id: {project}");
+    assert!(hush(dir, &["projects", "list"]).await.unwrap().contains("cli-demo"));
+
+    let folder = ["--project", project.as_str(), "--env", "dev", "--path", "/api"];
+    let set = |key: &'static str, value: &'static str| {
+        let mut args = vec!["secrets", "set", key, value];
+        args.extend_from_slice(&folder);
+        args
+    };
+    hush(dir, &set("DB_URL", "postgres://db")).await.unwrap();
+    hush(dir, &set("DB_URL", "postgres://db2")).await.unwrap();
+    hush(dir, &set("API_KEY", "k-123")).await.unwrap();
+    let mut get = vec!["secrets", "get", "DB_URL"];
+    get.extend_from_slice(&folder);
+    assert_eq!(hush(dir, &get).await.unwrap(), "postgres://db2\n", "set on an existing key updates it");
+    let mut list = vec!["secrets", "list"];
+    list.extend_from_slice(&folder);
+    assert_eq!(hush(dir, &list).await.unwrap(), "API_KEY=k-123\nDB_URL=postgres://db2\n");
+    let mut delete = vec!["secrets", "delete", "API_KEY"];
+    delete.extend_from_slice(&folder);
+    hush(dir, &delete).await.unwrap();
+    assert_eq!(hush(dir, &list).await.unwrap(), "DB_URL=postgres://db2\n");
+    let err = hush(dir, &delete).await.unwrap_err();
+    assert!(err.contains("NotFound") && err.contains("API_KEY"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_bootstraps_and_stops_gracefully_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(HUSH)
+        .args(["serve", "--data-dir", data.path().to_str().unwrap(), "--listen", &listen])
+        .env_remove("HUSH_DATABASE_URL")
+        .env_remove("HUSH_ROOT_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}");
+    let mut health = None;
+    for _ in 0..100 {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await {
+            health = Some(tonic_health::pb::health_client::HealthClient::new(channel));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut health = health.expect("server came up within 10 s");
+    health.check(tonic_health::pb::HealthCheckRequest::default()).await.unwrap();
+    assert!(data.path().join("bootstrap.json").exists());
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM").unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await.unwrap();
+    assert!(stderr.contains("bootstrap.json"), "logs where the credentials are: {stderr}");
+    assert!(!stderr.contains("hush_cs_"), "never logs the client secret itself");
+}
