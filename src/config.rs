@@ -26,12 +26,7 @@ pub struct ServeConfig {
     #[arg(long, env = "HUSH_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
     pub token_ttl: Duration,
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
-    #[arg(
-        long,
-        env = "HUSH_CORS_ORIGINS",
-        value_delimiter = ',',
-        default_value = "*"
-    )]
+    #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
 }
 
@@ -52,10 +47,7 @@ impl ServeConfig {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("hush.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("hush.db").display()),
         }
     }
 }
@@ -63,13 +55,9 @@ impl ServeConfig {
 /// Parses durations written as a number and a unit: `250ms`, `30s`, `15m`, `1h`, `2d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 250ms, 30s, 15m, 1h or 2d"))?;
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 250ms, 30s, 15m, 1h or 2d"))?;
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "s" | "" => 1_000,
@@ -77,14 +65,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         _ => {
-            return Err(format!(
-                "'{text}' has unknown unit '{unit}' (use ms, s, m, h or d)"
-            ));
+            return Err(format!("'{text}' has unknown unit '{unit}' (use ms, s, m, h or d)"));
         }
     };
-    n.checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("'{text}' is too long"))
+    n.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(|| format!("'{text}' is too long"))
 }
 
 #[cfg(test)]

@@ -19,11 +19,9 @@ use crate::{
     crypto::RootKey,
     identity, pb,
     pb::{
-        audit_logs_service_server::AuditLogsServiceServer,
-        audit_streams_service_server::AuditStreamsServiceServer,
+        audit_logs_service_server::AuditLogsServiceServer, audit_streams_service_server::AuditStreamsServiceServer,
         events_service_server::EventsServiceServer, identity_service_server::IdentityServiceServer,
-        projects_service_server::ProjectsServiceServer,
-        secrets_service_server::SecretsServiceServer,
+        projects_service_server::ProjectsServiceServer, secrets_service_server::SecretsServiceServer,
     },
     secrets::Vault,
     store::Store,
@@ -61,30 +59,17 @@ impl Server {
             Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
             None => RootKey::load_or_create(&config.data_dir.join(ROOT_KEY_FILE))?,
         };
-        let store = Store::connect(&config.database_url())
-            .await
-            .context("opening the database")?;
+        let store = Store::connect(&config.database_url()).await.context("opening the database")?;
         let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
         let vault = Vault::new(store.clone(), Arc::new(root_key));
-        Ok(Self {
-            config,
-            store,
-            vault,
-            bootstrap_file,
-        })
+        Ok(Self { config, store, vault, bootstrap_file })
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains in-flight requests.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::Serving)
-                .await;
+            health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
         }
         let mut reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -115,23 +100,13 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ProjectsServiceServer::new(api::ProjectsApi::new(
-                self.vault.clone(),
-            )))
-            .add_service(SecretsServiceServer::new(api::SecretsApi::new(
-                self.vault.clone(),
-            )))
-            .add_service(IdentityServiceServer::new(api::IdentityApi::new(
-                self.store.clone(),
-                self.config.token_ttl,
-            )))
+            .add_service(ProjectsServiceServer::new(api::ProjectsApi::new(self.vault.clone())))
+            .add_service(SecretsServiceServer::new(api::SecretsApi::new(self.vault.clone())))
+            .add_service(IdentityServiceServer::new(api::IdentityApi::new(self.store.clone(), self.config.token_ttl)))
             .add_service(EventsServiceServer::new(api::EventsApi))
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi))
             .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
             .await?;
         tracing::info!("hush stopped");
         Ok(())
@@ -157,10 +132,6 @@ fn cors(origins: &[String]) -> CorsLayer {
             header("grpc-timeout"),
             header("last-event-id"),
         ])
-        .expose_headers([
-            header("grpc-status"),
-            header("grpc-message"),
-            header("grpc-status-details-bin"),
-        ])
+        .expose_headers([header("grpc-status"), header("grpc-message"), header("grpc-status-details-bin")])
         .max_age(CORS_MAX_AGE)
 }

@@ -38,16 +38,8 @@ async fn cli_logs_in_and_manages_secrets() {
     let bad = ["login", "--server", &url, "--client-id", &server.bootstrap.client_id, "--client-secret", "nope"];
     assert!(hush(dir, &bad).await.unwrap_err().contains("Unauthenticated"));
 
-    let login = [
-        "login",
-        "--server",
-        &url,
-        "--client-id",
-        &server.bootstrap.client_id,
-        "--client-secret",
-        &server.bootstrap.client_secret,
-    ];
-    hush(dir, &login).await.unwrap();
+    let bootstrap = server.data_dir.path().join("bootstrap.json");
+    hush(dir, &["login", "--server", &url, "--from-file", bootstrap.to_str().unwrap()]).await.unwrap();
     let project = hush(dir, &["projects", "create", "cli-demo"]).await.unwrap().trim().to_owned();
     assert!(uuid::Uuid::parse_str(&project).is_ok(), "prints the new project's id: {project}");
     assert!(hush(dir, &["projects", "list"]).await.unwrap().contains("cli-demo"));
@@ -107,7 +99,8 @@ async fn serve_starts_bootstraps_and_stops_gracefully_on_sigterm() {
 
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM").unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM").unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
     let mut stderr = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await.unwrap();

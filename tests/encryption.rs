@@ -26,11 +26,7 @@ async fn sqlite_file_holds_no_plaintext_value() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         scanned += bytes.len();
-        assert!(
-            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
-            "plaintext found in {}",
-            path.display()
-        );
+        assert!(!bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()), "plaintext found in {}", path.display());
     }
     assert!(scanned > 4096, "the database was actually read");
 }

@@ -321,7 +321,11 @@ async fn deleting_an_environment_removes_its_secrets(backend: Backend) {
 
     // Recreating the environment starts empty: nothing of the old one survives.
     projects
-        .create_environment(pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "qa".into(), name: String::new() })
+        .create_environment(pb::CreateEnvironmentRequest {
+            project_id: project.clone(),
+            slug: "qa".into(),
+            name: String::new(),
+        })
         .await
         .unwrap();
     assert!(list_secrets(&mut secrets, &project, "qa", "/", false).await.unwrap().is_empty());

@@ -28,13 +28,17 @@ async fn reflection_lists_all_six_hush_services() {
     };
     let server = TestServer::start(Backend::Sqlite).await;
     let mut client = ServerReflectionClient::new(server.channel().await);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
     let response = stream.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer: {response:?}");
     };
-    let mut hush: Vec<String> = list.service.into_iter().map(|s| s.name).filter(|n| n.starts_with("hush.v1.")).collect();
+    let mut hush: Vec<String> =
+        list.service.into_iter().map(|s| s.name).filter(|n| n.starts_with("hush.v1.")).collect();
     hush.sort();
     assert_eq!(
         hush,
@@ -56,7 +60,10 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
     let status = anonymous.list_projects(pb::ListProjectsRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     let mut forged = ProjectsServiceClient::new(server.authed("hush_at_forged").await);
-    assert_eq!(forged.list_projects(pb::ListProjectsRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        forged.list_projects(pb::ListProjectsRequest::default()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 
     let wrong_secret = server.login(&server.bootstrap.client_id, "hush_cs_wrong").await.unwrap_err();
     assert_eq!(wrong_secret.code(), Code::Unauthenticated);
@@ -112,7 +119,12 @@ fn grpc_web_frames(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
 
 /// Sends one grpc-web unary call over a fresh HTTP/1.1 connection.
 /// Returns the data frames and the grpc-status, from the headers (trailers-only answers) or the trailer frame.
-async fn grpc_web_call(server: &TestServer, path: &str, token: Option<&str>, message: &impl Message) -> (Vec<Vec<u8>>, String) {
+async fn grpc_web_call(
+    server: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    message: &impl Message,
+) -> (Vec<Vec<u8>>, String) {
     use http_body_util::{BodyExt, Full};
     let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (mut sender, connection) =
@@ -137,9 +149,8 @@ async fn grpc_web_call(server: &TestServer, path: &str, token: Option<&str>, mes
     assert!(response.headers().contains_key("access-control-allow-origin"), "CORS headers for browsers");
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let (data, trailers) = grpc_web_frames(&body);
-    let trailer_status = trailers
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("grpc-status:").map(|v| v.trim().to_owned()));
+    let trailer_status =
+        trailers.lines().find_map(|line| line.trim().strip_prefix("grpc-status:").map(|v| v.trim().to_owned()));
     (data, header_status.or(trailer_status).expect("a grpc-status"))
 }
 
@@ -156,7 +167,8 @@ async fn grpc_web_unary_calls_work_over_http1() {
     assert_eq!(created.environments.len(), 3);
 
     let (data, grpc_status) =
-        grpc_web_call(&server, "/hush.v1.ProjectsService/ListProjects", None, &pb::ListProjectsRequest::default()).await;
+        grpc_web_call(&server, "/hush.v1.ProjectsService/ListProjects", None, &pb::ListProjectsRequest::default())
+            .await;
     assert!(data.is_empty());
     assert_eq!(grpc_status, (Code::Unauthenticated as i32).to_string());
 }

@@ -40,7 +40,10 @@ async fn bad_input_is_rejected_naming_the_field(backend: Backend) {
         assert_invalid(status, "secret_path");
     }
     let too_deep = "/d".repeat(21);
-    assert_invalid(secrets.create_secret(create(&project, "dev", &too_deep, "K", "v")).await.unwrap_err(), "secret_path");
+    assert_invalid(
+        secrets.create_secret(create(&project, "dev", &too_deep, "K", "v")).await.unwrap_err(),
+        "secret_path",
+    );
     for key in ["", "has space", "semi;colon", &"k".repeat(257)] {
         assert_invalid(secrets.create_secret(create(&project, "dev", "/", key, "v")).await.unwrap_err(), "key");
     }
@@ -63,7 +66,8 @@ async fn bad_input_is_rejected_naming_the_field(backend: Backend) {
         .await
         .unwrap_err();
     assert_invalid(status, "value");
-    let folder = pb::CreateFolderRequest { project_id: project.clone(), environment: "dev".into(), path: "/x/../y".into() };
+    let folder =
+        pb::CreateFolderRequest { project_id: project.clone(), environment: "dev".into(), path: "/x/../y".into() };
     assert_invalid(secrets.create_folder(folder).await.unwrap_err(), "path");
     let get = pb::GetSecretRequest {
         project_id: "not-a-uuid".into(),
@@ -75,7 +79,8 @@ async fn bad_input_is_rejected_naming_the_field(backend: Backend) {
     };
     assert_invalid(secrets.get_secret(get).await.unwrap_err(), "project_id");
     let mut projects = server.admin_projects().await;
-    let env = pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "Has Caps".into(), name: String::new() };
+    let env =
+        pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "Has Caps".into(), name: String::new() };
     assert_invalid(projects.create_environment(env).await.unwrap_err(), "slug");
     assert_invalid(projects.create_project(pb::CreateProjectRequest { name: " ".into() }).await.unwrap_err(), "name");
 

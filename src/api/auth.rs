@@ -26,32 +26,19 @@ const PUBLIC_PATHS: &[&str] = &[
 ];
 
 fn is_public(path: &str) -> bool {
-    PUBLIC_PATHS.iter().any(|p| {
-        if p.ends_with('/') {
-            path.starts_with(p)
-        } else {
-            path == *p
-        }
-    })
+    PUBLIC_PATHS.iter().any(|p| if p.ends_with('/') { path.starts_with(p) } else { path == *p })
 }
 
 /// The bearer token of a request, if it carries one.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// The caller of an authenticated RPC. Fails only if the auth layer was bypassed, which is a wiring bug.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+    request.extensions().get::<Principal>().cloned().ok_or_else(|| Status::unauthenticated("missing bearer token"))
 }
 
 /// Layer that authenticates every request outside [`PUBLIC_PATHS`].
@@ -71,10 +58,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            store: self.store.clone(),
-        }
+        Authenticate { inner, store: self.store.clone() }
     }
 }
 
@@ -110,10 +94,9 @@ where
                 return inner.call(request).await;
             }
             let Some(token) = bearer(request.headers()) else {
-                return Ok(Status::unauthenticated(
-                    "missing bearer token: send 'authorization: Bearer <token>'",
-                )
-                .into_http());
+                return Ok(
+                    Status::unauthenticated("missing bearer token: send 'authorization: Bearer <token>'").into_http()
+                );
             };
             match identity::authenticate(&store, token).await {
                 Ok(principal) => {

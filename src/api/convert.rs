@@ -6,27 +6,19 @@ use zeroize::Zeroizing;
 use crate::{
     pb,
     secrets::{
-        EnvironmentRecord, FolderRecord, ImportRecord, ProjectRecord, SecretAddress, SecretInput,
-        SecretRecord, VersionRecord,
+        EnvironmentRecord, FolderRecord, ImportRecord, ProjectRecord, SecretAddress, SecretInput, SecretRecord,
+        VersionRecord,
     },
 };
 
 /// A protobuf timestamp for a UTC time.
 pub fn timestamp(time: DateTime<Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    })
+    Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 })
 }
 
 impl From<ProjectRecord> for pb::Project {
     fn from(p: ProjectRecord) -> Self {
-        Self {
-            id: p.id,
-            org_id: p.org_id,
-            name: p.name,
-            create_time: timestamp(p.created_at),
-        }
+        Self { id: p.id, org_id: p.org_id, name: p.name, create_time: timestamp(p.created_at) }
     }
 }
 
@@ -56,12 +48,9 @@ impl From<SecretRecord> for pb::Secret {
             comment: s.comment,
             create_time: timestamp(s.created_at),
             update_time: timestamp(s.updated_at),
-            imported_from: s.imported_from.map(|(environment, secret_path)| {
-                pb::SecretImportSource {
-                    environment,
-                    secret_path,
-                }
-            }),
+            imported_from: s
+                .imported_from
+                .map(|(environment, secret_path)| pb::SecretImportSource { environment, secret_path }),
         }
     }
 }
@@ -105,11 +94,7 @@ impl From<ImportRecord> for pb::SecretImport {
 
 impl From<pb::SecretInput> for SecretInput {
     fn from(s: pb::SecretInput) -> Self {
-        Self {
-            key: s.key,
-            value: Zeroizing::new(s.value),
-            comment: s.comment,
-        }
+        Self { key: s.key, value: Zeroizing::new(s.value), comment: s.comment }
     }
 }
 

@@ -23,18 +23,9 @@ impl IdentityApi {
 
 #[tonic::async_trait]
 impl IdentityService for IdentityApi {
-    async fn login(
-        &self,
-        request: Request<pb::LoginRequest>,
-    ) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let req = request.get_ref();
-        let outcome = identity::login(
-            &self.store,
-            &req.client_id,
-            &req.client_secret,
-            self.token_ttl,
-        )
-        .await?;
+        let outcome = identity::login(&self.store, &req.client_id, &req.client_secret, self.token_ttl).await?;
         Ok(Response::new(pb::LoginResponse {
             access_token: outcome.access_token,
             expires_at: timestamp(outcome.expires_at),

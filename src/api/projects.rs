@@ -24,10 +24,7 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
         let caller = principal(&request)?;
-        let (project, envs) = self
-            .vault
-            .create_project(&caller.org_id, &request.get_ref().name)
-            .await?;
+        let (project, envs) = self.vault.create_project(&caller.org_id, &request.get_ref().name).await?;
         Ok(Response::new(pb::CreateProjectResponse {
             project: Some(project.into()),
             environments: envs.into_iter().map(Into::into).collect(),
@@ -39,13 +36,8 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::GetProjectResponse>, Status> {
         let caller = principal(&request)?;
-        let project = self
-            .vault
-            .get_project(&caller.org_id, &request.get_ref().project_id)
-            .await?;
-        Ok(Response::new(pb::GetProjectResponse {
-            project: Some(project.into()),
-        }))
+        let project = self.vault.get_project(&caller.org_id, &request.get_ref().project_id).await?;
+        Ok(Response::new(pb::GetProjectResponse { project: Some(project.into()) }))
     }
 
     async fn list_projects(
@@ -54,10 +46,7 @@ impl ProjectsService for ProjectsApi {
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let page = self
-            .vault
-            .list_projects(&caller.org_id, req.page_size, &req.page_token)
-            .await?;
+        let page = self.vault.list_projects(&caller.org_id, req.page_size, &req.page_token).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: page.projects.into_iter().map(Into::into).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -69,9 +58,7 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::DeleteProjectRequest>,
     ) -> Result<Response<pb::DeleteProjectResponse>, Status> {
         let caller = principal(&request)?;
-        self.vault
-            .delete_project(&caller.org_id, &request.get_ref().project_id)
-            .await?;
+        self.vault.delete_project(&caller.org_id, &request.get_ref().project_id).await?;
         Ok(Response::new(pb::DeleteProjectResponse {}))
     }
 
@@ -81,13 +68,8 @@ impl ProjectsService for ProjectsApi {
     ) -> Result<Response<pb::CreateEnvironmentResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let env = self
-            .vault
-            .create_environment(&caller.org_id, &req.project_id, &req.slug, &req.name)
-            .await?;
-        Ok(Response::new(pb::CreateEnvironmentResponse {
-            environment: Some(env.into()),
-        }))
+        let env = self.vault.create_environment(&caller.org_id, &req.project_id, &req.slug, &req.name).await?;
+        Ok(Response::new(pb::CreateEnvironmentResponse { environment: Some(env.into()) }))
     }
 
     async fn list_environments(
@@ -95,13 +77,8 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::ListEnvironmentsRequest>,
     ) -> Result<Response<pb::ListEnvironmentsResponse>, Status> {
         let caller = principal(&request)?;
-        let envs = self
-            .vault
-            .list_environments(&caller.org_id, &request.get_ref().project_id)
-            .await?;
-        Ok(Response::new(pb::ListEnvironmentsResponse {
-            environments: envs.into_iter().map(Into::into).collect(),
-        }))
+        let envs = self.vault.list_environments(&caller.org_id, &request.get_ref().project_id).await?;
+        Ok(Response::new(pb::ListEnvironmentsResponse { environments: envs.into_iter().map(Into::into).collect() }))
     }
 
     async fn delete_environment(
@@ -110,12 +87,7 @@ impl ProjectsService for ProjectsApi {
     ) -> Result<Response<pb::DeleteEnvironmentResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let deleted = self
-            .vault
-            .delete_environment(&caller.org_id, &req.project_id, &req.environment)
-            .await?;
-        Ok(Response::new(pb::DeleteEnvironmentResponse {
-            deleted_secrets: deleted as i64,
-        }))
+        let deleted = self.vault.delete_environment(&caller.org_id, &req.project_id, &req.environment).await?;
+        Ok(Response::new(pb::DeleteEnvironmentResponse { deleted_secrets: deleted as i64 }))
     }
 }

@@ -33,13 +33,8 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::CreateSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self
-            .vault
-            .create_secret(&caller.org_id, &req.address(), &req.value, &req.comment)
-            .await?;
-        Ok(Response::new(pb::CreateSecretResponse {
-            secret: Some(secret.into()),
-        }))
+        let secret = self.vault.create_secret(&caller.org_id, &req.address(), &req.value, &req.comment).await?;
+        Ok(Response::new(pb::CreateSecretResponse { secret: Some(secret.into()) }))
     }
 
     async fn get_secret(
@@ -48,18 +43,8 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self
-            .vault
-            .get_secret(
-                &caller.org_id,
-                &req.address(),
-                req.include_imports,
-                req.version,
-            )
-            .await?;
-        Ok(Response::new(pb::GetSecretResponse {
-            secret: Some(secret.into()),
-        }))
+        let secret = self.vault.get_secret(&caller.org_id, &req.address(), req.include_imports, req.version).await?;
+        Ok(Response::new(pb::GetSecretResponse { secret: Some(secret.into()) }))
     }
 
     async fn update_secret(
@@ -68,18 +53,9 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::UpdateSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self
-            .vault
-            .update_secret(
-                &caller.org_id,
-                &req.address(),
-                &req.value,
-                req.comment.as_deref(),
-            )
-            .await?;
-        Ok(Response::new(pb::UpdateSecretResponse {
-            secret: Some(secret.into()),
-        }))
+        let secret =
+            self.vault.update_secret(&caller.org_id, &req.address(), &req.value, req.comment.as_deref()).await?;
+        Ok(Response::new(pb::UpdateSecretResponse { secret: Some(secret.into()) }))
     }
 
     async fn delete_secret(
@@ -87,9 +63,7 @@ impl SecretsService for SecretsApi {
         request: Request<pb::DeleteSecretRequest>,
     ) -> Result<Response<pb::DeleteSecretResponse>, Status> {
         let caller = principal(&request)?;
-        self.vault
-            .delete_secret(&caller.org_id, &request.get_ref().address())
-            .await?;
+        self.vault.delete_secret(&caller.org_id, &request.get_ref().address()).await?;
         Ok(Response::new(pb::DeleteSecretResponse {}))
     }
 
@@ -110,9 +84,7 @@ impl SecretsService for SecretsApi {
                 req.recursive,
             )
             .await?;
-        Ok(Response::new(pb::ListSecretsResponse {
-            secrets: secrets.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::ListSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
 
     async fn batch_create_secrets(
@@ -131,9 +103,7 @@ impl SecretsService for SecretsApi {
                 &inputs(req.secrets),
             )
             .await?;
-        Ok(Response::new(pb::BatchCreateSecretsResponse {
-            secrets: secrets.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::BatchCreateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
 
     async fn batch_update_secrets(
@@ -152,9 +122,7 @@ impl SecretsService for SecretsApi {
                 &inputs(req.secrets),
             )
             .await?;
-        Ok(Response::new(pb::BatchUpdateSecretsResponse {
-            secrets: secrets.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::BatchUpdateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
 
     async fn batch_delete_secrets(
@@ -164,13 +132,7 @@ impl SecretsService for SecretsApi {
         let caller = principal(&request)?;
         let req = request.get_ref();
         self.vault
-            .batch_delete_secrets(
-                &caller.org_id,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
-                &req.keys,
-            )
+            .batch_delete_secrets(&caller.org_id, &req.project_id, &req.environment, &req.secret_path, &req.keys)
             .await?;
         Ok(Response::new(pb::BatchDeleteSecretsResponse {}))
     }
@@ -180,13 +142,8 @@ impl SecretsService for SecretsApi {
         request: Request<pb::ListSecretVersionsRequest>,
     ) -> Result<Response<pb::ListSecretVersionsResponse>, Status> {
         let caller = principal(&request)?;
-        let versions = self
-            .vault
-            .list_secret_versions(&caller.org_id, &request.get_ref().address())
-            .await?;
-        Ok(Response::new(pb::ListSecretVersionsResponse {
-            versions: versions.into_iter().map(Into::into).collect(),
-        }))
+        let versions = self.vault.list_secret_versions(&caller.org_id, &request.get_ref().address()).await?;
+        Ok(Response::new(pb::ListSecretVersionsResponse { versions: versions.into_iter().map(Into::into).collect() }))
     }
 
     async fn rollback_secret(
@@ -195,13 +152,8 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::RollbackSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self
-            .vault
-            .rollback_secret(&caller.org_id, &req.address(), req.version)
-            .await?;
-        Ok(Response::new(pb::RollbackSecretResponse {
-            secret: Some(secret.into()),
-        }))
+        let secret = self.vault.rollback_secret(&caller.org_id, &req.address(), req.version).await?;
+        Ok(Response::new(pb::RollbackSecretResponse { secret: Some(secret.into()) }))
     }
 
     async fn create_folder(
@@ -210,13 +162,8 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::CreateFolderResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let folder = self
-            .vault
-            .create_folder(&caller.org_id, &req.project_id, &req.environment, &req.path)
-            .await?;
-        Ok(Response::new(pb::CreateFolderResponse {
-            folder: Some(folder.into()),
-        }))
+        let folder = self.vault.create_folder(&caller.org_id, &req.project_id, &req.environment, &req.path).await?;
+        Ok(Response::new(pb::CreateFolderResponse { folder: Some(folder.into()) }))
     }
 
     async fn list_folders(
@@ -227,17 +174,9 @@ impl SecretsService for SecretsApi {
         let req = request.get_ref();
         let folders = self
             .vault
-            .list_folders(
-                &caller.org_id,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
-                req.recursive,
-            )
+            .list_folders(&caller.org_id, &req.project_id, &req.environment, &req.secret_path, req.recursive)
             .await?;
-        Ok(Response::new(pb::ListFoldersResponse {
-            folders: folders.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::ListFoldersResponse { folders: folders.into_iter().map(Into::into).collect() }))
     }
 
     async fn delete_folder(
@@ -246,13 +185,8 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let deleted = self
-            .vault
-            .delete_folder(&caller.org_id, &req.project_id, &req.environment, &req.path)
-            .await?;
-        Ok(Response::new(pb::DeleteFolderResponse {
-            deleted_secrets: deleted as i64,
-        }))
+        let deleted = self.vault.delete_folder(&caller.org_id, &req.project_id, &req.environment, &req.path).await?;
+        Ok(Response::new(pb::DeleteFolderResponse { deleted_secrets: deleted as i64 }))
     }
 
     async fn create_secret_import(
@@ -272,9 +206,7 @@ impl SecretsService for SecretsApi {
                 &req.import_path,
             )
             .await?;
-        Ok(Response::new(pb::CreateSecretImportResponse {
-            secret_import: Some(import.into()),
-        }))
+        Ok(Response::new(pb::CreateSecretImportResponse { secret_import: Some(import.into()) }))
     }
 
     async fn list_secret_imports(
@@ -283,15 +215,8 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::ListSecretImportsResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let imports = self
-            .vault
-            .list_secret_imports(
-                &caller.org_id,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
-            )
-            .await?;
+        let imports =
+            self.vault.list_secret_imports(&caller.org_id, &req.project_id, &req.environment, &req.secret_path).await?;
         Ok(Response::new(pb::ListSecretImportsResponse {
             secret_imports: imports.into_iter().map(Into::into).collect(),
         }))
@@ -303,9 +228,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::DeleteSecretImportResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        self.vault
-            .delete_secret_import(&caller.org_id, &req.project_id, &req.secret_import_id)
-            .await?;
+        self.vault.delete_secret_import(&caller.org_id, &req.project_id, &req.secret_import_id).await?;
         Ok(Response::new(pb::DeleteSecretImportResponse {}))
     }
 }

@@ -37,23 +37,15 @@ pub async fn authed(server: Option<&str>) -> anyhow::Result<AuthedChannel> {
         (Some(token), server) => (server.unwrap_or(DEFAULT_SERVER).to_owned(), token),
         (None, server) => {
             let session = Session::load()?;
-            (
-                server.map_or(session.server, str::to_owned),
-                session.access_token,
-            )
+            (server.map_or(session.server, str::to_owned), session.access_token)
         }
     };
-    let header: MetadataValue<_> = format!("Bearer {token}")
-        .parse()
-        .context("token is not a valid header value")?;
+    let header: MetadataValue<_> = format!("Bearer {token}").parse().context("token is not a valid header value")?;
     let channel = connect(&server).await?;
-    let interceptor: Box<
-        dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync,
-    > = Box::new(move |mut request: tonic::Request<()>| {
-        request
-            .metadata_mut()
-            .insert("authorization", header.clone());
-        Ok(request)
-    });
+    let interceptor: Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync> =
+        Box::new(move |mut request: tonic::Request<()>| {
+            request.metadata_mut().insert("authorization", header.clone());
+            Ok(request)
+        });
     Ok(InterceptedService::new(channel, interceptor))
 }

@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 
 use super::{Session, client};
 use crate::pb::{
-    self, identity_service_client::IdentityServiceClient,
-    projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient,
+    self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
+    secrets_service_client::SecretsServiceClient,
 };
 
 /// Turns a gRPC error into a one-line CLI error.
@@ -20,39 +20,44 @@ pub struct LoginArgs {
     #[arg(long, env = "HUSH_SERVER", default_value = client::DEFAULT_SERVER)]
     server: String,
     /// Client id of the machine identity.
-    #[arg(long, env = "HUSH_CLIENT_ID")]
-    client_id: String,
+    #[arg(long, env = "HUSH_CLIENT_ID", required_unless_present = "from_file")]
+    client_id: Option<String>,
     /// Client secret of the machine identity.
-    #[arg(long, env = "HUSH_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "HUSH_CLIENT_SECRET", hide_env_values = true, required_unless_present = "from_file")]
+    client_secret: Option<String>,
+    /// Read `client_id` and `client_secret` from a JSON file such as `<data-dir>/bootstrap.json`.
+    #[arg(long, conflicts_with_all = ["client_id", "client_secret"])]
+    from_file: Option<std::path::PathBuf>,
+}
+
+/// Client credentials as stored in a JSON file.
+#[derive(serde::Deserialize)]
+struct CredentialsFile {
+    client_id: String,
     client_secret: String,
 }
 
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let (client_id, client_secret) = match (&args.from_file, args.client_id, args.client_secret) {
+        (Some(path), _, _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let file: CredentialsFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} has no client_id/client_secret", path.display()))?;
+            (file.client_id, file.client_secret)
+        }
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => anyhow::bail!("give --client-id and --client-secret, or --from-file"),
+    };
     let mut client = IdentityServiceClient::new(client::connect(&args.server).await?);
-    let response = client
-        .login(pb::LoginRequest {
-            client_id: args.client_id,
-            client_secret: args.client_secret,
-        })
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let response = client.login(pb::LoginRequest { client_id, client_secret }).await.map_err(rpc)?.into_inner();
     let expires_at = response
         .expires_at
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
-    let session = Session {
-        server: args.server,
-        access_token: response.access_token,
-        expires_at,
-    };
+    let session = Session { server: args.server, access_token: response.access_token, expires_at };
     let path = session.save()?;
-    eprintln!(
-        "logged in; token saved to {} (expires {})",
-        path.display(),
-        session.expires_at
-    );
+    eprintln!("logged in; token saved to {} (expires {})", path.display(), session.expires_at);
     Ok(())
 }
 
@@ -83,25 +88,16 @@ pub enum ProjectsCommand {
 pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
     match command {
         ProjectsCommand::Create { name, target } => {
-            let mut client =
-                ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
-            let response = client
-                .create_project(pb::CreateProjectRequest { name })
-                .await
-                .map_err(rpc)?
-                .into_inner();
+            let mut client = ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
+            let response = client.create_project(pb::CreateProjectRequest { name }).await.map_err(rpc)?.into_inner();
             println!("{}", response.project.context("server sent no project")?.id);
         }
         ProjectsCommand::List { target } => {
-            let mut client =
-                ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
+            let mut client = ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
             let mut page_token = String::new();
             loop {
                 let page = client
-                    .list_projects(pb::ListProjectsRequest {
-                        page_size: 0,
-                        page_token,
-                    })
+                    .list_projects(pb::ListProjectsRequest { page_size: 0, page_token })
                     .await
                     .map_err(rpc)?
                     .into_inner();
@@ -175,8 +171,7 @@ pub enum SecretsCommand {
 pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
         SecretsCommand::Set { key, value, folder } => {
-            let mut client =
-                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
             let create = pb::CreateSecretRequest {
                 project_id: folder.project.clone(),
                 environment: folder.environment.clone(),
@@ -196,25 +191,15 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                         value,
                         comment: None,
                     };
-                    client
-                        .update_secret(update)
-                        .await
-                        .map_err(rpc)?
-                        .into_inner()
-                        .secret
+                    client.update_secret(update).await.map_err(rpc)?.into_inner().secret
                 }
                 Err(status) => return Err(rpc(status)),
             };
             let secret = secret.context("server sent no secret")?;
             eprintln!("{} is at version {}", secret.key, secret.version);
         }
-        SecretsCommand::Get {
-            key,
-            include_imports,
-            folder,
-        } => {
-            let mut client =
-                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+        SecretsCommand::Get { key, include_imports, folder } => {
+            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
             let request = pb::GetSecretRequest {
                 project_id: folder.project,
                 environment: folder.environment,
@@ -223,20 +208,11 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 include_imports,
                 version: 0,
             };
-            let secret = client
-                .get_secret(request)
-                .await
-                .map_err(rpc)?
-                .into_inner()
-                .secret;
+            let secret = client.get_secret(request).await.map_err(rpc)?.into_inner().secret;
             println!("{}", secret.context("server sent no secret")?.value);
         }
-        SecretsCommand::List {
-            include_imports,
-            folder,
-        } => {
-            let mut client =
-                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+        SecretsCommand::List { include_imports, folder } => {
+            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
             let request = pb::ListSecretsRequest {
                 project_id: folder.project,
                 environment: folder.environment,
@@ -244,19 +220,12 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 include_imports,
                 recursive: false,
             };
-            for secret in client
-                .list_secrets(request)
-                .await
-                .map_err(rpc)?
-                .into_inner()
-                .secrets
-            {
+            for secret in client.list_secrets(request).await.map_err(rpc)?.into_inner().secrets {
                 println!("{}={}", secret.key, secret.value);
             }
         }
         SecretsCommand::Delete { key, folder } => {
-            let mut client =
-                SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
             let request = pb::DeleteSecretRequest {
                 project_id: folder.project,
                 environment: folder.environment,

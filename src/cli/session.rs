@@ -21,9 +21,7 @@ impl Session {
     pub fn path() -> anyhow::Result<PathBuf> {
         let dir = match std::env::var_os("HUSH_CONFIG_DIR") {
             Some(dir) => PathBuf::from(dir),
-            None => dirs::config_dir()
-                .context("no user config directory; set HUSH_CONFIG_DIR")?
-                .join("hush"),
+            None => dirs::config_dir().context("no user config directory; set HUSH_CONFIG_DIR")?.join("hush"),
         };
         Ok(dir.join("session.json"))
     }
@@ -31,12 +29,8 @@ impl Session {
     /// Reads the saved session.
     pub fn load() -> anyhow::Result<Self> {
         let path = Self::path()?;
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "not logged in ({} missing): run `hush login` first",
-                path.display()
-            )
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("not logged in ({} missing): run `hush login` first", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
     }
 
@@ -44,8 +38,7 @@ impl Session {
     pub fn save(&self) -> anyhow::Result<PathBuf> {
         let path = Self::path()?;
         let json = serde_json::to_vec_pretty(self)?;
-        crate::fs_private::write_private(&path, &json)
-            .with_context(|| format!("writing {}", path.display()))?;
+        crate::fs_private::write_private(&path, &json).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 }

@@ -37,13 +37,7 @@ fn seal(key: &[u8; KEY_LEN], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
     let ciphertext = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
         .expect("AES-GCM encryption cannot fail for in-memory buffers below 64 GiB");
     let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
     sealed.extend_from_slice(&nonce);
@@ -60,13 +54,7 @@ fn open(key: &[u8; KEY_LEN], sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
     cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
-        )
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
         .map(Zeroizing::new)
         .map_err(|_| CryptoError::Authentication)
 }
@@ -129,11 +117,7 @@ impl DataKey {
     }
 
     /// Opens a secret value sealed for the record named by `binding`.
-    pub fn open_value(
-        &self,
-        binding: ValueBinding<'_>,
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    pub fn open_value(&self, binding: ValueBinding<'_>, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         open(&self.0, sealed, &binding.encode())
     }
 }
@@ -143,31 +127,16 @@ mod tests {
     use super::*;
 
     fn binding(key: &str, version: i32) -> ValueBinding<'_> {
-        ValueBinding {
-            project_id: "p",
-            environment_id: "e",
-            path: "/api",
-            key,
-            version,
-        }
+        ValueBinding { project_id: "p", environment_id: "e", path: "/api", key, version }
     }
 
     #[test]
     fn value_round_trips_only_under_its_own_binding() {
         let dk = DataKey::generate();
         let sealed = dk.seal_value(binding("A", 1), b"hunter2");
-        assert_eq!(
-            dk.open_value(binding("A", 1), &sealed).unwrap().as_slice(),
-            b"hunter2"
-        );
-        assert_eq!(
-            dk.open_value(binding("B", 1), &sealed).unwrap_err(),
-            CryptoError::Authentication
-        );
-        assert_eq!(
-            dk.open_value(binding("A", 2), &sealed).unwrap_err(),
-            CryptoError::Authentication
-        );
+        assert_eq!(dk.open_value(binding("A", 1), &sealed).unwrap().as_slice(), b"hunter2");
+        assert_eq!(dk.open_value(binding("B", 1), &sealed).unwrap_err(), CryptoError::Authentication);
+        assert_eq!(dk.open_value(binding("A", 2), &sealed).unwrap_err(), CryptoError::Authentication);
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
     }
 
@@ -175,23 +144,14 @@ mod tests {
     fn tampered_or_truncated_values_fail() {
         let dk = DataKey::generate();
         let mut sealed = dk.seal_value(binding("A", 1), b"v");
-        assert_eq!(
-            dk.open_value(binding("A", 1), &sealed[..10]).unwrap_err(),
-            CryptoError::Truncated
-        );
+        assert_eq!(dk.open_value(binding("A", 1), &sealed[..10]).unwrap_err(), CryptoError::Truncated);
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
-        assert_eq!(
-            dk.open_value(binding("A", 1), &sealed).unwrap_err(),
-            CryptoError::Authentication
-        );
+        assert_eq!(dk.open_value(binding("A", 1), &sealed).unwrap_err(), CryptoError::Authentication);
     }
 
     #[test]
     fn associated_data_is_unambiguous() {
-        assert_ne!(
-            associated_data("d", &[b"a/b", b"c"]),
-            associated_data("d", &[b"a", b"b/c"])
-        );
+        assert_ne!(associated_data("d", &[b"a/b", b"c"]), associated_data("d", &[b"a", b"b/c"]));
     }
 }

@@ -29,30 +29,19 @@ pub enum RootKeyError {
 impl RootKey {
     /// Parses base64 (standard alphabet, padded) of 32 bytes.
     pub fn from_base64(encoded: &str) -> Result<Self, RootKeyError> {
-        let bytes = Zeroizing::new(
-            STANDARD
-                .decode(encoded.trim())
-                .map_err(|_| RootKeyError::Malformed)?,
-        );
-        let key: [u8; KEY_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| RootKeyError::Malformed)?;
+        let bytes = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| RootKeyError::Malformed)?);
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| RootKeyError::Malformed)?;
         Ok(Self(Zeroizing::new(key)))
     }
 
     /// Reads the key file, or creates it with a fresh random key (mode 0600) when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, RootKeyError> {
-        let io_err = |source| RootKeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io_err = |source| RootKeyError::Io { path: path.display().to_string(), source };
         match std::fs::read_to_string(path) {
             Ok(text) => Self::from_base64(&text),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 let key = DataKey::generate();
-                crate::fs_private::write_private(path, STANDARD.encode(key.0.as_ref()).as_bytes())
-                    .map_err(io_err)?;
+                crate::fs_private::write_private(path, STANDARD.encode(key.0.as_ref()).as_bytes()).map_err(io_err)?;
                 Ok(Self(key.0))
             }
             Err(err) => Err(io_err(err)),
@@ -67,10 +56,7 @@ impl RootKey {
     /// Opens a project's data key sealed by [`RootKey::seal_data_key`].
     pub fn open_data_key(&self, project_id: &str, sealed: &[u8]) -> Result<DataKey, CryptoError> {
         let plain = open(&self.0, sealed, &data_key_binding(project_id))?;
-        let key: [u8; KEY_LEN] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::Truncated)?;
+        let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| CryptoError::Truncated)?;
         Ok(DataKey(Zeroizing::new(key)))
     }
 }
@@ -85,14 +71,8 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_and_bad_base64() {
-        assert!(matches!(
-            RootKey::from_base64("AAAA"),
-            Err(RootKeyError::Malformed)
-        ));
-        assert!(matches!(
-            RootKey::from_base64("not base64!"),
-            Err(RootKeyError::Malformed)
-        ));
+        assert!(matches!(RootKey::from_base64("AAAA"), Err(RootKeyError::Malformed)));
+        assert!(matches!(RootKey::from_base64("not base64!"), Err(RootKeyError::Malformed)));
         assert!(RootKey::from_base64(&STANDARD.encode([7u8; 32])).is_ok());
     }
 

@@ -44,13 +44,9 @@ pub async fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<PathBuf>
     let client_id = uuid::Uuid::new_v4().to_string();
     let client_secret = credentials::generate(credentials::CLIENT_SECRET_PREFIX);
 
-    org::ActiveModel {
-        id: Set(org_id.clone()),
-        name: Set("default".into()),
-        created_at: Set(now),
-    }
-    .insert(&*txn)
-    .await?;
+    org::ActiveModel { id: Set(org_id.clone()), name: Set("default".into()), created_at: Set(now) }
+        .insert(&*txn)
+        .await?;
     identity::ActiveModel {
         id: Set(identity_id.clone()),
         org_id: Set(org_id.clone()),
@@ -76,20 +72,13 @@ pub async fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<PathBuf>
     .insert(&*txn)
     .await?;
 
-    let creds = BootstrapCredentials {
-        client_id,
-        client_secret,
-        org_id,
-        identity_id,
-    };
+    let creds = BootstrapCredentials { client_id, client_secret, org_id, identity_id };
     let path = data_dir.join(BOOTSTRAP_FILE);
     let json = serde_json::to_vec_pretty(&creds).expect("plain strings serialize");
     // Write the file before committing: if it cannot be written, the org is not created and the next start
     // tries again, instead of leaving an admin nobody knows the secret of.
-    crate::fs_private::write_private(&path, &json).map_err(|source| IdentityError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    crate::fs_private::write_private(&path, &json)
+        .map_err(|source| IdentityError::Io { path: path.display().to_string(), source })?;
     txn.commit().await?;
     Ok(Some(path))
 }

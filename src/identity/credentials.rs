@@ -21,10 +21,7 @@ pub fn generate(prefix: &str) -> String {
 /// The stored form of a credential. The input has 256 bits of entropy, so a plain SHA-256 is enough:
 /// there is nothing for a slow hash to protect against.
 pub fn hash(credential: &str) -> String {
-    Sha256::digest(credential.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(credential.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The part of a client secret that may be shown again after creation.

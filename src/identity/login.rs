@@ -73,12 +73,7 @@ pub async fn login(
     .insert(&*txn)
     .await?;
     txn.commit().await?;
-    Ok(LoginOutcome {
-        access_token,
-        expires_at,
-        identity_id: identity.id,
-        org_id: identity.org_id,
-    })
+    Ok(LoginOutcome { access_token, expires_at, identity_id: identity.id, org_id: identity.org_id })
 }
 
 /// Resolves a bearer token to the identity behind it. Revocation and identity deletion apply to the next call
@@ -95,10 +90,5 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, Ident
     if token_row.revoked_at.is_some() || token_row.expires_at <= Utc::now() {
         return Err(unauthenticated());
     }
-    Ok(Principal {
-        identity_id: identity.id,
-        org_id: identity.org_id,
-        name: identity.name,
-        token_id: token_row.id,
-    })
+    Ok(Principal { identity_id: identity.id, org_id: identity.org_id, name: identity.name, token_id: token_row.id })
 }

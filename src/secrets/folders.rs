@@ -1,9 +1,7 @@
 //! Folders: explicit rows for every path below the root, so empty folders exist and can be listed.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::{SecretsError, Vault, scope, scope::EnvScope, validate};
 use crate::store::entities::{folder, secret, secret_import};
@@ -25,19 +23,10 @@ impl FolderRecord {
 }
 
 fn folder_record(scope: &EnvScope, row: folder::Model) -> FolderRecord {
-    FolderRecord {
-        id: row.id,
-        environment: scope.env.slug.clone(),
-        path: row.path,
-        created_at: row.created_at,
-    }
+    FolderRecord { id: row.id, environment: scope.env.slug.clone(), path: row.path, created_at: row.created_at }
 }
 
-async fn find(
-    db: &impl ConnectionTrait,
-    env_id: &str,
-    path: &str,
-) -> Result<Option<folder::Model>, SecretsError> {
+async fn find(db: &impl ConnectionTrait, env_id: &str, path: &str) -> Result<Option<folder::Model>, SecretsError> {
     Ok(folder::Entity::find()
         .filter(folder::Column::EnvironmentId.eq(env_id))
         .filter(folder::Column::Path.eq(path))
@@ -72,18 +61,11 @@ pub(super) async fn ensure(
 }
 
 /// Fails with NOT_FOUND unless the folder exists (the root always does).
-pub(super) async fn require(
-    db: &impl ConnectionTrait,
-    scope: &EnvScope,
-    path: &str,
-) -> Result<(), SecretsError> {
+pub(super) async fn require(db: &impl ConnectionTrait, scope: &EnvScope, path: &str) -> Result<(), SecretsError> {
     if path == "/" || find(db, &scope.env.id, path).await?.is_some() {
         Ok(())
     } else {
-        Err(SecretsError::NotFound(format!(
-            "folder {}:{path}",
-            scope.env.slug
-        )))
+        Err(SecretsError::NotFound(format!("folder {}:{path}", scope.env.slug)))
     }
 }
 
@@ -100,14 +82,9 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
         if path == "/" || find(&*txn, &scope.env.id, &path).await?.is_some() {
-            return Err(SecretsError::AlreadyExists(format!(
-                "folder {}:{path}",
-                scope.env.slug
-            )));
+            return Err(SecretsError::AlreadyExists(format!("folder {}:{path}", scope.env.slug)));
         }
-        let row = ensure(&*txn, &scope.env.id, &path)
-            .await?
-            .expect("a non-root path has a deepest folder");
+        let row = ensure(&*txn, &scope.env.id, &path).await?.expect("a non-root path has a deepest folder");
         txn.commit().await?;
         Ok(folder_record(&scope, row))
     }
@@ -188,18 +165,9 @@ impl Vault {
             .map(|i| i.id)
             .collect();
 
-        secret::Entity::delete_many()
-            .filter(secret::Column::Id.is_in(secret_ids.clone()))
-            .exec(&*txn)
-            .await?;
-        folder::Entity::delete_many()
-            .filter(folder::Column::Id.is_in(folder_ids))
-            .exec(&*txn)
-            .await?;
-        secret_import::Entity::delete_many()
-            .filter(secret_import::Column::Id.is_in(import_ids))
-            .exec(&*txn)
-            .await?;
+        secret::Entity::delete_many().filter(secret::Column::Id.is_in(secret_ids.clone())).exec(&*txn).await?;
+        folder::Entity::delete_many().filter(folder::Column::Id.is_in(folder_ids)).exec(&*txn).await?;
+        secret_import::Entity::delete_many().filter(secret_import::Column::Id.is_in(import_ids)).exec(&*txn).await?;
         txn.commit().await?;
         Ok(secret_ids.len() as u64)
     }

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, Set};
 
 use super::{SecretRecord, SecretsError, Vault, folders, scope, scope::EnvScope, validate, values};
 use crate::store::entities::{environment, secret_import};
@@ -40,17 +38,8 @@ impl Vault {
         let import_path = validate::folder_path("import_path", raw_import_path)?;
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
-        let source_env = scope::environment_of(
-            &*txn,
-            &scope.project,
-            "import_environment",
-            import_environment,
-        )
-        .await?;
-        let source = EnvScope {
-            project: scope.project.clone(),
-            env: source_env,
-        };
+        let source_env = scope::environment_of(&*txn, &scope.project, "import_environment", import_environment).await?;
+        let source = EnvScope { project: scope.project.clone(), env: source_env };
         folders::require(&*txn, &scope, &path).await?;
         folders::require(&*txn, &source, &import_path).await?;
         if source.env.id == scope.env.id && import_path == path {
@@ -60,10 +49,7 @@ impl Vault {
             });
         }
         let existing = self.imports_of(&*txn, &scope, &path).await?;
-        if existing
-            .iter()
-            .any(|i| i.import_environment_id == source.env.id && i.import_path == import_path)
-        {
+        if existing.iter().any(|i| i.import_environment_id == source.env.id && i.import_path == import_path) {
             return Err(SecretsError::AlreadyExists(format!(
                 "import of {}:{import_path} into {}:{path}",
                 source.env.slug, scope.env.slug
@@ -100,10 +86,7 @@ impl Vault {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let slug = slugs
-                    .get(&row.import_environment_id)
-                    .cloned()
-                    .unwrap_or_default();
+                let slug = slugs.get(&row.import_environment_id).cloned().unwrap_or_default();
                 import_record(&scope, &slug, row)
             })
             .collect())
@@ -125,9 +108,7 @@ impl Vault {
             .await?
             .ok_or_else(|| SecretsError::NotFound(format!("secret import '{import_id}'")))?;
         if env.is_none_or(|e| e.project_id != project.id) {
-            return Err(SecretsError::NotFound(format!(
-                "secret import '{import_id}'"
-            )));
+            return Err(SecretsError::NotFound(format!("secret import '{import_id}'")));
         }
         row.delete(&*txn).await?;
         txn.commit().await?;
@@ -148,10 +129,7 @@ impl Vault {
             .await?)
     }
 
-    async fn environment_slugs(
-        &self,
-        scope: &EnvScope,
-    ) -> Result<BTreeMap<String, String>, SecretsError> {
+    async fn environment_slugs(&self, scope: &EnvScope) -> Result<BTreeMap<String, String>, SecretsError> {
         let envs = environment::Entity::find()
             .filter(environment::Column::ProjectId.eq(&scope.project.id))
             .all(self.store.conn())
@@ -169,16 +147,10 @@ impl Vault {
         let dk = self.data_key(&scope.project)?;
         let mut by_key = BTreeMap::new();
         for import in self.imports_of(db, scope, path).await? {
-            let Some(env) = environment::Entity::find_by_id(&import.import_environment_id)
-                .one(db)
-                .await?
-            else {
+            let Some(env) = environment::Entity::find_by_id(&import.import_environment_id).one(db).await? else {
                 continue;
             };
-            let source = EnvScope {
-                project: scope.project.clone(),
-                env,
-            };
+            let source = EnvScope { project: scope.project.clone(), env };
             // Ascending position: a later import overwrites an earlier one's key.
             for secret in values::folder_values(db, &dk, &source, &import.import_path).await? {
                 by_key.insert(secret.key.clone(), secret);
@@ -194,11 +166,7 @@ impl Vault {
         path: &str,
         key: &str,
     ) -> Result<Option<SecretRecord>, SecretsError> {
-        Ok(self
-            .imported_secrets(scope, path)
-            .await?
-            .into_iter()
-            .find(|s| s.key == key))
+        Ok(self.imported_secrets(scope, path).await?.into_iter().find(|s| s.key == key))
     }
 }
 

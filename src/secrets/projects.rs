@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::{SecretsError, Vault, scope, validate};
@@ -13,11 +12,8 @@ use crate::{
 };
 
 /// Environments every new project starts with, in display order.
-pub const DEFAULT_ENVIRONMENTS: [(&str, &str); 3] = [
-    ("dev", "Development"),
-    ("staging", "Staging"),
-    ("prod", "Production"),
-];
+pub const DEFAULT_ENVIRONMENTS: [(&str, &str); 3] =
+    [("dev", "Development"), ("staging", "Staging"), ("prod", "Production")];
 /// Page size when the request gives none.
 const DEFAULT_PAGE_SIZE: u64 = 100;
 /// Largest page a caller may ask for.
@@ -53,12 +49,7 @@ pub struct ProjectPage {
 
 impl From<project::Model> for ProjectRecord {
     fn from(m: project::Model) -> Self {
-        Self {
-            id: m.id,
-            org_id: m.org_id,
-            name: m.name,
-            created_at: m.created_at,
-        }
+        Self { id: m.id, org_id: m.org_id, name: m.name, created_at: m.created_at }
     }
 }
 
@@ -75,12 +66,7 @@ impl From<environment::Model> for EnvironmentRecord {
     }
 }
 
-fn new_environment(
-    project_id: &str,
-    slug: &str,
-    name: &str,
-    position: i32,
-) -> environment::ActiveModel {
+fn new_environment(project_id: &str, slug: &str, name: &str, position: i32) -> environment::ActiveModel {
     environment::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         project_id: Set(project_id.to_owned()),
@@ -113,26 +99,15 @@ impl Vault {
         .await?;
         let mut envs = Vec::with_capacity(DEFAULT_ENVIRONMENTS.len());
         for (position, (slug, env_name)) in DEFAULT_ENVIRONMENTS.iter().enumerate() {
-            envs.push(
-                new_environment(&id, slug, env_name, position as i32)
-                    .insert(&*txn)
-                    .await?
-                    .into(),
-            );
+            envs.push(new_environment(&id, slug, env_name, position as i32).insert(&*txn).await?.into());
         }
         txn.commit().await?;
         Ok((project.into(), envs))
     }
 
     /// Reads one project of the org.
-    pub async fn get_project(
-        &self,
-        org_id: &str,
-        project_id: &str,
-    ) -> Result<ProjectRecord, SecretsError> {
-        Ok(scope::project(self.store.conn(), org_id, project_id)
-            .await?
-            .into())
+    pub async fn get_project(&self, org_id: &str, project_id: &str) -> Result<ProjectRecord, SecretsError> {
+        Ok(scope::project(self.store.conn(), org_id, project_id).await?.into())
     }
 
     /// Lists the org's projects in creation order (ids are time-ordered UUIDv7), keyset-paginated by id.
@@ -157,26 +132,11 @@ impl Vault {
             validate::id("page_token", page_token)?;
             query = query.filter(project::Column::Id.gt(page_token));
         }
-        let rows = query
-            .order_by_asc(project::Column::Id)
-            .limit(size + 1)
-            .all(self.store.conn())
-            .await?;
+        let rows = query.order_by_asc(project::Column::Id).limit(size + 1).all(self.store.conn()).await?;
         let more = rows.len() as u64 > size;
-        let projects: Vec<ProjectRecord> = rows
-            .into_iter()
-            .take(size as usize)
-            .map(Into::into)
-            .collect();
-        let next_page_token = if more {
-            projects.last().map(|p| p.id.clone())
-        } else {
-            None
-        };
-        Ok(ProjectPage {
-            projects,
-            next_page_token,
-        })
+        let projects: Vec<ProjectRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
+        let next_page_token = if more { projects.last().map(|p| p.id.clone()) } else { None };
+        Ok(ProjectPage { projects, next_page_token })
     }
 
     /// Deletes a project and everything in it.
@@ -201,17 +161,13 @@ impl Vault {
         validate::display_name("name", name)?;
         let txn = self.store.begin_write().await?;
         let project = scope::project(&*txn, org_id, project_id).await?;
-        let existing = environment::Entity::find()
-            .filter(environment::Column::ProjectId.eq(&project.id))
-            .all(&*txn)
-            .await?;
+        let existing =
+            environment::Entity::find().filter(environment::Column::ProjectId.eq(&project.id)).all(&*txn).await?;
         if existing.iter().any(|e| e.slug == slug) {
             return Err(SecretsError::AlreadyExists(format!("environment '{slug}'")));
         }
         let position = existing.iter().map(|e| e.position + 1).max().unwrap_or(0);
-        let env = new_environment(&project.id, slug, name, position)
-            .insert(&*txn)
-            .await?;
+        let env = new_environment(&project.id, slug, name, position).insert(&*txn).await?;
         txn.commit().await?;
         Ok(env.into())
     }
@@ -233,18 +189,11 @@ impl Vault {
 
     /// Deletes an environment with its folders, secrets, versions and imports (foreign keys cascade).
     /// Returns how many secrets went with it.
-    pub async fn delete_environment(
-        &self,
-        org_id: &str,
-        project_id: &str,
-        slug: &str,
-    ) -> Result<u64, SecretsError> {
+    pub async fn delete_environment(&self, org_id: &str, project_id: &str, slug: &str) -> Result<u64, SecretsError> {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, project_id, slug).await?;
-        let secrets = secret::Entity::find()
-            .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
-            .count(&*txn)
-            .await?;
+        let secrets =
+            secret::Entity::find().filter(secret::Column::EnvironmentId.eq(&scope.env.id)).count(&*txn).await?;
         scope.env.delete(&*txn).await?;
         txn.commit().await?;
         Ok(secrets)

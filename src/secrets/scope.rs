@@ -40,9 +40,7 @@ pub async fn environment_of(
         .filter(environment::Column::Slug.eq(slug))
         .one(db)
         .await?
-        .ok_or_else(|| {
-            SecretsError::NotFound(format!("environment '{slug}' in project '{}'", project.id))
-        })
+        .ok_or_else(|| SecretsError::NotFound(format!("environment '{slug}' in project '{}'", project.id)))
 }
 
 pub async fn env_scope(
@@ -61,9 +59,6 @@ impl Vault {
     pub(super) fn data_key(&self, project: &project::Model) -> Result<DataKey, SecretsError> {
         self.root_key
             .open_data_key(&project.id, &project.sealed_data_key)
-            .map_err(|source| SecretsError::Integrity {
-                what: format!("project '{}' data key", project.id),
-                source,
-            })
+            .map_err(|source| SecretsError::Integrity { what: format!("project '{}' data key", project.id), source })
     }
 }

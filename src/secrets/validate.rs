@@ -19,10 +19,7 @@ pub const MAX_COMMENT_LEN: usize = 1024;
 pub const MAX_NAME_LEN: usize = 64;
 
 fn invalid(field: &str, reason: impl Into<String>) -> SecretsError {
-    SecretsError::InvalidArgument {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
+    SecretsError::InvalidArgument { field: field.to_owned(), reason: reason.into() }
 }
 
 fn is_name_char(c: char) -> bool {
@@ -36,35 +33,24 @@ pub fn folder_path(field: &str, raw: &str) -> Result<String, SecretsError> {
         return Ok("/".to_owned());
     }
     let Some(rest) = raw.strip_prefix('/') else {
-        return Err(invalid(
-            field,
-            format!("'{raw}' must be absolute (start with '/')"),
-        ));
+        return Err(invalid(field, format!("'{raw}' must be absolute (start with '/')")));
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let segments: Vec<&str> = rest.split('/').collect();
     if segments.len() > MAX_PATH_DEPTH {
-        return Err(invalid(
-            field,
-            format!("'{raw}' is deeper than {MAX_PATH_DEPTH} folders"),
-        ));
+        return Err(invalid(field, format!("'{raw}' is deeper than {MAX_PATH_DEPTH} folders")));
     }
     for segment in &segments {
         if segment.is_empty() {
             return Err(invalid(field, format!("'{raw}' has an empty segment")));
         }
         if *segment == "." || *segment == ".." {
-            return Err(invalid(
-                field,
-                format!("'{raw}' may not contain '.' or '..' segments"),
-            ));
+            return Err(invalid(field, format!("'{raw}' may not contain '.' or '..' segments")));
         }
         if segment.len() > MAX_SEGMENT_LEN || !segment.chars().all(is_name_char) {
             return Err(invalid(
                 field,
-                format!(
-                    "segment '{segment}' of '{raw}' must be 1 to {MAX_SEGMENT_LEN} characters of [A-Za-z0-9_.-]"
-                ),
+                format!("segment '{segment}' of '{raw}' must be 1 to {MAX_SEGMENT_LEN} characters of [A-Za-z0-9_.-]"),
             ));
         }
     }
@@ -74,10 +60,7 @@ pub fn folder_path(field: &str, raw: &str) -> Result<String, SecretsError> {
 /// Checks a secret key: `[A-Za-z0-9_.-]{1,256}`.
 pub fn secret_key(field: &str, key: &str) -> Result<(), SecretsError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(is_name_char) {
-        return Err(invalid(
-            field,
-            format!("must be 1 to {MAX_KEY_LEN} characters of [A-Za-z0-9_.-]"),
-        ));
+        return Err(invalid(field, format!("must be 1 to {MAX_KEY_LEN} characters of [A-Za-z0-9_.-]")));
     }
     Ok(())
 }
@@ -85,10 +68,7 @@ pub fn secret_key(field: &str, key: &str) -> Result<(), SecretsError> {
 /// Checks a secret value's size. The value itself is never echoed.
 pub fn secret_value(field: &str, value: &str) -> Result<(), SecretsError> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(invalid(
-            field,
-            format!("is {} bytes; the limit is {MAX_VALUE_BYTES}", value.len()),
-        ));
+        return Err(invalid(field, format!("is {} bytes; the limit is {MAX_VALUE_BYTES}", value.len())));
     }
     Ok(())
 }
@@ -96,10 +76,7 @@ pub fn secret_value(field: &str, value: &str) -> Result<(), SecretsError> {
 /// Checks a comment's length.
 pub fn comment(field: &str, comment: &str) -> Result<(), SecretsError> {
     if comment.chars().count() > MAX_COMMENT_LEN {
-        return Err(invalid(
-            field,
-            format!("is longer than {MAX_COMMENT_LEN} characters"),
-        ));
+        return Err(invalid(field, format!("is longer than {MAX_COMMENT_LEN} characters")));
     }
     Ok(())
 }
@@ -108,14 +85,9 @@ pub fn comment(field: &str, comment: &str) -> Result<(), SecretsError> {
 pub fn environment_slug(field: &str, slug: &str) -> Result<(), SecretsError> {
     let ok = !slug.is_empty()
         && slug.len() <= MAX_NAME_LEN
-        && slug
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
-        return Err(invalid(
-            field,
-            format!("'{slug}' must be 1 to {MAX_NAME_LEN} characters of [a-z0-9-]"),
-        ));
+        return Err(invalid(field, format!("'{slug}' must be 1 to {MAX_NAME_LEN} characters of [a-z0-9-]")));
     }
     Ok(())
 }
@@ -124,41 +96,27 @@ pub fn environment_slug(field: &str, slug: &str) -> Result<(), SecretsError> {
 pub fn display_name(field: &str, name: &str) -> Result<(), SecretsError> {
     let len = name.trim().chars().count();
     if len == 0 || len > MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(invalid(
-            field,
-            format!("must be 1 to {MAX_NAME_LEN} printable characters"),
-        ));
+        return Err(invalid(field, format!("must be 1 to {MAX_NAME_LEN} printable characters")));
     }
     Ok(())
 }
 
 /// Checks that an id is a UUID; anything else cannot name a stored row.
 pub fn id(field: &str, id: &str) -> Result<(), SecretsError> {
-    uuid::Uuid::parse_str(id)
-        .map(|_| ())
-        .map_err(|_| invalid(field, format!("'{id}' is not a UUID")))
+    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| invalid(field, format!("'{id}' is not a UUID")))
 }
 
 /// Checks a batch's size and that its keys are unique.
-pub fn batch_keys<'a>(
-    field: &str,
-    keys: impl ExactSizeIterator<Item = &'a str>,
-) -> Result<(), SecretsError> {
+pub fn batch_keys<'a>(field: &str, keys: impl ExactSizeIterator<Item = &'a str>) -> Result<(), SecretsError> {
     let len = keys.len();
     if len == 0 || len > MAX_BATCH {
-        return Err(invalid(
-            field,
-            format!("must hold 1 to {MAX_BATCH} secrets, got {len}"),
-        ));
+        return Err(invalid(field, format!("must hold 1 to {MAX_BATCH} secrets, got {len}")));
     }
     let mut seen = std::collections::HashSet::with_capacity(len);
     for (i, key) in keys.enumerate() {
         secret_key(&format!("{field}[{i}].key"), key)?;
         if !seen.insert(key) {
-            return Err(invalid(
-                &format!("{field}[{i}].key"),
-                format!("'{key}' appears more than once"),
-            ));
+            return Err(invalid(&format!("{field}[{i}].key"), format!("'{key}' appears more than once")));
         }
     }
     Ok(())
@@ -166,11 +124,7 @@ pub fn batch_keys<'a>(
 
 /// True when `path` is `folder` itself or lies below it.
 pub fn is_within(path: &str, folder: &str) -> bool {
-    folder == "/"
-        || path == folder
-        || path
-            .strip_prefix(folder)
-            .is_some_and(|rest| rest.starts_with('/'))
+    folder == "/" || path == folder || path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Every ancestor of a normalised path below the root, outermost first: `/a/b` → `["/a", "/a/b"]`.

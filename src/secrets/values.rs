@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait,
-    QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder,
+    Set,
 };
 use zeroize::Zeroizing;
 
@@ -84,16 +84,8 @@ fn binding<'a>(scope: &'a EnvScope, row: &'a secret::Model, version: i32) -> Val
     }
 }
 
-fn integrity(
-    scope: &EnvScope,
-    path: &str,
-    key: &str,
-    source: crate::crypto::CryptoError,
-) -> SecretsError {
-    SecretsError::Integrity {
-        what: format!("secret '{key}' at {}:{path}", scope.env.slug),
-        source,
-    }
+fn integrity(scope: &EnvScope, path: &str, key: &str, source: crate::crypto::CryptoError) -> SecretsError {
+    SecretsError::Integrity { what: format!("secret '{key}' at {}:{path}", scope.env.slug), source }
 }
 
 /// Opens a sealed value of `row` stored under `version`.
@@ -104,9 +96,8 @@ pub(super) fn open(
     version: i32,
     sealed: &[u8],
 ) -> Result<SecretValue, SecretsError> {
-    let plain = dk
-        .open_value(binding(scope, row, version), sealed)
-        .map_err(|e| integrity(scope, &row.path, &row.key, e))?;
+    let plain =
+        dk.open_value(binding(scope, row, version), sealed).map_err(|e| integrity(scope, &row.path, &row.key, e))?;
     let text = String::from_utf8(plain.to_vec()).map_err(|_| SecretsError::Integrity {
         what: format!("secret '{}' at {}:{}", row.key, scope.env.slug, row.path),
         source: crate::crypto::CryptoError::Authentication,
@@ -114,11 +105,7 @@ pub(super) fn open(
     Ok(SecretValue(Zeroizing::new(text)))
 }
 
-pub(super) fn record(
-    scope: &EnvScope,
-    row: secret::Model,
-    value: Option<SecretValue>,
-) -> SecretRecord {
+pub(super) fn record(scope: &EnvScope, row: secret::Model, value: Option<SecretValue>) -> SecretRecord {
     SecretRecord {
         id: row.id,
         project_id: scope.project.id.clone(),
@@ -194,10 +181,7 @@ async fn insert_new(
     input: &SecretInput,
 ) -> Result<secret::Model, SecretsError> {
     if find(db, &scope.env.id, path, &input.key).await?.is_some() {
-        return Err(SecretsError::AlreadyExists(format!(
-            "secret '{}' at {}:{path}",
-            input.key, scope.env.slug
-        )));
+        return Err(SecretsError::AlreadyExists(format!("secret '{}' at {}:{path}", input.key, scope.env.slug)));
     }
     let now = Utc::now();
     let row = secret::ActiveModel {
@@ -226,9 +210,7 @@ async fn update_existing(
     value: &str,
     comment: Option<&str>,
 ) -> Result<secret::Model, SecretsError> {
-    let row = find(db, &scope.env.id, path, key)
-        .await?
-        .ok_or_else(|| not_found(scope, path, key))?;
+    let row = find(db, &scope.env.id, path, key).await?.ok_or_else(|| not_found(scope, path, key))?;
     let comment = comment.map_or_else(|| row.comment.clone(), str::to_owned);
     let version = row.version + 1;
     store_version(db, dk, scope, row, version, value, comment).await
@@ -253,11 +235,8 @@ impl Vault {
         validate::secret_key("key", &addr.key)?;
         validate::secret_value("value", value)?;
         validate::comment("comment", comment)?;
-        let input = SecretInput {
-            key: addr.key.clone(),
-            value: Zeroizing::new(value.to_owned()),
-            comment: comment.to_owned(),
-        };
+        let input =
+            SecretInput { key: addr.key.clone(), value: Zeroizing::new(value.to_owned()), comment: comment.to_owned() };
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
         let dk = self.data_key(&scope.project)?;
@@ -297,9 +276,7 @@ impl Vault {
                 .filter(secret_version::Column::Version.eq(version as i32))
                 .one(db)
                 .await?
-                .ok_or_else(|| {
-                    SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key))
-                })?;
+                .ok_or_else(|| SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key)))?;
             (stored.version, stored.sealed_value)
         };
         let value = open(&dk, &scope, &row, number, &sealed)?;
@@ -331,18 +308,13 @@ impl Vault {
     }
 
     /// Deletes a secret and its history.
-    pub async fn delete_secret(
-        &self,
-        org_id: &str,
-        addr: &SecretAddress,
-    ) -> Result<(), SecretsError> {
+    pub async fn delete_secret(&self, org_id: &str, addr: &SecretAddress) -> Result<(), SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
-        let row = find(&*txn, &scope.env.id, &path, &addr.key)
-            .await?
-            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let row =
+            find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         row.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())
@@ -371,10 +343,7 @@ impl Vault {
             rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
         }
         txn.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| record(&scope, row, None))
-            .collect())
+        Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
 
     /// Updates several secrets of one folder in one transaction: any failure writes nothing.
@@ -398,16 +367,10 @@ impl Vault {
         let mut rows = Vec::with_capacity(inputs.len());
         for input in inputs {
             let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
-            rows.push(
-                update_existing(&*txn, &dk, &scope, &path, &input.key, &input.value, comment)
-                    .await?,
-            );
+            rows.push(update_existing(&*txn, &dk, &scope, &path, &input.key, &input.value, comment).await?);
         }
         txn.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| record(&scope, row, None))
-            .collect())
+        Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
 
     /// Deletes several secrets of one folder in one transaction: a missing key deletes nothing.
@@ -424,9 +387,7 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
         for key in keys {
-            let row = find(&*txn, &scope.env.id, &path, key)
-                .await?
-                .ok_or_else(|| not_found(&scope, &path, key))?;
+            let row = find(&*txn, &scope.env.id, &path, key).await?.ok_or_else(|| not_found(&scope, &path, key))?;
             row.delete(&*txn).await?;
         }
         txn.commit().await?;
@@ -443,9 +404,8 @@ impl Vault {
         validate::secret_key("key", &addr.key)?;
         let db = self.store.conn();
         let scope = scope::env_scope(db, org_id, &addr.project_id, &addr.environment).await?;
-        let row = find(db, &scope.env.id, &path, &addr.key)
-            .await?
-            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let row =
+            find(db, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         let dk = self.data_key(&scope.project)?;
         let versions = secret_version::Entity::find()
             .filter(secret_version::Column::SecretId.eq(&row.id))
@@ -475,25 +435,19 @@ impl Vault {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         if version == 0 {
-            return Err(SecretsError::InvalidArgument {
-                field: "version".into(),
-                reason: "must be 1 or more".into(),
-            });
+            return Err(SecretsError::InvalidArgument { field: "version".into(), reason: "must be 1 or more".into() });
         }
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
         let dk = self.data_key(&scope.project)?;
-        let row = find(&*txn, &scope.env.id, &path, &addr.key)
-            .await?
-            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let row =
+            find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         let old = secret_version::Entity::find()
             .filter(secret_version::Column::SecretId.eq(&row.id))
             .filter(secret_version::Column::Version.eq(version as i32))
             .one(&*txn)
             .await?
-            .ok_or_else(|| {
-                SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key))
-            })?;
+            .ok_or_else(|| SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key)))?;
         let value = open(&dk, &scope, &row, old.version, &old.sealed_value)?;
         let next = row.version + 1;
         let row = store_version(&*txn, &dk, &scope, row, next, value.expose(), old.comment).await?;
@@ -525,22 +479,15 @@ impl Vault {
             .await?;
         let mut out = Vec::new();
         for row in rows {
-            let wanted = if recursive {
-                validate::is_within(&row.path, &path)
-            } else {
-                row.path == path
-            };
+            let wanted = if recursive { validate::is_within(&row.path, &path) } else { row.path == path };
             if wanted {
                 let value = open(&dk, &scope, &row, row.version, &row.sealed_value)?;
                 out.push(record(&scope, row, Some(value)));
             }
         }
         if include_imports {
-            let local: std::collections::HashSet<String> = out
-                .iter()
-                .filter(|s| s.path == path)
-                .map(|s| s.key.clone())
-                .collect();
+            let local: std::collections::HashSet<String> =
+                out.iter().filter(|s| s.path == path).map(|s| s.key.clone()).collect();
             let imported = self.imported_secrets(&scope, &path).await?;
             out.extend(imported.into_iter().filter(|s| !local.contains(&s.key)));
         }

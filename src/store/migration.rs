@@ -4,8 +4,7 @@ use sea_orm::{EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use super::entities::{
-    access_token, client_secret, environment, folder, identity, org, project, secret,
-    secret_import, secret_version,
+    access_token, client_secret, environment, folder, identity, org, project, secret, secret_import, secret_version,
 };
 
 pub struct Migrator;
@@ -28,9 +27,7 @@ impl MigrationName for Foundation {
 
 async fn create<E: EntityTrait>(manager: &SchemaManager<'_>, entity: E) -> Result<(), DbErr> {
     let schema = Schema::new(manager.get_database_backend());
-    manager
-        .create_table(schema.create_table_from_entity(entity))
-        .await?;
+    manager.create_table(schema.create_table_from_entity(entity)).await?;
     for index in schema.create_index_from_entity(entity) {
         manager.create_index(index).await?;
     }

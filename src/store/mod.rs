@@ -10,8 +10,8 @@ mod migration;
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -51,20 +51,13 @@ impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .max_connections(16)
-            .connect_timeout(Duration::from_secs(10));
+        options.sqlx_logging(false).max_connections(16).connect_timeout(Duration::from_secs(10));
         let conn = Database::connect(options).await?;
         let write_lock = match conn.get_database_backend() {
             DbBackend::Sqlite => {
                 // WAL lets readers proceed while one writer commits.
                 conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
-                conn.execute_unprepared(&format!(
-                    "PRAGMA busy_timeout={}",
-                    SQLITE_BUSY_TIMEOUT.as_millis()
-                ))
-                .await?;
+                conn.execute_unprepared(&format!("PRAGMA busy_timeout={}", SQLITE_BUSY_TIMEOUT.as_millis())).await?;
                 Some(Arc::new(Mutex::new(())))
             }
             _ => None,
@@ -89,9 +82,6 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
-        Ok(WriteTxn {
-            txn: self.conn.begin().await?,
-            _writer: writer,
-        })
+        Ok(WriteTxn { txn: self.conn.begin().await?, _writer: writer })
     }
 }

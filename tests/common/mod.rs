@@ -179,7 +179,8 @@ impl TestServer {
     /// Creates a project as the admin and returns its id.
     pub async fn project(&self, name: &str) -> String {
         let mut projects = self.admin_projects().await;
-        let response = projects.create_project(pb::CreateProjectRequest { name: name.into() }).await.expect("create project");
+        let response =
+            projects.create_project(pb::CreateProjectRequest { name: name.into() }).await.expect("create project");
         response.into_inner().project.expect("project").id
     }
 
@@ -206,7 +207,8 @@ impl Drop for TestServer {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async {
                     if let Ok(admin) = Database::connect(&server_url).await {
-                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                        let _ =
+                            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
                     }
                 });
             })
