@@ -21,3 +21,18 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     #[cfg(not(unix))]
     options.open(path)?.write_all(contents)
 }
+
+/// Creates `dir` (and parents) if missing; a folder created here is readable by its owner only (0700),
+/// because it holds the database, the root key and the bootstrap credentials.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}

@@ -53,7 +53,7 @@ pub struct Server {
 impl Server {
     /// Prepares storage and keys for `config`.
     pub async fn prepare(config: ServeConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::fs_private::create_private_dir(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let root_key = match &config.root_key {
             Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
