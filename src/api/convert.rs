@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use crate::{
+    identity::{ClientSecretRecord, IdentityRecord, RoleRecord, policy::RawPolicy},
     pb,
     secrets::{
         EnvironmentRecord, FolderRecord, ImportRecord, ProjectRecord, SecretAddress, SecretInput, SecretRecord,
@@ -127,3 +128,60 @@ addresses_secret!(
     pb::ListSecretVersionsRequest,
     pb::RollbackSecretRequest,
 );
+
+impl From<IdentityRecord> for pb::Identity {
+    fn from(i: IdentityRecord) -> Self {
+        Self { id: i.id, org_id: i.org_id, name: i.name, client_id: i.client_id, create_time: timestamp(i.created_at) }
+    }
+}
+
+impl From<ClientSecretRecord> for pb::ClientSecretInfo {
+    fn from(s: ClientSecretRecord) -> Self {
+        Self {
+            id: s.id,
+            identity_id: s.identity_id,
+            description: s.description,
+            prefix: s.prefix,
+            create_time: timestamp(s.created_at),
+            expire_time: s.expires_at.and_then(timestamp),
+            max_uses: s.max_uses,
+            uses: s.uses,
+        }
+    }
+}
+
+impl From<pb::Policy> for RawPolicy {
+    fn from(p: pb::Policy) -> Self {
+        let conditions = p.conditions.unwrap_or_default();
+        Self {
+            subject: p.subject,
+            actions: p.actions,
+            environments: conditions.environments,
+            secret_path: conditions.secret_path,
+            inverted: p.inverted,
+        }
+    }
+}
+
+impl From<RawPolicy> for pb::Policy {
+    fn from(p: RawPolicy) -> Self {
+        Self {
+            subject: p.subject,
+            actions: p.actions,
+            conditions: Some(pb::PolicyConditions { environments: p.environments, secret_path: p.secret_path }),
+            inverted: p.inverted,
+        }
+    }
+}
+
+impl From<RoleRecord> for pb::Role {
+    fn from(r: RoleRecord) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            policies: r.policies.iter().map(|p| RawPolicy::from(p).into()).collect(),
+            built_in: r.built_in,
+        }
+    }
+}

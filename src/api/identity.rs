@@ -1,24 +1,33 @@
-//! `hush.v1.IdentityService`: Login now; identities, secrets and roles answer UNIMPLEMENTED until the
-//! permissions work lands.
+//! `hush.v1.IdentityService`: protobuf in, domain call, protobuf out.
 
 use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::timestamp;
-use crate::{identity, pb, pb::identity_service_server::IdentityService, store::Store};
+use super::{auth::principal, convert::timestamp};
+use crate::{
+    identity::{self, Identities, policy::RawPolicy},
+    pb,
+    pb::identity_service_server::IdentityService,
+    store::Store,
+};
 
 /// The IdentityService handlers.
 pub struct IdentityApi {
     store: Store,
+    identities: Identities,
     token_ttl: Duration,
 }
 
 impl IdentityApi {
     /// Handlers issuing tokens that live for `token_ttl`.
     pub fn new(store: Store, token_ttl: Duration) -> Self {
-        Self { store, token_ttl }
+        Self { identities: Identities::new(store.clone()), store, token_ttl }
     }
+}
+
+fn raw_policies(policies: Vec<pb::Policy>) -> Vec<RawPolicy> {
+    policies.into_iter().map(Into::into).collect()
 }
 
 #[tonic::async_trait]
@@ -32,5 +41,136 @@ impl IdentityService for IdentityApi {
             identity_id: outcome.identity_id,
             org_id: outcome.org_id,
         }))
+    }
+
+    async fn create_identity(
+        &self,
+        request: Request<pb::CreateIdentityRequest>,
+    ) -> Result<Response<pb::CreateIdentityResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let identity = self.identities.create_identity(&caller, &req.name, &req.org_role).await?;
+        Ok(Response::new(pb::CreateIdentityResponse { identity: Some(identity.into()) }))
+    }
+
+    async fn list_identities(
+        &self,
+        request: Request<pb::ListIdentitiesRequest>,
+    ) -> Result<Response<pb::ListIdentitiesResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let page = self.identities.list_identities(&caller, req.page_size, &req.page_token).await?;
+        Ok(Response::new(pb::ListIdentitiesResponse {
+            identities: page.identities.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_identity(
+        &self,
+        request: Request<pb::DeleteIdentityRequest>,
+    ) -> Result<Response<pb::DeleteIdentityResponse>, Status> {
+        let caller = principal(&request)?;
+        self.identities.delete_identity(&caller, &request.get_ref().identity_id).await?;
+        Ok(Response::new(pb::DeleteIdentityResponse {}))
+    }
+
+    async fn create_client_secret(
+        &self,
+        request: Request<pb::CreateClientSecretRequest>,
+    ) -> Result<Response<pb::CreateClientSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let ttl = match req.ttl {
+            None => None,
+            Some(ttl) if ttl.seconds == 0 && ttl.nanos == 0 => None,
+            Some(ttl) => Some(
+                Duration::try_from(ttl)
+                    .map_err(|_| super::status::invalid_argument("ttl".into(), "must be a positive duration".into()))?,
+            ),
+        };
+        let created = self
+            .identities
+            .create_client_secret(&caller, &req.identity_id, &req.description, ttl, req.max_uses)
+            .await?;
+        Ok(Response::new(pb::CreateClientSecretResponse {
+            client_id: created.client_id,
+            client_secret: created.client_secret,
+            info: Some(created.info.into()),
+        }))
+    }
+
+    async fn revoke_client_secret(
+        &self,
+        request: Request<pb::RevokeClientSecretRequest>,
+    ) -> Result<Response<pb::RevokeClientSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        self.identities.revoke_client_secret(&caller, &req.identity_id, &req.client_secret_id).await?;
+        Ok(Response::new(pb::RevokeClientSecretResponse {}))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let caller = principal(&request)?;
+        self.identities.revoke_token(&caller, &request.get_ref().access_token).await?;
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.into_inner();
+        let role =
+            self.identities.create_role(&caller, &req.name, &req.description, &raw_policies(req.policies)).await?;
+        Ok(Response::new(pb::CreateRoleResponse { role: Some(role.into()) }))
+    }
+
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.into_inner();
+        let role = self
+            .identities
+            .update_role(&caller, &req.role_id, &req.name, &req.description, &raw_policies(req.policies))
+            .await?;
+        Ok(Response::new(pb::UpdateRoleResponse { role: Some(role.into()) }))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let caller = principal(&request)?;
+        let roles = self.identities.list_roles(&caller).await?;
+        Ok(Response::new(pb::ListRolesResponse {
+            roles: roles.into_iter().map(Into::into).collect(),
+            next_page_token: String::new(),
+        }))
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+        let caller = principal(&request)?;
+        self.identities.delete_role(&caller, &request.get_ref().role_id).await?;
+        Ok(Response::new(pb::DeleteRoleResponse {}))
+    }
+
+    async fn set_project_role(
+        &self,
+        request: Request<pb::SetProjectRoleRequest>,
+    ) -> Result<Response<pb::SetProjectRoleResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        self.identities.set_project_role(&caller, &req.project_id, &req.identity_id, &req.role_id).await?;
+        Ok(Response::new(pb::SetProjectRoleResponse {}))
     }
 }

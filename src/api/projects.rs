@@ -24,7 +24,7 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
         let caller = principal(&request)?;
-        let (project, envs) = self.vault.create_project(&caller.org_id, &request.get_ref().name).await?;
+        let (project, envs) = self.vault.create_project(&caller, &request.get_ref().name).await?;
         Ok(Response::new(pb::CreateProjectResponse {
             project: Some(project.into()),
             environments: envs.into_iter().map(Into::into).collect(),
@@ -36,7 +36,7 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::GetProjectResponse>, Status> {
         let caller = principal(&request)?;
-        let project = self.vault.get_project(&caller.org_id, &request.get_ref().project_id).await?;
+        let project = self.vault.get_project(&caller, &request.get_ref().project_id).await?;
         Ok(Response::new(pb::GetProjectResponse { project: Some(project.into()) }))
     }
 
@@ -46,7 +46,7 @@ impl ProjectsService for ProjectsApi {
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let page = self.vault.list_projects(&caller.org_id, req.page_size, &req.page_token).await?;
+        let page = self.vault.list_projects(&caller, req.page_size, &req.page_token).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: page.projects.into_iter().map(Into::into).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -58,7 +58,7 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::DeleteProjectRequest>,
     ) -> Result<Response<pb::DeleteProjectResponse>, Status> {
         let caller = principal(&request)?;
-        self.vault.delete_project(&caller.org_id, &request.get_ref().project_id).await?;
+        self.vault.delete_project(&caller, &request.get_ref().project_id).await?;
         Ok(Response::new(pb::DeleteProjectResponse {}))
     }
 
@@ -68,7 +68,7 @@ impl ProjectsService for ProjectsApi {
     ) -> Result<Response<pb::CreateEnvironmentResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let env = self.vault.create_environment(&caller.org_id, &req.project_id, &req.slug, &req.name).await?;
+        let env = self.vault.create_environment(&caller, &req.project_id, &req.slug, &req.name).await?;
         Ok(Response::new(pb::CreateEnvironmentResponse { environment: Some(env.into()) }))
     }
 
@@ -77,7 +77,7 @@ impl ProjectsService for ProjectsApi {
         request: Request<pb::ListEnvironmentsRequest>,
     ) -> Result<Response<pb::ListEnvironmentsResponse>, Status> {
         let caller = principal(&request)?;
-        let envs = self.vault.list_environments(&caller.org_id, &request.get_ref().project_id).await?;
+        let envs = self.vault.list_environments(&caller, &request.get_ref().project_id).await?;
         Ok(Response::new(pb::ListEnvironmentsResponse { environments: envs.into_iter().map(Into::into).collect() }))
     }
 
@@ -87,7 +87,7 @@ impl ProjectsService for ProjectsApi {
     ) -> Result<Response<pb::DeleteEnvironmentResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let deleted = self.vault.delete_environment(&caller.org_id, &req.project_id, &req.environment).await?;
+        let deleted = self.vault.delete_environment(&caller, &req.project_id, &req.environment).await?;
         Ok(Response::new(pb::DeleteEnvironmentResponse { deleted_secrets: deleted as i64 }))
     }
 }

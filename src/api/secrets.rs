@@ -33,7 +33,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::CreateSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.create_secret(&caller.org_id, &req.address(), &req.value, &req.comment).await?;
+        let secret = self.vault.create_secret(&caller, &req.address(), &req.value, &req.comment).await?;
         Ok(Response::new(pb::CreateSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -43,7 +43,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.get_secret(&caller.org_id, &req.address(), req.include_imports, req.version).await?;
+        let secret = self.vault.get_secret(&caller, &req.address(), req.include_imports, req.version).await?;
         Ok(Response::new(pb::GetSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -53,8 +53,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::UpdateSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret =
-            self.vault.update_secret(&caller.org_id, &req.address(), &req.value, req.comment.as_deref()).await?;
+        let secret = self.vault.update_secret(&caller, &req.address(), &req.value, req.comment.as_deref()).await?;
         Ok(Response::new(pb::UpdateSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -63,7 +62,7 @@ impl SecretsService for SecretsApi {
         request: Request<pb::DeleteSecretRequest>,
     ) -> Result<Response<pb::DeleteSecretResponse>, Status> {
         let caller = principal(&request)?;
-        self.vault.delete_secret(&caller.org_id, &request.get_ref().address()).await?;
+        self.vault.delete_secret(&caller, &request.get_ref().address()).await?;
         Ok(Response::new(pb::DeleteSecretResponse {}))
     }
 
@@ -76,7 +75,7 @@ impl SecretsService for SecretsApi {
         let secrets = self
             .vault
             .list_secrets(
-                &caller.org_id,
+                &caller,
                 &req.project_id,
                 &req.environment,
                 &req.secret_path,
@@ -95,13 +94,7 @@ impl SecretsService for SecretsApi {
         let req = request.into_inner();
         let secrets = self
             .vault
-            .batch_create_secrets(
-                &caller.org_id,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
-                &inputs(req.secrets),
-            )
+            .batch_create_secrets(&caller, &req.project_id, &req.environment, &req.secret_path, &inputs(req.secrets))
             .await?;
         Ok(Response::new(pb::BatchCreateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
@@ -114,13 +107,7 @@ impl SecretsService for SecretsApi {
         let req = request.into_inner();
         let secrets = self
             .vault
-            .batch_update_secrets(
-                &caller.org_id,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
-                &inputs(req.secrets),
-            )
+            .batch_update_secrets(&caller, &req.project_id, &req.environment, &req.secret_path, &inputs(req.secrets))
             .await?;
         Ok(Response::new(pb::BatchUpdateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
@@ -132,7 +119,7 @@ impl SecretsService for SecretsApi {
         let caller = principal(&request)?;
         let req = request.get_ref();
         self.vault
-            .batch_delete_secrets(&caller.org_id, &req.project_id, &req.environment, &req.secret_path, &req.keys)
+            .batch_delete_secrets(&caller, &req.project_id, &req.environment, &req.secret_path, &req.keys)
             .await?;
         Ok(Response::new(pb::BatchDeleteSecretsResponse {}))
     }
@@ -142,7 +129,7 @@ impl SecretsService for SecretsApi {
         request: Request<pb::ListSecretVersionsRequest>,
     ) -> Result<Response<pb::ListSecretVersionsResponse>, Status> {
         let caller = principal(&request)?;
-        let versions = self.vault.list_secret_versions(&caller.org_id, &request.get_ref().address()).await?;
+        let versions = self.vault.list_secret_versions(&caller, &request.get_ref().address()).await?;
         Ok(Response::new(pb::ListSecretVersionsResponse { versions: versions.into_iter().map(Into::into).collect() }))
     }
 
@@ -152,7 +139,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::RollbackSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.rollback_secret(&caller.org_id, &req.address(), req.version).await?;
+        let secret = self.vault.rollback_secret(&caller, &req.address(), req.version).await?;
         Ok(Response::new(pb::RollbackSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -162,7 +149,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::CreateFolderResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let folder = self.vault.create_folder(&caller.org_id, &req.project_id, &req.environment, &req.path).await?;
+        let folder = self.vault.create_folder(&caller, &req.project_id, &req.environment, &req.path).await?;
         Ok(Response::new(pb::CreateFolderResponse { folder: Some(folder.into()) }))
     }
 
@@ -174,7 +161,7 @@ impl SecretsService for SecretsApi {
         let req = request.get_ref();
         let folders = self
             .vault
-            .list_folders(&caller.org_id, &req.project_id, &req.environment, &req.secret_path, req.recursive)
+            .list_folders(&caller, &req.project_id, &req.environment, &req.secret_path, req.recursive)
             .await?;
         Ok(Response::new(pb::ListFoldersResponse { folders: folders.into_iter().map(Into::into).collect() }))
     }
@@ -185,7 +172,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let deleted = self.vault.delete_folder(&caller.org_id, &req.project_id, &req.environment, &req.path).await?;
+        let deleted = self.vault.delete_folder(&caller, &req.project_id, &req.environment, &req.path).await?;
         Ok(Response::new(pb::DeleteFolderResponse { deleted_secrets: deleted as i64 }))
     }
 
@@ -198,7 +185,7 @@ impl SecretsService for SecretsApi {
         let import = self
             .vault
             .create_secret_import(
-                &caller.org_id,
+                &caller,
                 &req.project_id,
                 &req.environment,
                 &req.secret_path,
@@ -216,7 +203,7 @@ impl SecretsService for SecretsApi {
         let caller = principal(&request)?;
         let req = request.get_ref();
         let imports =
-            self.vault.list_secret_imports(&caller.org_id, &req.project_id, &req.environment, &req.secret_path).await?;
+            self.vault.list_secret_imports(&caller, &req.project_id, &req.environment, &req.secret_path).await?;
         Ok(Response::new(pb::ListSecretImportsResponse {
             secret_imports: imports.into_iter().map(Into::into).collect(),
         }))
@@ -228,7 +215,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::DeleteSecretImportResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        self.vault.delete_secret_import(&caller.org_id, &req.project_id, &req.secret_import_id).await?;
+        self.vault.delete_secret_import(&caller, &req.project_id, &req.secret_import_id).await?;
         Ok(Response::new(pb::DeleteSecretImportResponse {}))
     }
 }

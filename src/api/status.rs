@@ -14,14 +14,17 @@ fn internal(error: &dyn std::fmt::Display) -> Status {
     Status::internal(INTERNAL)
 }
 
+/// INVALID_ARGUMENT naming the field in the message and in a `google.rpc.BadRequest` detail.
+pub fn invalid_argument(field: String, reason: String) -> Status {
+    let message = format!("{field}: {reason}");
+    Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request_violation(field, reason))
+}
+
 impl From<SecretsError> for Status {
     fn from(error: SecretsError) -> Self {
         match error {
-            SecretsError::InvalidArgument { field, reason } => {
-                let message = format!("{field}: {reason}");
-                let details = ErrorDetails::with_bad_request_violation(field, reason);
-                Status::with_error_details(Code::InvalidArgument, message, details)
-            }
+            SecretsError::InvalidArgument { field, reason } => invalid_argument(field, reason),
+            SecretsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
             SecretsError::NotFound(_) => Status::not_found(error.to_string()),
             SecretsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             SecretsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
@@ -39,6 +42,11 @@ impl From<IdentityError> for Status {
     fn from(error: IdentityError) -> Self {
         match error {
             IdentityError::Unauthenticated(message) => Status::unauthenticated(message),
+            IdentityError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            IdentityError::InvalidArgument { field, reason } => invalid_argument(field, reason),
+            IdentityError::NotFound(_) => Status::not_found(error.to_string()),
+            IdentityError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+            IdentityError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             IdentityError::Db(ref db) => internal(db),
             IdentityError::Io { .. } => internal(&error),
         }

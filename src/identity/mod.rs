@@ -1,14 +1,22 @@
-//! Machine identities and authentication: bootstrap of the first org admin, Login with client id + secret,
-//! and resolving bearer tokens to a [`Principal`].
+//! Machine identities, authentication and authorization: bootstrap of the first org admin, Login with client
+//! id + secret, bearer tokens, identities and client secrets, roles and the policy engine.
 
+pub mod access;
 mod bootstrap;
 mod credentials;
+pub mod glob;
 mod login;
+mod manage;
+pub mod policy;
+mod roles;
 
 use sea_orm::DbErr;
 
+pub use access::{Denied, Grants};
 pub use bootstrap::{BootstrapCredentials, bootstrap};
 pub use login::{LoginOutcome, authenticate, login};
+pub use manage::{ClientSecretRecord, IdentityPage, IdentityRecord, NewClientSecret};
+pub use roles::{RoleRecord, add_membership};
 
 /// Who is calling: resolved once per request from the bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +37,26 @@ pub enum IdentityError {
     /// Credentials or token are missing, wrong, expired or revoked. The message never says which.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The caller's policies do not allow the request.
+    #[error(transparent)]
+    PermissionDenied(#[from] Denied),
+    /// A request field is malformed.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The request field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The addressed identity, secret, role or project does not exist in the caller's org.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The request is valid but the current state forbids it.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] DbErr),
@@ -40,4 +68,23 @@ pub enum IdentityError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl IdentityError {
+    fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument { field: field.to_owned(), reason: reason.into() }
+    }
+}
+
+/// The identity domain's entry point for management calls.
+#[derive(Clone)]
+pub struct Identities {
+    store: crate::store::Store,
+}
+
+impl Identities {
+    /// Management over `store`.
+    pub fn new(store: crate::store::Store) -> Self {
+        Self { store }
+    }
 }

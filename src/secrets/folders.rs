@@ -4,7 +4,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::{SecretsError, Vault, scope, scope::EnvScope, validate};
-use crate::store::entities::{folder, secret, secret_import};
+use crate::{
+    identity::{
+        Principal,
+        policy::{Action, Subject},
+    },
+    store::entities::{folder, secret, secret_import},
+};
 
 /// A folder as callers see it.
 #[derive(Debug, Clone)]
@@ -73,14 +79,15 @@ impl Vault {
     /// Creates a folder and its missing parents.
     pub async fn create_folder(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
     ) -> Result<FolderRecord, SecretsError> {
         let path = validate::folder_path("path", raw_path)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        scope.require(Subject::SecretFolders, Action::Create, &path)?;
         if path == "/" || find(&*txn, &scope.env.id, &path).await?.is_some() {
             return Err(SecretsError::AlreadyExists(format!("folder {}:{path}", scope.env.slug)));
         }
@@ -92,7 +99,7 @@ impl Vault {
     /// Lists the folders below `parent`: direct children, or every descendant with `recursive`.
     pub async fn list_folders(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_parent: &str,
@@ -100,7 +107,8 @@ impl Vault {
     ) -> Result<Vec<FolderRecord>, SecretsError> {
         let parent = validate::folder_path("secret_path", raw_parent)?;
         let db = self.store.conn();
-        let scope = scope::env_scope(db, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(db, caller, project_id, environment).await?;
+        scope.grants.require_somewhere_in(Subject::SecretFolders, Action::Read, &scope.env.slug)?;
         require(db, &scope, &parent).await?;
         let depth = validate::ancestors(&parent).len() + 1;
         let rows = folder::Entity::find()
@@ -112,6 +120,7 @@ impl Vault {
             .into_iter()
             .filter(|f| f.path != parent && validate::is_within(&f.path, &parent))
             .filter(|f| recursive || validate::ancestors(&f.path).len() == depth)
+            .filter(|f| scope.can(Subject::SecretFolders, Action::Read, &f.path))
             .map(|f| folder_record(&scope, f))
             .collect())
     }
@@ -120,7 +129,7 @@ impl Vault {
     /// Returns how many secrets were deleted.
     pub async fn delete_folder(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
@@ -133,7 +142,10 @@ impl Vault {
             });
         }
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        // The folder's secrets go with it, so deleting it needs both permissions.
+        scope.require(Subject::SecretFolders, Action::Delete, &path)?;
+        scope.require(Subject::Secrets, Action::Delete, &path)?;
         require(&*txn, &scope, &path).await?;
         let env_id = scope.env.id.as_str();
         let in_subtree = |p: &str| validate::is_within(p, &path);

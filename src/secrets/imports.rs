@@ -9,7 +9,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, Set};
 
 use super::{SecretRecord, SecretsError, Vault, folders, scope, scope::EnvScope, validate, values};
-use crate::store::entities::{environment, secret_import};
+use crate::{
+    identity::{
+        Principal,
+        policy::{Action, Resource, Subject},
+    },
+    store::entities::{environment, secret_import},
+};
 
 /// An import as callers see it.
 #[derive(Debug, Clone)]
@@ -27,7 +33,7 @@ impl Vault {
     /// Makes `(environment, path)` import `(import_environment, import_path)`. Both folders must exist.
     pub async fn create_secret_import(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
@@ -37,9 +43,12 @@ impl Vault {
         let path = validate::folder_path("secret_path", raw_path)?;
         let import_path = validate::folder_path("import_path", raw_import_path)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
         let source_env = scope::environment_of(&*txn, &scope.project, "import_environment", import_environment).await?;
-        let source = EnvScope { project: scope.project.clone(), env: source_env };
+        let source = scope.with_env(source_env);
+        scope.require(Subject::SecretImports, Action::Create, &path)?;
+        // An import exposes the source's secrets to readers of this folder: only what the caller can read.
+        source.require(Subject::Secrets, Action::Read, &import_path)?;
         folders::require(&*txn, &scope, &path).await?;
         folders::require(&*txn, &source, &import_path).await?;
         if source.env.id == scope.env.id && import_path == path {
@@ -73,14 +82,15 @@ impl Vault {
     /// Lists a folder's imports, lowest position (lowest precedence) first.
     pub async fn list_secret_imports(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
     ) -> Result<Vec<ImportRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
         let db = self.store.conn();
-        let scope = scope::env_scope(db, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(db, caller, project_id, environment).await?;
+        scope.require(Subject::SecretImports, Action::Read, &path)?;
         let slugs = self.environment_slugs(&scope).await?;
         let rows = self.imports_of(db, &scope, &path).await?;
         Ok(rows
@@ -95,21 +105,21 @@ impl Vault {
     /// Removes an import of the project.
     pub async fn delete_secret_import(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         import_id: &str,
     ) -> Result<(), SecretsError> {
         validate::id("secret_import_id", import_id)?;
         let txn = self.store.begin_write().await?;
-        let project = scope::project(&*txn, org_id, project_id).await?;
+        let project = scope::project(&*txn, caller, project_id).await?;
+        let not_found = || SecretsError::NotFound(format!("secret import '{import_id}'"));
         let (row, env) = secret_import::Entity::find_by_id(import_id)
             .find_also_related(environment::Entity)
             .one(&*txn)
             .await?
-            .ok_or_else(|| SecretsError::NotFound(format!("secret import '{import_id}'")))?;
-        if env.is_none_or(|e| e.project_id != project.id) {
-            return Err(SecretsError::NotFound(format!("secret import '{import_id}'")));
-        }
+            .ok_or_else(not_found)?;
+        let env = env.filter(|e| e.project_id == project.project.id).ok_or_else(not_found)?;
+        project.grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
         row.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())
@@ -150,7 +160,11 @@ impl Vault {
             let Some(env) = environment::Entity::find_by_id(&import.import_environment_id).one(db).await? else {
                 continue;
             };
-            let source = EnvScope { project: scope.project.clone(), env };
+            let source = scope.with_env(env);
+            // Imported values reach only callers who may read them where they live.
+            if !source.can(Subject::Secrets, Action::Read, &import.import_path) {
+                continue;
+            }
             // Ascending position: a later import overwrites an earlier one's key.
             for secret in values::folder_values(db, &dk, &source, &import.import_path).await? {
                 by_key.insert(secret.key.clone(), secret);

@@ -32,6 +32,9 @@ pub enum SecretsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The caller's policies do not allow the request.
+    #[error(transparent)]
+    PermissionDenied(#[from] crate::identity::Denied),
     /// The addressed thing does not exist (or belongs to another org).
     #[error("{0} not found")]
     NotFound(String),

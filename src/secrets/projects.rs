@@ -3,12 +3,17 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::Query,
 };
 
 use super::{SecretsError, Vault, scope, validate};
 use crate::{
     crypto::DataKey,
-    store::entities::{environment, project, secret},
+    identity::{
+        self, Principal, access,
+        policy::{Action, Resource, Subject},
+    },
+    store::entities::{environment, project, project_membership, secret},
 };
 
 /// Environments every new project starts with, in display order.
@@ -81,16 +86,18 @@ impl Vault {
     /// Creates a project with a fresh data key and the default environments.
     pub async fn create_project(
         &self,
-        org_id: &str,
+        caller: &Principal,
         name: &str,
     ) -> Result<(ProjectRecord, Vec<EnvironmentRecord>), SecretsError> {
         validate::display_name("name", name)?;
         let id = uuid::Uuid::now_v7().to_string();
         let sealed_data_key = self.root_key.seal_data_key(&id, &DataKey::generate());
         let txn = self.store.begin_write().await?;
+        let org = access::org_grants(&*txn, caller).await?;
+        org.require(Subject::Projects, Action::Create, Resource::default())?;
         let project = project::ActiveModel {
             id: Set(id.clone()),
-            org_id: Set(org_id.to_owned()),
+            org_id: Set(caller.org_id.clone()),
             name: Set(name.trim().to_owned()),
             sealed_data_key: Set(sealed_data_key),
             created_at: Set(Utc::now()),
@@ -101,19 +108,26 @@ impl Vault {
         for (position, (slug, env_name)) in DEFAULT_ENVIRONMENTS.iter().enumerate() {
             envs.push(new_environment(&id, slug, env_name, position as i32).insert(&*txn).await?.into());
         }
+        // The creator administers what it created, unless it already does as org admin.
+        if !access::project_grants(&*txn, caller, &id).await?.can(Subject::Projects, Action::Edit, Resource::default())
+        {
+            identity::add_membership(&*txn, &id, &caller.identity_id, "admin").await?;
+        }
         txn.commit().await?;
         Ok((project.into(), envs))
     }
 
     /// Reads one project of the org.
-    pub async fn get_project(&self, org_id: &str, project_id: &str) -> Result<ProjectRecord, SecretsError> {
-        Ok(scope::project(self.store.conn(), org_id, project_id).await?.into())
+    pub async fn get_project(&self, caller: &Principal, project_id: &str) -> Result<ProjectRecord, SecretsError> {
+        let scope = scope::project(self.store.conn(), caller, project_id).await?;
+        scope.grants.require(Subject::Projects, Action::Read, Resource::default())?;
+        Ok(scope.project.into())
     }
 
     /// Lists the org's projects in creation order (ids are time-ordered UUIDv7), keyset-paginated by id.
     pub async fn list_projects(
         &self,
-        org_id: &str,
+        caller: &Principal,
         page_size: i32,
         page_token: &str,
     ) -> Result<ProjectPage, SecretsError> {
@@ -127,12 +141,22 @@ impl Vault {
                 });
             }
         };
-        let mut query = project::Entity::find().filter(project::Column::OrgId.eq(org_id));
+        let db = self.store.conn();
+        let mut query = project::Entity::find().filter(project::Column::OrgId.eq(&caller.org_id));
         if !page_token.is_empty() {
             validate::id("page_token", page_token)?;
             query = query.filter(project::Column::Id.gt(page_token));
         }
-        let rows = query.order_by_asc(project::Column::Id).limit(size + 1).all(self.store.conn()).await?;
+        // Only projects the caller can read; membership is checked in SQL so pages stay full.
+        if !access::is_org_admin(db, caller).await? {
+            let memberships = Query::select()
+                .column(project_membership::Column::ProjectId)
+                .from(project_membership::Entity)
+                .and_where(project_membership::Column::IdentityId.eq(&caller.identity_id))
+                .to_owned();
+            query = query.filter(project::Column::Id.in_subquery(memberships));
+        }
+        let rows = query.order_by_asc(project::Column::Id).limit(size + 1).all(db).await?;
         let more = rows.len() as u64 > size;
         let projects: Vec<ProjectRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
         let next_page_token = if more { projects.last().map(|p| p.id.clone()) } else { None };
@@ -140,10 +164,11 @@ impl Vault {
     }
 
     /// Deletes a project and everything in it.
-    pub async fn delete_project(&self, org_id: &str, project_id: &str) -> Result<(), SecretsError> {
+    pub async fn delete_project(&self, caller: &Principal, project_id: &str) -> Result<(), SecretsError> {
         let txn = self.store.begin_write().await?;
-        let project = scope::project(&*txn, org_id, project_id).await?;
-        project.delete(&*txn).await?;
+        let scope = scope::project(&*txn, caller, project_id).await?;
+        scope.grants.require(Subject::Projects, Action::Delete, Resource::default())?;
+        scope.project.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -151,7 +176,7 @@ impl Vault {
     /// Adds an environment after the existing ones.
     pub async fn create_environment(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         slug: &str,
         name: &str,
@@ -160,7 +185,8 @@ impl Vault {
         let name = if name.is_empty() { slug } else { name };
         validate::display_name("name", name)?;
         let txn = self.store.begin_write().await?;
-        let project = scope::project(&*txn, org_id, project_id).await?;
+        let scope::ProjectScope { project, grants } = scope::project(&*txn, caller, project_id).await?;
+        grants.require(Subject::Projects, Action::Edit, Resource::default())?;
         let existing =
             environment::Entity::find().filter(environment::Column::ProjectId.eq(&project.id)).all(&*txn).await?;
         if existing.iter().any(|e| e.slug == slug) {
@@ -175,10 +201,11 @@ impl Vault {
     /// Lists a project's environments in display order.
     pub async fn list_environments(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
     ) -> Result<Vec<EnvironmentRecord>, SecretsError> {
-        let project = scope::project(self.store.conn(), org_id, project_id).await?;
+        let scope::ProjectScope { project, grants } = scope::project(self.store.conn(), caller, project_id).await?;
+        grants.require(Subject::Projects, Action::Read, Resource::default())?;
         let envs = environment::Entity::find()
             .filter(environment::Column::ProjectId.eq(&project.id))
             .order_by_asc(environment::Column::Position)
@@ -189,9 +216,15 @@ impl Vault {
 
     /// Deletes an environment with its folders, secrets, versions and imports (foreign keys cascade).
     /// Returns how many secrets went with it.
-    pub async fn delete_environment(&self, org_id: &str, project_id: &str, slug: &str) -> Result<u64, SecretsError> {
+    pub async fn delete_environment(
+        &self,
+        caller: &Principal,
+        project_id: &str,
+        slug: &str,
+    ) -> Result<u64, SecretsError> {
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, slug).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, slug).await?;
+        scope.grants.require(Subject::Projects, Action::Edit, Resource::default())?;
         let secrets =
             secret::Entity::find().filter(secret::Column::EnvironmentId.eq(&scope.env.id)).count(&*txn).await?;
         scope.env.delete(&*txn).await?;

@@ -1,31 +1,44 @@
-//! Resolving `(org, project id, environment slug)` to stored rows, with NOT_FOUND for anything outside the
-//! caller's org so that other orgs' ids are indistinguishable from unknown ones.
+//! Resolving `(caller, project id, environment slug)` to stored rows and the caller's grants there. Anything
+//! outside the caller's org is NOT_FOUND, so other orgs' ids are indistinguishable from unknown ones.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::{SecretsError, Vault, validate};
 use crate::{
     crypto::DataKey,
+    identity::{
+        Grants, Principal, access,
+        policy::{Action, Resource, Subject},
+    },
     store::entities::{environment, project},
 };
 
-/// A project and one of its environments.
+/// A project of the caller's org with the caller's grants in it.
+pub struct ProjectScope {
+    pub project: project::Model,
+    pub grants: Grants,
+}
+
+/// A project, one of its environments, and the caller's grants in the project.
 pub struct EnvScope {
     pub project: project::Model,
     pub env: environment::Model,
+    pub grants: Grants,
 }
 
 pub async fn project(
     db: &impl ConnectionTrait,
-    org_id: &str,
+    caller: &Principal,
     project_id: &str,
-) -> Result<project::Model, SecretsError> {
+) -> Result<ProjectScope, SecretsError> {
     validate::id("project_id", project_id)?;
-    project::Entity::find_by_id(project_id)
-        .filter(project::Column::OrgId.eq(org_id))
+    let project = project::Entity::find_by_id(project_id)
+        .filter(project::Column::OrgId.eq(&caller.org_id))
         .one(db)
         .await?
-        .ok_or_else(|| SecretsError::NotFound(format!("project '{project_id}'")))
+        .ok_or_else(|| SecretsError::NotFound(format!("project '{project_id}'")))?;
+    let grants = access::project_grants(db, caller, &project.id).await?;
+    Ok(ProjectScope { project, grants })
 }
 
 pub async fn environment_of(
@@ -45,13 +58,30 @@ pub async fn environment_of(
 
 pub async fn env_scope(
     db: &impl ConnectionTrait,
-    org_id: &str,
+    caller: &Principal,
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
-    let project = project(db, org_id, project_id).await?;
+    let ProjectScope { project, grants } = project(db, caller, project_id).await?;
     let env = environment_of(db, &project, "environment", env_slug).await?;
-    Ok(EnvScope { project, env })
+    Ok(EnvScope { project, env, grants })
+}
+
+impl EnvScope {
+    /// Fails with PERMISSION_DENIED unless the caller may do `action` on `subject` at `path` of this environment.
+    pub fn require(&self, subject: Subject, action: Action, path: &str) -> Result<(), SecretsError> {
+        Ok(self.grants.require(subject, action, Resource::at(&self.env.slug, path))?)
+    }
+
+    /// Whether the caller may do `action` on `subject` at `path` of this environment.
+    pub fn can(&self, subject: Subject, action: Action, path: &str) -> bool {
+        self.grants.can(subject, action, Resource::at(&self.env.slug, path))
+    }
+
+    /// The same project and grants, another environment of it.
+    pub fn with_env(&self, env: environment::Model) -> EnvScope {
+        EnvScope { project: self.project.clone(), env, grants: self.grants.clone() }
+    }
 }
 
 impl Vault {

@@ -10,6 +10,10 @@ use zeroize::Zeroizing;
 use super::{SecretsError, Vault, folders, scope, scope::EnvScope, validate};
 use crate::{
     crypto::{DataKey, ValueBinding},
+    identity::{
+        Principal,
+        policy::{Action, Subject},
+    },
     store::entities::{secret, secret_version},
 };
 
@@ -226,7 +230,7 @@ impl Vault {
     /// Creates a secret at version 1; missing folders on its path are created.
     pub async fn create_secret(
         &self,
-        org_id: &str,
+        caller: &Principal,
         addr: &SecretAddress,
         value: &str,
         comment: &str,
@@ -238,7 +242,8 @@ impl Vault {
         let input =
             SecretInput { key: addr.key.clone(), value: Zeroizing::new(value.to_owned()), comment: comment.to_owned() };
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
         let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
@@ -250,7 +255,7 @@ impl Vault {
     /// a key missing from the folder is looked up in its imports (later imports first).
     pub async fn get_secret(
         &self,
-        org_id: &str,
+        caller: &Principal,
         addr: &SecretAddress,
         include_imports: bool,
         version: u32,
@@ -258,7 +263,8 @@ impl Vault {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         let db = self.store.conn();
-        let scope = scope::env_scope(db, org_id, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope(db, caller, &addr.project_id, &addr.environment).await?;
+        scope.require(Subject::Secrets, Action::Read, &path)?;
         let Some(row) = find(db, &scope.env.id, &path, &addr.key).await? else {
             if include_imports && version == 0 {
                 if let Some(found) = self.find_imported(&scope, &path, &addr.key).await? {
@@ -288,7 +294,7 @@ impl Vault {
     /// Replaces a secret's value with a new version; `comment: None` keeps the current comment.
     pub async fn update_secret(
         &self,
-        org_id: &str,
+        caller: &Principal,
         addr: &SecretAddress,
         value: &str,
         comment: Option<&str>,
@@ -300,7 +306,8 @@ impl Vault {
             validate::comment("comment", comment)?;
         }
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row = update_existing(&*txn, &dk, &scope, &path, &addr.key, value, comment).await?;
         txn.commit().await?;
@@ -308,11 +315,12 @@ impl Vault {
     }
 
     /// Deletes a secret and its history.
-    pub async fn delete_secret(&self, org_id: &str, addr: &SecretAddress) -> Result<(), SecretsError> {
+    pub async fn delete_secret(&self, caller: &Principal, addr: &SecretAddress) -> Result<(), SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        scope.require(Subject::Secrets, Action::Delete, &path)?;
         let row =
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         row.delete(&*txn).await?;
@@ -323,7 +331,7 @@ impl Vault {
     /// Creates several secrets in one folder in one transaction: any failure writes nothing.
     pub async fn batch_create_secrets(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
@@ -335,7 +343,8 @@ impl Vault {
             validate_input(&format!("secrets[{i}]"), input)?;
         }
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
         let mut rows = Vec::with_capacity(inputs.len());
@@ -350,7 +359,7 @@ impl Vault {
     /// An empty comment keeps the secret's current comment.
     pub async fn batch_update_secrets(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
@@ -362,7 +371,8 @@ impl Vault {
             validate_input(&format!("secrets[{i}]"), input)?;
         }
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let mut rows = Vec::with_capacity(inputs.len());
         for input in inputs {
@@ -376,7 +386,7 @@ impl Vault {
     /// Deletes several secrets of one folder in one transaction: a missing key deletes nothing.
     pub async fn batch_delete_secrets(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
@@ -385,7 +395,8 @@ impl Vault {
         let path = validate::folder_path("secret_path", raw_path)?;
         validate::batch_keys("keys", keys.iter().map(String::as_str))?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        scope.require(Subject::Secrets, Action::Delete, &path)?;
         for key in keys {
             let row = find(&*txn, &scope.env.id, &path, key).await?.ok_or_else(|| not_found(&scope, &path, key))?;
             row.delete(&*txn).await?;
@@ -397,13 +408,14 @@ impl Vault {
     /// Lists a secret's versions, newest first, with their values.
     pub async fn list_secret_versions(
         &self,
-        org_id: &str,
+        caller: &Principal,
         addr: &SecretAddress,
     ) -> Result<Vec<VersionRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         let db = self.store.conn();
-        let scope = scope::env_scope(db, org_id, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope(db, caller, &addr.project_id, &addr.environment).await?;
+        scope.require(Subject::Secrets, Action::Read, &path)?;
         let row =
             find(db, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         let dk = self.data_key(&scope.project)?;
@@ -428,7 +440,7 @@ impl Vault {
     /// Makes the value of `version` current again, as a new version.
     pub async fn rollback_secret(
         &self,
-        org_id: &str,
+        caller: &Principal,
         addr: &SecretAddress,
         version: u32,
     ) -> Result<SecretRecord, SecretsError> {
@@ -438,7 +450,8 @@ impl Vault {
             return Err(SecretsError::InvalidArgument { field: "version".into(), reason: "must be 1 or more".into() });
         }
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, org_id, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row =
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
@@ -459,7 +472,7 @@ impl Vault {
     /// With `include_imports`, the folder's imported secrets are added where no local key has the same name.
     pub async fn list_secrets(
         &self,
-        org_id: &str,
+        caller: &Principal,
         project_id: &str,
         environment: &str,
         raw_path: &str,
@@ -468,7 +481,8 @@ impl Vault {
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
         let db = self.store.conn();
-        let scope = scope::env_scope(db, org_id, project_id, environment).await?;
+        let scope = scope::env_scope(db, caller, project_id, environment).await?;
+        scope.grants.require_somewhere_in(Subject::Secrets, Action::Read, &scope.env.slug)?;
         folders::require(db, &scope, &path).await?;
         let dk = self.data_key(&scope.project)?;
         let rows = secret::Entity::find()
@@ -479,7 +493,9 @@ impl Vault {
             .await?;
         let mut out = Vec::new();
         for row in rows {
-            let wanted = if recursive { validate::is_within(&row.path, &path) } else { row.path == path };
+            let in_folder = if recursive { validate::is_within(&row.path, &path) } else { row.path == path };
+            // Entries the caller may not read are left out rather than failing the whole list.
+            let wanted = in_folder && scope.can(Subject::Secrets, Action::Read, &row.path);
             if wanted {
                 let value = open(&dk, &scope, &row, row.version, &row.sealed_value)?;
                 out.push(record(&scope, row, Some(value)));

@@ -4,7 +4,8 @@ use sea_orm::{EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use super::entities::{
-    access_token, client_secret, environment, folder, identity, org, project, secret, secret_import, secret_version,
+    access_token, authz_version, client_secret, environment, folder, identity, org, project, project_membership, role,
+    secret, secret_import, secret_version,
 };
 
 pub struct Migrator;
@@ -12,7 +13,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation)]
+        vec![Box::new(Foundation), Box::new(Permissions)]
     }
 }
 
@@ -48,5 +49,29 @@ impl MigrationTrait for Foundation {
         create(manager, secret::Entity).await?;
         create(manager, secret_version::Entity).await?;
         create(manager, secret_import::Entity).await
+    }
+}
+
+/// Custom roles, project memberships and the permission version counter.
+struct Permissions;
+
+impl MigrationName for Permissions {
+    fn name(&self) -> &str {
+        "m0002_permissions"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Permissions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create(manager, role::Entity).await?;
+        create(manager, project_membership::Entity).await?;
+        create(manager, authz_version::Entity).await?;
+        let seed = Query::insert()
+            .into_table(authz_version::Entity)
+            .columns([authz_version::Column::Id, authz_version::Column::Version])
+            .values_panic([1.into(), 0i64.into()])
+            .to_owned();
+        manager.exec_stmt(seed).await
     }
 }

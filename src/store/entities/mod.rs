@@ -1,12 +1,15 @@
 //! sea-orm entities, one file per table.
 
 pub mod access_token;
+pub mod authz_version;
 pub mod client_secret;
 pub mod environment;
 pub mod folder;
 pub mod identity;
 pub mod org;
 pub mod project;
+pub mod project_membership;
+pub mod role;
 pub mod secret;
 pub mod secret_import;
 pub mod secret_version;

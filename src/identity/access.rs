@@ -1,0 +1,140 @@
+//! Loading what a caller may do (its [`Grants`]) and enforcing it: the one place every RPC's permission check
+//! goes through.
+//!
+//! - Org-level subjects (identities, roles, audit logs, audit streams) and creating projects are governed by
+//!   the identity's org role.
+//! - Project-level subjects (secrets, folders, imports, events, the project itself) are governed by the
+//!   identity's role in that project. An org `admin` is admin in every project of its org.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use super::{
+    Principal,
+    policy::{self, Action, Policy, RawPolicy, Resource, Subject},
+};
+use crate::store::entities::{authz_version, identity, project_membership, role};
+
+/// The org role that is admin in every project.
+const ORG_ADMIN: &str = "admin";
+
+/// A request the caller's policies do not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("permission denied: missing '{subject}:{action}'{location}")]
+pub struct Denied {
+    /// The subject that was missing.
+    pub subject: Subject,
+    /// The action that was missing.
+    pub action: Action,
+    /// Where, e.g. ` on prod:/api`.
+    pub location: String,
+}
+
+/// The policies in force for one caller in one scope (its org, or one project).
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    policies: Vec<Policy>,
+}
+
+impl Grants {
+    /// Grants holding exactly `policies`.
+    pub fn new(policies: Vec<Policy>) -> Self {
+        Self { policies }
+    }
+
+    /// Whether the action is allowed at `resource`.
+    pub fn can(&self, subject: Subject, action: Action, resource: Resource<'_>) -> bool {
+        policy::allows(&self.policies, subject, action, &resource)
+    }
+
+    /// Fails with [`Denied`] naming what was missing unless the action is allowed.
+    pub fn require(&self, subject: Subject, action: Action, resource: Resource<'_>) -> Result<(), Denied> {
+        if self.can(subject, action, resource) {
+            Ok(())
+        } else {
+            Err(Denied { subject, action, location: resource.to_string() })
+        }
+    }
+
+    /// Fails unless the action could be allowed for some folder of `environment`.
+    pub fn require_somewhere_in(&self, subject: Subject, action: Action, environment: &str) -> Result<(), Denied> {
+        if policy::allows_somewhere_in(&self.policies, subject, action, environment) {
+            Ok(())
+        } else {
+            Err(Denied { subject, action, location: format!(" in {environment}") })
+        }
+    }
+}
+
+/// The policies of role `role_id` (a built-in name or a custom role id of `org_id`); empty when unknown.
+pub async fn role_policies(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    role_id: &str,
+) -> Result<Vec<Policy>, sea_orm::DbErr> {
+    if let Some(policies) = policy::built_in_role(role_id) {
+        return Ok(policies);
+    }
+    let Some(row) = role::Entity::find_by_id(role_id).filter(role::Column::OrgId.eq(org_id)).one(db).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(stored_policies(&row))
+}
+
+/// Decodes a custom role's stored policies. They were validated before they were stored; anything that no
+/// longer validates is skipped rather than widening access.
+pub fn stored_policies(row: &role::Model) -> Vec<Policy> {
+    let raw: Vec<RawPolicy> = serde_json::from_value(row.policies.clone()).unwrap_or_default();
+    raw.iter().enumerate().filter_map(|(i, p)| p.validate(i).ok()).collect()
+}
+
+async fn org_role(db: &impl ConnectionTrait, caller: &Principal) -> Result<Option<String>, sea_orm::DbErr> {
+    Ok(identity::Entity::find_by_id(&caller.identity_id).one(db).await?.and_then(|i| i.org_role))
+}
+
+/// The caller's org-level grants: its org role's policies for org-level subjects and project creation.
+pub async fn org_grants(db: &impl ConnectionTrait, caller: &Principal) -> Result<Grants, sea_orm::DbErr> {
+    let Some(role_id) = org_role(db, caller).await? else { return Ok(Grants::default()) };
+    let policies = role_policies(db, &caller.org_id, &role_id).await?;
+    let org_level = |p: &Policy| !p.subject.is_project_level() || (p.subject == Subject::Projects);
+    Ok(Grants::new(policies.into_iter().filter(org_level).collect()))
+}
+
+/// Whether the caller is an org admin, and so admin in every project of its org.
+pub async fn is_org_admin(db: &impl ConnectionTrait, caller: &Principal) -> Result<bool, sea_orm::DbErr> {
+    Ok(org_role(db, caller).await?.as_deref() == Some(ORG_ADMIN))
+}
+
+/// The caller's grants in one project of its org.
+pub async fn project_grants(
+    db: &impl ConnectionTrait,
+    caller: &Principal,
+    project_id: &str,
+) -> Result<Grants, sea_orm::DbErr> {
+    if is_org_admin(db, caller).await? {
+        return Ok(Grants::new(policy::built_in_role(ORG_ADMIN).unwrap_or_default()));
+    }
+    let membership = project_membership::Entity::find()
+        .filter(project_membership::Column::ProjectId.eq(project_id))
+        .filter(project_membership::Column::IdentityId.eq(&caller.identity_id))
+        .one(db)
+        .await?;
+    let Some(membership) = membership else { return Ok(Grants::default()) };
+    let policies = role_policies(db, &caller.org_id, &membership.role_id).await?;
+    Ok(Grants::new(policies.into_iter().filter(|p| p.subject.is_project_level()).collect()))
+}
+
+/// Increments the permission version in the caller's transaction (see `authz_version`).
+pub async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    authz_version::Entity::update_many()
+        .col_expr(authz_version::Column::Version, Expr::col(authz_version::Column::Version).add(1))
+        .filter(authz_version::Column::Id.eq(1))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The current permission version.
+pub async fn current_version(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
+    Ok(authz_version::Entity::find_by_id(1).one(db).await?.map_or(0, |row| row.version))
+}

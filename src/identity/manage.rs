@@ -1,0 +1,277 @@
+//! Identities, client secrets and token revocation.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::{
+    Identities, IdentityError, Principal,
+    access::{self, bump_version},
+    credentials,
+    policy::{Action, Resource, Subject},
+};
+use crate::store::entities::{access_token, client_secret, identity};
+
+/// Page size when the request gives none.
+const DEFAULT_PAGE_SIZE: u64 = 100;
+/// Largest page a caller may ask for.
+const MAX_PAGE_SIZE: u64 = 1000;
+/// Longest identity name.
+const MAX_NAME_LEN: usize = 64;
+
+/// An identity as callers see it.
+#[derive(Debug, Clone)]
+pub struct IdentityRecord {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub client_id: String,
+    pub org_role: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<identity::Model> for IdentityRecord {
+    fn from(m: identity::Model) -> Self {
+        Self {
+            id: m.id,
+            org_id: m.org_id,
+            name: m.name,
+            client_id: m.client_id,
+            org_role: m.org_role,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// One page of identities.
+#[derive(Debug)]
+pub struct IdentityPage {
+    pub identities: Vec<IdentityRecord>,
+    pub next_page_token: Option<String>,
+}
+
+/// A client secret's metadata (never the secret).
+#[derive(Debug, Clone)]
+pub struct ClientSecretRecord {
+    pub id: String,
+    pub identity_id: String,
+    pub description: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: u32,
+    pub uses: u32,
+}
+
+impl From<client_secret::Model> for ClientSecretRecord {
+    fn from(m: client_secret::Model) -> Self {
+        Self {
+            id: m.id,
+            identity_id: m.identity_id,
+            description: m.description,
+            prefix: m.prefix,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            max_uses: m.max_uses as u32,
+            uses: m.uses as u32,
+        }
+    }
+}
+
+/// A freshly created client secret: shown once.
+#[derive(Debug)]
+pub struct NewClientSecret {
+    pub client_id: String,
+    pub client_secret: String,
+    pub info: ClientSecretRecord,
+}
+
+fn page_size(size: i32) -> Result<u64, IdentityError> {
+    match size {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        1.. => Ok((size as u64).min(MAX_PAGE_SIZE)),
+        _ => Err(IdentityError::invalid("page_size", "must not be negative")),
+    }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), IdentityError> {
+    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| IdentityError::invalid(field, format!("'{id}' is not a UUID")))
+}
+
+impl Identities {
+    /// Loads an identity of the caller's org.
+    pub(super) async fn identity_in_org(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        caller: &Principal,
+        identity_id: &str,
+    ) -> Result<identity::Model, IdentityError> {
+        check_id("identity_id", identity_id)?;
+        identity::Entity::find_by_id(identity_id)
+            .filter(identity::Column::OrgId.eq(&caller.org_id))
+            .one(db)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("identity '{identity_id}'")))
+    }
+
+    /// Creates a machine identity, optionally with an org role. It has no client secret yet.
+    pub async fn create_identity(
+        &self,
+        caller: &Principal,
+        name: &str,
+        org_role: &str,
+    ) -> Result<IdentityRecord, IdentityError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+            return Err(IdentityError::invalid("name", format!("must be 1 to {MAX_NAME_LEN} printable characters")));
+        }
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Create, Resource::default())?;
+        let org_role = match org_role {
+            "" => None,
+            role => Some(self.role_in_org(&*txn, caller, "org_role", role).await?),
+        };
+        let row = identity::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            org_id: Set(caller.org_id.clone()),
+            name: Set(name.to_owned()),
+            client_id: Set(uuid::Uuid::new_v4().to_string()),
+            org_role: Set(org_role),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&*txn)
+        .await?;
+        txn.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Lists the org's identities, oldest first.
+    pub async fn list_identities(
+        &self,
+        caller: &Principal,
+        size: i32,
+        page_token: &str,
+    ) -> Result<IdentityPage, IdentityError> {
+        let size = page_size(size)?;
+        let db = self.store.conn();
+        access::org_grants(db, caller).await?.require(Subject::Identities, Action::Read, Resource::default())?;
+        let mut query = identity::Entity::find().filter(identity::Column::OrgId.eq(&caller.org_id));
+        if !page_token.is_empty() {
+            check_id("page_token", page_token)?;
+            query = query.filter(identity::Column::Id.gt(page_token));
+        }
+        let rows = query.order_by_asc(identity::Column::Id).limit(size + 1).all(db).await?;
+        let more = rows.len() as u64 > size;
+        let identities: Vec<IdentityRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
+        let next_page_token = if more { identities.last().map(|i| i.id.clone()) } else { None };
+        Ok(IdentityPage { identities, next_page_token })
+    }
+
+    /// Deletes an identity with its secrets, tokens and memberships; its tokens stop working at once.
+    pub async fn delete_identity(&self, caller: &Principal, identity_id: &str) -> Result<(), IdentityError> {
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Delete, Resource::default())?;
+        let row = self.identity_in_org(&*txn, caller, identity_id).await?;
+        row.delete(&*txn).await?;
+        bump_version(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a client secret for an identity. `ttl` None = never expires; `max_uses` 0 = unlimited.
+    pub async fn create_client_secret(
+        &self,
+        caller: &Principal,
+        identity_id: &str,
+        description: &str,
+        ttl: Option<Duration>,
+        max_uses: u32,
+    ) -> Result<NewClientSecret, IdentityError> {
+        if description.chars().count() > 256 {
+            return Err(IdentityError::invalid("description", "is longer than 256 characters"));
+        }
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
+        let identity = self.identity_in_org(&*txn, caller, identity_id).await?;
+        let secret = credentials::generate(credentials::CLIENT_SECRET_PREFIX);
+        let now = Utc::now();
+        let expires_at = match ttl {
+            Some(ttl) => Some(
+                chrono::Duration::from_std(ttl)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .ok_or_else(|| IdentityError::invalid("ttl", "is too long"))?,
+            ),
+            None => None,
+        };
+        let row = client_secret::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            identity_id: Set(identity.id.clone()),
+            secret_hash: Set(credentials::hash(&secret)),
+            prefix: Set(credentials::visible_prefix(&secret)),
+            description: Set(description.to_owned()),
+            expires_at: Set(expires_at),
+            max_uses: Set(i64::from(max_uses)),
+            uses: Set(0),
+            revoked_at: Set(None),
+            created_at: Set(now),
+        }
+        .insert(&*txn)
+        .await?;
+        txn.commit().await?;
+        Ok(NewClientSecret { client_id: identity.client_id, client_secret: secret, info: row.into() })
+    }
+
+    /// Revokes a client secret: it can no longer log in. Tokens it issued stay valid until they expire or are
+    /// revoked themselves.
+    pub async fn revoke_client_secret(
+        &self,
+        caller: &Principal,
+        identity_id: &str,
+        secret_id: &str,
+    ) -> Result<(), IdentityError> {
+        check_id("client_secret_id", secret_id)?;
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
+        let identity = self.identity_in_org(&*txn, caller, identity_id).await?;
+        let secret = client_secret::Entity::find_by_id(secret_id)
+            .filter(client_secret::Column::IdentityId.eq(&identity.id))
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("client secret '{secret_id}'")))?;
+        if secret.revoked_at.is_none() {
+            let mut active = secret.into_active_model();
+            active.revoked_at = Set(Some(Utc::now()));
+            active.update(&*txn).await?;
+            bump_version(&*txn).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes an access token: the caller's own when `token` is empty, else the given one (holding a token is
+    /// the authority to revoke it). The next call with it is UNAUTHENTICATED.
+    pub async fn revoke_token(&self, caller: &Principal, token: &str) -> Result<(), IdentityError> {
+        let txn = self.store.begin_write().await?;
+        let row = if token.is_empty() {
+            access_token::Entity::find_by_id(&caller.token_id).one(&*txn).await?
+        } else {
+            access_token::Entity::find()
+                .filter(access_token::Column::TokenHash.eq(credentials::hash(token)))
+                .one(&*txn)
+                .await?
+        };
+        let row = row.ok_or_else(|| IdentityError::NotFound("access token".into()))?;
+        if row.revoked_at.is_none() {
+            let mut active = row.into_active_model();
+            active.revoked_at = Set(Some(Utc::now()));
+            active.update(&*txn).await?;
+            bump_version(&*txn).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! Roles (built-in and custom) and project memberships.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder,
+    Set,
+};
+
+use super::{
+    Identities, IdentityError, Principal,
+    access::{self, bump_version},
+    policy::{self, Action, Policy, RawPolicy, Resource, Subject},
+};
+use crate::store::entities::{identity, project, project_membership, role};
+
+/// Most policies one role may hold.
+pub const MAX_POLICIES: usize = 100;
+/// Longest role name.
+const MAX_NAME_LEN: usize = 64;
+
+/// A role as callers see it.
+#[derive(Debug, Clone)]
+pub struct RoleRecord {
+    /// The role id: its name for built-in roles, a UUID for custom ones.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub policies: Vec<Policy>,
+    pub built_in: bool,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+fn built_in_record(name: &str) -> RoleRecord {
+    RoleRecord {
+        id: name.to_owned(),
+        name: name.to_owned(),
+        description: format!("built-in {name} role"),
+        policies: policy::built_in_role(name).unwrap_or_default(),
+        built_in: true,
+        created_at: None,
+    }
+}
+
+fn custom_record(row: role::Model) -> RoleRecord {
+    RoleRecord {
+        policies: access::stored_policies(&row),
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        built_in: false,
+        created_at: Some(row.created_at),
+    }
+}
+
+/// Validates a role's name and policies; returns the policies in their stored form.
+fn validate_role(name: &str, raw: &[RawPolicy]) -> Result<Vec<RawPolicy>, IdentityError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(IdentityError::invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
+    }
+    if policy::BUILT_IN_ROLES.contains(&name) {
+        return Err(IdentityError::invalid("name", format!("'{name}' is a built-in role")));
+    }
+    if raw.len() > MAX_POLICIES {
+        return Err(IdentityError::invalid("policies", format!("at most {MAX_POLICIES} policies per role")));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.validate(i)
+                .map(|valid| RawPolicy::from(&valid))
+                .map_err(|e| IdentityError::invalid(&e.field(), e.to_string()))
+        })
+        .collect()
+}
+
+impl Identities {
+    /// Resolves a role reference (built-in name or custom role id of the caller's org) to its id.
+    pub(super) async fn role_in_org(
+        &self,
+        db: &impl ConnectionTrait,
+        caller: &Principal,
+        field: &str,
+        role_id: &str,
+    ) -> Result<String, IdentityError> {
+        if policy::built_in_role(role_id).is_some() {
+            return Ok(role_id.to_owned());
+        }
+        if uuid::Uuid::parse_str(role_id).is_err() {
+            let reason = format!("'{role_id}' is neither a built-in role (admin, member, viewer) nor a role id");
+            return Err(IdentityError::invalid(field, reason));
+        }
+        role::Entity::find_by_id(role_id)
+            .filter(role::Column::OrgId.eq(&caller.org_id))
+            .one(db)
+            .await?
+            .map(|r| r.id)
+            .ok_or_else(|| IdentityError::NotFound(format!("role '{role_id}'")))
+    }
+
+    async fn custom_role(
+        &self,
+        db: &impl ConnectionTrait,
+        caller: &Principal,
+        role_id: &str,
+    ) -> Result<role::Model, IdentityError> {
+        if policy::built_in_role(role_id).is_some() {
+            return Err(IdentityError::FailedPrecondition(format!("built-in role '{role_id}' cannot be changed")));
+        }
+        let id = self.role_in_org(db, caller, "role_id", role_id).await?;
+        role::Entity::find_by_id(id).one(db).await?.ok_or_else(|| IdentityError::NotFound(format!("role '{role_id}'")))
+    }
+
+    /// Creates a custom role.
+    pub async fn create_role(
+        &self,
+        caller: &Principal,
+        name: &str,
+        description: &str,
+        policies: &[RawPolicy],
+    ) -> Result<RoleRecord, IdentityError> {
+        let stored = validate_role(name, policies)?;
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Create, Resource::default())?;
+        let taken = role::Entity::find()
+            .filter(role::Column::OrgId.eq(&caller.org_id))
+            .filter(role::Column::Name.eq(name.trim()))
+            .one(&*txn)
+            .await?;
+        if taken.is_some() {
+            return Err(IdentityError::AlreadyExists(format!("role '{}'", name.trim())));
+        }
+        let row = role::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            org_id: Set(caller.org_id.clone()),
+            name: Set(name.trim().to_owned()),
+            description: Set(description.to_owned()),
+            policies: Set(serde_json::to_value(&stored).expect("policies serialize")),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&*txn)
+        .await?;
+        txn.commit().await?;
+        Ok(custom_record(row))
+    }
+
+    /// Replaces a custom role's name, description and policies; holders' permissions change on their next call.
+    pub async fn update_role(
+        &self,
+        caller: &Principal,
+        role_id: &str,
+        name: &str,
+        description: &str,
+        policies: &[RawPolicy],
+    ) -> Result<RoleRecord, IdentityError> {
+        let stored = validate_role(name, policies)?;
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Edit, Resource::default())?;
+        let row = self.custom_role(&*txn, caller, role_id).await?;
+        let mut active = row.into_active_model();
+        active.name = Set(name.trim().to_owned());
+        active.description = Set(description.to_owned());
+        active.policies = Set(serde_json::to_value(&stored).expect("policies serialize"));
+        let row = active.update(&*txn).await?;
+        bump_version(&*txn).await?;
+        txn.commit().await?;
+        Ok(custom_record(row))
+    }
+
+    /// Lists the built-in roles, then the org's custom roles oldest first.
+    pub async fn list_roles(&self, caller: &Principal) -> Result<Vec<RoleRecord>, IdentityError> {
+        let db = self.store.conn();
+        access::org_grants(db, caller).await?.require(Subject::Roles, Action::Read, Resource::default())?;
+        let custom = role::Entity::find()
+            .filter(role::Column::OrgId.eq(&caller.org_id))
+            .order_by_asc(role::Column::Id)
+            .all(db)
+            .await?;
+        Ok(policy::BUILT_IN_ROLES
+            .iter()
+            .map(|n| built_in_record(n))
+            .chain(custom.into_iter().map(custom_record))
+            .collect())
+    }
+
+    /// Deletes a custom role; the memberships and org roles that used it are removed with it.
+    pub async fn delete_role(&self, caller: &Principal, role_id: &str) -> Result<(), IdentityError> {
+        let txn = self.store.begin_write().await?;
+        access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Delete, Resource::default())?;
+        let row = self.custom_role(&*txn, caller, role_id).await?;
+        project_membership::Entity::delete_many()
+            .filter(project_membership::Column::RoleId.eq(&row.id))
+            .exec(&*txn)
+            .await?;
+        for holder in identity::Entity::find().filter(identity::Column::OrgRole.eq(&row.id)).all(&*txn).await? {
+            let mut active = holder.into_active_model();
+            active.org_role = Set(None);
+            active.update(&*txn).await?;
+        }
+        row.delete(&*txn).await?;
+        bump_version(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Gives an identity a role in a project (replacing any it had), or removes its membership when `role_id`
+    /// is empty. Needs `projects:edit` in that project.
+    pub async fn set_project_role(
+        &self,
+        caller: &Principal,
+        project_id: &str,
+        identity_id: &str,
+        role_id: &str,
+    ) -> Result<(), IdentityError> {
+        let txn = self.store.begin_write().await?;
+        if uuid::Uuid::parse_str(project_id).is_err() {
+            return Err(IdentityError::invalid("project_id", format!("'{project_id}' is not a UUID")));
+        }
+        let project = project::Entity::find_by_id(project_id)
+            .filter(project::Column::OrgId.eq(&caller.org_id))
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("project '{project_id}'")))?;
+        access::project_grants(&*txn, caller, &project.id).await?.require(
+            Subject::Projects,
+            Action::Edit,
+            Resource::default(),
+        )?;
+        let member = self.identity_in_org(&*txn, caller, identity_id).await?;
+        let existing = project_membership::Entity::find()
+            .filter(project_membership::Column::ProjectId.eq(&project.id))
+            .filter(project_membership::Column::IdentityId.eq(&member.id))
+            .one(&*txn)
+            .await?;
+        if let Some(existing) = existing {
+            existing.delete(&*txn).await?;
+        }
+        if !role_id.is_empty() {
+            let role_id = self.role_in_org(&*txn, caller, "role_id", role_id).await?;
+            add_membership(&*txn, &project.id, &member.id, &role_id).await?;
+        }
+        bump_version(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Adds a membership row (used by SetProjectRole and when a non-admin creates a project).
+pub async fn add_membership(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    identity_id: &str,
+    role_id: &str,
+) -> Result<(), sea_orm::DbErr> {
+    project_membership::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        project_id: Set(project_id.to_owned()),
+        identity_id: Set(identity_id.to_owned()),
+        role_id: Set(role_id.to_owned()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
