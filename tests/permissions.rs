@@ -1,0 +1,319 @@
+//! Least privilege end to end through gRPC: roles with conditions, deny rules, membership, revocation.
+
+mod common;
+
+use common::{Authed, Backend, TestServer, create_secret, get_secret, list_secrets};
+use hush::pb::{
+    self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
+    secrets_service_client::SecretsServiceClient,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::Code;
+
+backend_tests!(
+    scoped_viewer_reads_only_its_environment_and_paths,
+    revoking_tokens_secrets_and_identities_takes_effect_on_the_next_call,
+    role_changes_apply_immediately_and_bump_the_version,
+    org_level_subjects_need_an_org_role,
+);
+
+fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, inverted: bool) -> pb::Policy {
+    pb::Policy {
+        subject: subject.into(),
+        actions: actions.iter().map(|a| a.to_string()).collect(),
+        conditions: Some(pb::PolicyConditions {
+            environments: envs.iter().map(|e| e.to_string()).collect(),
+            secret_path: path.into(),
+        }),
+        inverted,
+    }
+}
+
+/// An identity created by the admin, with a client secret, logged in.
+struct Member {
+    id: String,
+    client_id: String,
+    client_secret: String,
+    token: String,
+}
+
+async fn identity_admin(server: &TestServer) -> IdentityServiceClient<Authed> {
+    IdentityServiceClient::new(server.authed(&server.admin_token().await).await)
+}
+
+async fn new_member(server: &TestServer, name: &str, org_role: &str) -> Member {
+    let mut admin = identity_admin(server).await;
+    let identity = admin
+        .create_identity(pb::CreateIdentityRequest { name: name.into(), org_role: org_role.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .identity
+        .unwrap();
+    let secret = admin
+        .create_client_secret(pb::CreateClientSecretRequest {
+            identity_id: identity.id.clone(),
+            description: "test".into(),
+            ttl: None,
+            max_uses: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(secret.client_id, identity.client_id);
+    let token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
+    Member { id: identity.id, client_id: secret.client_id, client_secret: secret.client_secret, token }
+}
+
+async fn create_role(server: &TestServer, name: &str, policies: Vec<pb::Policy>) -> String {
+    let mut admin = identity_admin(server).await;
+    let request = pb::CreateRoleRequest { name: name.into(), description: String::new(), policies };
+    admin.create_role(request).await.unwrap().into_inner().role.unwrap().id
+}
+
+async fn assign(server: &TestServer, project: &str, identity: &str, role: &str) {
+    let mut admin = identity_admin(server).await;
+    let request = pb::SetProjectRoleRequest { project_id: project.into(), identity_id: identity.into(), role_id: role.into() };
+    admin.set_project_role(request).await.unwrap();
+}
+
+fn update(project: &str, env: &str, path: &str, key: &str) -> pb::UpdateSecretRequest {
+    pb::UpdateSecretRequest {
+        project_id: project.into(),
+        environment: env.into(),
+        secret_path: path.into(),
+        key: key.into(),
+        value: "changed".into(),
+        comment: None,
+    }
+}
+
+async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("least-privilege").await;
+    let mut admin = server.admin_secrets().await;
+    for env in ["dev", "prod"] {
+        create_secret(&mut admin, &project, env, "/api", "X", &format!("{env}-api-x")).await;
+        create_secret(&mut admin, &project, env, "/api/keys", "Y", "y").await;
+        create_secret(&mut admin, &project, env, "/web", "Z", "z").await;
+        create_secret(&mut admin, &project, env, "/", "ROOT", "r").await;
+    }
+    let role = create_role(
+        &server,
+        "dev-api-viewer",
+        vec![
+            policy("secrets", &["read"], &["dev"], "/api/**", false),
+            policy("secrets", &["read"], &["dev"], "/api/keys", true),
+        ],
+    )
+    .await;
+    let viewer = new_member(&server, "viewer", "").await;
+    assign(&server, &project, &viewer.id, &role).await;
+    let mut secrets = SecretsServiceClient::new(server.authed(&viewer.token).await);
+
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/api", "X").await.unwrap().value, "dev-api-x");
+    let denied = get_secret(&mut secrets, &project, "prod", "/api", "X").await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(denied.message().contains("secrets:read") && denied.message().contains("prod:/api"), "{}", denied.message());
+    let denied = get_secret(&mut secrets, &project, "dev", "/api/keys", "Y").await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "the deny rule beats the /api/** allow");
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/web", "Z").await.unwrap_err().code(), Code::PermissionDenied);
+
+    let write = secrets.update_secret(update(&project, "dev", "/api", "X")).await.unwrap_err();
+    assert_eq!(write.code(), Code::PermissionDenied);
+    assert!(write.message().contains("secrets:edit"), "{}", write.message());
+    let create = pb::CreateSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/api".into(),
+        key: "NEW".into(),
+        value: "v".into(),
+        comment: String::new(),
+    };
+    assert_eq!(secrets.create_secret(create).await.unwrap_err().code(), Code::PermissionDenied);
+    let delete = pb::DeleteSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/api".into(),
+        key: "X".into(),
+    };
+    assert_eq!(secrets.delete_secret(delete).await.unwrap_err().code(), Code::PermissionDenied);
+
+    // Listing `/` recursively shows only what the policy allows.
+    let listed = secrets
+        .list_secrets(pb::ListSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            include_imports: false,
+            recursive: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secrets;
+    let seen: Vec<(String, String)> = listed.into_iter().map(|s| (s.secret_path, s.key)).collect();
+    assert_eq!(seen, vec![("/api".to_owned(), "X".to_owned())]);
+    assert!(list_secrets(&mut secrets, &project, "dev", "/", false).await.unwrap().is_empty());
+    let prod_list = list_secrets(&mut secrets, &project, "prod", "/api", false).await.unwrap_err();
+    assert_eq!(prod_list.code(), Code::PermissionDenied, "an environment it can read nothing in is refused");
+
+    // Imports do not widen access: a dev folder importing prod shows the viewer nothing from prod.
+    admin
+        .create_secret_import(pb::CreateSecretImportRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/api".into(),
+            import_environment: "prod".into(),
+            import_path: "/web".into(),
+        })
+        .await
+        .unwrap();
+    let with_imports = list_secrets(&mut secrets, &project, "dev", "/api", true).await.unwrap();
+    assert_eq!(with_imports, vec![("X".to_owned(), "dev-api-x".to_owned())]);
+
+    // A project the viewer is not a member of does not exist for it.
+    let other = server.project("other").await;
+    create_secret(&mut admin, &other, "dev", "/api", "X", "other").await;
+    assert_eq!(get_secret(&mut secrets, &other, "dev", "/api", "X").await.unwrap_err().code(), Code::PermissionDenied);
+    let mut projects = ProjectsServiceClient::new(server.authed(&viewer.token).await);
+    let visible = projects.list_projects(pb::ListProjectsRequest::default()).await.unwrap().into_inner().projects;
+    assert_eq!(visible.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![project.as_str()]);
+}
+
+async fn revoking_tokens_secrets_and_identities_takes_effect_on_the_next_call(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("revocation").await;
+    let member = new_member(&server, "worker", "").await;
+    assign(&server, &project, &member.id, "viewer").await;
+    let mut projects = ProjectsServiceClient::new(server.authed(&member.token).await);
+    let get = pb::GetProjectRequest { project_id: project.clone() };
+    projects.get_project(get.clone()).await.unwrap();
+
+    // Revoking its own token.
+    let mut own = IdentityServiceClient::new(server.authed(&member.token).await);
+    own.revoke_token(pb::RevokeTokenRequest { access_token: String::new() }).await.unwrap();
+    assert_eq!(projects.get_project(get.clone()).await.unwrap_err().code(), Code::Unauthenticated);
+
+    // Revoking the client secret stops new logins; a token issued before keeps working until revoked.
+    let token = server.login(&member.client_id, &member.client_secret).await.unwrap().access_token;
+    let mut admin = identity_admin(&server).await;
+    let secrets = admin
+        .create_client_secret(pb::CreateClientSecretRequest {
+            identity_id: member.id.clone(),
+            description: "second".into(),
+            ttl: None,
+            max_uses: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    server.login(&secrets.client_id, &secrets.client_secret).await.unwrap();
+    let used_up = server.login(&secrets.client_id, &secrets.client_secret).await.unwrap_err();
+    assert_eq!(used_up.code(), Code::Unauthenticated, "max_uses = 1 allows one login");
+    admin
+        .revoke_client_secret(pb::RevokeClientSecretRequest {
+            identity_id: member.id.clone(),
+            client_secret_id: secrets.info.unwrap().id,
+        })
+        .await
+        .unwrap();
+
+    let mut projects = ProjectsServiceClient::new(server.authed(&token).await);
+    projects.get_project(get.clone()).await.unwrap();
+    // Deleting the identity ends every token it has.
+    admin.delete_identity(pb::DeleteIdentityRequest { identity_id: member.id.clone() }).await.unwrap();
+    assert_eq!(projects.get_project(get).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(server.login(&member.client_id, &member.client_secret).await.unwrap_err().code(), Code::Unauthenticated);
+}
+
+async fn authz_version(server: &TestServer) -> i64 {
+    let db = server.raw_db().await;
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT version FROM authz_version WHERE id = 1"))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "version").unwrap()
+}
+
+async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("live-roles").await;
+    let mut admin_secrets = server.admin_secrets().await;
+    create_secret(&mut admin_secrets, &project, "prod", "/", "K", "v").await;
+    let role = create_role(&server, "dev-reader", vec![policy("secrets", &["read"], &["dev"], "", false)]).await;
+    let member = new_member(&server, "reader", "").await;
+    let before = authz_version(&server).await;
+    assign(&server, &project, &member.id, &role).await;
+    assert!(authz_version(&server).await > before, "a membership change bumps the version");
+    let mut secrets = SecretsServiceClient::new(server.authed(&member.token).await);
+    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::PermissionDenied);
+
+    let mut admin = identity_admin(&server).await;
+    let before = authz_version(&server).await;
+    admin
+        .update_role(pb::UpdateRoleRequest {
+            role_id: role.clone(),
+            name: "dev-and-prod-reader".into(),
+            description: String::new(),
+            policies: vec![policy("secrets", &["read"], &["dev", "prod"], "", false)],
+        })
+        .await
+        .unwrap();
+    assert!(authz_version(&server).await > before, "a role edit bumps the version");
+    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap().value, "v", "same token, new rights");
+
+    // Bad policies are rejected naming the field, and the stored role is unchanged.
+    let bad = admin
+        .update_role(pb::UpdateRoleRequest {
+            role_id: role.clone(),
+            name: "broken".into(),
+            description: String::new(),
+            policies: vec![policy("secrets", &["read"], &[], "/api/../etc", false)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("policies[0].conditions.secret_path"), "{}", bad.message());
+    let roles = admin.list_roles(pb::ListRolesRequest::default()).await.unwrap().into_inner().roles;
+    let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["admin", "member", "viewer", "dev-and-prod-reader"]);
+    assert!(roles[..3].iter().all(|r| r.built_in));
+
+    // Deleting the role removes the membership that used it.
+    admin.delete_role(pb::DeleteRoleRequest { role_id: role.clone() }).await.unwrap();
+    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::PermissionDenied);
+    let builtin = admin.delete_role(pb::DeleteRoleRequest { role_id: "admin".into() }).await.unwrap_err();
+    assert_eq!(builtin.code(), Code::FailedPrecondition);
+}
+
+async fn org_level_subjects_need_an_org_role(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let nobody = new_member(&server, "nobody", "").await;
+    let member = new_member(&server, "org-member", "member").await;
+
+    let mut as_nobody = IdentityServiceClient::new(server.authed(&nobody.token).await);
+    let denied = as_nobody.list_identities(pb::ListIdentitiesRequest::default()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(denied.message().contains("identities:read"), "{}", denied.message());
+    let mut nobody_projects = ProjectsServiceClient::new(server.authed(&nobody.token).await);
+    let create = pb::CreateProjectRequest { name: "mine".into() };
+    assert_eq!(nobody_projects.create_project(create.clone()).await.unwrap_err().code(), Code::PermissionDenied);
+
+    // An org member may create projects and administers the ones it creates, but not other identities.
+    let mut member_projects = ProjectsServiceClient::new(server.authed(&member.token).await);
+    let created = member_projects.create_project(create).await.unwrap().into_inner().project.unwrap();
+    let mut member_secrets = SecretsServiceClient::new(server.authed(&member.token).await);
+    create_secret(&mut member_secrets, &created.id, "prod", "/", "MINE", "v").await;
+    let mut as_member = IdentityServiceClient::new(server.authed(&member.token).await);
+    let denied = as_member
+        .create_identity(pb::CreateIdentityRequest { name: "sneaky".into(), org_role: "admin".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // The admin's project is not the member's.
+    let admin_project = server.project("admins").await;
+    let get = pb::GetProjectRequest { project_id: admin_project };
+    assert_eq!(member_projects.get_project(get).await.unwrap_err().code(), Code::PermissionDenied);
+}
