@@ -6,6 +6,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default lifetime of an access token issued by Login.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Default heartbeat interval of idle event streams.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default retention of the event outbox.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Settings of `hush serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,6 +29,12 @@ pub struct ServeConfig {
     /// Lifetime of access tokens, e.g. `1h`, `15m`, `30s`.
     #[arg(long, env = "HUSH_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
     pub token_ttl: Duration,
+    /// Idle event streams get a heartbeat this often.
+    #[arg(long, env = "HUSH_HEARTBEAT_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// Events are kept this long for resuming streams, then pruned.
+    #[arg(long, env = "HUSH_EVENT_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub event_retention: Duration,
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
     #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
@@ -39,6 +49,8 @@ impl ServeConfig {
             database_url: None,
             root_key: None,
             token_ttl: DEFAULT_TOKEN_TTL,
+            heartbeat_interval: DEFAULT_HEARTBEAT,
+            event_retention: DEFAULT_EVENT_RETENTION,
             cors_origins: vec!["*".into()],
         }
     }

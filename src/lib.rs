@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod events;
 mod fs_private;
 pub mod identity;
 pub mod pb;

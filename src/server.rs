@@ -17,6 +17,7 @@ use crate::{
     api::{self, auth::AuthLayer},
     config::ServeConfig,
     crypto::RootKey,
+    events::{EventHub, HubSettings},
     identity, pb,
     pb::{
         audit_logs_service_server::AuditLogsServiceServer, audit_streams_service_server::AuditStreamsServiceServer,
@@ -46,6 +47,9 @@ pub struct Server {
     config: ServeConfig,
     store: Store,
     vault: Vault,
+    events: EventHub,
+    /// Stops the background tasks (event tailer, watchers, pruners) and open streams.
+    background: CancellationToken,
     /// Where the bootstrap credentials were written on this start, if this start created them.
     pub bootstrap_file: Option<PathBuf>,
 }
@@ -62,7 +66,15 @@ impl Server {
         let store = Store::connect(&config.database_url()).await.context("opening the database")?;
         let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
         let vault = Vault::new(store.clone(), Arc::new(root_key));
-        Ok(Self { config, store, vault, bootstrap_file })
+        let background = CancellationToken::new();
+        let settings = HubSettings { heartbeat: config.heartbeat_interval, retention: config.event_retention };
+        let events = EventHub::start(store.clone(), settings, background.clone()).await?;
+        Ok(Self { config, store, vault, events, background, bootstrap_file })
+    }
+
+    /// This instance's event machinery.
+    pub fn events(&self) -> &EventHub {
+        &self.events
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains in-flight requests.
@@ -92,6 +104,14 @@ impl Server {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(AuthLayer::new(self.store.clone()));
 
+        // Open streams end when shutdown starts, so the graceful drain below does not wait for them.
+        let background = self.background.clone();
+        let stop_background = shutdown.clone();
+        tokio::spawn(async move {
+            stop_background.cancelled().await;
+            background.cancel();
+        });
+
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "hush is listening (gRPC, grpc-web, reflection, health)");
         tonic::transport::Server::builder()
@@ -103,7 +123,7 @@ impl Server {
             .add_service(ProjectsServiceServer::new(api::ProjectsApi::new(self.vault.clone())))
             .add_service(SecretsServiceServer::new(api::SecretsApi::new(self.vault.clone())))
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(self.store.clone(), self.config.token_ttl)))
-            .add_service(EventsServiceServer::new(api::EventsApi))
+            .add_service(EventsServiceServer::new(api::EventsApi::new(self.events.clone())))
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi))
             .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())

@@ -73,7 +73,8 @@ async fn create_role(server: &TestServer, name: &str, policies: Vec<pb::Policy>)
 
 async fn assign(server: &TestServer, project: &str, identity: &str, role: &str) {
     let mut admin = identity_admin(server).await;
-    let request = pb::SetProjectRoleRequest { project_id: project.into(), identity_id: identity.into(), role_id: role.into() };
+    let request =
+        pb::SetProjectRoleRequest { project_id: project.into(), identity_id: identity.into(), role_id: role.into() };
     admin.set_project_role(request).await.unwrap();
 }
 
@@ -114,10 +115,17 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     assert_eq!(get_secret(&mut secrets, &project, "dev", "/api", "X").await.unwrap().value, "dev-api-x");
     let denied = get_secret(&mut secrets, &project, "prod", "/api", "X").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(denied.message().contains("secrets:read") && denied.message().contains("prod:/api"), "{}", denied.message());
+    assert!(
+        denied.message().contains("secrets:read") && denied.message().contains("prod:/api"),
+        "{}",
+        denied.message()
+    );
     let denied = get_secret(&mut secrets, &project, "dev", "/api/keys", "Y").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "the deny rule beats the /api/** allow");
-    assert_eq!(get_secret(&mut secrets, &project, "dev", "/web", "Z").await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(
+        get_secret(&mut secrets, &project, "dev", "/web", "Z").await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
 
     let write = secrets.update_secret(update(&project, "dev", "/api", "X")).await.unwrap_err();
     assert_eq!(write.code(), Code::PermissionDenied);
@@ -230,7 +238,10 @@ async fn revoking_tokens_secrets_and_identities_takes_effect_on_the_next_call(ba
 async fn authz_version(server: &TestServer) -> i64 {
     let db = server.raw_db().await;
     let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT version FROM authz_version WHERE id = 1"))
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM authz_version WHERE id = 1",
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -262,7 +273,11 @@ async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
         .await
         .unwrap();
     assert!(authz_version(&server).await > before, "a role edit bumps the version");
-    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap().value, "v", "same token, new rights");
+    assert_eq!(
+        get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap().value,
+        "v",
+        "same token, new rights"
+    );
 
     // Bad policies are rejected naming the field, and the stored role is unchanged.
     let bad = admin

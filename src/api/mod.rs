@@ -3,13 +3,15 @@
 
 pub mod auth;
 mod convert;
+mod events;
 mod identity;
 mod projects;
 mod secrets;
 mod status;
 mod unimplemented;
 
+pub use events::EventsApi;
 pub use identity::IdentityApi;
 pub use projects::ProjectsApi;
 pub use secrets::SecretsApi;
-pub use unimplemented::{AuditLogsApi, AuditStreamsApi, EventsApi};
+pub use unimplemented::{AuditLogsApi, AuditStreamsApi};

@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{identity::IdentityError, secrets::SecretsError};
+use crate::{events::EventsError, identity::IdentityError, secrets::SecretsError};
 
 /// Message of every INTERNAL answer; the detail goes to the log only.
 const INTERNAL: &str = "internal error; the server log has details";
@@ -49,6 +49,19 @@ impl From<IdentityError> for Status {
             IdentityError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             IdentityError::Db(ref db) => internal(db),
             IdentityError::Io { .. } => internal(&error),
+        }
+    }
+}
+
+impl From<EventsError> for Status {
+    fn from(error: EventsError) -> Self {
+        match error {
+            EventsError::InvalidArgument { field, reason } => invalid_argument(field, reason),
+            EventsError::NotFound(_) => Status::not_found(error.to_string()),
+            EventsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            EventsError::Unauthenticated(message) => Status::unauthenticated(message),
+            EventsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            EventsError::Db(ref db) => internal(db),
         }
     }
 }

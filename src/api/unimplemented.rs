@@ -1,19 +1,12 @@
 //! Services of the contract whose RPCs are not built yet: the generated default stubs answer UNIMPLEMENTED.
 
-use crate::pb::{
-    audit_logs_service_server::AuditLogsService, audit_streams_service_server::AuditStreamsService,
-    events_service_server::EventsService,
-};
+use crate::pb::{audit_logs_service_server::AuditLogsService, audit_streams_service_server::AuditStreamsService};
 
-/// EventsService, until live events are built.
-pub struct EventsApi;
 /// AuditLogsService, until audit logs are built.
 pub struct AuditLogsApi;
 /// AuditStreamsService, until audit streams are built.
 pub struct AuditStreamsApi;
 
-#[tonic::async_trait]
-impl EventsService for EventsApi {}
 #[tonic::async_trait]
 impl AuditLogsService for AuditLogsApi {}
 #[tonic::async_trait]

@@ -10,7 +10,7 @@ use crate::pb::{
 };
 
 /// Turns a gRPC error into a one-line CLI error.
-fn rpc(status: tonic::Status) -> anyhow::Error {
+pub(super) fn rpc(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
@@ -66,7 +66,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
 pub struct Target {
     /// Server URL; default: the one `hush login` used.
     #[arg(long, env = "HUSH_SERVER", global = true)]
-    server: Option<String>,
+    pub(super) server: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,8 @@
-//! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`).
+//! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`, `identities`, `roles`).
 
 mod client;
 mod commands;
+mod identity_commands;
 mod session;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,12 @@ enum Command {
     /// Set, get, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::SecretsCommand),
+    /// Create, list and delete machine identities; issue and revoke their client secrets; revoke tokens.
+    #[command(subcommand)]
+    Identities(identity_commands::IdentitiesCommand),
+    /// Create, update, list and delete roles; give identities roles in projects.
+    #[command(subcommand)]
+    Roles(identity_commands::RolesCommand),
 }
 
 /// Runs one command line.
@@ -40,6 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => commands::login(args).await,
         Command::Projects(command) => commands::projects(command).await,
         Command::Secrets(command) => commands::secrets(command).await,
+        Command::Identities(command) => identity_commands::identities(command).await,
+        Command::Roles(command) => identity_commands::roles(command).await,
     }
 }
 

@@ -55,6 +55,12 @@ impl Grants {
         }
     }
 
+    /// Fails unless some allowing policy names `subject` and `action`, whatever its conditions.
+    pub fn require_anywhere(&self, subject: Subject, action: Action) -> Result<(), Denied> {
+        let any = self.policies.iter().any(|p| !p.inverted && p.subject == subject && p.actions.contains(&action));
+        if any { Ok(()) } else { Err(Denied { subject, action, location: String::new() }) }
+    }
+
     /// Fails unless the action could be allowed for some folder of `environment`.
     pub fn require_somewhere_in(&self, subject: Subject, action: Action, environment: &str) -> Result<(), Denied> {
         if policy::allows_somewhere_in(&self.policies, subject, action, environment) {

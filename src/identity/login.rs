@@ -90,5 +90,21 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, Ident
     if token_row.revoked_at.is_some() || token_row.expires_at <= Utc::now() {
         return Err(unauthenticated());
     }
-    Ok(Principal { identity_id: identity.id, org_id: identity.org_id, name: identity.name, token_id: token_row.id })
+    Ok(Principal {
+        identity_id: identity.id,
+        org_id: identity.org_id,
+        name: identity.name,
+        token_id: token_row.id,
+        token_expires_at: token_row.expires_at,
+    })
+}
+
+/// Checks that the token a principal was resolved from still works (not revoked or expired, identity not
+/// deleted). Long-lived streams call it when permissions may have changed.
+pub async fn revalidate(store: &Store, principal: &Principal) -> Result<(), IdentityError> {
+    let token = access_token::Entity::find_by_id(&principal.token_id).one(store.conn()).await?;
+    match token {
+        Some(token) if token.revoked_at.is_none() && token.expires_at > Utc::now() => Ok(()),
+        _ => Err(IdentityError::Unauthenticated(BAD_TOKEN)),
+    }
 }

@@ -14,7 +14,7 @@ use sea_orm::DbErr;
 
 pub use access::{Denied, Grants};
 pub use bootstrap::{BootstrapCredentials, bootstrap};
-pub use login::{LoginOutcome, authenticate, login};
+pub use login::{LoginOutcome, authenticate, login, revalidate};
 pub use manage::{ClientSecretRecord, IdentityPage, IdentityRecord, NewClientSecret};
 pub use roles::{RoleRecord, add_membership};
 
@@ -29,6 +29,8 @@ pub struct Principal {
     pub name: String,
     /// The id of the access token used, so the token can revoke itself.
     pub token_id: String,
+    /// When that token expires; long-lived streams end then.
+    pub token_expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Errors of the identity module.

@@ -1,10 +1,11 @@
 //! Folders: explicit rows for every path below the root, so empty folders exist and can be listed.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{SecretsError, Vault, scope, scope::EnvScope, validate};
+use super::{SecretsError, Vault, changes, scope, scope::EnvScope, validate};
 use crate::{
+    events::EventType,
     identity::{
         Principal,
         policy::{Action, Subject},
@@ -158,15 +159,19 @@ impl Vault {
             .filter(|f| in_subtree(&f.path))
             .map(|f| f.id)
             .collect();
-        let secret_ids: Vec<String> = secret::Entity::find()
+        let secrets: Vec<secret::Model> = secret::Entity::find()
             .filter(secret::Column::EnvironmentId.eq(env_id))
             .all(&*txn)
             .await?
             .into_iter()
             .filter(|s| in_subtree(&s.path))
-            .map(|s| s.id)
             .collect();
         let import_ids: Vec<String> = secret_import::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(secret_import::Column::EnvironmentId.eq(env_id))
+                    .add(secret_import::Column::ImportEnvironmentId.eq(env_id)),
+            )
             .all(&*txn)
             .await?
             .into_iter()
@@ -177,10 +182,15 @@ impl Vault {
             .map(|i| i.id)
             .collect();
 
-        secret::Entity::delete_many().filter(secret::Column::Id.is_in(secret_ids.clone())).exec(&*txn).await?;
+        // Before the imports go: the events name the folders that imported the deleted secrets.
+        let changed: Vec<_> = secrets.iter().map(|s| (s.path.clone(), s.key.clone())).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
+        let secret_ids: Vec<String> = secrets.into_iter().map(|s| s.id).collect();
+        let deleted = secret_ids.len() as u64;
+        secret::Entity::delete_many().filter(secret::Column::Id.is_in(secret_ids)).exec(&*txn).await?;
         folder::Entity::delete_many().filter(folder::Column::Id.is_in(folder_ids)).exec(&*txn).await?;
         secret_import::Entity::delete_many().filter(secret_import::Column::Id.is_in(import_ids)).exec(&*txn).await?;
         txn.commit().await?;
-        Ok(secret_ids.len() as u64)
+        Ok(deleted)
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, Set};
 
-use super::{SecretRecord, SecretsError, Vault, folders, scope, scope::EnvScope, validate, values};
+use super::{SecretRecord, SecretsError, Vault, changes, folders, scope, scope::EnvScope, validate, values};
 use crate::{
     identity::{
         Principal,
@@ -75,6 +75,7 @@ impl Vault {
         }
         .insert(&*txn)
         .await?;
+        changes::imports_changed(&txn, &scope, caller, &row.path).await?;
         txn.commit().await?;
         Ok(import_record(&scope, &source.env.slug, row))
     }
@@ -120,6 +121,8 @@ impl Vault {
             .ok_or_else(not_found)?;
         let env = env.filter(|e| e.project_id == project.project.id).ok_or_else(not_found)?;
         project.grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
+        let importer = EnvScope { project: project.project, env, grants: project.grants };
+        changes::imports_changed(&txn, &importer, caller, &row.path).await?;
         row.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())

@@ -1,5 +1,6 @@
 //! Projects, environments, folders, secrets, versions and imports: the secrets domain, free of transport types.
 
+mod changes;
 mod folders;
 mod imports;
 mod projects;

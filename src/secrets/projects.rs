@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::Query,
+    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Query,
 };
 
-use super::{SecretsError, Vault, scope, validate};
+use super::{SecretsError, Vault, changes, scope, validate};
 use crate::{
     crypto::DataKey,
+    events::EventType,
     identity::{
         self, Principal, access,
         policy::{Action, Resource, Subject},
@@ -225,10 +225,11 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, caller, project_id, slug).await?;
         scope.grants.require(Subject::Projects, Action::Edit, Resource::default())?;
-        let secrets =
-            secret::Entity::find().filter(secret::Column::EnvironmentId.eq(&scope.env.id)).count(&*txn).await?;
+        let secrets = secret::Entity::find().filter(secret::Column::EnvironmentId.eq(&scope.env.id)).all(&*txn).await?;
+        let changed: Vec<_> = secrets.into_iter().map(|s| (s.path, s.key)).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
         scope.env.delete(&*txn).await?;
         txn.commit().await?;
-        Ok(secrets)
+        Ok(changed.len() as u64)
     }
 }

@@ -7,9 +7,10 @@ use sea_orm::{
 };
 use zeroize::Zeroizing;
 
-use super::{SecretsError, Vault, folders, scope, scope::EnvScope, validate};
+use super::{SecretsError, Vault, changes, folders, scope, scope::EnvScope, validate};
 use crate::{
     crypto::{DataKey, ValueBinding},
+    events::EventType,
     identity::{
         Principal,
         policy::{Action, Subject},
@@ -247,6 +248,7 @@ impl Vault {
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
         let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Create, &[(path.clone(), row.key.clone())]).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
@@ -310,6 +312,7 @@ impl Vault {
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row = update_existing(&*txn, &dk, &scope, &path, &addr.key, value, comment).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
@@ -324,6 +327,7 @@ impl Vault {
         let row =
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         row.delete(&*txn).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &[(path.clone(), addr.key.clone())]).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -351,6 +355,8 @@ impl Vault {
         for input in inputs {
             rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
         }
+        let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Create, &changed).await?;
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
@@ -379,6 +385,8 @@ impl Vault {
             let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
             rows.push(update_existing(&*txn, &dk, &scope, &path, &input.key, &input.value, comment).await?);
         }
+        let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Update, &changed).await?;
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
@@ -401,6 +409,8 @@ impl Vault {
             let row = find(&*txn, &scope.env.id, &path, key).await?.ok_or_else(|| not_found(&scope, &path, key))?;
             row.delete(&*txn).await?;
         }
+        let changed: Vec<_> = keys.iter().map(|key| (path.clone(), key.clone())).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -464,6 +474,7 @@ impl Vault {
         let value = open(&dk, &scope, &row, old.version, &old.sealed_value)?;
         let next = row.version + 1;
         let row = store_version(&*txn, &dk, &scope, row, next, value.expose(), old.comment).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }

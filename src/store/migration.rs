@@ -4,8 +4,8 @@ use sea_orm::{EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use super::entities::{
-    access_token, authz_version, client_secret, environment, folder, identity, org, project, project_membership, role,
-    secret, secret_import, secret_version,
+    access_token, authz_version, client_secret, environment, event, folder, identity, org, outbox_state, project,
+    project_membership, role, secret, secret_import, secret_version,
 };
 
 pub struct Migrator;
@@ -13,7 +13,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation), Box::new(Permissions)]
+        vec![Box::new(Foundation), Box::new(Permissions), Box::new(Events)]
     }
 }
 
@@ -70,6 +70,29 @@ impl MigrationTrait for Permissions {
         let seed = Query::insert()
             .into_table(authz_version::Entity)
             .columns([authz_version::Column::Id, authz_version::Column::Version])
+            .values_panic([1.into(), 0i64.into()])
+            .to_owned();
+        manager.exec_stmt(seed).await
+    }
+}
+
+/// The event outbox and its pruning watermark.
+struct Events;
+
+impl MigrationName for Events {
+    fn name(&self) -> &str {
+        "m0003_events"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Events {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create(manager, event::Entity).await?;
+        create(manager, outbox_state::Entity).await?;
+        let seed = Query::insert()
+            .into_table(outbox_state::Entity)
+            .columns([outbox_state::Column::Id, outbox_state::Column::PrunedThrough])
             .values_panic([1.into(), 0i64.into()])
             .to_owned();
         manager.exec_stmt(seed).await

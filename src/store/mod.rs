@@ -7,14 +7,20 @@
 pub mod entities;
 mod migration;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 /// How long an SQLite connection waits for a lock held by another process before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,12 +31,16 @@ pub struct Store {
     conn: DatabaseConnection,
     /// Held for the length of a write transaction on SQLite; `None` on PostgreSQL.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Signalled after a transaction that appended outbox rows commits, to wake this instance's tailer.
+    outbox_signal: Arc<Notify>,
 }
 
 /// A write transaction; on SQLite it also holds the writer lock until commit or drop.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _writer: Option<OwnedMutexGuard<()>>,
+    appended_events: AtomicBool,
+    outbox_signal: Arc<Notify>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -41,9 +51,18 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
-    /// Commits the transaction and releases the writer lock.
+    /// Commits the transaction and releases the writer lock; wakes the tailer if events were appended.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        if self.appended_events.load(Ordering::Relaxed) {
+            self.outbox_signal.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Records that this transaction appended outbox rows.
+    pub fn mark_events_appended(&self) {
+        self.appended_events.store(true, Ordering::Relaxed);
     }
 }
 
@@ -63,7 +82,7 @@ impl Store {
             _ => None,
         };
         migration::Migrator::up(&conn, None).await?;
-        Ok(Self { conn, write_lock })
+        Ok(Self { conn, write_lock, outbox_signal: Arc::new(Notify::new()) })
     }
 
     /// The connection, for reads.
@@ -82,6 +101,17 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
-        Ok(WriteTxn { txn: self.conn.begin().await?, _writer: writer })
+        Ok(WriteTxn {
+            txn: self.conn.begin().await?,
+            _writer: writer,
+            appended_events: AtomicBool::new(false),
+            outbox_signal: self.outbox_signal.clone(),
+        })
+    }
+
+    /// Waits until a local transaction that appended events commits (or returns at once if one did since the
+    /// last call).
+    pub async fn outbox_appended(&self) {
+        self.outbox_signal.notified().await;
     }
 }

@@ -1,0 +1,350 @@
+//! The `identities` and `roles` commands: machine identities, their client secrets and tokens, custom roles
+//! and project memberships. Ids and values go to stdout, one item per line; notes go to stderr.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    client::{self, AuthedChannel},
+    commands::{Target, rpc},
+};
+use crate::pb::{self, identity_service_client::IdentityServiceClient};
+
+/// An IdentityService client for `target`, with the saved session's token.
+async fn identity_client(target: &Target) -> anyhow::Result<IdentityServiceClient<AuthedChannel>> {
+    Ok(IdentityServiceClient::new(client::authed(target.server.as_deref()).await?))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentitiesCommand {
+    /// Create a machine identity and print `id<TAB>client_id`; give it a client secret with `secret create`.
+    Create {
+        /// Identity name, unique in the org.
+        name: String,
+        /// Org-wide role: admin, member, viewer or a custom role id; none by default.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        org_role: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the org's identities as `id<TAB>name<TAB>client_id`.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete an identity with its client secrets, tokens and memberships.
+    Delete {
+        /// Identity id.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Create and revoke an identity's client secrets.
+    #[command(subcommand)]
+    Secret(ClientSecretCommand),
+    /// Revoke access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientSecretCommand {
+    /// Issue a client secret and print `{"client_id", "client_secret", "client_secret_id"}` as JSON, ready for
+    /// `hush login --from-file`. The secret is shown only this once.
+    Create {
+        /// Identity id.
+        identity_id: String,
+        /// Note about where the secret is used.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        description: String,
+        /// How long the secret stays valid (`30m`, `1h`, `90d`); never expires by default.
+        #[arg(long, value_parser = crate::config::parse_duration)]
+        ttl: Option<Duration>,
+        /// Number of logins the secret allows; 0 means unlimited.
+        #[arg(long, default_value_t = 0)]
+        max_uses: u32,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Revoke a client secret; tokens already issued with it stay valid until they expire.
+    Revoke {
+        /// Identity id.
+        identity_id: String,
+        /// Client secret id, as printed by `secret create`.
+        secret_id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke an access token; without TOKEN, the current session's own token (a logout).
+    Revoke {
+        /// The access token to revoke; default: the one this call is made with.
+        token: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// What `identities secret create` prints: the fields `hush login --from-file` reads, plus the secret's id.
+#[derive(Serialize)]
+struct ClientSecretJson {
+    client_id: String,
+    client_secret: String,
+    client_secret_id: String,
+}
+
+pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
+    match command {
+        IdentitiesCommand::Create { name, org_role, target } => {
+            let request = pb::CreateIdentityRequest { name, org_role };
+            let response = identity_client(&target).await?.create_identity(request).await.map_err(rpc)?;
+            let identity = response.into_inner().identity.context("server sent no identity")?;
+            println!("{}\t{}", identity.id, identity.client_id);
+        }
+        IdentitiesCommand::List { target } => {
+            let mut client = identity_client(&target).await?;
+            let mut page_token = String::new();
+            loop {
+                let request = pb::ListIdentitiesRequest { page_size: 0, page_token };
+                let page = client.list_identities(request).await.map_err(rpc)?.into_inner();
+                for identity in page.identities {
+                    println!("{}\t{}\t{}", identity.id, identity.name, identity.client_id);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        IdentitiesCommand::Delete { id, target } => {
+            let request = pb::DeleteIdentityRequest { identity_id: id };
+            identity_client(&target).await?.delete_identity(request).await.map_err(rpc)?;
+            eprintln!("deleted");
+        }
+        IdentitiesCommand::Secret(command) => client_secrets(command).await?,
+        IdentitiesCommand::Token(TokenCommand::Revoke { token, target }) => {
+            let request = pb::RevokeTokenRequest { access_token: token.unwrap_or_default() };
+            identity_client(&target).await?.revoke_token(request).await.map_err(rpc)?;
+            eprintln!("revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn client_secrets(command: ClientSecretCommand) -> anyhow::Result<()> {
+    match command {
+        ClientSecretCommand::Create { identity_id, description, ttl, max_uses, target } => {
+            let ttl = ttl.map(prost_types::Duration::try_from).transpose().context("--ttl is too long")?;
+            let request = pb::CreateClientSecretRequest { identity_id, description, ttl, max_uses };
+            let response =
+                identity_client(&target).await?.create_client_secret(request).await.map_err(rpc)?.into_inner();
+            let output = ClientSecretJson {
+                client_id: response.client_id,
+                client_secret: response.client_secret,
+                client_secret_id: response.info.context("server sent no client secret info")?.id,
+            };
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            eprintln!("the client secret is shown only this once: keep it safe");
+        }
+        ClientSecretCommand::Revoke { identity_id, secret_id, target } => {
+            let request = pb::RevokeClientSecretRequest { identity_id, client_secret_id: secret_id };
+            identity_client(&target).await?.revoke_client_secret(request).await.map_err(rpc)?;
+            eprintln!("revoked");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Create a custom role and print its id.
+    Create {
+        /// Role name, unique in the org.
+        name: String,
+        /// Policies as a JSON array, inline or `@file.json`: `[{"subject": "secrets", "actions": ["read"],
+        /// "environments": ["dev"], "secret_path": "/api/**", "inverted": false}]`; the last three are optional.
+        #[arg(long, value_name = "JSON")]
+        policies: String,
+        /// Free-form description.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        description: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Replace a custom role's name, description and policies (fields not given are cleared).
+    Update {
+        /// Role id.
+        role_id: String,
+        /// New name.
+        #[arg(long)]
+        name: String,
+        /// New policies, replacing all current ones; same JSON as for `create`.
+        #[arg(long, value_name = "JSON")]
+        policies: String,
+        /// New description; empty by default.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        description: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the built-in and custom roles, one JSON object per line.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a custom role and the memberships that use it.
+    Delete {
+        /// Role id.
+        role_id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Give an identity a role in a project, replacing its current one; `--role ''` removes it from the project.
+    Assign {
+        /// Project id.
+        #[arg(long)]
+        project: String,
+        /// Identity id.
+        #[arg(long)]
+        identity: String,
+        /// admin, member, viewer or a custom role id; empty removes the membership.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// One policy as the `--policies` flag takes it and `roles list` prints it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyJson {
+    subject: String,
+    actions: Vec<String>,
+    #[serde(default)]
+    environments: Vec<String>,
+    #[serde(default)]
+    secret_path: String,
+    #[serde(default)]
+    inverted: bool,
+}
+
+impl From<PolicyJson> for pb::Policy {
+    fn from(p: PolicyJson) -> Self {
+        Self {
+            subject: p.subject,
+            actions: p.actions,
+            conditions: Some(pb::PolicyConditions { environments: p.environments, secret_path: p.secret_path }),
+            inverted: p.inverted,
+        }
+    }
+}
+
+impl From<pb::Policy> for PolicyJson {
+    fn from(p: pb::Policy) -> Self {
+        let conditions = p.conditions.unwrap_or_default();
+        Self {
+            subject: p.subject,
+            actions: p.actions,
+            environments: conditions.environments,
+            secret_path: conditions.secret_path,
+            inverted: p.inverted,
+        }
+    }
+}
+
+/// One line of `roles list`.
+#[derive(Serialize)]
+struct RoleJson {
+    id: String,
+    name: String,
+    description: String,
+    built_in: bool,
+    policies: Vec<PolicyJson>,
+}
+
+/// Reads the `--policies` value: inline JSON, or `@path` to read it from a file.
+fn parse_policies(value: &str) -> anyhow::Result<Vec<pb::Policy>> {
+    let text = match value.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("--policies: reading {path}"))?,
+        None => value.to_owned(),
+    };
+    let policies: Vec<PolicyJson> = serde_json::from_str(&text).context(
+        "--policies: expected a JSON array of {\"subject\", \"actions\", \"environments\", \"secret_path\", \"inverted\"}",
+    )?;
+    Ok(policies.into_iter().map(Into::into).collect())
+}
+
+pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
+    match command {
+        RolesCommand::Create { name, policies, description, target } => {
+            let request = pb::CreateRoleRequest { name, description, policies: parse_policies(&policies)? };
+            let response = identity_client(&target).await?.create_role(request).await.map_err(rpc)?;
+            println!("{}", response.into_inner().role.context("server sent no role")?.id);
+        }
+        RolesCommand::Update { role_id, name, policies, description, target } => {
+            let request = pb::UpdateRoleRequest { role_id, name, description, policies: parse_policies(&policies)? };
+            identity_client(&target).await?.update_role(request).await.map_err(rpc)?;
+            eprintln!("updated");
+        }
+        RolesCommand::List { target } => {
+            let mut client = identity_client(&target).await?;
+            let mut page_token = String::new();
+            loop {
+                let request = pb::ListRolesRequest { page_size: 0, page_token };
+                let page = client.list_roles(request).await.map_err(rpc)?.into_inner();
+                for role in page.roles {
+                    let line = RoleJson {
+                        id: role.id,
+                        name: role.name,
+                        description: role.description,
+                        built_in: role.built_in,
+                        policies: role.policies.into_iter().map(Into::into).collect(),
+                    };
+                    println!("{}", serde_json::to_string(&line)?);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        RolesCommand::Delete { role_id, target } => {
+            let request = pb::DeleteRoleRequest { role_id };
+            identity_client(&target).await?.delete_role(request).await.map_err(rpc)?;
+            eprintln!("deleted");
+        }
+        RolesCommand::Assign { project, identity, role, target } => {
+            let removing = role.is_empty();
+            let request = pb::SetProjectRoleRequest { project_id: project, identity_id: identity, role_id: role };
+            identity_client(&target).await?.set_project_role(request).await.map_err(rpc)?;
+            eprintln!("{}", if removing { "removed from the project" } else { "assigned" });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_parse_with_optional_fields_and_reject_unknown_ones() {
+        let policies = parse_policies(r#"[{"subject": "secrets", "actions": ["read"]}]"#).unwrap();
+        assert_eq!(policies.len(), 1);
+        assert_eq!(policies[0].conditions, Some(pb::PolicyConditions::default()));
+        assert!(!policies[0].inverted);
+        let typo = parse_policies(r#"[{"subject": "secrets", "actions": ["read"], "enviroments": ["dev"]}]"#);
+        assert!(format!("{:#}", typo.unwrap_err()).contains("unknown field `enviroments`"));
+        let not_json = parse_policies("{nope").unwrap_err();
+        assert!(format!("{not_json:#}").starts_with("--policies:"), "{not_json:#}");
+        let missing = parse_policies("@/nonexistent/policies.json").unwrap_err();
+        assert!(format!("{missing:#}").contains("--policies: reading /nonexistent/policies.json"), "{missing:#}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Live secret events (DESIGN §3–4): a transactional outbox written with every change, one tailer per
+//! instance that fans committed rows out to local subscriptions, and permission-aware, resumable streams.
+//! Events carry names and paths, never values.
+
+pub mod cloudevent;
+mod hub;
+pub mod outbox;
+mod registration;
+mod subscription;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use hub::{EventHub, HubSettings};
+pub use registration::{EventPattern, Registration};
+pub use subscription::{SubscribeRequest, SubscriptionItem};
+
+use crate::identity::{Denied, Principal};
+
+/// Kinds of secret events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Create,
+    Update,
+    Delete,
+    ImportMutation,
+}
+
+impl EventType {
+    /// Every event type.
+    pub const ALL: [EventType; 4] =
+        [EventType::Create, EventType::Update, EventType::Delete, EventType::ImportMutation];
+
+    /// The wire name, e.g. `secret:create`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Create => "secret:create",
+            EventType::Update => "secret:update",
+            EventType::Delete => "secret:delete",
+            EventType::ImportMutation => "secret:import-mutation",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// A secret named by an event (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    pub environment: String,
+    pub secret_path: String,
+    pub secret_key: String,
+}
+
+/// The importing folder an import-mutation event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportMutation {
+    pub environment: String,
+    pub secret_path: String,
+}
+
+/// What an event row's payload column holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_mutation: Option<ImportMutation>,
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    /// `identity` for machine identities, `platform` for background jobs.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&Principal> for Actor {
+    fn from(p: &Principal) -> Self {
+        Self { kind: "identity".into(), id: p.identity_id.clone(), name: p.name.clone() }
+    }
+}
+
+/// A committed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The cursor: position in commit order.
+    pub seq: i64,
+    /// Unique id (UUID).
+    pub id: String,
+    pub project_id: String,
+    pub event_type: EventType,
+    pub time: DateTime<Utc>,
+    pub payload: Payload,
+    pub actor: Actor,
+}
+
+impl Event {
+    /// The cursor as clients see it.
+    pub fn cursor(&self) -> String {
+        self.seq.to_string()
+    }
+}
+
+/// Errors of the events domain.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// A request field is malformed.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    /// The project does not exist in the caller's org.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The caller may not subscribe (any more).
+    #[error(transparent)]
+    PermissionDenied(#[from] Denied),
+    /// The caller's token was revoked or expired, or its identity deleted, while streaming.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The resume cursor is older than the outbox retention.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl From<crate::secrets::SecretsError> for EventsError {
+    fn from(error: crate::secrets::SecretsError) -> Self {
+        use crate::secrets::SecretsError as S;
+        match error {
+            S::InvalidArgument { field, reason } => EventsError::InvalidArgument { field, reason },
+            S::NotFound(what) => EventsError::NotFound(what),
+            S::PermissionDenied(denied) => EventsError::PermissionDenied(denied),
+            S::Db(db) => EventsError::Db(db),
+            other @ (S::AlreadyExists(_) | S::FailedPrecondition(_) | S::Integrity { .. }) => {
+                EventsError::FailedPrecondition(other.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Writing and reading the event outbox.
+//!
+//! **Commit order.** A tailer reads rows after the last `seq` it saw, so a row must never become visible after
+//! a row with a higher `seq` (with concurrent writers an auto-increment id is not commit order: row 11 can
+//! commit before row 10, and a reader that moved past 11 would never see 10). On PostgreSQL every appending
+//! transaction takes one transaction-scoped advisory lock just before it inserts its rows, at the very end of
+//! the transaction: the next appender can only take the lock, and so draw its `seq`, after the previous one
+//! has committed and become visible. On SQLite there is only ever one writer. The lock is held only for the
+//! inserts and the commit, so writers of unrelated secrets serialize for microseconds, not for their whole
+//! transaction.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use super::{Actor, Event, EventType, Payload};
+use crate::store::{
+    WriteTxn,
+    entities::{event, outbox_state},
+};
+
+/// PostgreSQL advisory lock key serialising outbox appends ("hush" + 1).
+const OUTBOX_LOCK_KEY: i64 = 0x6875_7368_0001;
+/// PostgreSQL NOTIFY channel that wakes the tailers of every instance.
+pub const NOTIFY_CHANNEL: &str = "hush_events";
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub project_id: String,
+    pub event_type: EventType,
+    pub payload: Payload,
+    pub actor: Actor,
+}
+
+/// Appends events in the caller's transaction; they become visible, in order, when it commits.
+pub async fn append(txn: &WriteTxn, events: Vec<NewEvent>) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let postgres = txn.get_database_backend() == DbBackend::Postgres;
+    if postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK_KEY})")).await?;
+    }
+    let now = Utc::now();
+    let rows = events.into_iter().map(|e| event::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        project_id: Set(e.project_id),
+        event_type: Set(e.event_type.as_str().to_owned()),
+        payload: Set(serde_json::to_value(&e.payload).expect("payload serializes")),
+        actor: Set(serde_json::to_value(&e.actor).expect("actor serializes")),
+        created_at: Set(now),
+        ..Default::default()
+    });
+    event::Entity::insert_many(rows).exec(&**txn).await?;
+    if postgres {
+        // Delivered to listeners only when the transaction commits.
+        txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
+    }
+    txn.mark_events_appended();
+    Ok(())
+}
+
+fn decode(row: event::Model) -> Option<Event> {
+    Some(Event {
+        seq: row.seq,
+        event_type: EventType::parse(&row.event_type)?,
+        payload: serde_json::from_value(row.payload).ok()?,
+        actor: serde_json::from_value(row.actor).ok()?,
+        id: row.id,
+        project_id: row.project_id,
+        time: row.created_at,
+    })
+}
+
+/// Up to `limit` events after `after`, in cursor order, optionally of one project only.
+pub async fn after(
+    db: &impl ConnectionTrait,
+    after: i64,
+    project_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Event>, DbErr> {
+    let mut query = event::Entity::find().filter(event::Column::Seq.gt(after));
+    if let Some(project_id) = project_id {
+        query = query.filter(event::Column::ProjectId.eq(project_id));
+    }
+    let rows = query.order_by_asc(event::Column::Seq).limit(limit).all(db).await?;
+    Ok(rows.into_iter().filter_map(decode).collect())
+}
+
+/// The highest committed cursor (0 when the outbox is empty).
+pub async fn head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let max: Option<Option<i64>> =
+        event::Entity::find().select_only().column_as(event::Column::Seq.max(), "max").into_tuple().one(db).await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+/// Cursors at or below this were pruned; resuming from one of them would skip events.
+pub async fn pruned_through(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    Ok(outbox_state::Entity::find_by_id(1).one(db).await?.map_or(0, |s| s.pruned_through))
+}
+
+/// Deletes events created before `cutoff`; returns how many were deleted.
+pub async fn prune(txn: &WriteTxn, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let newest_expired: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Seq.max(), "max")
+        .filter(event::Column::CreatedAt.lt(cutoff))
+        .into_tuple()
+        .one(&**txn)
+        .await?;
+    let Some(through) = newest_expired.flatten() else { return Ok(0) };
+    outbox_state::Entity::update_many()
+        .col_expr(outbox_state::Column::PrunedThrough, sea_orm::sea_query::Expr::value(through))
+        .filter(outbox_state::Column::Id.eq(1))
+        .filter(outbox_state::Column::PrunedThrough.lt(through))
+        .exec(&**txn)
+        .await?;
+    let deleted = event::Entity::delete_many().filter(event::Column::Seq.lte(through)).exec(&**txn).await?;
+    Ok(deleted.rows_affected)
+}

@@ -1,0 +1,89 @@
+//! The events a secret change appends to the outbox, in the change's own transaction: the change itself, and
+//! a `secret:import-mutation` for every folder that imports a changed folder.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{SecretsError, scope::EnvScope};
+use crate::{
+    events::{EventType, ImportMutation, Payload, SecretRef, outbox},
+    identity::Principal,
+    store::{
+        WriteTxn,
+        entities::{environment, secret_import},
+    },
+};
+
+/// Appends `event_type` for `changed` `(path, key)` secrets of one environment, plus the import mutations.
+pub(super) async fn secrets_changed(
+    txn: &WriteTxn,
+    scope: &EnvScope,
+    caller: &Principal,
+    event_type: EventType,
+    changed: &[(String, String)],
+) -> Result<(), SecretsError> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let secrets = changed
+        .iter()
+        .map(|(path, key)| SecretRef {
+            environment: scope.env.slug.clone(),
+            secret_path: path.clone(),
+            secret_key: key.clone(),
+        })
+        .collect();
+    let mut events = vec![new_event(scope, caller, event_type, Payload { secrets, import_mutation: None })];
+    let paths: BTreeSet<&str> = changed.iter().map(|(path, _)| path.as_str()).collect();
+    for importer in importers(txn, scope, &paths).await? {
+        events.push(new_event(scope, caller, EventType::ImportMutation, import_payload(importer)));
+    }
+    Ok(outbox::append(txn, events).await?)
+}
+
+/// Appends a `secret:import-mutation` for one folder whose imports changed.
+pub(super) async fn imports_changed(
+    txn: &WriteTxn,
+    scope: &EnvScope,
+    caller: &Principal,
+    path: &str,
+) -> Result<(), SecretsError> {
+    let folder = ImportMutation { environment: scope.env.slug.clone(), secret_path: path.to_owned() };
+    let event = new_event(scope, caller, EventType::ImportMutation, import_payload(folder));
+    Ok(outbox::append(txn, vec![event]).await?)
+}
+
+fn import_payload(folder: ImportMutation) -> Payload {
+    Payload { secrets: Vec::new(), import_mutation: Some(folder) }
+}
+
+fn new_event(scope: &EnvScope, caller: &Principal, event_type: EventType, payload: Payload) -> outbox::NewEvent {
+    outbox::NewEvent { project_id: scope.project.id.clone(), event_type, payload, actor: caller.into() }
+}
+
+/// The folders (of any environment of the project) that import one of `paths` of `scope`'s environment.
+async fn importers(
+    txn: &WriteTxn,
+    scope: &EnvScope,
+    paths: &BTreeSet<&str>,
+) -> Result<Vec<ImportMutation>, SecretsError> {
+    let imports = secret_import::Entity::find()
+        .filter(secret_import::Column::ImportEnvironmentId.eq(&scope.env.id))
+        .filter(secret_import::Column::ImportPath.is_in(paths.iter().copied()))
+        .all(&**txn)
+        .await?;
+    if imports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let slugs: HashMap<String, String> = environment::Entity::find()
+        .filter(environment::Column::ProjectId.eq(&scope.project.id))
+        .all(&**txn)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.slug))
+        .collect();
+    let unique: BTreeSet<(String, String)> =
+        imports.into_iter().filter_map(|i| slugs.get(&i.environment_id).map(|slug| (slug.clone(), i.path))).collect();
+    Ok(unique.into_iter().map(|(environment, secret_path)| ImportMutation { environment, secret_path }).collect())
+}
