@@ -138,6 +138,37 @@ impl TestServer {
         Self { addr, data_dir, database_url, bootstrap, backend, shutdown, task: Some(task), pg_database }
     }
 
+    /// A second instance on the same database and root key (for multi-instance tests on PostgreSQL).
+    pub async fn join(&self, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServeConfig::with_data_dir(data_dir.path().to_path_buf());
+        config.database_url = Some(self.database_url.clone());
+        config.root_key = Some(std::fs::read_to_string(self.data_dir.path().join("root.key")).expect("root key"));
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let server = Server::prepare(config).await.expect("second instance prepares");
+        assert!(server.bootstrap_file.is_none(), "the shared database is bootstrapped already");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.serve(listener, shutdown.clone()));
+        let bootstrap = Bootstrap {
+            client_id: self.bootstrap.client_id.clone(),
+            client_secret: self.bootstrap.client_secret.clone(),
+            org_id: self.bootstrap.org_id.clone(),
+            identity_id: self.bootstrap.identity_id.clone(),
+        };
+        TestServer {
+            addr,
+            data_dir,
+            database_url: self.database_url.clone(),
+            bootstrap,
+            backend: self.backend,
+            shutdown,
+            task: Some(task),
+            pg_database: None,
+        }
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

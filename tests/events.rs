@@ -1,0 +1,467 @@
+//! Live events through gRPC Subscribe: types, filters, permissions, heartbeats, resume, ordering under
+//! concurrent writers, several instances, revocation and slow consumers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Authed, Backend, TestServer, create_secret};
+use hush::pb::{
+    self, events_service_client::EventsServiceClient, identity_service_client::IdentityServiceClient,
+    secrets_service_client::SecretsServiceClient, subscribe_response::Message,
+};
+use tonic::{Code, Streaming};
+
+backend_tests!(
+    event_types_batches_and_import_mutations,
+    filters_by_type_environment_path_and_permission,
+    resume_replays_exactly_what_was_missed,
+    revoked_subscribers_are_cut_off,
+    bad_subscriptions_fail_before_the_stream_opens,
+);
+
+/// How long a test waits for an event that must come.
+const WAIT: Duration = Duration::from_secs(5);
+
+fn registration(event_type: &str, env: &str, path: &str) -> pb::Registration {
+    pb::Registration {
+        event_type: event_type.into(),
+        conditions: Some(pb::EventConditions { environment_slug: env.into(), secret_path: path.into() }),
+    }
+}
+
+async fn subscribe(
+    server: &TestServer,
+    token: &str,
+    project: &str,
+    registrations: Vec<pb::Registration>,
+    resume_after: Option<String>,
+) -> Result<Streaming<pb::SubscribeResponse>, tonic::Status> {
+    let mut client = EventsServiceClient::new(server.authed(token).await);
+    let request = pb::SubscribeRequest { project_id: project.into(), registrations, resume_after };
+    client.subscribe(request).await.map(tonic::Response::into_inner)
+}
+
+/// The next event, skipping heartbeats; panics after `WAIT`.
+async fn next_event(stream: &mut Streaming<pb::SubscribeResponse>) -> pb::Event {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, stream.message()).await.expect("an event within 5 s");
+        match message.expect("stream healthy").expect("stream open").message {
+            Some(Message::Event(event)) => return event,
+            Some(Message::Heartbeat(_)) => {}
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// Asserts that no event arrives within `quiet`.
+async fn assert_no_event(stream: &mut Streaming<pb::SubscribeResponse>, quiet: Duration) {
+    let deadline = Instant::now() + quiet;
+    while let Ok(message) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), stream.message()).await
+    {
+        if let Some(Message::Event(event)) = message.expect("stream healthy").expect("stream open").message {
+            panic!("unexpected event {event:?}");
+        }
+    }
+}
+
+fn keys(event: &pb::Event) -> Vec<(String, String, String)> {
+    event.secrets.iter().map(|s| (s.environment.clone(), s.secret_path.clone(), s.secret_key.clone())).collect()
+}
+
+fn triple(env: &str, path: &str, key: &str) -> (String, String, String) {
+    (env.into(), path.into(), key.into())
+}
+
+async fn event_types_batches_and_import_mutations(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("events").await;
+    let token = server.admin_token().await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "prod", "/shared", "SEED", "v").await;
+    secrets
+        .create_secret_import(pb::CreateSecretImportRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/".into(),
+            import_environment: "prod".into(),
+            import_path: "/shared".into(),
+        })
+        .await
+        .unwrap();
+    let mut stream = subscribe(&server, &token, &project, vec![registration("*", "", "")], None).await.unwrap();
+
+    create_secret(&mut secrets, &project, "dev", "/api", "A", "never-in-an-event").await;
+    let created = next_event(&mut stream).await;
+    assert_eq!(created.r#type, "secret:create");
+    assert_eq!(keys(&created), vec![triple("dev", "/api", "A")]);
+    assert_eq!(created.project_id, project);
+    let actor = created.actor.clone().unwrap();
+    assert_eq!((actor.identity_id.as_str(), actor.r#type), (server.bootstrap.identity_id.as_str(), pb::ActorType::Identity as i32));
+    assert!(!created.id.is_empty() && created.time.is_some());
+    assert!(!format!("{created:?}").contains("never-in-an-event"), "events carry names, never values");
+
+    let update = pb::UpdateSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/api".into(),
+        key: "A".into(),
+        value: "v2".into(),
+        comment: None,
+    };
+    secrets.update_secret(update).await.unwrap();
+    let updated = next_event(&mut stream).await;
+    assert_eq!(updated.r#type, "secret:update");
+    assert!(updated.cursor.parse::<i64>().unwrap() > created.cursor.parse::<i64>().unwrap());
+
+    let batch = pb::BatchCreateSecretsRequest {
+        project_id: project.clone(),
+        environment: "staging".into(),
+        secret_path: "/b".into(),
+        secrets: ["X", "Y", "Z"]
+            .iter()
+            .map(|k| pb::SecretInput { key: k.to_string(), value: "v".into(), comment: String::new() })
+            .collect(),
+    };
+    secrets.batch_create_secrets(batch).await.unwrap();
+    let batch_event = next_event(&mut stream).await;
+    assert_eq!(batch_event.r#type, "secret:create");
+    assert_eq!(
+        keys(&batch_event),
+        vec![triple("staging", "/b", "X"), triple("staging", "/b", "Y"), triple("staging", "/b", "Z")],
+        "a batch write is one event listing every secret"
+    );
+
+    let delete = pb::DeleteSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/api".into(),
+        key: "A".into(),
+    };
+    secrets.delete_secret(delete).await.unwrap();
+    assert_eq!(next_event(&mut stream).await.r#type, "secret:delete");
+
+    // A change in prod:/shared, which dev:/ imports: the change, then an import mutation for dev:/.
+    create_secret(&mut secrets, &project, "prod", "/shared", "NEW", "v").await;
+    assert_eq!(next_event(&mut stream).await.r#type, "secret:create");
+    let mutation = next_event(&mut stream).await;
+    assert_eq!(mutation.r#type, "secret:import-mutation");
+    let folder = mutation.import_mutation.unwrap();
+    assert_eq!((folder.environment.as_str(), folder.secret_path.as_str()), ("dev", "/"));
+    assert!(mutation.secrets.is_empty());
+}
+
+async fn filters_by_type_environment_path_and_permission(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| c.heartbeat_interval = Duration::from_millis(200)).await;
+    let project = server.project("filters").await;
+    let admin_token = server.admin_token().await;
+    let mut secrets = server.admin_secrets().await;
+
+    // Updates only, dev only, under /api only.
+    let mut narrow =
+        subscribe(&server, &admin_token, &project, vec![registration("secret:update", "dev", "/api/**")], None)
+            .await
+            .unwrap();
+    // Every secret event (wildcard), as a dev-only identity.
+    let mut admin = IdentityServiceClient::new(server.authed(&admin_token).await);
+    let role = admin
+        .create_role(pb::CreateRoleRequest {
+            name: "dev-events".into(),
+            description: String::new(),
+            policies: vec![pb::Policy {
+                subject: "secret-events".into(),
+                actions: vec!["subscribe".into()],
+                conditions: Some(pb::PolicyConditions { environments: vec!["dev".into()], secret_path: String::new() }),
+                inverted: false,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    let identity = admin
+        .create_identity(pb::CreateIdentityRequest { name: "dev-listener".into(), org_role: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .identity
+        .unwrap();
+    admin
+        .set_project_role(pb::SetProjectRoleRequest {
+            project_id: project.clone(),
+            identity_id: identity.id.clone(),
+            role_id: role.id,
+        })
+        .await
+        .unwrap();
+    let secret = admin
+        .create_client_secret(pb::CreateClientSecretRequest { identity_id: identity.id, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let dev_token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
+    let mut dev_only = subscribe(&server, &dev_token, &project, vec![registration("secret:*", "", "")], None).await.unwrap();
+
+    // Heartbeats arrive on idle streams.
+    let first = tokio::time::timeout(WAIT, dev_only.message()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(first.message, Some(Message::Heartbeat(_))), "idle streams get heartbeats: {first:?}");
+
+    for env in ["prod", "dev"] {
+        create_secret(&mut secrets, &project, env, "/api", "K", "v").await;
+        create_secret(&mut secrets, &project, env, "/web", "K", "v").await;
+    }
+    let update = |env: &str, path: &str| pb::UpdateSecretRequest {
+        project_id: project.clone(),
+        environment: env.into(),
+        secret_path: path.into(),
+        key: "K".into(),
+        value: "v2".into(),
+        comment: None,
+    };
+    for (env, path) in [("prod", "/api"), ("dev", "/web"), ("dev", "/api")] {
+        secrets.update_secret(update(env, path)).await.unwrap();
+    }
+    let only = next_event(&mut narrow).await;
+    assert_eq!((only.r#type.as_str(), keys(&only)), ("secret:update", vec![triple("dev", "/api", "K")]));
+    assert_no_event(&mut narrow, Duration::from_millis(300)).await;
+
+    // The dev-only identity sees the dev events (2 creates, 2 updates) and never a prod one.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let event = next_event(&mut dev_only).await;
+        assert!(event.secrets.iter().all(|s| s.environment == "dev"), "{event:?}");
+        seen.push((event.r#type.clone(), keys(&event)));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("secret:create".to_owned(), vec![triple("dev", "/api", "K")]),
+            ("secret:create".to_owned(), vec![triple("dev", "/web", "K")]),
+            ("secret:update".to_owned(), vec![triple("dev", "/web", "K")]),
+            ("secret:update".to_owned(), vec![triple("dev", "/api", "K")]),
+        ]
+    );
+    assert_no_event(&mut dev_only, Duration::from_millis(300)).await;
+}
+
+async fn resume_replays_exactly_what_was_missed(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("resume").await;
+    let token = server.admin_token().await;
+    let mut secrets = server.admin_secrets().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    create_secret(&mut secrets, &project, "dev", "/", "BEFORE", "v").await;
+    let last = next_event(&mut stream).await.cursor;
+    drop(stream);
+
+    // Events of another project interleave; they must not show up.
+    let other = server.project("other").await;
+    for i in 0..50 {
+        create_secret(&mut secrets, &project, "dev", "/", &format!("MISSED_{i}"), "v").await;
+        if i % 10 == 0 {
+            create_secret(&mut secrets, &other, "dev", "/", &format!("OTHER_{i}"), "v").await;
+        }
+    }
+    let mut resumed = subscribe(&server, &token, &project, vec![], Some(last)).await.unwrap();
+    let mut cursors = Vec::new();
+    for i in 0..50 {
+        let event = next_event(&mut resumed).await;
+        assert_eq!(keys(&event), vec![triple("dev", "/", &format!("MISSED_{i}"))], "in order, none skipped");
+        cursors.push(event.cursor.parse::<i64>().unwrap());
+    }
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]));
+    // Then live, without duplicates.
+    create_secret(&mut secrets, &project, "dev", "/", "LIVE", "v").await;
+    assert_eq!(keys(&next_event(&mut resumed).await), vec![triple("dev", "/", "LIVE")]);
+    assert_no_event(&mut resumed, Duration::from_millis(300)).await;
+}
+
+async fn revoked_subscribers_are_cut_off(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("revoke").await;
+    let admin_token = server.admin_token().await;
+    let mut admin = IdentityServiceClient::new(server.authed(&admin_token).await);
+    let identity = admin
+        .create_identity(pb::CreateIdentityRequest { name: "listener".into(), org_role: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .identity
+        .unwrap();
+    let assign = |role: &str| pb::SetProjectRoleRequest {
+        project_id: project.clone(),
+        identity_id: identity.id.clone(),
+        role_id: role.into(),
+    };
+    admin.set_project_role(assign("viewer")).await.unwrap();
+    let secret = admin
+        .create_client_secret(pb::CreateClientSecretRequest { identity_id: identity.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
+    let mut secrets = server.admin_secrets().await;
+
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    create_secret(&mut secrets, &project, "dev", "/", "SEEN", "v").await;
+    next_event(&mut stream).await;
+
+    admin.set_project_role(assign("")).await.unwrap();
+    let revoked_at = Instant::now();
+    let end = loop {
+        let message = tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends");
+        match message {
+            Err(status) => break status,
+            Ok(Some(pb::SubscribeResponse { message: Some(Message::Event(event)) })) => {
+                assert!(revoked_at.elapsed() < Duration::from_secs(1), "event after revocation: {event:?}");
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("stream closed without a status"),
+        }
+    };
+    assert_eq!(end.code(), Code::PermissionDenied);
+    assert!(revoked_at.elapsed() < Duration::from_secs(1), "cut off within a second: {:?}", revoked_at.elapsed());
+
+    // A revoked token ends the stream with UNAUTHENTICATED.
+    admin.set_project_role(assign("viewer")).await.unwrap();
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let mut own = IdentityServiceClient::new(server.authed(&token).await);
+    own.revoke_token(pb::RevokeTokenRequest::default()).await.unwrap();
+    let end = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends") {
+            Err(status) => break status,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("stream closed without a status"),
+        }
+    };
+    assert_eq!(end.code(), Code::Unauthenticated);
+}
+
+async fn bad_subscriptions_fail_before_the_stream_opens(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("bad").await;
+    let token = server.admin_token().await;
+    let cases = [
+        (vec![registration("secret:created", "", "")], None, Code::InvalidArgument, "registrations[0].event_type"),
+        (vec![registration("*", "", "api/**")], None, Code::InvalidArgument, "registrations[0].conditions.secret_path"),
+        (vec![registration("*", "", "/a/../b")], None, Code::InvalidArgument, "secret_path"),
+        (vec![], Some("not-a-cursor".to_owned()), Code::InvalidArgument, "resume_after"),
+    ];
+    for (registrations, resume, code, needle) in cases {
+        let status = subscribe(&server, &token, &project, registrations, resume).await.unwrap_err();
+        assert_eq!(status.code(), code);
+        assert!(status.message().contains(needle), "{}", status.message());
+    }
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_eq!(subscribe(&server, &token, &unknown, vec![], None).await.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_from_before_the_retention_is_refused() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.event_retention = Duration::from_millis(300)).await;
+    let project = server.project("retention").await;
+    let token = server.admin_token().await;
+    let mut secrets = server.admin_secrets().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    create_secret(&mut secrets, &project, "dev", "/", "OLD", "v").await;
+    create_secret(&mut secrets, &project, "dev", "/", "OLDER", "v").await;
+    let first = next_event(&mut stream).await.cursor;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let status = subscribe(&server, &token, &project, vec![], Some(first)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("retention"), "{}", status.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_does_not_delay_a_fast_one() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let project = server.project("slow").await;
+    let token = server.admin_token().await;
+    let mut secrets = server.admin_secrets().await;
+    // Subscribed, never read: its HTTP/2 window and queue fill up.
+    let _slow = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let mut fast = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let batch = |n: usize| pb::BatchCreateSecretsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: format!("/flood/{n}"),
+        secrets: (0..50)
+            .map(|i| pb::SecretInput { key: format!("KEY_WITH_A_LONGISH_NAME_{i}"), value: "v".into(), comment: String::new() })
+            .collect(),
+    };
+    for n in 0..60 {
+        secrets.batch_create_secrets(batch(n)).await.unwrap();
+        next_event(&mut fast).await;
+    }
+    let mut worst = Duration::ZERO;
+    for i in 0..20 {
+        create_secret(&mut secrets, &project, "dev", "/probe", &format!("P{i}"), "v").await;
+        let written = Instant::now();
+        let event = next_event(&mut fast).await;
+        assert_eq!(keys(&event), vec![triple("dev", "/probe", &format!("P{i}"))]);
+        worst = worst.max(written.elapsed());
+    }
+    assert!(worst < Duration::from_millis(100), "fast subscriber delayed by {worst:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_reaches_a_subscriber_on_another() {
+    if std::env::var(common::PG_URL_VAR).is_err() {
+        eprintln!("{} unset: multi-instance test not run", common::PG_URL_VAR);
+        return;
+    }
+    let a = TestServer::start(Backend::Postgres).await;
+    let b = a.join(|_| {}).await;
+    let project = a.project("two-instances").await;
+    let token = b.admin_token().await;
+    let mut on_b = subscribe(&b, &token, &project, vec![], None).await.unwrap();
+    let mut secrets_on_a = a.admin_secrets().await;
+    for i in 0..5 {
+        create_secret(&mut secrets_on_a, &project, "dev", "/", &format!("K{i}"), "v").await;
+        let written = Instant::now();
+        let event = next_event(&mut on_b).await;
+        assert_eq!(keys(&event), vec![triple("dev", "/", &format!("K{i}"))]);
+        assert!(written.elapsed() < Duration::from_secs(1), "took {:?}", written.elapsed());
+    }
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_produce_a_gap_free_ordered_stream() {
+    let backend = if std::env::var(common::PG_URL_VAR).is_ok() { Backend::Postgres } else { Backend::Sqlite };
+    const WRITERS: usize = 8;
+    const WRITES: usize = 200;
+    let server = TestServer::start(backend).await;
+    let project = server.project("ordering").await;
+    let token = server.admin_token().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        // Each writer on its own connection, as separate clients would be.
+        let mut client: SecretsServiceClient<Authed> = SecretsServiceClient::new(server.authed(&token).await);
+        let project = project.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..WRITES {
+                create_secret(&mut client, &project, "dev", &format!("/w{w}"), &format!("K{i}"), "v").await;
+            }
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut last = 0i64;
+    for _ in 0..WRITERS * WRITES {
+        let event = next_event(&mut stream).await;
+        let cursor: i64 = event.cursor.parse().unwrap();
+        assert!(cursor > last, "cursor order: {cursor} after {last}");
+        last = cursor;
+        assert!(seen.insert(keys(&event)), "duplicate {event:?}");
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(seen.len(), WRITERS * WRITES, "every write seen exactly once");
+    assert_no_event(&mut stream, Duration::from_millis(300)).await;
+}
