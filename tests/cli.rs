@@ -107,3 +107,50 @@ async fn serve_starts_bootstraps_and_stops_gracefully_on_sigterm() {
     assert!(stderr.contains("bootstrap.json"), "logs where the credentials are: {stderr}");
     assert!(!stderr.contains("hush_cs_"), "never logs the client secret itself");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prints_events_as_cloudevents_json_lines() {
+    use tokio::io::AsyncBufReadExt;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = tempfile::tempdir().unwrap();
+    let bootstrap = server.data_dir.path().join("bootstrap.json");
+    hush(config.path(), &["login", "--server", &server.url(), "--from-file", bootstrap.to_str().unwrap()])
+        .await
+        .unwrap();
+    let project = server.project("cli-events").await;
+    let mut child = Command::new(HUSH)
+        .args(["events", "subscribe", "secret:*", "--project", &project, "--env", "dev", "--path", "/**"])
+        .env("HUSH_CONFIG_DIR", config.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut secrets = server.admin_secrets().await;
+    // The subscription opens asynchronously: write until the first event shows up.
+    let first = loop {
+        common::create_secret(&mut secrets, &project, "prod", "/", &format!("P{}", uuid::Uuid::new_v4().simple()), "v")
+            .await;
+        common::create_secret(
+            &mut secrets,
+            &project,
+            "dev",
+            "/app",
+            &format!("K{}", uuid::Uuid::new_v4().simple()),
+            "v",
+        )
+        .await;
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+            break line.unwrap().expect("a line");
+        }
+    };
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["type"], "secret:create");
+    assert_eq!(event["source"], format!("/hush/projects/{project}"));
+    assert!(event["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(chrono::DateTime::parse_from_rfc3339(event["time"].as_str().unwrap()).is_ok());
+    assert_eq!(event["datacontenttype"], "application/json");
+    let payload = &event["data"]["payload"]["secrets"][0];
+    assert_eq!((payload["environment"].as_str(), payload["secretPath"].as_str()), (Some("dev"), Some("/app")));
+}

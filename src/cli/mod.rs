@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod events_command;
 mod identity_commands;
 mod session;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Create, update, list and delete roles; give identities roles in projects.
     #[command(subcommand)]
     Roles(identity_commands::RolesCommand),
+    /// Subscribe to secret events.
+    #[command(subcommand)]
+    Events(events_command::EventsCommand),
 }
 
 /// Runs one command line.
@@ -49,6 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secrets(command) => commands::secrets(command).await,
         Command::Identities(command) => identity_commands::identities(command).await,
         Command::Roles(command) => identity_commands::roles(command).await,
+        Command::Events(command) => events_command::events(command).await,
     }
 }
 

@@ -1,0 +1,97 @@
+//! `hush events subscribe`: one CloudEvents 1.0 JSON object per line per event, like `vault events subscribe`.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::{
+    client,
+    commands::{Target, rpc},
+};
+use crate::{
+    events::{self, Actor, EventType, ImportMutation, Payload, SecretRef, cloudevent},
+    pb::{self, events_service_client::EventsServiceClient, subscribe_response::Message},
+};
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Stream events as CloudEvents JSON lines until interrupted. Heartbeats are not printed.
+    Subscribe(SubscribeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Event types: `secret:create`, `secret:update`, `secret:delete`, `secret:import-mutation`, `secret:*`.
+    #[arg(required = true)]
+    event_types: Vec<String>,
+    /// Project id.
+    #[arg(long, env = "HUSH_PROJECT")]
+    project: String,
+    /// Only events in this environment.
+    #[arg(long = "env", default_value = "")]
+    environment: String,
+    /// Only events under this path glob (`/`, `/api/*`, `/**`).
+    #[arg(long, default_value = "")]
+    path: String,
+    /// Replay the events after this cursor first (the `subject` of a printed event).
+    #[arg(long)]
+    resume_after: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
+    let EventsCommand::Subscribe(args) = command;
+    let mut client = EventsServiceClient::new(client::authed(args.target.server.as_deref()).await?);
+    let conditions = pb::EventConditions { environment_slug: args.environment, secret_path: args.path };
+    let request = pb::SubscribeRequest {
+        project_id: args.project,
+        registrations: args
+            .event_types
+            .into_iter()
+            .map(|event_type| pb::Registration { event_type, conditions: Some(conditions.clone()) })
+            .collect(),
+        resume_after: args.resume_after,
+    };
+    let mut stream = client.subscribe(request).await.map_err(rpc)?.into_inner();
+    while let Some(message) = stream.message().await.map_err(rpc)? {
+        match message.message {
+            Some(Message::Event(event)) => println!("{}", cloudevent::to_json(&domain_event(event)?)),
+            Some(Message::Lagged(lagged)) => {
+                anyhow::bail!("stream lagged ({}); resume with --resume-after {}", lagged.reason, lagged.resume_after)
+            }
+            Some(Message::Heartbeat(_)) | None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The wire event in the domain shape that the CloudEvents framing takes.
+fn domain_event(event: pb::Event) -> anyhow::Result<events::Event> {
+    let time = event.time.context("event without time")?;
+    let actor = event.actor.unwrap_or_default();
+    Ok(events::Event {
+        seq: event.cursor.parse().context("event cursor is not a number")?,
+        event_type: EventType::parse(&event.r#type).with_context(|| format!("unknown event type {}", event.r#type))?,
+        time: chrono::DateTime::from_timestamp(time.seconds, time.nanos as u32).context("event time out of range")?,
+        payload: Payload {
+            secrets: event
+                .secrets
+                .into_iter()
+                .map(|s| SecretRef { environment: s.environment, secret_path: s.secret_path, secret_key: s.secret_key })
+                .collect(),
+            import_mutation: event
+                .import_mutation
+                .map(|m| ImportMutation { environment: m.environment, secret_path: m.secret_path }),
+        },
+        actor: Actor {
+            kind: match pb::ActorType::try_from(actor.r#type) {
+                Ok(pb::ActorType::Platform) => "platform".into(),
+                _ => "identity".into(),
+            },
+            id: actor.identity_id,
+            name: actor.name,
+        },
+        id: event.id,
+        project_id: event.project_id,
+    })
+}
