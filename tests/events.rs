@@ -59,7 +59,8 @@ async fn next_event(stream: &mut Streaming<pb::SubscribeResponse>) -> pb::Event 
 /// Asserts that no event arrives within `quiet`.
 async fn assert_no_event(stream: &mut Streaming<pb::SubscribeResponse>, quiet: Duration) {
     let deadline = Instant::now() + quiet;
-    while let Ok(message) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), stream.message()).await
+    while let Ok(message) =
+        tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), stream.message()).await
     {
         if let Some(Message::Event(event)) = message.expect("stream healthy").expect("stream open").message {
             panic!("unexpected event {event:?}");
@@ -99,7 +100,10 @@ async fn event_types_batches_and_import_mutations(backend: Backend) {
     assert_eq!(keys(&created), vec![triple("dev", "/api", "A")]);
     assert_eq!(created.project_id, project);
     let actor = created.actor.clone().unwrap();
-    assert_eq!((actor.identity_id.as_str(), actor.r#type), (server.bootstrap.identity_id.as_str(), pb::ActorType::Identity as i32));
+    assert_eq!(
+        (actor.identity_id.as_str(), actor.r#type),
+        (server.bootstrap.identity_id.as_str(), pb::ActorType::Identity as i32)
+    );
     assert!(!created.id.is_empty() && created.time.is_some());
     assert!(!format!("{created:?}").contains("never-in-an-event"), "events carry names, never values");
 
@@ -203,7 +207,8 @@ async fn filters_by_type_environment_path_and_permission(backend: Backend) {
         .unwrap()
         .into_inner();
     let dev_token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
-    let mut dev_only = subscribe(&server, &dev_token, &project, vec![registration("secret:*", "", "")], None).await.unwrap();
+    let mut dev_only =
+        subscribe(&server, &dev_token, &project, vec![registration("secret:*", "", "")], None).await.unwrap();
 
     // Heartbeats arrive on idle streams.
     let first = tokio::time::timeout(WAIT, dev_only.message()).await.unwrap().unwrap().unwrap();
@@ -390,7 +395,11 @@ async fn a_slow_subscriber_does_not_delay_a_fast_one() {
         environment: "dev".into(),
         secret_path: format!("/flood/{n}"),
         secrets: (0..50)
-            .map(|i| pb::SecretInput { key: format!("KEY_WITH_A_LONGISH_NAME_{i}"), value: "v".into(), comment: String::new() })
+            .map(|i| pb::SecretInput {
+                key: format!("KEY_WITH_A_LONGISH_NAME_{i}"),
+                value: "v".into(),
+                comment: String::new(),
+            })
             .collect(),
     };
     for n in 0..60 {
