@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod events;
 mod fs_private;
+pub mod gateway;
 pub mod identity;
 pub mod pb;
 pub mod secrets;

@@ -18,6 +18,7 @@ use crate::{
     config::ServeConfig,
     crypto::RootKey,
     events::{EventHub, HubSettings},
+    gateway::{self, GatewayState, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer},
     identity, pb,
     pb::{
         audit_logs_service_server::AuditLogsServiceServer, audit_streams_service_server::AuditStreamsServiceServer,
@@ -96,12 +97,14 @@ impl Server {
             .build_v1alpha()?;
         let reflection_v1 = reflection.build_v1()?;
 
-        // Outermost first: trace every request; answer CORS preflights before anything else; translate
-        // grpc-web to gRPC so that everything inside sees one protocol; authenticate last, next to the services.
+        // Outermost first: trace every request; answer CORS preflights before anything else; translate JSON
+        // and grpc-web calls to gRPC so that everything inside sees one protocol; authenticate last, next to the
+        // services and the HTTP routes.
         let stack = ServiceBuilder::new()
             .layer(TraceLayer::new_for_grpc())
             .layer(cors(&self.config.cors_origins))
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(JsonTranscodeLayer)
+            .layer(GrpcWebWhereItApplies)
             .layer(AuthLayer::new(self.store.clone()));
 
         // Open streams end when shutdown starts, so the graceful drain below does not wait for them.
@@ -114,10 +117,7 @@ impl Server {
 
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "hush is listening (gRPC, grpc-web, reflection, health)");
-        tonic::transport::Server::builder()
-            .accept_http1(true)
-            .layer(stack)
-            .add_service(health_service)
+        let grpc = tonic::service::Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(ProjectsServiceServer::new(api::ProjectsApi::new(self.vault.clone())))
@@ -125,7 +125,13 @@ impl Server {
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(self.store.clone(), self.config.token_ttl)))
             .add_service(EventsServiceServer::new(api::EventsApi::new(self.events.clone())))
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi))
-            .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi))
+            .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi));
+        let http = gateway::router(GatewayState { events: self.events.clone() });
+        let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http));
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(stack)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
             .await?;
         tracing::info!("hush stopped");

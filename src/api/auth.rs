@@ -9,7 +9,7 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response};
-use tonic::Status;
+use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use crate::{
@@ -20,6 +20,7 @@ use crate::{
 /// Paths (or path prefixes ending in `/`) served without a token.
 const PUBLIC_PATHS: &[&str] = &[
     "/hush.v1.IdentityService/Login",
+    "/metrics",
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
@@ -69,12 +70,23 @@ pub struct Authenticate<S> {
     store: Store,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
+/// Prefix of the HTTP gateway's routes, which answer errors as JSON rather than gRPC status.
+const HTTP_PREFIX: &str = "/api/";
+
+/// The rejection in the caller's protocol: JSON for HTTP routes, a gRPC status otherwise.
+fn reject(path: &str, status: Status) -> Response<Body> {
+    if path.starts_with(HTTP_PREFIX) {
+        crate::gateway::errors::response(&status).map(Body::new)
+    } else {
+        status.into_http()
+    }
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for Authenticate<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -93,17 +105,17 @@ where
             if is_public(request.uri().path()) {
                 return inner.call(request).await;
             }
+            let path = request.uri().path().to_owned();
             let Some(token) = bearer(request.headers()) else {
-                return Ok(
-                    Status::unauthenticated("missing bearer token: send 'authorization: Bearer <token>'").into_http()
-                );
+                let status = Status::unauthenticated("missing bearer token: send 'authorization: Bearer <token>'");
+                return Ok(reject(&path, status));
             };
             match identity::authenticate(&store, token).await {
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
-                Err(error) => Ok(Status::from(error).into_http()),
+                Err(error) => Ok(reject(&path, Status::from(error))),
             }
         })
     }

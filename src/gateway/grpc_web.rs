@@ -1,0 +1,64 @@
+//! grpc-web only where it applies. `tonic_web::GrpcWebLayer` answers 400 to every HTTP/1.1 request that is not
+//! grpc-web, which would shut out curl and browsers from the HTTP routes sharing the port; this layer sends
+//! grpc-web and HTTP/2 requests through it and plain HTTP/1.1 requests (SSE, metrics) straight on.
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response, Version, header};
+use tonic::body::Body;
+use tonic_web::GrpcWebService;
+use tower::{Layer, Service, ServiceExt};
+
+/// Layer applying grpc-web translation to grpc-web and HTTP/2 requests only.
+#[derive(Clone, Default)]
+pub struct GrpcWebWhereItApplies;
+
+impl<S: Clone> Layer<S> for GrpcWebWhereItApplies {
+    type Service = Split<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Split { grpc_web: tonic_web::GrpcWebLayer::new().layer(inner.clone()), plain: inner }
+    }
+}
+
+/// The service made by [`GrpcWebWhereItApplies`].
+#[derive(Clone)]
+pub struct Split<S> {
+    grpc_web: GrpcWebService<S>,
+    plain: S,
+}
+
+fn is_grpc_web<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc-web"))
+}
+
+impl<S> Service<Request<Body>> for Split<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Both wrap clones of the same service; readiness of one is readiness of the other.
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if is_grpc_web(&request) || request.version() == Version::HTTP_2 {
+            // `oneshot` polls the wrapper ready before calling it.
+            Box::pin(ServiceExt::<Request<Body>>::oneshot(self.grpc_web.clone(), request))
+        } else {
+            let clone = self.plain.clone();
+            let mut plain = std::mem::replace(&mut self.plain, clone);
+            Box::pin(plain.call(request))
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Generic JSON transcoding for every unary RPC: `POST /hush.v1.<Service>/<Method>` with
+//! `Content-Type: application/json` and a canonical proto3 JSON body (the Connect unary shape).
+//!
+//! The layer turns the JSON into the protobuf request (using the descriptor set), sends it as an ordinary gRPC
+//! call through the rest of the stack (auth, services) in-process, and turns the answer back into JSON. There
+//! is no handler per RPC: a new RPC in the contract is reachable from curl the moment it is implemented.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::LazyLock,
+    task::{Context, Poll},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
+use tonic::{Code, Status, body::Body};
+use tower::{Layer, Service};
+
+use super::errors;
+use crate::pb;
+
+/// Largest JSON request body accepted; the same as gRPC's default message limit.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Package whose services are transcoded.
+const PACKAGE_PREFIX: &str = "/hush.v1.";
+/// Request headers passed on to the gRPC call (everything the services and auth look at).
+const FORWARDED_HEADERS: [header::HeaderName; 2] = [header::AUTHORIZATION, header::USER_AGENT];
+
+static POOL: LazyLock<DescriptorPool> =
+    LazyLock::new(|| DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).expect("build.rs wrote a valid descriptor set"));
+
+/// Whether a request is a JSON call of a hush RPC.
+fn is_json_rpc<B>(request: &Request<B>) -> bool {
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    request.method() == Method::POST && json && request.uri().path().starts_with(PACKAGE_PREFIX)
+}
+
+/// The RPC named by a path like `/hush.v1.SecretsService/CreateSecret`.
+fn method(path: &str) -> Option<MethodDescriptor> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    POOL.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::new(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn error_response(code: Code, message: &str) -> Response<Body> {
+    json_response(errors::http_status(code), errors::body(code, message))
+}
+
+/// Parses the JSON body into the RPC's request message, naming the offending field on error.
+fn decode_json(method: &MethodDescriptor, body: &[u8]) -> Result<DynamicMessage, String> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let mut track = serde_path_to_error::Track::new();
+    let message =
+        DynamicMessage::deserialize(method.input(), serde_path_to_error::Deserializer::new(&mut json, &mut track))
+            .map_err(|error| {
+                let path = track.path().to_string();
+                if path == "." { error.to_string() } else { format!("{path}: {error}") }
+            })?;
+    json.end().map_err(|e| e.to_string())?;
+    Ok(message)
+}
+
+/// A gRPC length-prefixed frame holding one message.
+fn grpc_frame(message: &DynamicMessage) -> Bytes {
+    let payload = message.encode_to_vec();
+    let mut frame = BytesMut::with_capacity(payload.len() + 5);
+    frame.put_u8(0);
+    frame.put_u32(payload.len() as u32);
+    frame.put_slice(&payload);
+    frame.freeze()
+}
+
+fn grpc_request(original: &HeaderMap, uri: http::Uri, body: Bytes) -> Request<Body> {
+    let mut request = Request::post(uri)
+        .version(http::Version::HTTP_2)
+        .body(Body::new(Full::new(body)))
+        .expect("static request parts are valid");
+    let headers = request.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    for name in FORWARDED_HEADERS {
+        if let Some(value) = original.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    request
+}
+
+/// Turns the gRPC answer into a JSON response.
+async fn json_from_grpc(method: &MethodDescriptor, response: Response<Body>) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let collected = match body.collect().await {
+        Ok(collected) => collected,
+        Err(error) => return error_response(Code::Internal, &format!("reading the answer failed: {error}")),
+    };
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let status = Status::from_header_map(&parts.headers).or_else(|| Status::from_header_map(&trailers));
+    match status {
+        Some(status) if status.code() != Code::Ok => return error_response(status.code(), status.message()),
+        _ => {}
+    }
+    let bytes = collected.to_bytes();
+    let Some(payload) = bytes.get(5..) else {
+        return error_response(Code::Internal, "the service sent no message");
+    };
+    match DynamicMessage::decode(method.output(), payload) {
+        Ok(message) => match serde_json::to_string(&message) {
+            Ok(json) => json_response(StatusCode::OK, json),
+            Err(error) => error_response(Code::Internal, &error.to_string()),
+        },
+        Err(error) => error_response(Code::Internal, &format!("undecodable answer: {error}")),
+    }
+}
+
+/// Layer that transcodes JSON calls and passes every other request through untouched.
+#[derive(Clone, Default)]
+pub struct JsonTranscodeLayer;
+
+impl<S> Layer<S> for JsonTranscodeLayer {
+    type Service = JsonTranscode<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JsonTranscode { inner }
+    }
+}
+
+/// The service made by [`JsonTranscodeLayer`].
+#[derive(Clone)]
+pub struct JsonTranscode<S> {
+    inner: S,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S> Service<Request<Body>> for JsonTranscode<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Response<Body>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !is_json_rpc(&request) {
+            return Box::pin(inner.call(request));
+        }
+        Box::pin(async move {
+            let Some(method) = method(request.uri().path()) else {
+                return Ok(error_response(Code::Unimplemented, &format!("no RPC at {}", request.uri().path())));
+            };
+            if method.is_client_streaming() || method.is_server_streaming() {
+                let message = "streaming RPCs are not available as JSON: use gRPC, grpc-web or the SSE route";
+                return Ok(error_response(Code::InvalidArgument, message));
+            }
+            let (parts, body) = request.into_parts();
+            let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    let message = format!("request body larger than {MAX_BODY_BYTES} bytes or unreadable");
+                    return Ok(error_response(Code::InvalidArgument, &message));
+                }
+            };
+            let message = match decode_json(&method, &body) {
+                Ok(message) => message,
+                Err(reason) => {
+                    return Ok(error_response(Code::InvalidArgument, &format!("invalid request body: {reason}")));
+                }
+            };
+            let response = inner.call(grpc_request(&parts.headers, parts.uri, grpc_frame(&message))).await?;
+            Ok(json_from_grpc(&method, response).await)
+        })
+    }
+}

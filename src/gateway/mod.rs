@@ -1,0 +1,36 @@
+//! The HTTP side of the one port (DESIGN §1): a thin translation onto the same service code, so auth,
+//! permissions and audit are identical to gRPC.
+//!
+//! - `json`: every unary RPC as JSON (`POST /hush.v1.<Service>/<Method>`, the Connect unary shape), one
+//!   generic transcoder driven by the descriptor set.
+//! - `sse`: event subscriptions over Server-Sent Events in the common `project-events` shape.
+//! - `metrics`: Prometheus text exposition.
+
+pub mod errors;
+pub mod grpc_web;
+pub mod json;
+mod metrics;
+mod sse;
+
+use axum::{Router, routing::get, routing::post};
+
+use crate::events::EventHub;
+
+/// Path of the SSE subscription route.
+pub const SSE_SUBSCRIBE_PATH: &str = "/api/v1/events/subscribe/project-events";
+/// Path of the Prometheus metrics.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// State shared by the HTTP routes.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub events: EventHub,
+}
+
+/// The HTTP routes served beside the gRPC services.
+pub fn router(state: GatewayState) -> Router {
+    Router::new()
+        .route(SSE_SUBSCRIBE_PATH, post(sse::subscribe))
+        .route(METRICS_PATH, get(metrics::render))
+        .with_state(state)
+}
