@@ -306,3 +306,99 @@ pub async fn list_secrets(
     let secrets = client.list_secrets(request).await?.into_inner().secrets;
     Ok(secrets.into_iter().map(|s| (s.key, s.value)).collect())
 }
+
+/// A plain HTTP/1.1 exchange with the server, as curl would do it.
+pub mod http1 {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+
+    /// Sends `method path` with `headers` and `body`; returns the response with its body still streaming.
+    pub async fn send(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> http::Response<Incoming> {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(connection);
+        let mut request = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("request");
+        sender.send_request(request).await.expect("response")
+    }
+
+    /// Sends a request and reads the whole answer as (status, body text).
+    pub async fn exchange(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (http::StatusCode, String) {
+        let response = send(addr, method, path, headers, body).await;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).expect("utf-8 body"))
+    }
+
+    /// Reads server-sent events off a streaming response: each item is the event's fields
+    /// (`id`, `event`, `data`, or `:` for a comment).
+    pub struct SseReader {
+        body: Incoming,
+        buffer: String,
+    }
+
+    impl SseReader {
+        pub fn new(response: http::Response<Incoming>) -> Self {
+            Self { body: response.into_body(), buffer: String::new() }
+        }
+
+        /// The next event block; None when the stream ends.
+        pub async fn next(&mut self) -> Option<Vec<(String, String)>> {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let fields = block
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|line| match line.strip_prefix(':') {
+                            Some(comment) => (":".to_owned(), comment.trim().to_owned()),
+                            None => {
+                                let (name, value) = line.split_once(':').unwrap_or((line, ""));
+                                (name.to_owned(), value.strip_prefix(' ').unwrap_or(value).to_owned())
+                            }
+                        })
+                        .collect();
+                    return Some(fields);
+                }
+                let frame = self.body.frame().await?.ok()?;
+                if let Ok(data) = frame.into_data() {
+                    self.buffer.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+        }
+
+        /// The next block that carries `data`, skipping comments (heartbeats); panics after 5 s.
+        pub async fn next_data(&mut self) -> Vec<(String, String)> {
+            let deadline = std::time::Duration::from_secs(5);
+            loop {
+                let block = tokio::time::timeout(deadline, self.next()).await.expect("an SSE event within 5 s");
+                let block = block.expect("stream open");
+                if block.iter().any(|(name, _)| name == "data") {
+                    return block;
+                }
+            }
+        }
+    }
+
+    /// The value of `field` in an SSE block.
+    pub fn field<'a>(block: &'a [(String, String)], field: &str) -> Option<&'a str> {
+        block.iter().find(|(name, _)| name == field).map(|(_, value)| value.as_str())
+    }
+}
