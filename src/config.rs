@@ -35,6 +35,9 @@ pub struct ServeConfig {
     /// Events are kept this long for resuming streams, then pruned.
     #[arg(long, env = "HUSH_EVENT_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub event_retention: Duration,
+    /// Folder of the built web client (`clients/web/dist`) to serve at `/ui`; unset = no `/ui`.
+    #[arg(long, env = "HUSH_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
     #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
@@ -51,6 +54,7 @@ impl ServeConfig {
             token_ttl: DEFAULT_TOKEN_TTL,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
+            ui_dir: None,
             cors_origins: vec!["*".into()],
         }
     }

@@ -126,7 +126,7 @@ impl Server {
             .add_service(EventsServiceServer::new(api::EventsApi::new(self.events.clone())))
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi))
             .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi));
-        let http = gateway::router(GatewayState { events: self.events.clone() });
+        let http = gateway::router(GatewayState { events: self.events.clone() }, self.config.ui_dir.as_deref());
         let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http));
         tonic::transport::Server::builder()
             .accept_http1(true)

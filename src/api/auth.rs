@@ -21,6 +21,8 @@ use crate::{
 const PUBLIC_PATHS: &[&str] = &[
     "/hush.v1.IdentityService/Login",
     "/metrics",
+    "/ui",
+    "/ui/",
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",

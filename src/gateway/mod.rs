@@ -21,16 +21,24 @@ pub const SSE_SUBSCRIBE_PATH: &str = "/api/v1/events/subscribe/project-events";
 /// Path of the Prometheus metrics.
 pub const METRICS_PATH: &str = "/metrics";
 
+/// Where the web client is served.
+pub const UI_PATH: &str = "/ui";
+
 /// State shared by the HTTP routes.
 #[derive(Clone)]
 pub struct GatewayState {
     pub events: EventHub,
 }
 
-/// The HTTP routes served beside the gRPC services.
-pub fn router(state: GatewayState) -> Router {
-    Router::new()
+/// The HTTP routes served beside the gRPC services; `ui_dir` is the built web client, if any.
+pub fn router(state: GatewayState, ui_dir: Option<&std::path::Path>) -> Router {
+    let router = Router::new()
         .route(SSE_SUBSCRIBE_PATH, post(sse::subscribe))
         .route(METRICS_PATH, get(metrics::render))
-        .with_state(state)
+        .with_state(state);
+    match ui_dir {
+        Some(dir) => router
+            .nest_service(UI_PATH, tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true)),
+        None => router,
+    }
 }
