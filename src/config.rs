@@ -35,6 +35,12 @@ pub struct ServeConfig {
     /// Events are kept this long for resuming streams, then pruned.
     #[arg(long, env = "HUSH_EVENT_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub event_retention: Duration,
+    /// Audit entries are kept this long, then pruned.
+    #[arg(long, env = "HUSH_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
+    /// Proxies whose `X-Forwarded-For` header is believed for client IPs (comma-separated IPs).
+    #[arg(long, env = "HUSH_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Folder of the built web client (`clients/web/dist`) to serve at `/ui`; unset = no `/ui`.
     #[arg(long, env = "HUSH_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
@@ -55,6 +61,8 @@ impl ServeConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
             ui_dir: None,
+            audit_retention: crate::store::DEFAULT_AUDIT_RETENTION,
+            trusted_proxies: Vec::new(),
             cors_origins: vec!["*".into()],
         }
     }

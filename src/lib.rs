@@ -1,6 +1,7 @@
 //! hush: a gRPC-first secrets service. See `README.md` for use and `../shared/DESIGN.md` for the architecture.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -15,6 +15,7 @@ use tower_http::{
 
 use crate::{
     api::{self, auth::AuthLayer},
+    audit::{self, TrustedProxies},
     config::ServeConfig,
     crypto::RootKey,
     events::{EventHub, HubSettings},
@@ -64,12 +65,16 @@ impl Server {
             Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
             None => RootKey::load_or_create(&config.data_dir.join(ROOT_KEY_FILE))?,
         };
-        let store = Store::connect(&config.database_url()).await.context("opening the database")?;
+        let store = Store::connect(&config.database_url())
+            .await
+            .context("opening the database")?
+            .with_audit_retention(config.audit_retention);
         let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
         let vault = Vault::new(store.clone(), Arc::new(root_key));
         let background = CancellationToken::new();
         let settings = HubSettings { heartbeat: config.heartbeat_interval, retention: config.event_retention };
         let events = EventHub::start(store.clone(), settings, background.clone()).await?;
+        audit::pruner::spawn(store.clone(), config.audit_retention, background.clone());
         Ok(Self { config, store, vault, events, background, bootstrap_file })
     }
 
@@ -105,7 +110,7 @@ impl Server {
             .layer(cors(&self.config.cors_origins))
             .layer(JsonTranscodeLayer)
             .layer(GrpcWebWhereItApplies)
-            .layer(AuthLayer::new(self.store.clone()));
+            .layer(AuthLayer::new(self.store.clone(), TrustedProxies(self.config.trusted_proxies.clone())));
 
         // Open streams end when shutdown starts, so the graceful drain below does not wait for them.
         let background = self.background.clone();
@@ -124,9 +129,12 @@ impl Server {
             .add_service(SecretsServiceServer::new(api::SecretsApi::new(self.vault.clone())))
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(self.store.clone(), self.config.token_ttl)))
             .add_service(EventsServiceServer::new(api::EventsApi::new(self.events.clone())))
-            .add_service(AuditLogsServiceServer::new(api::AuditLogsApi))
+            .add_service(AuditLogsServiceServer::new(api::AuditLogsApi::new(self.store.clone())))
             .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi));
-        let http = gateway::router(GatewayState { events: self.events.clone() }, self.config.ui_dir.as_deref());
+        let http = gateway::router(
+            GatewayState { events: self.events.clone(), store: self.store.clone() },
+            self.config.ui_dir.as_deref(),
+        );
         let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http));
         tonic::transport::Server::builder()
             .accept_http1(true)

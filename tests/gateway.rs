@@ -30,7 +30,8 @@ async fn json_unary_calls_create_and_read_a_secret(backend: Backend) {
     let (status, login) = post_json(&server, None, "/hush.v1.IdentityService/Login", &creds).await;
     assert_eq!(status, 200, "{login}");
     let token = login["accessToken"].as_str().unwrap().to_owned();
-    let (_, created) = post_json(&server, Some(&token), "/hush.v1.ProjectsService/CreateProject", &json!({"name": "json"})).await;
+    let (_, created) =
+        post_json(&server, Some(&token), "/hush.v1.ProjectsService/CreateProject", &json!({"name": "json"})).await;
     let project = created["project"]["id"].as_str().unwrap().to_owned();
 
     // proto field names and JSON names are both accepted.
@@ -44,12 +45,18 @@ async fn json_unary_calls_create_and_read_a_secret(backend: Backend) {
     assert_eq!((status.as_u16(), body["secret"]["value"].as_str()), (200, Some("v1")));
 
     // Errors are JSON with the code name, the field named, and a matching HTTP status.
-    let (status, body) = post_json(&server, Some(&token), "/hush.v1.SecretsService/GetSecret", &json!({"projectId": 5})).await;
+    let (status, body) =
+        post_json(&server, Some(&token), "/hush.v1.SecretsService/GetSecret", &json!({"projectId": 5})).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "invalid_argument");
     assert!(body["message"].as_str().unwrap().contains("projectId"), "{body}");
-    let (status, body) =
-        post_json(&server, Some(&token), "/hush.v1.SecretsService/GetSecret", &json!({"projectId": project, "nope": 1})).await;
+    let (status, body) = post_json(
+        &server,
+        Some(&token),
+        "/hush.v1.SecretsService/GetSecret",
+        &json!({"projectId": project, "nope": 1}),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("nope"), "{body}");
     let bad_path = json!({"projectId": project, "environment": "dev", "secretPath": "/a/../b", "key": "K"});
@@ -67,7 +74,13 @@ async fn json_unary_calls_create_and_read_a_secret(backend: Backend) {
     assert_eq!(status, 400, "streaming RPCs are refused as JSON: {body}");
 }
 
-async fn sse(server: &TestServer, token: &str, body: &Value, query: &str, last_event_id: Option<&str>) -> http::Response<hyper::body::Incoming> {
+async fn sse(
+    server: &TestServer,
+    token: &str,
+    body: &Value,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> http::Response<hyper::body::Incoming> {
     let auth = format!("Bearer {token}");
     let mut headers = vec![("authorization", auth.as_str()), ("content-type", "application/json")];
     if let Some(id) = last_event_id {

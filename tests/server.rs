@@ -95,8 +95,8 @@ async fn expired_tokens_stop_working() {
 async fn unbuilt_rpcs_answer_unimplemented() {
     let server = TestServer::start(Backend::Sqlite).await;
     let token = server.admin_token().await;
-    let mut client = pb::audit_logs_service_client::AuditLogsServiceClient::new(server.authed(&token).await);
-    let status = client.list_audit_logs(pb::ListAuditLogsRequest::default()).await.unwrap_err();
+    let mut client = pb::audit_streams_service_client::AuditStreamsServiceClient::new(server.authed(&token).await);
+    let status = client.list_audit_streams(pb::ListAuditStreamsRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
 }
 

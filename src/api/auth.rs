@@ -5,14 +5,16 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use http::{HeaderMap, Request, Response};
-use tonic::{Status, body::Body};
+use tonic::{Status, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
 
 use crate::{
+    audit::{RequestMeta, TrustedProxies},
     identity::{self, Principal},
     store::Store,
 };
@@ -39,6 +41,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// Where a request came from (set for every request, public ones too).
+pub fn request_meta<T>(request: &tonic::Request<T>) -> RequestMeta {
+    request.extensions().get::<RequestMeta>().cloned().unwrap_or_default()
+}
+
 /// The caller of an authenticated RPC. Fails only if the auth layer was bypassed, which is a wiring bug.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
     request.extensions().get::<Principal>().cloned().ok_or_else(|| Status::unauthenticated("missing bearer token"))
@@ -48,12 +55,13 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
 #[derive(Clone)]
 pub struct AuthLayer {
     store: Store,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl AuthLayer {
-    /// Authenticates against the tokens in `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Authenticates against the tokens in `store`; client IPs from `X-Forwarded-For` only via `trusted_proxies`.
+    pub fn new(store: Store, trusted_proxies: TrustedProxies) -> Self {
+        Self { store, trusted_proxies: Arc::new(trusted_proxies) }
     }
 }
 
@@ -61,7 +69,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Authenticate { inner, store: self.store.clone() }
+        Authenticate { inner, store: self.store.clone(), trusted_proxies: self.trusted_proxies.clone() }
     }
 }
 
@@ -70,6 +78,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     store: Store,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// Prefix of the HTTP gateway's routes, which answer errors as JSON rather than gRPC status.
@@ -103,6 +112,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
+        let peer = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr);
+        let meta = RequestMeta::from_request(request.headers(), peer, &self.trusted_proxies);
+        request.extensions_mut().insert(meta.clone());
         Box::pin(async move {
             if is_public(request.uri().path()) {
                 return inner.call(request).await;
@@ -113,7 +125,8 @@ where
                 return Ok(reject(&path, status));
             };
             match identity::authenticate(&store, token).await {
-                Ok(principal) => {
+                Ok(mut principal) => {
+                    principal.meta = meta;
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::{auth::principal, convert::timestamp};
+use super::{
+    auth::{principal, request_meta},
+    convert::timestamp,
+};
 use crate::{
     identity::{self, Identities, policy::RawPolicy},
     pb,
@@ -33,8 +36,9 @@ fn raw_policies(policies: Vec<pb::Policy>) -> Vec<RawPolicy> {
 #[tonic::async_trait]
 impl IdentityService for IdentityApi {
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let meta = request_meta(&request);
         let req = request.get_ref();
-        let outcome = identity::login(&self.store, &req.client_id, &req.client_secret, self.token_ttl).await?;
+        let outcome = identity::login(&self.store, &meta, &req.client_id, &req.client_secret, self.token_ttl).await?;
         Ok(Response::new(pb::LoginResponse {
             access_token: outcome.access_token,
             expires_at: timestamp(outcome.expires_at),

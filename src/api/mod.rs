@@ -1,17 +1,19 @@
 //! The gRPC surface: translates protobuf to domain calls and domain errors to `tonic::Status`. No business
 //! logic lives here.
 
+pub mod audit_logs;
 pub mod auth;
 mod convert;
 mod events;
 mod identity;
 mod projects;
 mod secrets;
-mod status;
+pub(crate) mod status;
 mod unimplemented;
 
+pub use audit_logs::AuditLogsApi;
 pub use events::EventsApi;
 pub use identity::IdentityApi;
 pub use projects::ProjectsApi;
 pub use secrets::SecretsApi;
-pub use unimplemented::{AuditLogsApi, AuditStreamsApi};
+pub use unimplemented::AuditStreamsApi;

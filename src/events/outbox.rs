@@ -1,13 +1,7 @@
 //! Writing and reading the event outbox.
 //!
-//! **Commit order.** A tailer reads rows after the last `seq` it saw, so a row must never become visible after
-//! a row with a higher `seq` (with concurrent writers an auto-increment id is not commit order: row 11 can
-//! commit before row 10, and a reader that moved past 11 would never see 10). On PostgreSQL every appending
-//! transaction takes one transaction-scoped advisory lock just before it inserts its rows, at the very end of
-//! the transaction: the next appender can only take the lock, and so draw its `seq`, after the previous one
-//! has committed and become visible. On SQLite there is only ever one writer. The lock is held only for the
-//! inserts and the commit, so writers of unrelated secrets serialize for microseconds, not for their whole
-//! transaction.
+//! Rows become visible in `seq` order (see `WriteTxn::order_commits`), so a tailer that reads rows after the
+//! last `seq` it saw never skips one.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -18,8 +12,6 @@ use crate::store::{
     entities::{event, outbox_state},
 };
 
-/// PostgreSQL advisory lock key serialising outbox appends ("hush" + 1).
-const OUTBOX_LOCK_KEY: i64 = 0x6875_7368_0001;
 /// PostgreSQL NOTIFY channel that wakes the tailers of every instance.
 pub const NOTIFY_CHANNEL: &str = "hush_events";
 
@@ -37,10 +29,7 @@ pub async fn append(txn: &WriteTxn, events: Vec<NewEvent>) -> Result<(), DbErr> 
     if events.is_empty() {
         return Ok(());
     }
-    let postgres = txn.get_database_backend() == DbBackend::Postgres;
-    if postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK_KEY})")).await?;
-    }
+    txn.order_commits().await?;
     let now = Utc::now();
     let rows = events.into_iter().map(|e| event::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
@@ -52,7 +41,7 @@ pub async fn append(txn: &WriteTxn, events: Vec<NewEvent>) -> Result<(), DbErr> 
         ..Default::default()
     });
     event::Entity::insert_many(rows).exec(&**txn).await?;
-    if postgres {
+    if txn.get_database_backend() == DbBackend::Postgres {
         // Delivered to listeners only when the transaction commits.
         txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
     }

@@ -13,7 +13,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use super::{Event, EventHub, EventsError, Payload, Registration, outbox, registration};
+use serde_json::json;
+
 use crate::{
+    audit::{self, Entry},
     identity::{
         self, Grants, Principal, access,
         policy::{Action, Resource, Subject},
@@ -73,6 +76,14 @@ impl EventHub {
         let registrations = registration::parse_all(
             request.registrations.iter().map(|(t, e, p)| (t.as_str(), e.as_str(), p.as_str())),
         )?;
+
+        let registered: Vec<_> = request
+            .registrations
+            .iter()
+            .map(|(t, e, p)| json!({ "eventType": t, "environment": e, "secretPath": p }))
+            .collect();
+        let entry = json!({ "registrations": registered, "resumeAfter": request.resume_after });
+        audit::record_read(&self.store, &caller, Entry::project("subscribe-events", &project.id, entry)).await?;
 
         // Listen before deciding where the replay ends, so nothing committed in between is missed.
         let live = self.live.subscribe();

@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
@@ -28,7 +28,8 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Package whose services are transcoded.
 const PACKAGE_PREFIX: &str = "/hush.v1.";
 /// Request headers passed on to the gRPC call (everything the services and auth look at).
-const FORWARDED_HEADERS: [header::HeaderName; 2] = [header::AUTHORIZATION, header::USER_AGENT];
+const FORWARDED_HEADERS: [header::HeaderName; 3] =
+    [header::AUTHORIZATION, header::USER_AGENT, header::HeaderName::from_static("x-forwarded-for")];
 
 static POOL: LazyLock<DescriptorPool> =
     LazyLock::new(|| DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).expect("build.rs wrote a valid descriptor set"));
@@ -85,8 +86,8 @@ fn grpc_frame(message: &DynamicMessage) -> Bytes {
     frame.freeze()
 }
 
-fn grpc_request(original: &HeaderMap, uri: http::Uri, body: Bytes) -> Request<Body> {
-    let mut request = Request::post(uri)
+fn grpc_request(original: http::request::Parts, body: Bytes) -> Request<Body> {
+    let mut request = Request::post(original.uri)
         .version(http::Version::HTTP_2)
         .body(Body::new(Full::new(body)))
         .expect("static request parts are valid");
@@ -94,10 +95,12 @@ fn grpc_request(original: &HeaderMap, uri: http::Uri, body: Bytes) -> Request<Bo
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
     for name in FORWARDED_HEADERS {
-        if let Some(value) = original.get(&name) {
+        if let Some(value) = original.headers.get(&name) {
             headers.insert(name, value.clone());
         }
     }
+    // Connection details (the peer address) travel with the call.
+    *request.extensions_mut() = original.extensions;
     request
 }
 
@@ -189,7 +192,7 @@ where
                     return Ok(error_response(Code::InvalidArgument, &format!("invalid request body: {reason}")));
                 }
             };
-            let response = inner.call(grpc_request(&parts.headers, parts.uri, grpc_frame(&message))).await?;
+            let response = inner.call(grpc_request(parts, grpc_frame(&message))).await?;
             Ok(json_from_grpc(&method, response).await)
         })
     }

@@ -4,8 +4,10 @@
 //! - `json`: every unary RPC as JSON (`POST /hush.v1.<Service>/<Method>`, the Connect unary shape), one
 //!   generic transcoder driven by the descriptor set.
 //! - `sse`: event subscriptions over Server-Sent Events in the common `project-events` shape.
+//! - `audit_export`: the audit log as NDJSON for curl.
 //! - `metrics`: Prometheus text exposition.
 
+mod audit_export;
 pub mod errors;
 pub mod grpc_web;
 pub mod json;
@@ -18,6 +20,8 @@ use crate::events::EventHub;
 
 /// Path of the SSE subscription route.
 pub const SSE_SUBSCRIBE_PATH: &str = "/api/v1/events/subscribe/project-events";
+/// Path of the NDJSON audit log export.
+pub const AUDIT_EXPORT_PATH: &str = "/api/v1/audit-logs/export";
 /// Path of the Prometheus metrics.
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -28,6 +32,7 @@ pub const UI_PATH: &str = "/ui";
 #[derive(Clone)]
 pub struct GatewayState {
     pub events: EventHub,
+    pub store: crate::store::Store,
 }
 
 /// The HTTP routes served beside the gRPC services; `ui_dir` is the built web client, if any.
@@ -35,6 +40,7 @@ pub fn router(state: GatewayState, ui_dir: Option<&std::path::Path>) -> Router {
     let router = Router::new()
         .route(SSE_SUBSCRIBE_PATH, post(sse::subscribe))
         .route(METRICS_PATH, get(metrics::render))
+        .route(AUDIT_EXPORT_PATH, get(audit_export::export))
         .with_state(state);
     match ui_dir {
         Some(dir) => router

@@ -5,9 +5,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 
+use serde_json::json;
+
 use super::{IdentityError, Principal, credentials};
+use crate::audit::{self, AuditActor, Entry, RequestMeta};
 use crate::store::{
-    Store,
+    Store, WriteTxn,
     entities::{access_token, client_secret, identity},
 };
 
@@ -29,36 +32,59 @@ pub struct LoginOutcome {
     pub org_id: String,
 }
 
-/// Checks a client id and secret and issues a token valid for `ttl`.
+/// Checks a client id and secret and issues a token valid for `ttl`. Successes and failures are audited
+/// (`login-identity`; a failure's actor is `unknownUser`, in the org of the client id when it exists).
 pub async fn login(
     store: &Store,
+    meta: &RequestMeta,
     client_id: &str,
     client_secret: &str,
     ttl: Duration,
 ) -> Result<LoginOutcome, IdentityError> {
-    let unauthenticated = || IdentityError::Unauthenticated(BAD_CREDENTIALS);
-    let now = Utc::now();
     let txn = store.begin_write().await?;
-    let identity = identity::Entity::find()
-        .filter(identity::Column::ClientId.eq(client_id))
-        .one(&*txn)
-        .await?
-        .ok_or_else(unauthenticated)?;
+    let identity = identity::Entity::find().filter(identity::Column::ClientId.eq(client_id)).one(&*txn).await?;
+    let unknown = |org_id: String| AuditActor { kind: "unknownUser", id: String::new(), name: String::new(), org_id };
+    let (actor, result) = match identity {
+        Some(identity) => match issue_token(&txn, &identity, client_secret, ttl).await? {
+            Ok(outcome) => {
+                let actor =
+                    AuditActor { kind: "identity", id: identity.id, name: identity.name, org_id: identity.org_id };
+                (actor, Ok(outcome))
+            }
+            Err(reason) => (unknown(identity.org_id), Err(IdentityError::Unauthenticated(reason))),
+        },
+        None => (unknown(String::new()), Err(IdentityError::Unauthenticated(BAD_CREDENTIALS))),
+    };
+    let entry = Entry::org("login-identity", json!({ "clientId": client_id, "success": result.is_ok() }));
+    audit::record_as(&txn, &actor, meta, entry).await?;
+    // A failed login commits too: its audit entry (and nothing else) is what it leaves behind.
+    txn.commit().await?;
+    result
+}
+
+/// Checks the secret against `identity` and, when it is usable, counts the use and issues a token.
+async fn issue_token(
+    txn: &WriteTxn,
+    identity: &identity::Model,
+    client_secret: &str,
+    ttl: Duration,
+) -> Result<Result<LoginOutcome, &'static str>, IdentityError> {
+    let now = Utc::now();
     let secret = client_secret::Entity::find()
         .filter(client_secret::Column::SecretHash.eq(credentials::hash(client_secret)))
         .filter(client_secret::Column::IdentityId.eq(&identity.id))
-        .one(&*txn)
-        .await?
-        .ok_or_else(unauthenticated)?;
+        .one(&**txn)
+        .await?;
+    let Some(secret) = secret else { return Ok(Err(BAD_CREDENTIALS)) };
     let expired = secret.expires_at.is_some_and(|at| at <= now);
     let used_up = secret.max_uses > 0 && secret.uses >= secret.max_uses;
     if secret.revoked_at.is_some() || expired || used_up {
-        return Err(unauthenticated());
+        return Ok(Err(BAD_CREDENTIALS));
     }
     let uses = secret.uses + 1;
     let mut secret = secret.into_active_model();
     secret.uses = Set(uses);
-    secret.update(&*txn).await?;
+    secret.update(&**txn).await?;
 
     let access_token = credentials::generate(credentials::ACCESS_TOKEN_PREFIX);
     let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
@@ -70,10 +96,9 @@ pub async fn login(
         revoked_at: Set(None),
         created_at: Set(now),
     }
-    .insert(&*txn)
+    .insert(&**txn)
     .await?;
-    txn.commit().await?;
-    Ok(LoginOutcome { access_token, expires_at, identity_id: identity.id, org_id: identity.org_id })
+    Ok(Ok(LoginOutcome { access_token, expires_at, identity_id: identity.id.clone(), org_id: identity.org_id.clone() }))
 }
 
 /// Resolves a bearer token to the identity behind it. Revocation and identity deletion apply to the next call
@@ -96,6 +121,7 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, Ident
         name: identity.name,
         token_id: token_row.id,
         token_expires_at: token_row.expires_at,
+        meta: Default::default(),
     })
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
+use serde_json::json;
 
 use super::{
     Identities, IdentityError, Principal,
@@ -13,7 +14,10 @@ use super::{
     credentials,
     policy::{Action, Resource, Subject},
 };
-use crate::store::entities::{access_token, client_secret, identity};
+use crate::{
+    audit::{self, Entry},
+    store::entities::{access_token, client_secret, identity},
+};
 
 /// Page size when the request gives none.
 const DEFAULT_PAGE_SIZE: u64 = 100;
@@ -144,6 +148,12 @@ impl Identities {
         }
         .insert(&*txn)
         .await?;
+        audit::record(
+            &txn,
+            caller,
+            Entry::org("create-identity", json!({ "identityId": row.id, "name": row.name, "orgRole": row.org_role })),
+        )
+        .await?;
         txn.commit().await?;
         Ok(row.into())
     }
@@ -167,6 +177,8 @@ impl Identities {
         let more = rows.len() as u64 > size;
         let identities: Vec<IdentityRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
         let next_page_token = if more { identities.last().map(|i| i.id.clone()) } else { None };
+        audit::record_read(&self.store, caller, Entry::org("get-identities", json!({ "count": identities.len() })))
+            .await?;
         Ok(IdentityPage { identities, next_page_token })
     }
 
@@ -175,6 +187,8 @@ impl Identities {
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Delete, Resource::default())?;
         let row = self.identity_in_org(&*txn, caller, identity_id).await?;
+        audit::record(&txn, caller, Entry::org("delete-identity", json!({ "identityId": row.id, "name": row.name })))
+            .await?;
         row.delete(&*txn).await?;
         bump_version(&*txn).await?;
         txn.commit().await?;
@@ -221,6 +235,8 @@ impl Identities {
         }
         .insert(&*txn)
         .await?;
+        let entry = json!({ "identityId": identity.id, "clientSecretId": row.id, "prefix": row.prefix });
+        audit::record(&txn, caller, Entry::org("create-client-secret", entry)).await?;
         txn.commit().await?;
         Ok(NewClientSecret { client_id: identity.client_id, client_secret: secret, info: row.into() })
     }
@@ -248,6 +264,12 @@ impl Identities {
             active.update(&*txn).await?;
             bump_version(&*txn).await?;
         }
+        audit::record(
+            &txn,
+            caller,
+            Entry::org("revoke-client-secret", json!({ "identityId": identity.id, "clientSecretId": secret_id })),
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -271,6 +293,7 @@ impl Identities {
             active.update(&*txn).await?;
             bump_version(&*txn).await?;
         }
+        audit::record(&txn, caller, Entry::org("revoke-token", json!({ "ownToken": token.is_empty() }))).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -31,6 +31,8 @@ pub struct Principal {
     pub token_id: String,
     /// When that token expires; long-lived streams end then.
     pub token_expires_at: chrono::DateTime<chrono::Utc>,
+    /// Where the request came from, for audit entries.
+    pub meta: crate::audit::RequestMeta,
 }
 
 /// Errors of the identity module.

@@ -11,7 +11,12 @@ use super::{
     access::{self, bump_version},
     policy::{self, Action, Policy, RawPolicy, Resource, Subject},
 };
-use crate::store::entities::{identity, project, project_membership, role};
+use serde_json::json;
+
+use crate::{
+    audit::{self, Entry},
+    store::entities::{identity, project, project_membership, role},
+};
 
 /// Most policies one role may hold.
 pub const MAX_POLICIES: usize = 100;
@@ -140,6 +145,12 @@ impl Identities {
         }
         .insert(&*txn)
         .await?;
+        audit::record(
+            &txn,
+            caller,
+            Entry::org("create-role", json!({ "roleId": row.id, "name": row.name, "policies": row.policies })),
+        )
+        .await?;
         txn.commit().await?;
         Ok(custom_record(row))
     }
@@ -163,6 +174,12 @@ impl Identities {
         active.policies = Set(serde_json::to_value(&stored).expect("policies serialize"));
         let row = active.update(&*txn).await?;
         bump_version(&*txn).await?;
+        audit::record(
+            &txn,
+            caller,
+            Entry::org("update-role", json!({ "roleId": row.id, "name": row.name, "policies": row.policies })),
+        )
+        .await?;
         txn.commit().await?;
         Ok(custom_record(row))
     }
@@ -176,6 +193,7 @@ impl Identities {
             .order_by_asc(role::Column::Id)
             .all(db)
             .await?;
+        audit::record_read(&self.store, caller, Entry::org("get-roles", json!({ "count": custom.len() + 3 }))).await?;
         Ok(policy::BUILT_IN_ROLES
             .iter()
             .map(|n| built_in_record(n))
@@ -197,6 +215,7 @@ impl Identities {
             active.org_role = Set(None);
             active.update(&*txn).await?;
         }
+        audit::record(&txn, caller, Entry::org("delete-role", json!({ "roleId": row.id, "name": row.name }))).await?;
         row.delete(&*txn).await?;
         bump_version(&*txn).await?;
         txn.commit().await?;
@@ -240,6 +259,8 @@ impl Identities {
             add_membership(&*txn, &project.id, &member.id, &role_id).await?;
         }
         bump_version(&*txn).await?;
+        let entry = json!({ "identityId": member.id, "roleId": role_id });
+        audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry)).await?;
         txn.commit().await?;
         Ok(())
     }

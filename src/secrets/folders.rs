@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{SecretsError, Vault, changes, scope, scope::EnvScope, validate};
+use super::{SecretsError, Vault, audit_entries::folder_entry, changes, scope, scope::EnvScope, validate};
+use serde_json::json;
+
 use crate::{
+    audit,
     events::EventType,
     identity::{
         Principal,
@@ -93,6 +96,8 @@ impl Vault {
             return Err(SecretsError::AlreadyExists(format!("folder {}:{path}", scope.env.slug)));
         }
         let row = ensure(&*txn, &scope.env.id, &path).await?.expect("a non-root path has a deepest folder");
+        audit::record(&txn, caller, folder_entry("create-folder", &scope, &path, json!({ "folderId": row.id })))
+            .await?;
         txn.commit().await?;
         Ok(folder_record(&scope, row))
     }
@@ -117,13 +122,17 @@ impl Vault {
             .order_by_asc(folder::Column::Path)
             .all(db)
             .await?;
-        Ok(rows
+        let folders: Vec<FolderRecord> = rows
             .into_iter()
             .filter(|f| f.path != parent && validate::is_within(&f.path, &parent))
             .filter(|f| recursive || validate::ancestors(&f.path).len() == depth)
             .filter(|f| scope.can(Subject::SecretFolders, Action::Read, &f.path))
             .map(|f| folder_record(&scope, f))
-            .collect())
+            .collect();
+        let entry =
+            folder_entry("get-folders", &scope, &parent, json!({ "recursive": recursive, "count": folders.len() }));
+        audit::record_read(&self.store, caller, entry).await?;
+        Ok(folders)
     }
 
     /// Deletes a folder, its subfolders, their secrets and the imports into or out of them.
@@ -190,6 +199,8 @@ impl Vault {
         secret::Entity::delete_many().filter(secret::Column::Id.is_in(secret_ids)).exec(&*txn).await?;
         folder::Entity::delete_many().filter(folder::Column::Id.is_in(folder_ids)).exec(&*txn).await?;
         secret_import::Entity::delete_many().filter(secret_import::Column::Id.is_in(import_ids)).exec(&*txn).await?;
+        audit::record(&txn, caller, folder_entry("delete-folder", &scope, &path, json!({ "deletedSecrets": deleted })))
+            .await?;
         txn.commit().await?;
         Ok(deleted)
     }

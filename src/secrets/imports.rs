@@ -8,8 +8,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, Set};
 
-use super::{SecretRecord, SecretsError, Vault, changes, folders, scope, scope::EnvScope, validate, values};
+use super::{
+    SecretRecord, SecretsError, Vault, audit_entries::folder_entry, changes, folders, scope, scope::EnvScope, validate,
+    values,
+};
+use serde_json::json;
+
 use crate::{
+    audit,
     identity::{
         Principal,
         policy::{Action, Resource, Subject},
@@ -76,6 +82,9 @@ impl Vault {
         .insert(&*txn)
         .await?;
         changes::imports_changed(&txn, &scope, caller, &row.path).await?;
+        let imported =
+            json!({ "secretImportId": row.id, "importEnvironment": source.env.slug, "importPath": row.import_path });
+        audit::record(&txn, caller, folder_entry("create-secret-import", &scope, &row.path, imported)).await?;
         txn.commit().await?;
         Ok(import_record(&scope, &source.env.slug, row))
     }
@@ -94,13 +103,16 @@ impl Vault {
         scope.require(Subject::SecretImports, Action::Read, &path)?;
         let slugs = self.environment_slugs(&scope).await?;
         let rows = self.imports_of(db, &scope, &path).await?;
-        Ok(rows
+        let imports: Vec<ImportRecord> = rows
             .into_iter()
             .map(|row| {
                 let slug = slugs.get(&row.import_environment_id).cloned().unwrap_or_default();
                 import_record(&scope, &slug, row)
             })
-            .collect())
+            .collect();
+        let entry = folder_entry("get-secret-imports", &scope, &path, json!({ "count": imports.len() }));
+        audit::record_read(&self.store, caller, entry).await?;
+        Ok(imports)
     }
 
     /// Removes an import of the project.
@@ -123,6 +135,8 @@ impl Vault {
         project.grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
         let importer = EnvScope { project: project.project, env, grants: project.grants };
         changes::imports_changed(&txn, &importer, caller, &row.path).await?;
+        let entry = folder_entry("delete-secret-import", &importer, &row.path, json!({ "secretImportId": import_id }));
+        audit::record(&txn, caller, entry).await?;
         row.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())

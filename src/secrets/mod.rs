@@ -1,5 +1,6 @@
 //! Projects, environments, folders, secrets, versions and imports: the secrets domain, free of transport types.
 
+mod audit_entries;
 mod changes;
 mod folders;
 mod imports;

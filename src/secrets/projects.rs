@@ -6,7 +6,10 @@ use sea_orm::{
 };
 
 use super::{SecretsError, Vault, changes, scope, validate};
+use serde_json::json;
+
 use crate::{
+    audit::{self, Entry},
     crypto::DataKey,
     events::EventType,
     identity::{
@@ -113,6 +116,7 @@ impl Vault {
         {
             identity::add_membership(&*txn, &id, &caller.identity_id, "admin").await?;
         }
+        audit::record(&txn, caller, Entry::project("create-project", &id, json!({ "name": project.name }))).await?;
         txn.commit().await?;
         Ok((project.into(), envs))
     }
@@ -121,6 +125,7 @@ impl Vault {
     pub async fn get_project(&self, caller: &Principal, project_id: &str) -> Result<ProjectRecord, SecretsError> {
         let scope = scope::project(self.store.conn(), caller, project_id).await?;
         scope.grants.require(Subject::Projects, Action::Read, Resource::default())?;
+        audit::record_read(&self.store, caller, Entry::project("get-project", &scope.project.id, json!({}))).await?;
         Ok(scope.project.into())
     }
 
@@ -160,6 +165,7 @@ impl Vault {
         let more = rows.len() as u64 > size;
         let projects: Vec<ProjectRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
         let next_page_token = if more { projects.last().map(|p| p.id.clone()) } else { None };
+        audit::record_read(&self.store, caller, Entry::org("get-projects", json!({ "count": projects.len() }))).await?;
         Ok(ProjectPage { projects, next_page_token })
     }
 
@@ -168,7 +174,9 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::project(&*txn, caller, project_id).await?;
         scope.grants.require(Subject::Projects, Action::Delete, Resource::default())?;
-        scope.project.delete(&*txn).await?;
+        let entry = Entry::project("delete-project", &scope.project.id, json!({ "name": scope.project.name }));
+        audit::record(&txn, caller, entry).await?;
+        scope.project.clone().delete(&*txn).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -194,6 +202,8 @@ impl Vault {
         }
         let position = existing.iter().map(|e| e.position + 1).max().unwrap_or(0);
         let env = new_environment(&project.id, slug, name, position).insert(&*txn).await?;
+        let entry = Entry::project("create-environment", &project.id, json!({ "environment": slug, "name": name }));
+        audit::record(&txn, caller, entry).await?;
         txn.commit().await?;
         Ok(env.into())
     }
@@ -211,6 +221,8 @@ impl Vault {
             .order_by_asc(environment::Column::Position)
             .all(self.store.conn())
             .await?;
+        let entry = Entry::project("get-environments", &project.id, json!({ "count": envs.len() }));
+        audit::record_read(&self.store, caller, entry).await?;
         Ok(envs.into_iter().map(Into::into).collect())
     }
 
@@ -228,7 +240,13 @@ impl Vault {
         let secrets = secret::Entity::find().filter(secret::Column::EnvironmentId.eq(&scope.env.id)).all(&*txn).await?;
         let changed: Vec<_> = secrets.into_iter().map(|s| (s.path, s.key)).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
-        scope.env.delete(&*txn).await?;
+        let entry = Entry::project(
+            "delete-environment",
+            &scope.project.id,
+            json!({ "environment": scope.env.slug, "deletedSecrets": changed.len() }),
+        );
+        audit::record(&txn, caller, entry).await?;
+        scope.env.clone().delete(&*txn).await?;
         txn.commit().await?;
         Ok(changed.len() as u64)
     }

@@ -7,8 +7,15 @@ use sea_orm::{
 };
 use zeroize::Zeroizing;
 
-use super::{SecretsError, Vault, changes, folders, scope, scope::EnvScope, validate};
+use super::{
+    SecretsError, Vault,
+    audit_entries::{batch_entry, list_entry, read_entry, secret_entry},
+    changes, folders, scope,
+    scope::EnvScope,
+    validate,
+};
 use crate::{
+    audit,
     crypto::{DataKey, ValueBinding},
     events::EventType,
     identity::{
@@ -249,6 +256,7 @@ impl Vault {
         folders::ensure(&*txn, &scope.env.id, &path).await?;
         let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, &[(path.clone(), row.key.clone())]).await?;
+        audit::record(&txn, caller, secret_entry("create-secret", &scope, &row)).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
@@ -270,6 +278,8 @@ impl Vault {
         let Some(row) = find(db, &scope.env.id, &path, &addr.key).await? else {
             if include_imports && version == 0 {
                 if let Some(found) = self.find_imported(&scope, &path, &addr.key).await? {
+                    audit::record_read(&self.store, caller, read_entry("get-secret", &scope, &path, Some(&found)))
+                        .await?;
                     return Ok(found);
                 }
             }
@@ -290,6 +300,7 @@ impl Vault {
         let value = open(&dk, &scope, &row, number, &sealed)?;
         let mut out = record(&scope, row, Some(value));
         out.version = number;
+        audit::record_read(&self.store, caller, read_entry("get-secret", &scope, &path, Some(&out))).await?;
         Ok(out)
     }
 
@@ -313,6 +324,7 @@ impl Vault {
         let dk = self.data_key(&scope.project)?;
         let row = update_existing(&*txn, &dk, &scope, &path, &addr.key, value, comment).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
+        audit::record(&txn, caller, secret_entry("update-secret", &scope, &row)).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
@@ -326,6 +338,7 @@ impl Vault {
         scope.require(Subject::Secrets, Action::Delete, &path)?;
         let row =
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        audit::record(&txn, caller, secret_entry("delete-secret", &scope, &row)).await?;
         row.delete(&*txn).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &[(path.clone(), addr.key.clone())]).await?;
         txn.commit().await?;
@@ -357,6 +370,12 @@ impl Vault {
         }
         let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, &changed).await?;
+        audit::record(
+            &txn,
+            caller,
+            batch_entry("create-secrets-batch", &scope, &path, rows.iter().map(|r| r.key.as_str())),
+        )
+        .await?;
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
@@ -387,6 +406,12 @@ impl Vault {
         }
         let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, &changed).await?;
+        audit::record(
+            &txn,
+            caller,
+            batch_entry("update-secrets-batch", &scope, &path, rows.iter().map(|r| r.key.as_str())),
+        )
+        .await?;
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
@@ -411,6 +436,12 @@ impl Vault {
         }
         let changed: Vec<_> = keys.iter().map(|key| (path.clone(), key.clone())).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
+        audit::record(
+            &txn,
+            caller,
+            batch_entry("delete-secrets-batch", &scope, &path, keys.iter().map(String::as_str)),
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -434,7 +465,7 @@ impl Vault {
             .order_by_desc(secret_version::Column::Version)
             .all(db)
             .await?;
-        versions
+        let versions: Vec<VersionRecord> = versions
             .into_iter()
             .map(|v| {
                 Ok(VersionRecord {
@@ -444,7 +475,10 @@ impl Vault {
                     created_at: v.created_at,
                 })
             })
-            .collect()
+            .collect::<Result<_, SecretsError>>()?;
+        let entry = read_entry("get-secret-versions", &scope, &path, Some(&record(&scope, row, None)));
+        audit::record_read(&self.store, caller, entry).await?;
+        Ok(versions)
     }
 
     /// Makes the value of `version` current again, as a new version.
@@ -475,6 +509,7 @@ impl Vault {
         let next = row.version + 1;
         let row = store_version(&*txn, &dk, &scope, row, next, value.expose(), old.comment).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
+        audit::record(&txn, caller, secret_entry("rollback-secret", &scope, &row)).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
@@ -518,6 +553,7 @@ impl Vault {
             let imported = self.imported_secrets(&scope, &path).await?;
             out.extend(imported.into_iter().filter(|s| !local.contains(&s.key)));
         }
+        audit::record_read(&self.store, caller, list_entry("get-secrets", &scope, &path, out.len())).await?;
         Ok(out)
     }
 }

@@ -4,8 +4,8 @@ use sea_orm::{EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use super::entities::{
-    access_token, authz_version, client_secret, environment, event, folder, identity, org, outbox_state, project,
-    project_membership, role, secret, secret_import, secret_version,
+    access_token, audit_log, authz_version, client_secret, environment, event, folder, identity, org, outbox_state,
+    project, project_membership, role, secret, secret_import, secret_version,
 };
 
 pub struct Migrator;
@@ -13,7 +13,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation), Box::new(Permissions), Box::new(Events)]
+        vec![Box::new(Foundation), Box::new(Permissions), Box::new(Events), Box::new(AuditLogs)]
     }
 }
 
@@ -96,5 +96,21 @@ impl MigrationTrait for Events {
             .values_panic([1.into(), 0i64.into()])
             .to_owned();
         manager.exec_stmt(seed).await
+    }
+}
+
+/// The audit log.
+struct AuditLogs;
+
+impl MigrationName for AuditLogs {
+    fn name(&self) -> &str {
+        "m0004_audit_logs"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for AuditLogs {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create(manager, audit_log::Entity).await
     }
 }

@@ -22,6 +22,10 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
+/// PostgreSQL advisory lock key serialising appends to the sequence-ordered logs ("hush" + 1).
+const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
+/// Default retention of audit entries: 90 days.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How long an SQLite connection waits for a lock held by another process before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,6 +37,8 @@ pub struct Store {
     write_lock: Option<Arc<Mutex<()>>>,
     /// Signalled after a transaction that appended outbox rows commits, to wake this instance's tailer.
     outbox_signal: Arc<Notify>,
+    /// How long audit entries are kept.
+    audit_retention: Duration,
 }
 
 /// A write transaction; on SQLite it also holds the writer lock until commit or drop.
@@ -40,7 +46,9 @@ pub struct WriteTxn {
     txn: DatabaseTransaction,
     _writer: Option<OwnedMutexGuard<()>>,
     appended_events: AtomicBool,
+    commit_ordered: AtomicBool,
     outbox_signal: Arc<Notify>,
+    audit_retention: Duration,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -58,6 +66,27 @@ impl WriteTxn {
             self.outbox_signal.notify_one();
         }
         Ok(())
+    }
+
+    /// Makes the rows this transaction inserts into sequence-ordered logs (the event outbox, the audit log)
+    /// become visible in sequence order.
+    ///
+    /// With concurrent writers an auto-increment id is not commit order: row 11 can commit before row 10, and a
+    /// reader that moved past 11 would never see 10. On PostgreSQL each such transaction takes one
+    /// transaction-scoped advisory lock right before inserting, at the very end of the transaction, so the next
+    /// one draws its ids only after this one has committed and become visible; the lock is held for the inserts
+    /// and the commit only. SQLite has a single writer and needs nothing.
+    pub async fn order_commits(&self) -> Result<(), DbErr> {
+        if self.txn.get_database_backend() == DbBackend::Postgres && !self.commit_ordered.swap(true, Ordering::Relaxed)
+        {
+            self.txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
+        }
+        Ok(())
+    }
+
+    /// How long the audit entries written in this transaction are kept.
+    pub fn audit_retention(&self) -> Duration {
+        self.audit_retention
     }
 
     /// Records that this transaction appended outbox rows.
@@ -82,7 +111,13 @@ impl Store {
             _ => None,
         };
         migration::Migrator::up(&conn, None).await?;
-        Ok(Self { conn, write_lock, outbox_signal: Arc::new(Notify::new()) })
+        Ok(Self { conn, write_lock, outbox_signal: Arc::new(Notify::new()), audit_retention: DEFAULT_AUDIT_RETENTION })
+    }
+
+    /// Keeps audit entries written from now on for `retention`.
+    pub fn with_audit_retention(mut self, retention: Duration) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     /// The connection, for reads.
@@ -105,7 +140,9 @@ impl Store {
             txn: self.conn.begin().await?,
             _writer: writer,
             appended_events: AtomicBool::new(false),
+            commit_ordered: AtomicBool::new(false),
             outbox_signal: self.outbox_signal.clone(),
+            audit_retention: self.audit_retention,
         })
     }
 

@@ -1,6 +1,7 @@
 //! sea-orm entities, one file per table.
 
 pub mod access_token;
+pub mod audit_log;
 pub mod authz_version;
 pub mod client_secret;
 pub mod environment;

@@ -1,0 +1,33 @@
+//! Background deletion of expired audit entries.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::prune_expired;
+use crate::store::Store;
+
+/// Checks for expired entries every tenth of the retention, between 100 ms and a minute.
+pub fn spawn(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let every = (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let result = async {
+                let txn = store.begin_write().await?;
+                let deleted = prune_expired(&*txn, chrono::Utc::now()).await?;
+                txn.commit().await?;
+                Ok::<_, sea_orm::DbErr>(deleted)
+            }
+            .await;
+            match result {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "pruned expired audit entries"),
+                Err(error) => tracing::warn!(%error, "pruning audit entries failed"),
+            }
+        }
+    });
+}
