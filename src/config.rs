@@ -41,6 +41,18 @@ pub struct ServeConfig {
     /// Proxies whose `X-Forwarded-For` header is believed for client IPs (comma-separated IPs).
     #[arg(long, env = "HUSH_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Upper bound of the first retry delay of audit stream deliveries (`30s`; tests use e.g. `200ms`).
+    #[arg(long, env = "HUSH_STREAM_RETRY_BASE", default_value = "30s", value_parser = parse_duration)]
+    pub stream_retry_base: Duration,
+    /// Upper bound of any retry delay of audit stream deliveries.
+    #[arg(long, env = "HUSH_STREAM_RETRY_CAP", default_value = "240s", value_parser = parse_duration)]
+    pub stream_retry_cap: Duration,
+    /// How long an instance's lease on a stream lasts without renewal (takeover time after a crash).
+    #[arg(long, env = "HUSH_STREAM_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub stream_lease: Duration,
+    /// Allow audit stream destinations on private, loopback and link-local addresses.
+    #[arg(long, env = "HUSH_STREAMS_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub streams_allow_private: bool,
     /// Folder of the built web client (`clients/web/dist`) to serve at `/ui`; unset = no `/ui`.
     #[arg(long, env = "HUSH_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
@@ -63,6 +75,10 @@ impl ServeConfig {
             ui_dir: None,
             audit_retention: crate::store::DEFAULT_AUDIT_RETENTION,
             trusted_proxies: Vec::new(),
+            stream_retry_base: Duration::from_secs(30),
+            stream_retry_cap: Duration::from_secs(240),
+            stream_lease: Duration::from_secs(30),
+            streams_allow_private: false,
             cors_origins: vec!["*".into()],
         }
     }

@@ -13,3 +13,4 @@ pub mod pb;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod streams;

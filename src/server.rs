@@ -28,6 +28,7 @@ use crate::{
     },
     secrets::Vault,
     store::Store,
+    streams::{EngineSettings, Streams, retry::RetryPolicy},
 };
 
 /// Name of the root key file generated in the data dir when `HUSH_ROOT_KEY` is not set.
@@ -41,6 +42,8 @@ const SERVICE_NAMES: [&str; 6] = [
     "hush.v1.AuditLogsService",
     "hush.v1.AuditStreamsService",
 ];
+/// Delivery attempts per audit stream batch, the first included.
+const STREAM_ATTEMPTS: u32 = 5;
 /// How long browsers may cache a CORS preflight answer.
 const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -50,6 +53,7 @@ pub struct Server {
     store: Store,
     vault: Vault,
     events: EventHub,
+    streams: Streams,
     /// Stops the background tasks (event tailer, watchers, pruners) and open streams.
     background: CancellationToken,
     /// Where the bootstrap credentials were written on this start, if this start created them.
@@ -70,12 +74,27 @@ impl Server {
             .context("opening the database")?
             .with_audit_retention(config.audit_retention);
         let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
-        let vault = Vault::new(store.clone(), Arc::new(root_key));
+        let root_key = Arc::new(root_key);
+        let vault = Vault::new(store.clone(), root_key.clone());
         let background = CancellationToken::new();
         let settings = HubSettings { heartbeat: config.heartbeat_interval, retention: config.event_retention };
         let events = EventHub::start(store.clone(), settings, background.clone()).await?;
         audit::pruner::spawn(store.clone(), config.audit_retention, background.clone());
-        Ok(Self { config, store, vault, events, background, bootstrap_file })
+        let streams = Streams::new(
+            store.clone(),
+            root_key,
+            EngineSettings {
+                retry: RetryPolicy {
+                    attempts: STREAM_ATTEMPTS,
+                    base: config.stream_retry_base,
+                    cap: config.stream_retry_cap,
+                },
+                lease: config.stream_lease,
+                allow_private: config.streams_allow_private,
+            },
+        );
+        streams.start_engine(uuid::Uuid::new_v4().to_string(), background.clone());
+        Ok(Self { config, store, vault, events, streams, background, bootstrap_file })
     }
 
     /// This instance's event machinery.
@@ -130,9 +149,9 @@ impl Server {
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(self.store.clone(), self.config.token_ttl)))
             .add_service(EventsServiceServer::new(api::EventsApi::new(self.events.clone())))
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi::new(self.store.clone())))
-            .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi));
+            .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi::new(self.streams.clone())));
         let http = gateway::router(
-            GatewayState { events: self.events.clone(), store: self.store.clone() },
+            GatewayState { events: self.events.clone(), store: self.store.clone(), streams: self.streams.clone() },
             self.config.ui_dir.as_deref(),
         );
         let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http));

@@ -2,6 +2,7 @@
 //! logic lives here.
 
 pub mod audit_logs;
+mod audit_streams;
 pub mod auth;
 mod convert;
 mod events;
@@ -9,11 +10,10 @@ mod identity;
 mod projects;
 mod secrets;
 pub(crate) mod status;
-mod unimplemented;
 
 pub use audit_logs::AuditLogsApi;
+pub use audit_streams::AuditStreamsApi;
 pub use events::EventsApi;
 pub use identity::IdentityApi;
 pub use projects::ProjectsApi;
 pub use secrets::SecretsApi;
-pub use unimplemented::AuditStreamsApi;

@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{events::EventsError, identity::IdentityError, secrets::SecretsError};
+use crate::{events::EventsError, identity::IdentityError, secrets::SecretsError, streams::StreamsError};
 
 /// Message of every INTERNAL answer; the detail goes to the log only.
 const INTERNAL: &str = "internal error; the server log has details";
@@ -62,6 +62,22 @@ impl From<EventsError> for Status {
             EventsError::Unauthenticated(message) => Status::unauthenticated(message),
             EventsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             EventsError::Db(ref db) => internal(db),
+        }
+    }
+}
+
+impl From<StreamsError> for Status {
+    fn from(error: StreamsError) -> Self {
+        match error {
+            StreamsError::InvalidArgument { field, reason } => invalid_argument(field, reason),
+            StreamsError::NotFound(_) => Status::not_found(error.to_string()),
+            StreamsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            StreamsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            StreamsError::Integrity(..) => {
+                tracing::error!(%error, "stored stream configuration failed authentication");
+                Status::data_loss(error.to_string())
+            }
+            StreamsError::Db(ref db) => internal(db),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`, `identities`, `roles`).
 
+mod audit_command;
 mod client;
 mod commands;
 mod events_command;
@@ -42,6 +43,9 @@ enum Command {
     /// Subscribe to secret events.
     #[command(subcommand)]
     Events(events_command::EventsCommand),
+    /// List and export audit logs as JSON lines.
+    #[command(subcommand)]
+    Audit(audit_command::AuditCommand),
 }
 
 /// Runs one command line.
@@ -54,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Identities(command) => identity_commands::identities(command).await,
         Command::Roles(command) => identity_commands::roles(command).await,
         Command::Events(command) => events_command::events(command).await,
+        Command::Audit(command) => audit_command::audit(command).await,
     }
 }
 

@@ -61,6 +61,18 @@ impl RootKey {
     }
 }
 
+impl RootKey {
+    /// Seals a small record (e.g. an audit stream's credentials) bound to its kind and id.
+    pub fn seal_record(&self, kind: &str, id: &str, plaintext: &[u8]) -> Vec<u8> {
+        seal(&self.0, plaintext, &associated_data("hush/record/v1", &[kind.as_bytes(), id.as_bytes()]))
+    }
+
+    /// Opens a record sealed by [`RootKey::seal_record`] with the same kind and id.
+    pub fn open_record(&self, kind: &str, id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        open(&self.0, sealed, &associated_data("hush/record/v1", &[kind.as_bytes(), id.as_bytes()]))
+    }
+}
+
 fn data_key_binding(project_id: &str) -> Vec<u8> {
     associated_data("hush/project-data-key/v1", &[project_id.as_bytes()])
 }

@@ -33,6 +33,7 @@ pub const UI_PATH: &str = "/ui";
 pub struct GatewayState {
     pub events: EventHub,
     pub store: crate::store::Store,
+    pub streams: crate::streams::Streams,
 }
 
 /// The HTTP routes served beside the gRPC services; `ui_dir` is the built web client, if any.

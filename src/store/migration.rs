@@ -4,8 +4,8 @@ use sea_orm::{EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use super::entities::{
-    access_token, audit_log, authz_version, client_secret, environment, event, folder, identity, org, outbox_state,
-    project, project_membership, role, secret, secret_import, secret_version,
+    access_token, audit_log, audit_stream, audit_stream_state, authz_version, client_secret, environment, event,
+    folder, identity, org, outbox_state, project, project_membership, role, secret, secret_import, secret_version,
 };
 
 pub struct Migrator;
@@ -13,7 +13,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation), Box::new(Permissions), Box::new(Events), Box::new(AuditLogs)]
+        vec![Box::new(Foundation), Box::new(Permissions), Box::new(Events), Box::new(AuditLogs), Box::new(AuditStreams)]
     }
 }
 
@@ -112,5 +112,22 @@ impl MigrationName for AuditLogs {
 impl MigrationTrait for AuditLogs {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create(manager, audit_log::Entity).await
+    }
+}
+
+/// Audit streams and their delivery state.
+struct AuditStreams;
+
+impl MigrationName for AuditStreams {
+    fn name(&self) -> &str {
+        "m0005_audit_streams"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for AuditStreams {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create(manager, audit_stream::Entity).await?;
+        create(manager, audit_stream_state::Entity).await
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod access_token;
 pub mod audit_log;
+pub mod audit_stream;
+pub mod audit_stream_state;
 pub mod authz_version;
 pub mod client_secret;
 pub mod environment;

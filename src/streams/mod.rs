@@ -1,0 +1,444 @@
+//! Audit log streams (DESIGN §5): org-level destinations that receive the audit log through a durable,
+//! leased, batched and retried delivery (see `engine`). Credentials are sealed at rest and never shown.
+
+pub mod config;
+pub mod engine;
+pub mod provider;
+pub mod retry;
+mod safety;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde_json::json;
+
+pub use config::{ProviderConfig, REDACTED};
+pub use engine::EngineSettings;
+
+use crate::{
+    audit::{self, AuditRecord, Entry},
+    crypto::{CryptoError, RootKey},
+    identity::{
+        Denied, Principal, access,
+        policy::{Action, Resource, Subject},
+    },
+    store::{
+        Store,
+        entities::{audit_log, audit_stream, audit_stream_state},
+    },
+};
+
+/// Record kind the stream configurations are sealed under.
+const SEAL_KIND: &str = "audit-stream";
+/// Longest stream name.
+const MAX_NAME_LEN: usize = 64;
+
+/// Errors of the streams domain.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    PermissionDenied(#[from] Denied),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("stored configuration of audit stream {0} failed to decrypt")]
+    Integrity(String, #[source] CryptoError),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// A stream as callers see it: credentials redacted.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub config: ProviderConfig,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Delivery status of a stream.
+#[derive(Debug, Clone)]
+pub struct StreamStatus {
+    pub stream_id: String,
+    pub queue_depth: i64,
+    pub cursor_lag: Duration,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: String,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub attempts: i64,
+    pub retries: i64,
+    pub delivered_events: i64,
+    pub dropped_batches: i64,
+    pub dropped_events: i64,
+}
+
+/// What a test delivery got back.
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub success: bool,
+    pub status_code: i32,
+    pub message: String,
+}
+
+/// The streams domain's entry point.
+#[derive(Clone)]
+pub struct Streams {
+    store: Store,
+    root_key: Arc<RootKey>,
+    engine: EngineSettings,
+    http: reqwest::Client,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
+    StreamsError::InvalidArgument { field: field.into(), reason: reason.into() }
+}
+
+impl Streams {
+    /// The streams of `store`, configurations sealed with `root_key`.
+    pub fn new(store: Store, root_key: Arc<RootKey>, engine: EngineSettings) -> Self {
+        let http = reqwest::Client::builder()
+            // Redirects could lead a destination to an internal address after the check.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Self { store, root_key, engine, http }
+    }
+
+    /// Starts delivering on this instance as `owner` until `shutdown`.
+    pub fn start_engine(&self, owner: String, shutdown: tokio_util::sync::CancellationToken) {
+        engine::spawn(self.clone(), owner, shutdown);
+    }
+
+    fn open_config(&self, stream: &audit_stream::Model) -> Result<ProviderConfig, StreamsError> {
+        let plain = self
+            .root_key
+            .open_record(SEAL_KIND, &stream.id, &stream.sealed_config)
+            .map_err(|e| StreamsError::Integrity(stream.id.clone(), e))?;
+        serde_json::from_slice(&plain)
+            .map_err(|_| StreamsError::Integrity(stream.id.clone(), CryptoError::Authentication))
+    }
+
+    fn seal_config(&self, id: &str, config: &ProviderConfig) -> Vec<u8> {
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(config).expect("configs serialize"));
+        self.root_key.seal_record(SEAL_KIND, id, &plain)
+    }
+
+    fn record(&self, stream: &audit_stream::Model) -> Result<StreamRecord, StreamsError> {
+        Ok(StreamRecord {
+            id: stream.id.clone(),
+            org_id: stream.org_id.clone(),
+            name: stream.name.clone(),
+            config: self.open_config(stream)?.redacted(),
+            created_at: stream.created_at,
+            updated_at: stream.updated_at,
+        })
+    }
+
+    async fn require(&self, caller: &Principal, action: Action) -> Result<(), StreamsError> {
+        access::org_grants(self.store.conn(), caller).await?.require(
+            Subject::AuditStreams,
+            action,
+            Resource::default(),
+        )?;
+        Ok(())
+    }
+
+    async fn find(&self, caller: &Principal, id: &str) -> Result<audit_stream::Model, StreamsError> {
+        uuid::Uuid::parse_str(id).map_err(|_| invalid("audit_stream_id", format!("'{id}' is not a UUID")))?;
+        audit_stream::Entity::find_by_id(id)
+            .filter(audit_stream::Column::OrgId.eq(&caller.org_id))
+            .one(self.store.conn())
+            .await?
+            .ok_or_else(|| StreamsError::NotFound(format!("audit stream '{id}'")))
+    }
+
+    /// Creates a stream that delivers entries written from now on. Unless `skip_test`, a test event is sent
+    /// first and a refusal fails the call with the destination's answer.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        name: &str,
+        config: ProviderConfig,
+        skip_test: bool,
+    ) -> Result<StreamRecord, StreamsError> {
+        self.require(caller, Action::Create).await?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+            return Err(invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
+        }
+        config.validate()?;
+        safety::check(&config, self.engine.allow_private).await?;
+        if !skip_test {
+            let outcome = self.deliver_test(&config).await;
+            if !outcome.success {
+                return Err(StreamsError::FailedPrecondition(format!(
+                    "the destination refused the test event: {} (create with skip_test to store it anyway)",
+                    outcome.message
+                )));
+            }
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = Utc::now();
+        let txn = self.store.begin_write().await?;
+        let head: Option<Option<i64>> = audit_log::Entity::find()
+            .select_only()
+            .column_as(audit_log::Column::Seq.max(), "max")
+            .into_tuple()
+            .one(&*txn)
+            .await?;
+        let stream = audit_stream::ActiveModel {
+            id: Set(id.clone()),
+            org_id: Set(caller.org_id.clone()),
+            name: Set(name.to_owned()),
+            provider: Set(config.kind().to_owned()),
+            sealed_config: Set(self.seal_config(&id, &config)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&*txn)
+        .await?;
+        audit_stream_state::ActiveModel {
+            stream_id: Set(id.clone()),
+            cursor: Set(head.flatten().unwrap_or(0)),
+            lease_owner: Set(None),
+            lease_expires_at: Set(None),
+            backfill_from: Set(0),
+            backfill_to: Set(0),
+            delivered_events: Set(0),
+            dropped_batches: Set(0),
+            dropped_events: Set(0),
+            attempts: Set(0),
+            retries: Set(0),
+            last_success_at: Set(None),
+            last_error: Set(String::new()),
+            last_error_at: Set(None),
+        }
+        .insert(&*txn)
+        .await?;
+        let entry = json!({ "auditStreamId": id, "name": name, "provider": config.kind() });
+        audit::record(&txn, caller, Entry::org("create-audit-stream", entry)).await?;
+        txn.commit().await?;
+        self.record(&stream)
+    }
+
+    /// One stream of the caller's org.
+    pub async fn get(&self, caller: &Principal, id: &str) -> Result<StreamRecord, StreamsError> {
+        self.require(caller, Action::Read).await?;
+        let stream = self.find(caller, id).await?;
+        audit::record_read(&self.store, caller, Entry::org("get-audit-stream", json!({ "auditStreamId": id }))).await?;
+        self.record(&stream)
+    }
+
+    /// The org's streams, oldest first.
+    pub async fn list(&self, caller: &Principal) -> Result<Vec<StreamRecord>, StreamsError> {
+        self.require(caller, Action::Read).await?;
+        let streams = audit_stream::Entity::find()
+            .filter(audit_stream::Column::OrgId.eq(&caller.org_id))
+            .order_by_asc(audit_stream::Column::Id)
+            .all(self.store.conn())
+            .await?;
+        audit::record_read(&self.store, caller, Entry::org("get-audit-streams", json!({ "count": streams.len() })))
+            .await?;
+        streams.iter().map(|s| self.record(s)).collect()
+    }
+
+    /// Renames a stream and/or replaces its provider configuration. A credential sent as [`REDACTED`] keeps
+    /// its stored value; a custom stream may go from single to batch, never back.
+    pub async fn update(
+        &self,
+        caller: &Principal,
+        id: &str,
+        name: Option<&str>,
+        config: Option<ProviderConfig>,
+    ) -> Result<StreamRecord, StreamsError> {
+        self.require(caller, Action::Edit).await?;
+        let stream = self.find(caller, id).await?;
+        let stored = self.open_config(&stream)?;
+        let mut active = stream.clone().into_active_model();
+        if let Some(name) = name {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+                return Err(invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
+            }
+            active.name = Set(name.to_owned());
+        }
+        if let Some(config) = config {
+            let config = config.keep_redacted_from(&stored);
+            if let (ProviderConfig::Custom { batch: true, .. }, ProviderConfig::Custom { batch: false, .. }) =
+                (&stored, &config)
+            {
+                return Err(StreamsError::FailedPrecondition(
+                    "a custom stream in batch mode cannot go back to single mode".into(),
+                ));
+            }
+            if config.secrets().iter().any(|s| s == REDACTED) {
+                return Err(invalid(
+                    config.kind(),
+                    "a redacted credential can only be kept for the same provider; send it in full",
+                ));
+            }
+            config.validate()?;
+            safety::check(&config, self.engine.allow_private).await?;
+            active.provider = Set(config.kind().to_owned());
+            active.sealed_config = Set(self.seal_config(&stream.id, &config));
+        }
+        active.updated_at = Set(Utc::now());
+        let txn = self.store.begin_write().await?;
+        let updated = active.update(&*txn).await?;
+        let entry = json!({ "auditStreamId": id, "name": updated.name, "provider": updated.provider });
+        audit::record(&txn, caller, Entry::org("update-audit-stream", entry)).await?;
+        txn.commit().await?;
+        self.record(&updated)
+    }
+
+    /// Deletes a stream; its delivery stops.
+    pub async fn delete(&self, caller: &Principal, id: &str) -> Result<(), StreamsError> {
+        self.require(caller, Action::Delete).await?;
+        let stream = self.find(caller, id).await?;
+        let txn = self.store.begin_write().await?;
+        let entry = json!({ "auditStreamId": id, "name": stream.name });
+        audit::record(&txn, caller, Entry::org("delete-audit-stream", entry)).await?;
+        stream.delete(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Sends one test event and reports the destination's answer.
+    pub async fn test(&self, caller: &Principal, id: &str) -> Result<TestOutcome, StreamsError> {
+        self.require(caller, Action::Edit).await?;
+        let stream = self.find(caller, id).await?;
+        let config = self.open_config(&stream)?;
+        let outcome = self.deliver_test(&config).await;
+        let entry = json!({ "auditStreamId": id, "success": outcome.success, "statusCode": outcome.status_code });
+        audit::record_read(&self.store, caller, Entry::org("test-audit-stream", entry)).await?;
+        Ok(outcome)
+    }
+
+    async fn deliver_test(&self, config: &ProviderConfig) -> TestOutcome {
+        let now = Utc::now();
+        let event = AuditRecord {
+            seq: 0,
+            id: uuid::Uuid::now_v7().to_string(),
+            actor_type: "platform".into(),
+            actor_id: String::new(),
+            actor_name: "hush".into(),
+            ip_address: String::new(),
+            user_agent: String::new(),
+            user_agent_type: "other".into(),
+            event_type: "test-audit-stream".into(),
+            event_metadata: json!({ "test": true }),
+            org_id: String::new(),
+            project_id: None,
+            created_at: now,
+            expires_at: now,
+        };
+        let worker_less = engine::test_delivery(&self.http, config, &[event.to_json()]).await;
+        match worker_less {
+            Ok(status) => TestOutcome { success: true, status_code: status as i32, message: "accepted".into() },
+            Err((status, message)) => TestOutcome { success: false, status_code: status as i32, message },
+        }
+    }
+
+    /// Delivery status: backlog, lag, outcomes and counters.
+    pub async fn status(&self, caller: &Principal, id: &str) -> Result<StreamStatus, StreamsError> {
+        self.require(caller, Action::Read).await?;
+        let stream = self.find(caller, id).await?;
+        let db = self.store.conn();
+        let state = audit_stream_state::Entity::find_by_id(&stream.id)
+            .one(db)
+            .await?
+            .ok_or_else(|| StreamsError::NotFound(format!("audit stream '{id}'")))?;
+        let pending = audit_log::Entity::find()
+            .filter(audit_log::Column::OrgId.eq(&stream.org_id))
+            .filter(audit_log::Column::Seq.gt(state.cursor));
+        let queue_depth = pending.clone().count(db).await? as i64 + (state.backfill_to - state.backfill_from).max(0);
+        let oldest = pending.order_by_asc(audit_log::Column::Seq).one(db).await?;
+        let cursor_lag = oldest.map(|e| (Utc::now() - e.created_at).to_std().unwrap_or_default()).unwrap_or_default();
+        Ok(StreamStatus {
+            stream_id: stream.id,
+            queue_depth,
+            cursor_lag,
+            last_success_at: state.last_success_at,
+            last_error: state.last_error,
+            last_error_at: state.last_error_at,
+            attempts: state.attempts,
+            retries: state.retries,
+            delivered_events: state.delivered_events,
+            dropped_batches: state.dropped_batches,
+            dropped_events: state.dropped_events,
+        })
+    }
+
+    /// Queues the entries of `[start, end)` for delivery again; returns how many.
+    pub async fn backfill(
+        &self,
+        caller: &Principal,
+        id: &str,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<i64, StreamsError> {
+        self.require(caller, Action::Edit).await?;
+        let stream = self.find(caller, id).await?;
+        let end = end.unwrap_or_else(Utc::now);
+        if end <= start {
+            return Err(invalid("end_time", "must be after start_time"));
+        }
+        let txn = self.store.begin_write().await?;
+        let range = audit_log::Entity::find()
+            .filter(audit_log::Column::OrgId.eq(&stream.org_id))
+            .filter(audit_log::Column::CreatedAt.gte(start))
+            .filter(audit_log::Column::CreatedAt.lt(end));
+        let count = range.clone().count(&*txn).await? as i64;
+        let bounds: Option<(Option<i64>, Option<i64>)> = range
+            .select_only()
+            .column_as(audit_log::Column::Seq.min(), "min")
+            .column_as(audit_log::Column::Seq.max(), "max")
+            .into_tuple()
+            .one(&*txn)
+            .await?;
+        if let Some((Some(first), Some(last))) = bounds {
+            let state = audit_stream_state::Entity::find_by_id(&stream.id)
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| StreamsError::NotFound(format!("audit stream '{id}'")))?;
+            let pending = state.backfill_to > state.backfill_from;
+            let from = if pending { state.backfill_from.min(first - 1) } else { first - 1 };
+            let to = if pending { state.backfill_to.max(last) } else { last };
+            let mut active = state.into_active_model();
+            active.backfill_from = Set(from);
+            active.backfill_to = Set(to);
+            active.update(&*txn).await?;
+        }
+        let entry = json!({ "auditStreamId": id, "startTime": start, "endTime": end, "queuedEvents": count });
+        audit::record(&txn, caller, Entry::org("backfill-audit-stream", entry)).await?;
+        txn.commit().await?;
+        Ok(count)
+    }
+
+    /// Per-stream counters for `/metrics`: (stream id, name, state, lag in entries).
+    pub async fn metrics(&self) -> Result<Vec<(String, String, audit_stream_state::Model, i64)>, sea_orm::DbErr> {
+        let db = self.store.conn();
+        let mut out = Vec::new();
+        for (stream, state) in
+            audit_stream::Entity::find().find_also_related(audit_stream_state::Entity).all(db).await?
+        {
+            let Some(state) = state else { continue };
+            let lag = audit_log::Entity::find()
+                .filter(audit_log::Column::OrgId.eq(&stream.org_id))
+                .filter(audit_log::Column::Seq.gt(state.cursor))
+                .count(db)
+                .await? as i64;
+            out.push((stream.id, stream.name, state, lag));
+        }
+        Ok(out)
+    }
+}
