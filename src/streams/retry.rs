@@ -11,17 +11,20 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// Upper bound of the first retry's delay.
     pub base: Duration,
-    /// Upper bound of any delay, `Retry-After` included.
+    /// Upper bound of any backoff delay.
     pub cap: Duration,
 }
 
+/// Longest `Retry-After` honoured; a destination asking for more gets retried after this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 impl RetryPolicy {
     /// The delay before retry number `retry` (0 = the first retry): uniformly random in
-    /// `[0, min(cap, base * 2^retry)]` ("full jitter", so failing senders spread out), or the destination's
-    /// `Retry-After` (capped) when it sent one.
+    /// `[0, min(cap, base * 2^retry)]` ("full jitter", so failing senders spread out), or what the
+    /// destination asked for with `Retry-After` (up to ten minutes).
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(asked) = retry_after {
-            return asked.min(self.cap);
+            return asked.min(MAX_RETRY_AFTER);
         }
         let ceiling = self.base.saturating_mul(2u32.saturating_pow(retry)).min(self.cap);
         let millis = ceiling.as_millis() as u64;
@@ -43,6 +46,6 @@ mod tests {
             }
         }
         assert_eq!(policy.delay(0, Some(Duration::from_secs(7))), Duration::from_secs(7));
-        assert_eq!(policy.delay(0, Some(Duration::from_secs(900))), Duration::from_secs(240));
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(900))), Duration::from_secs(600));
     }
 }

@@ -1,0 +1,460 @@
+//! Audit streams against real HTTP receivers (in-process axum servers that record what they get and fail on
+//! purpose): request shapes per provider, retries, drops, outages, backfill, redaction.
+
+mod common;
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, response::IntoResponse, routing::post};
+use common::{Backend, TestServer, http1};
+use hush::{
+    config::ServeConfig,
+    pb::{
+        self, audit_streams_service_client::AuditStreamsServiceClient, projects_service_client::ProjectsServiceClient,
+    },
+};
+use tonic::Code;
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+/// How a receiver answers the next request.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Status(u16),
+    TooManyRequests { retry_after_secs: u64 },
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<Received>>>,
+    plan: Arc<Mutex<VecDeque<Answer>>>,
+}
+
+async fn record(
+    State(receiver): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let path = uri.path().to_owned();
+    if path.ends_with("/oauth2/v2.0/token") {
+        receiver.received.lock().unwrap().push(Received { path, headers, body: String::from_utf8_lossy(&body).into() });
+        return axum::Json(serde_json::json!({ "access_token": "azure-access-token", "expires_in": 3600 }))
+            .into_response();
+    }
+    let answer = receiver.plan.lock().unwrap().pop_front().unwrap_or(Answer::Status(200));
+    match answer {
+        Answer::Status(code) if code < 300 => {
+            receiver.received.lock().unwrap().push(Received {
+                path,
+                headers,
+                body: String::from_utf8_lossy(&body).into(),
+            });
+            axum::http::StatusCode::from_u16(code).unwrap().into_response()
+        }
+        Answer::Status(code) => {
+            (axum::http::StatusCode::from_u16(code).unwrap(), "receiver failing on purpose").into_response()
+        }
+        Answer::TooManyRequests { retry_after_secs } => {
+            (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after_secs.to_string())], "slow down")
+                .into_response()
+        }
+    }
+}
+
+impl Receiver {
+    /// Serves on `listener` until the returned handle is aborted.
+    fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        let app = Router::new().fallback(post(record)).with_state(self.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        })
+    }
+
+    async fn start(&self) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        (url, self.serve(listener))
+    }
+
+    fn fail_next(&self, answers: &[Answer]) {
+        self.plan.lock().unwrap().extend(answers.iter().copied());
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Every audit entry id delivered to `path` (any provider format).
+    fn ids(&self, path: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for r in self.received().iter().filter(|r| r.path == path) {
+            let values: Vec<serde_json::Value> =
+                serde_json::Deserializer::from_str(&r.body).into_iter().map(Result::unwrap).collect();
+            for value in values {
+                let items = match value {
+                    serde_json::Value::Array(items) => items,
+                    other => vec![other],
+                };
+                for item in items {
+                    let entry = if item.get("event").is_some() { item["event"].clone() } else { item };
+                    ids.push(entry["id"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        ids
+    }
+}
+
+fn fast(config: &mut ServeConfig) {
+    config.streams_allow_private = true;
+    config.stream_retry_base = Duration::from_millis(50);
+    config.stream_retry_cap = Duration::from_millis(200);
+    config.stream_lease = Duration::from_secs(1);
+}
+
+async fn streams_client(server: &TestServer) -> AuditStreamsServiceClient<common::Authed> {
+    AuditStreamsServiceClient::new(server.authed(&server.admin_token().await).await)
+}
+
+fn custom(url: &str, batch: bool) -> pb::create_audit_stream_request::Provider {
+    pb::create_audit_stream_request::Provider::Custom(pb::CustomProvider {
+        url: url.into(),
+        headers: [("x-team-secret".to_owned(), "header-credential-77".to_owned())].into(),
+        batch,
+    })
+}
+
+async fn create(
+    client: &mut AuditStreamsServiceClient<common::Authed>,
+    name: &str,
+    provider: pb::create_audit_stream_request::Provider,
+) -> pb::AuditStream {
+    let request = pb::CreateAuditStreamRequest { name: name.into(), skip_test: true, provider: Some(provider) };
+    client.create_audit_stream(request).await.unwrap().into_inner().audit_stream.unwrap()
+}
+
+/// Makes `n` audit entries (project reads) and returns the project id.
+async fn activity(server: &TestServer, n: usize) -> String {
+    let project = server.project("streamed").await;
+    let mut projects = ProjectsServiceClient::new(server.authed(&server.admin_token().await).await);
+    for _ in 0..n {
+        projects.get_project(pb::GetProjectRequest { project_id: project.clone() }).await.unwrap();
+    }
+    project
+}
+
+/// Waits until `done` holds, or panics after `limit`.
+async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status(client: &mut AuditStreamsServiceClient<common::Authed>, id: &str) -> pb::AuditStreamStatus {
+    let request = pb::GetAuditStreamStatusRequest { audit_stream_id: id.into() };
+    client.get_audit_stream_status(request).await.unwrap().into_inner().status.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_gets_its_request_shape() {
+    let server = TestServer::start_with(Backend::Sqlite, fast).await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut client = streams_client(&server).await;
+    use pb::create_audit_stream_request::Provider as P;
+    create(&mut client, "custom-batch", custom(&format!("{url}/batch"), true)).await;
+    create(&mut client, "custom-single", custom(&format!("{url}/single"), false)).await;
+    create(
+        &mut client,
+        "splunk",
+        P::Splunk(pb::SplunkProvider { host: format!("{url}/splunk"), token: "splunk-hec-token".into() }),
+    )
+    .await;
+    create(
+        &mut client,
+        "datadog",
+        P::Datadog(pb::DatadogProvider { site: String::new(), api_key: "dd-key-123".into(), url: format!("{url}/dd") }),
+    )
+    .await;
+    create(
+        &mut client,
+        "cribl",
+        P::Cribl(pb::CriblProvider { url: format!("{url}/cribl"), token: "cribl-token".into() }),
+    )
+    .await;
+    create(
+        &mut client,
+        "azure",
+        P::Azure(pb::AzureProvider {
+            tenant_id: "tenant-1".into(),
+            client_id: "app-1".into(),
+            client_secret: "azure-client-secret".into(),
+            dce_url: format!("{url}/dce"),
+            dcr_immutable_id: "dcr-abc".into(),
+            table: "HushAudit_CL".into(),
+            login_url: format!("{url}/login"),
+        }),
+    )
+    .await;
+    activity(&server, 3).await;
+    let paths = [
+        "/batch",
+        "/single",
+        "/splunk/services/collector/event",
+        "/dd",
+        "/cribl",
+        "/dce/dataCollectionRules/dcr-abc/streams/Custom-HushAudit_CL",
+    ];
+    eventually(Duration::from_secs(10), "every destination to get the 3 reads", || {
+        paths.iter().all(|p| receiver.ids(p).len() >= 4)
+    })
+    .await;
+    let received = receiver.received();
+    let first = |path: &str| received.iter().find(|r| r.path == path).unwrap().clone();
+    assert_eq!(first("/batch").headers["x-team-secret"], "header-credential-77");
+    assert!(first("/batch").body.starts_with('['), "batch mode sends a JSON array");
+    assert!(first("/single").body.starts_with('{'), "single mode sends one object per request");
+    assert_eq!(first("/splunk/services/collector/event").headers["authorization"], "Splunk splunk-hec-token");
+    assert!(first("/splunk/services/collector/event").body.contains("\"event\":{"));
+    assert_eq!(first("/dd").headers["dd-api-key"], "dd-key-123");
+    assert!(first("/dd").body.contains("\"ddsource\":\"hush\""));
+    assert_eq!(first("/cribl").headers["authorization"], "Bearer cribl-token");
+    assert_eq!(first("/cribl").headers["content-type"], "application/x-ndjson");
+    let azure = first("/dce/dataCollectionRules/dcr-abc/streams/Custom-HushAudit_CL");
+    assert_eq!(azure.headers["authorization"], "Bearer azure-access-token");
+    let token_calls: Vec<_> = received.iter().filter(|r| r.path == "/login/tenant-1/oauth2/v2.0/token").collect();
+    assert!(!token_calls.is_empty() && token_calls[0].body.contains("grant_type=client_credentials"));
+    assert!(token_calls.len() <= 2, "the token is cached: {} token requests", token_calls.len());
+    // Every entry is a complete audit entry with an id.
+    let batch: serde_json::Value = serde_json::from_str(&first("/batch").body).unwrap();
+    let entry = &batch[0];
+    for key in ["id", "actor", "eventType", "orgId", "createdAt", "userAgentType"] {
+        assert!(entry.get(key).is_some(), "{key} in {entry}");
+    }
+
+    // Responses never show credentials.
+    let listed = client.list_audit_streams(pb::ListAuditStreamsRequest::default()).await.unwrap().into_inner();
+    let shown = format!("{listed:?}");
+    for secret in ["header-credential-77", "splunk-hec-token", "dd-key-123", "cribl-token", "azure-client-secret"] {
+        assert!(!shown.contains(secret), "{secret} shown in a response");
+    }
+    assert!(shown.contains("[REDACTED]"));
+    // Nor are they stored in clear.
+    let bytes: Vec<u8> = std::fs::read_dir(server.data_dir.path())
+        .unwrap()
+        .flat_map(|f| std::fs::read(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(!bytes.windows(16).any(|w| w == b"splunk-hec-token"), "credentials are encrypted at rest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_and_exhausted_batches_dropped_visibly() {
+    let server = TestServer::start_with(Backend::Sqlite, fast).await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut client = streams_client(&server).await;
+    let stream = create(&mut client, "flaky", custom(&format!("{url}/in"), true)).await;
+
+    // 500, then 429 asking for a 1 s pause, then accepted.
+    receiver.fail_next(&[Answer::Status(500), Answer::TooManyRequests { retry_after_secs: 1 }]);
+    let started = Instant::now();
+    activity(&server, 2).await;
+    eventually(Duration::from_secs(10), "delivery after retries", || receiver.ids("/in").len() >= 3).await;
+    assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After was honoured");
+    let s = status(&mut client, &stream.id).await;
+    assert!(s.attempts >= 3, "{s:?}");
+    assert_eq!(s.dropped_batches, 0);
+
+    // Five failures in a row: the batch is dropped, counted, and the next batches flow.
+    let delivered_before = receiver.ids("/in").len();
+    receiver.fail_next(&[Answer::Status(500); 5]);
+    activity(&server, 1).await;
+    let mut dropped = pb::AuditStreamStatus::default();
+    for _ in 0..200 {
+        dropped = status(&mut client, &stream.id).await;
+        if dropped.dropped_batches > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dropped.dropped_batches, 1, "{dropped:?}");
+    assert!(dropped.dropped_events >= 1);
+    assert!(dropped.last_error.contains("500"), "{}", dropped.last_error);
+    assert!(!dropped.last_error.contains("header-credential-77"));
+    activity(&server, 1).await;
+    eventually(Duration::from_secs(10), "later batches to flow", || receiver.ids("/in").len() > delivered_before).await;
+    let (_, metrics) = http1::exchange(server.addr, "GET", "/metrics", &[], "").await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("hush_audit_stream_dropped_batches_total") && l.contains(&stream.id))
+        .unwrap();
+    assert!(line.ends_with(" 1"), "{line}");
+    assert!(metrics.contains("hush_audit_stream_delivered_events_total"));
+
+    // Backfill re-delivers a chosen range.
+    let before = receiver.ids("/in").len();
+    let from = prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 3600, nanos: 0 };
+    let queued = client
+        .backfill_audit_stream(pb::BackfillAuditStreamRequest {
+            audit_stream_id: stream.id.clone(),
+            start_time: Some(from),
+            end_time: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .queued_events;
+    assert!(queued > 0);
+    eventually(Duration::from_secs(10), "the backfill", || receiver.ids("/in").len() >= before + queued as usize).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_was_down_gets_everything_once_up() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        fast(c);
+        // Retries span seconds, so the outage below ends before the first batch runs out of attempts.
+        c.stream_retry_base = Duration::from_millis(500);
+        c.stream_retry_cap = Duration::from_secs(2);
+    })
+    .await;
+    // Reserve a port, then close it: connections are refused until the receiver starts there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut client = streams_client(&server).await;
+    let stream = create(&mut client, "down", custom(&format!("http://{addr}/in"), true)).await;
+    activity(&server, 20).await;
+    // Wait for a refused attempt, then bring the receiver up.
+    let mut s = status(&mut client, &stream.id).await;
+    while s.attempts < 1 || s.last_error.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = status(&mut client, &stream.id).await;
+    }
+    assert!(s.last_error.contains("request failed"), "{}", s.last_error);
+    let receiver = Receiver::default();
+    let _serving = receiver.serve(tokio::net::TcpListener::bind(addr).await.unwrap());
+    eventually(Duration::from_secs(20), "every queued entry", || receiver.ids("/in").len() >= 21).await;
+    let unique: HashSet<String> = receiver.ids("/in").into_iter().collect();
+    assert!(unique.len() >= 21, "at least once, de-duplicable by id");
+    assert_eq!(status(&mut client, &stream.id).await.dropped_batches, 0, "nothing was lost to the outage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stay_within_500_entries() {
+    let server = TestServer::start_with(Backend::Sqlite, fast).await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut client = streams_client(&server).await;
+    // Hold delivery back while 600 entries accumulate.
+    receiver.fail_next(&[Answer::Status(503)]);
+    create(&mut client, "bounded", custom(&format!("{url}/in"), true)).await;
+    activity(&server, 600).await;
+    eventually(Duration::from_secs(20), "600 entries", || receiver.ids("/in").len() >= 600).await;
+    for request in receiver.received().iter().filter(|r| r.path == "/in") {
+        let batch: Vec<serde_json::Value> = serde_json::from_str(&request.body).unwrap();
+        assert!(batch.len() <= 500, "a batch of {}", batch.len());
+        assert!(request.body.len() <= 1024 * 1024);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_destinations_and_bad_configs_are_refused() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let mut client = streams_client(&server).await;
+    let refused = client
+        .create_audit_stream(pb::CreateAuditStreamRequest {
+            name: "internal".into(),
+            skip_test: true,
+            provider: Some(custom("http://127.0.0.1:9/in", true)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("custom.url:") && refused.message().contains("HUSH_STREAMS_ALLOW_PRIVATE"),
+        "{}",
+        refused.message()
+    );
+    let missing = client
+        .create_audit_stream(pb::CreateAuditStreamRequest { name: "none".into(), skip_test: true, provider: None })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
+    let server = TestServer::start_with(Backend::Sqlite, fast).await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut client = streams_client(&server).await;
+    receiver.fail_next(&[Answer::Status(401)]);
+    let refused = client
+        .create_audit_stream(pb::CreateAuditStreamRequest {
+            name: "t".into(),
+            skip_test: false,
+            provider: Some(custom(&format!("{url}/in"), false)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("401"), "{}", refused.message());
+    let stream = client
+        .create_audit_stream(pb::CreateAuditStreamRequest {
+            name: "t".into(),
+            skip_test: false,
+            provider: Some(custom(&format!("{url}/in"), false)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_stream
+        .unwrap();
+    let test = client
+        .test_audit_stream(pb::TestAuditStreamRequest { audit_stream_id: stream.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(test.success && test.status_code == 200, "{test:?}");
+
+    use pb::update_audit_stream_request::Provider as U;
+    let to = |batch| {
+        U::Custom(pb::CustomProvider {
+            url: format!("{url}/in"),
+            headers: [("x-team-secret".to_owned(), "[REDACTED]".to_owned())].into(),
+            batch,
+        })
+    };
+    let update = |provider| pb::UpdateAuditStreamRequest {
+        audit_stream_id: stream.id.clone(),
+        name: String::new(),
+        update_mask: None,
+        provider: Some(provider),
+    };
+    let switched = client.update_audit_stream(update(to(true))).await.unwrap().into_inner().audit_stream.unwrap();
+    let Some(pb::audit_stream::Provider::Custom(c)) = switched.provider else { panic!() };
+    assert!(c.batch);
+    let back = client.update_audit_stream(update(to(false))).await.unwrap_err();
+    assert_eq!(back.code(), Code::FailedPrecondition);
+    // The redacted header kept its stored value: deliveries still carry it.
+    activity(&server, 1).await;
+    eventually(Duration::from_secs(10), "a batch", || {
+        receiver.received().iter().any(|r| r.path == "/in" && r.body.starts_with('['))
+    })
+    .await;
+    let batch = receiver.received().into_iter().find(|r| r.path == "/in" && r.body.starts_with('[')).unwrap();
+    assert_eq!(batch.headers["x-team-secret"], "header-credential-77");
+}
