@@ -4,13 +4,14 @@
 mod common;
 
 use std::{
-    collections::{HashSet, VecDeque},
-    sync::{Arc, Mutex},
+    collections::HashSet,
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Bytes, extract::State, http::HeaderMap, response::IntoResponse, routing::post};
-use common::{Backend, TestServer, http1};
+use common::{
+    Backend, TestServer, http1,
+    receiver::{Answer, Receiver, eventually},
+};
 use hush::{
     config::ServeConfig,
     pb::{
@@ -18,103 +19,6 @@ use hush::{
     },
 };
 use tonic::Code;
-
-/// One request a receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: String,
-}
-
-/// How a receiver answers the next request.
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Status(u16),
-    TooManyRequests { retry_after_secs: u64 },
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    received: Arc<Mutex<Vec<Received>>>,
-    plan: Arc<Mutex<VecDeque<Answer>>>,
-}
-
-async fn record(
-    State(receiver): State<Receiver>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let path = uri.path().to_owned();
-    if path.ends_with("/oauth2/v2.0/token") {
-        receiver.received.lock().unwrap().push(Received { path, headers, body: String::from_utf8_lossy(&body).into() });
-        return axum::Json(serde_json::json!({ "access_token": "azure-access-token", "expires_in": 3600 }))
-            .into_response();
-    }
-    let answer = receiver.plan.lock().unwrap().pop_front().unwrap_or(Answer::Status(200));
-    match answer {
-        Answer::Status(code) if code < 300 => {
-            receiver.received.lock().unwrap().push(Received {
-                path,
-                headers,
-                body: String::from_utf8_lossy(&body).into(),
-            });
-            axum::http::StatusCode::from_u16(code).unwrap().into_response()
-        }
-        Answer::Status(code) => {
-            (axum::http::StatusCode::from_u16(code).unwrap(), "receiver failing on purpose").into_response()
-        }
-        Answer::TooManyRequests { retry_after_secs } => {
-            (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after_secs.to_string())], "slow down")
-                .into_response()
-        }
-    }
-}
-
-impl Receiver {
-    /// Serves on `listener` until the returned handle is aborted.
-    fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        let app = Router::new().fallback(post(record)).with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        })
-    }
-
-    async fn start(&self) -> (String, tokio::task::JoinHandle<()>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        (url, self.serve(listener))
-    }
-
-    fn fail_next(&self, answers: &[Answer]) {
-        self.plan.lock().unwrap().extend(answers.iter().copied());
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Every audit entry id delivered to `path` (any provider format).
-    fn ids(&self, path: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        for r in self.received().iter().filter(|r| r.path == path) {
-            let values: Vec<serde_json::Value> =
-                serde_json::Deserializer::from_str(&r.body).into_iter().map(Result::unwrap).collect();
-            for value in values {
-                let items = match value {
-                    serde_json::Value::Array(items) => items,
-                    other => vec![other],
-                };
-                for item in items {
-                    let entry = if item.get("event").is_some() { item["event"].clone() } else { item };
-                    ids.push(entry["id"].as_str().unwrap().to_owned());
-                }
-            }
-        }
-        ids
-    }
-}
 
 fn fast(config: &mut ServeConfig) {
     config.streams_allow_private = true;
@@ -152,15 +56,6 @@ async fn activity(server: &TestServer, n: usize) -> String {
         projects.get_project(pb::GetProjectRequest { project_id: project.clone() }).await.unwrap();
     }
     project
-}
-
-/// Waits until `done` holds, or panics after `limit`.
-async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn status(client: &mut AuditStreamsServiceClient<common::Authed>, id: &str) -> pb::AuditStreamStatus {

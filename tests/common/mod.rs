@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod receiver;
+
 use std::{net::SocketAddr, time::Duration};
 
 use hush::{
@@ -79,6 +81,13 @@ pub struct TestServer {
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
 pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    /// Carries `token`.
+    pub fn new(token: &str) -> Self {
+        Self(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -222,6 +231,11 @@ impl TestServer {
 
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    /// Stops serving but keeps the database (other instances may still use it).
+    pub async fn halt(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
