@@ -11,6 +11,15 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default retention of the event outbox.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// Whether audit entries are stored for querying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditStorage {
+    /// Kept for the retention and queryable.
+    On,
+    /// Stream-only: kept until every audit stream delivered them; not queryable.
+    Off,
+}
+
 /// Settings of `hush serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeConfig {
@@ -38,6 +47,10 @@ pub struct ServeConfig {
     /// Audit entries are kept this long, then pruned.
     #[arg(long, env = "HUSH_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub audit_retention: Duration,
+    /// `on`: audit entries are kept for the retention and can be queried. `off` (stream-only mode): kept only
+    /// until every audit stream delivered them, and not queryable.
+    #[arg(long, env = "HUSH_AUDIT_STORAGE", value_enum, default_value = "on")]
+    pub audit_storage: AuditStorage,
     /// Proxies whose `X-Forwarded-For` header is believed for client IPs (comma-separated IPs).
     #[arg(long, env = "HUSH_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -75,6 +88,7 @@ impl ServeConfig {
             ui_dir: None,
             audit_retention: crate::store::DEFAULT_AUDIT_RETENTION,
             trusted_proxies: Vec::new(),
+            audit_storage: AuditStorage::On,
             stream_retry_base: Duration::from_secs(30),
             stream_retry_cap: Duration::from_secs(240),
             stream_lease: Duration::from_secs(30),

@@ -16,7 +16,7 @@ use tower_http::{
 use crate::{
     api::{self, auth::AuthLayer},
     audit::{self, TrustedProxies},
-    config::ServeConfig,
+    config::{AuditStorage, ServeConfig},
     crypto::RootKey,
     events::{EventHub, HubSettings},
     gateway::{self, GatewayState, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer},
@@ -72,7 +72,7 @@ impl Server {
         let store = Store::connect(&config.database_url())
             .await
             .context("opening the database")?
-            .with_audit_retention(config.audit_retention);
+            .with_audit_settings(config.audit_retention, config.audit_storage == AuditStorage::Off);
         let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
         let root_key = Arc::new(root_key);
         let vault = Vault::new(store.clone(), root_key.clone());
@@ -80,6 +80,9 @@ impl Server {
         let settings = HubSettings { heartbeat: config.heartbeat_interval, retention: config.event_retention };
         let events = EventHub::start(store.clone(), settings, background.clone()).await?;
         audit::pruner::spawn(store.clone(), config.audit_retention, background.clone());
+        if store.audit_stream_only() {
+            audit::pruner::spawn_delivered(store.clone(), background.clone());
+        }
         let streams = Streams::new(
             store.clone(),
             root_key,

@@ -353,3 +353,39 @@ async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
     let batch = receiver.received().into_iter().find(|r| r.path == "/in" && r.body.starts_with('[')).unwrap();
     assert_eq!(batch.headers["x-team-secret"], "header-credential-77");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_only_mode_keeps_entries_until_delivered() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        fast(c);
+        c.audit_storage = hush::config::AuditStorage::Off;
+    })
+    .await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut client = streams_client(&server).await;
+    create(&mut client, "only-copy", custom(&format!("{url}/in"), true)).await;
+    activity(&server, 5).await;
+    eventually(Duration::from_secs(10), "delivery", || receiver.ids("/in").len() >= 6).await;
+    let db = server.raw_db().await;
+    let mut remaining = i64::MAX;
+    for _ in 0..100 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM audit_logs"))
+            .await
+            .unwrap()
+            .unwrap();
+        remaining = row.try_get("", "n").unwrap();
+        if remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(remaining, 0, "delivered entries are not kept");
+    let token = server.admin_token().await;
+    let mut logs = pb::audit_logs_service_client::AuditLogsServiceClient::new(server.authed(&token).await);
+    let refused = logs.list_audit_logs(pb::ListAuditLogsRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("HUSH_AUDIT_STORAGE=off"), "{}", refused.message());
+}

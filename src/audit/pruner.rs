@@ -31,3 +31,22 @@ pub fn spawn(store: Store, retention: Duration, shutdown: CancellationToken) {
         }
     });
 }
+
+/// How often stream-only mode deletes what every stream has delivered.
+const DELIVERED_SWEEP: Duration = Duration::from_millis(500);
+
+/// Stream-only mode: deletes the entries every audit stream of their org has delivered (all of an org's
+/// entries when it has no stream, since nothing would ever deliver them).
+pub fn spawn_delivered(store: Store, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(DELIVERED_SWEEP) => {}
+            }
+            if let Err(error) = super::query::prune_delivered(&store).await {
+                tracing::warn!(%error, "pruning delivered audit entries failed");
+            }
+        }
+    });
+}

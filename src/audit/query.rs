@@ -139,6 +139,13 @@ fn invalid(field: &str, reason: &str) -> IdentityError {
 }
 
 async fn require_read(store: &Store, caller: &Principal) -> Result<(), IdentityError> {
+    if store.audit_stream_only() {
+        return Err(IdentityError::FailedPrecondition(
+            "audit storage is off (HUSH_AUDIT_STORAGE=off): entries are kept only until the audit streams deliver \
+             them and cannot be queried"
+                .into(),
+        ));
+    }
     access::org_grants(store.conn(), caller).await?.require(Subject::AuditLogs, Action::Read, Resource::default())?;
     Ok(())
 }
@@ -242,4 +249,37 @@ pub async fn prune_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
         deleted +=
             audit_log::Entity::delete_many().filter(audit_log::Column::Seq.is_in(batch)).exec(db).await?.rows_affected;
     }
+}
+
+/// Stream-only mode: deletes entries at or below the lowest cursor of their org's streams.
+pub async fn prune_delivered(store: &Store) -> Result<u64, DbErr> {
+    use std::collections::HashMap;
+
+    use crate::store::entities::{audit_stream, audit_stream_state};
+    let txn = store.begin_write().await?;
+    let db = &*txn;
+    let mut lowest: HashMap<String, i64> = HashMap::new();
+    for (stream, state) in audit_stream::Entity::find().find_also_related(audit_stream_state::Entity).all(db).await? {
+        // A pending backfill still needs the entries after its start.
+        let position =
+            state.map_or(0, |s| if s.backfill_to > s.backfill_from { s.cursor.min(s.backfill_from) } else { s.cursor });
+        lowest.entry(stream.org_id).and_modify(|c| *c = (*c).min(position)).or_insert(position);
+    }
+    let orgs: Vec<String> = audit_log::Entity::find()
+        .select_only()
+        .column(audit_log::Column::OrgId)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut deleted = 0;
+    for org in orgs {
+        let mut condition = Condition::all().add(audit_log::Column::OrgId.eq(org.as_str()));
+        if let Some(cursor) = lowest.get(&org) {
+            condition = condition.add(audit_log::Column::Seq.lte(*cursor));
+        }
+        deleted += audit_log::Entity::delete_many().filter(condition).exec(db).await?.rows_affected;
+    }
+    txn.commit().await?;
+    Ok(deleted)
 }

@@ -39,6 +39,8 @@ pub struct Store {
     outbox_signal: Arc<Notify>,
     /// How long audit entries are kept.
     audit_retention: Duration,
+    /// Stream-only mode: audit entries are kept only until every audit stream delivered them.
+    audit_stream_only: bool,
 }
 
 /// A write transaction; on SQLite it also holds the writer lock until commit or drop.
@@ -111,13 +113,26 @@ impl Store {
             _ => None,
         };
         migration::Migrator::up(&conn, None).await?;
-        Ok(Self { conn, write_lock, outbox_signal: Arc::new(Notify::new()), audit_retention: DEFAULT_AUDIT_RETENTION })
+        Ok(Self {
+            conn,
+            write_lock,
+            outbox_signal: Arc::new(Notify::new()),
+            audit_retention: DEFAULT_AUDIT_RETENTION,
+            audit_stream_only: false,
+        })
     }
 
-    /// Keeps audit entries written from now on for `retention`.
-    pub fn with_audit_retention(mut self, retention: Duration) -> Self {
+    /// Keeps audit entries written from now on for `retention`; in stream-only mode only until every audit
+    /// stream delivered them, and they cannot be queried.
+    pub fn with_audit_settings(mut self, retention: Duration, stream_only: bool) -> Self {
         self.audit_retention = retention;
+        self.audit_stream_only = stream_only;
         self
+    }
+
+    /// Whether audit entries are kept only for the audit streams (not queryable).
+    pub fn audit_stream_only(&self) -> bool {
+        self.audit_stream_only
     }
 
     /// The connection, for reads.

@@ -13,7 +13,7 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::Value;
@@ -171,10 +171,8 @@ impl Worker {
             .col_expr(audit_stream_state::Column::LeaseOwner, Expr::value(self.owner.clone()))
             .col_expr(audit_stream_state::Column::LeaseExpiresAt, Expr::value(until))
             .filter(audit_stream_state::Column::StreamId.eq(&self.stream_id))
-            .filter(free)
-            .exec(self.streams.store.conn())
-            .await?;
-        Ok(result.rows_affected == 1)
+            .filter(free);
+        Ok(self.write(result).await? == 1)
     }
 
     /// Delivers one batch if there is one; returns whether there was.
@@ -274,23 +272,30 @@ impl Worker {
         Ok(())
     }
 
+    /// Runs one state update as a write transaction (on SQLite that takes the single-writer lock, so it
+    /// cannot invalidate another writer's transaction).
+    async fn write(&self, update: UpdateMany<audit_stream_state::Entity>) -> Result<u64, sea_orm::DbErr> {
+        let txn = self.streams.store.begin_write().await?;
+        let rows = update.exec(&*txn).await?.rows_affected;
+        txn.commit().await?;
+        Ok(rows)
+    }
+
     async fn count_attempt(&self) -> Result<(), StepError> {
-        audit_stream_state::Entity::update_many()
+        let update = audit_stream_state::Entity::update_many()
             .col_expr(audit_stream_state::Column::Attempts, Expr::col(audit_stream_state::Column::Attempts).add(1))
-            .filter(audit_stream_state::Column::StreamId.eq(&self.stream_id))
-            .exec(self.streams.store.conn())
-            .await?;
+            .filter(audit_stream_state::Column::StreamId.eq(&self.stream_id));
+        self.write(update).await?;
         Ok(())
     }
 
     async fn count_retry(&self, error: &str) -> Result<(), StepError> {
-        audit_stream_state::Entity::update_many()
+        let update = audit_stream_state::Entity::update_many()
             .col_expr(audit_stream_state::Column::Retries, Expr::col(audit_stream_state::Column::Retries).add(1))
             .col_expr(audit_stream_state::Column::LastError, Expr::value(error.to_owned()))
             .col_expr(audit_stream_state::Column::LastErrorAt, Expr::value(Utc::now()))
-            .filter(audit_stream_state::Column::StreamId.eq(&self.stream_id))
-            .exec(self.streams.store.conn())
-            .await?;
+            .filter(audit_stream_state::Column::StreamId.eq(&self.stream_id));
+        self.write(update).await?;
         Ok(())
     }
 
@@ -347,7 +352,7 @@ impl Worker {
                 )
                 .col_expr(audit_stream_state::Column::LastErrorAt, Expr::value(Utc::now()));
         }
-        update.exec(self.streams.store.conn()).await?;
+        self.write(update).await?;
         Ok(())
     }
 }
