@@ -17,6 +17,11 @@ use tokio::process::{Child, Command};
 
 /// Starts `hush serve` on `data` at `port`, with fast retries and a short lease; waits until it serves.
 async fn spawn_server(data: &std::path::Path, port: u16) -> (Child, tonic::transport::Channel) {
+    spawn_server_logging(data, port, Stdio::null()).await
+}
+
+/// Like [`spawn_server`], with debug logs written to `stderr`.
+async fn spawn_server_logging(data: &std::path::Path, port: u16, stderr: Stdio) -> (Child, tonic::transport::Channel) {
     let child = Command::new(env!("CARGO_BIN_EXE_hush"))
         .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
         .env("HUSH_STREAMS_ALLOW_PRIVATE", "true")
@@ -24,8 +29,9 @@ async fn spawn_server(data: &std::path::Path, port: u16) -> (Child, tonic::trans
         .env("HUSH_STREAM_RETRY_CAP", "500ms")
         .env("HUSH_STREAM_LEASE", "1s")
         .env_remove("HUSH_DATABASE_URL")
+        .env("HUSH_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -155,4 +161,71 @@ async fn two_instances_never_send_concurrently_and_take_over() {
     let expected = receiver.ids("/in").len() + 10;
     eventually(Duration::from_secs(15), "B to deliver after A stopped", || receiver.ids("/in").len() >= expected).await;
     assert_eq!(receiver.max_in_flight(), 1, "one sender at a time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_appear_in_responses_logs_or_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let log_path = data.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let receiver = Receiver::default();
+    receiver.fail_next(&[common::receiver::Answer::Status(500); 40]);
+    let (url, _serving) = receiver.start().await;
+    let (mut server, channel) = spawn_server_logging(data.path(), port, Stdio::from(log)).await;
+    let authed = login(channel, data.path()).await;
+    let mut streams = AuditStreamsServiceClient::new(authed.clone());
+    use pb::create_audit_stream_request::Provider as P;
+    let secrets = ["cred-header-9f1", "cred-dd-9f2", "cred-splunk-9f3", "cred-cribl-9f4", "cred-azure-9f5"];
+    let providers = [
+        P::Custom(pb::CustomProvider {
+            url: format!("{url}/c"),
+            headers: [("authorization".to_owned(), format!("Bearer {}", secrets[0]))].into(),
+            batch: true,
+        }),
+        P::Datadog(pb::DatadogProvider { site: String::new(), api_key: secrets[1].into(), url: format!("{url}/d") }),
+        P::Splunk(pb::SplunkProvider { host: format!("{url}/s"), token: secrets[2].into() }),
+        P::Cribl(pb::CriblProvider { url: format!("{url}/r"), token: secrets[3].into() }),
+        P::Azure(pb::AzureProvider {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: secrets[4].into(),
+            dce_url: format!("{url}/a"),
+            dcr_immutable_id: "d".into(),
+            table: "T".into(),
+            login_url: format!("{url}/login"),
+        }),
+    ];
+    let mut shown = String::new();
+    for (i, provider) in providers.into_iter().enumerate() {
+        // With the test run first: the receiver fails it, and the error must not echo the credential.
+        let request =
+            pb::CreateAuditStreamRequest { name: format!("s{i}"), skip_test: false, provider: Some(provider.clone()) };
+        if let Err(status) = streams.create_audit_stream(request).await {
+            shown.push_str(status.message());
+        }
+        let request = pb::CreateAuditStreamRequest { name: format!("s{i}"), skip_test: true, provider: Some(provider) };
+        shown.push_str(&format!("{:?}", streams.create_audit_stream(request).await.unwrap().into_inner()));
+    }
+    let mut projects = ProjectsServiceClient::new(authed);
+    projects.create_project(pb::CreateProjectRequest { name: "noise".into() }).await.unwrap();
+    eventually(Duration::from_secs(15), "failed deliveries", || receiver.plan_left() <= 15).await;
+    let listed = streams.list_audit_streams(pb::ListAuditStreamsRequest::default()).await.unwrap().into_inner();
+    for stream in &listed.audit_streams {
+        let status = streams
+            .get_audit_stream_status(pb::GetAuditStreamStatusRequest { audit_stream_id: stream.id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        shown.push_str(&format!("{status:?}"));
+    }
+    shown.push_str(&format!("{listed:?}"));
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("audit stream delivery attempt failed"), "the failures were logged");
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret} in an API response or error");
+        assert!(!logs.contains(secret), "{secret} in the server log");
+    }
 }

@@ -99,6 +99,11 @@ impl Receiver {
         self.plan.lock().unwrap().extend(answers.iter().copied());
     }
 
+    /// Planned answers not used yet.
+    pub fn plan_left(&self) -> usize {
+        self.plan.lock().unwrap().len()
+    }
+
     /// The most requests this receiver ever answered at once.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
