@@ -9,6 +9,7 @@ pub mod events;
 mod fs_private;
 pub mod gateway;
 pub mod identity;
+mod paging;
 pub mod pb;
 pub mod secrets;
 pub mod server;

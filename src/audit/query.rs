@@ -17,10 +17,6 @@ use crate::{
     store::{Store, entities::audit_log},
 };
 
-/// Page size when the request gives none.
-const DEFAULT_PAGE_SIZE: u64 = 100;
-/// Largest page.
-const MAX_PAGE_SIZE: u64 = 1000;
 /// Entries per export chunk: memory stays bounded by this, whatever the range.
 pub const EXPORT_CHUNK: u64 = 1000;
 /// Expired entries deleted per statement, so pruning never holds a long lock.
@@ -171,11 +167,7 @@ pub async fn list(
     page_size: i32,
     page_token: &str,
 ) -> Result<AuditPage, IdentityError> {
-    let size = match page_size {
-        0 => DEFAULT_PAGE_SIZE,
-        1.. => (page_size as u64).min(MAX_PAGE_SIZE),
-        _ => return Err(invalid("page_size", "must not be negative")),
-    };
+    let size = crate::paging::page_size(page_size).map_err(|reason| invalid("page_size", reason))?;
     require_read(store, caller).await?;
     let mut query = filtered(&caller.org_id, filter);
     if !page_token.is_empty() {

@@ -6,6 +6,7 @@ mod commands;
 mod events_command;
 mod identity_commands;
 mod session;
+mod streams_command;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,9 @@ enum Command {
     /// List and export audit logs as JSON lines.
     #[command(subcommand)]
     Audit(audit_command::AuditCommand),
+    /// Manage audit streams: create, list, check status, test, backfill and delete destinations.
+    #[command(subcommand)]
+    Streams(streams_command::StreamsCommand),
 }
 
 /// Runs one command line.
@@ -59,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Roles(command) => identity_commands::roles(command).await,
         Command::Events(command) => events_command::events(command).await,
         Command::Audit(command) => audit_command::audit(command).await,
+        Command::Streams(command) => streams_command::streams(command).await,
     }
 }
 

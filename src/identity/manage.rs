@@ -19,10 +19,6 @@ use crate::{
     store::entities::{access_token, client_secret, identity},
 };
 
-/// Page size when the request gives none.
-const DEFAULT_PAGE_SIZE: u64 = 100;
-/// Largest page a caller may ask for.
-const MAX_PAGE_SIZE: u64 = 1000;
 /// Longest identity name.
 const MAX_NAME_LEN: usize = 64;
 
@@ -94,11 +90,7 @@ pub struct NewClientSecret {
 }
 
 fn page_size(size: i32) -> Result<u64, IdentityError> {
-    match size {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        1.. => Ok((size as u64).min(MAX_PAGE_SIZE)),
-        _ => Err(IdentityError::invalid("page_size", "must not be negative")),
-    }
+    crate::paging::page_size(size).map_err(|reason| IdentityError::invalid("page_size", reason))
 }
 
 fn check_id(field: &str, id: &str) -> Result<(), IdentityError> {

@@ -22,10 +22,6 @@ use crate::{
 /// Environments every new project starts with, in display order.
 pub const DEFAULT_ENVIRONMENTS: [(&str, &str); 3] =
     [("dev", "Development"), ("staging", "Staging"), ("prod", "Production")];
-/// Page size when the request gives none.
-const DEFAULT_PAGE_SIZE: u64 = 100;
-/// Largest page a caller may ask for.
-const MAX_PAGE_SIZE: u64 = 1000;
 
 /// A project as callers see it.
 #[derive(Debug, Clone)]
@@ -136,16 +132,8 @@ impl Vault {
         page_size: i32,
         page_token: &str,
     ) -> Result<ProjectPage, SecretsError> {
-        let size = match page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            1.. => (page_size as u64).min(MAX_PAGE_SIZE),
-            _ => {
-                return Err(SecretsError::InvalidArgument {
-                    field: "page_size".into(),
-                    reason: "must not be negative".into(),
-                });
-            }
-        };
+        let size = crate::paging::page_size(page_size)
+            .map_err(|reason| SecretsError::InvalidArgument { field: "page_size".into(), reason: reason.into() })?;
         let db = self.store.conn();
         let mut query = project::Entity::find().filter(project::Column::OrgId.eq(&caller.org_id));
         if !page_token.is_empty() {

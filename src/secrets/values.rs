@@ -228,10 +228,15 @@ async fn update_existing(
     store_version(db, dk, scope, row, version, value, comment).await
 }
 
-fn validate_input(field: &str, input: &SecretInput) -> Result<(), SecretsError> {
-    validate::secret_key(&format!("{field}.key"), &input.key)?;
-    validate::secret_value(&format!("{field}.value"), &input.value)?;
-    validate::comment(&format!("{field}.comment"), &input.comment)
+/// Checks a batch: size, unique keys, and every item, naming the item (`secrets[3].value`).
+fn validate_batch(inputs: &[SecretInput]) -> Result<(), SecretsError> {
+    validate::batch_keys("secrets", inputs.iter().map(|i| i.key.as_str()))?;
+    for (i, input) in inputs.iter().enumerate() {
+        let field = format!("secrets[{i}]");
+        validate::secret_value(&format!("{field}.value"), &input.value)?;
+        validate::comment(&format!("{field}.comment"), &input.comment)?;
+    }
+    Ok(())
 }
 
 impl Vault {
@@ -355,10 +360,7 @@ impl Vault {
         inputs: &[SecretInput],
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
-        validate::batch_keys("secrets", inputs.iter().map(|i| i.key.as_str()))?;
-        for (i, input) in inputs.iter().enumerate() {
-            validate_input(&format!("secrets[{i}]"), input)?;
-        }
+        validate_batch(inputs)?;
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
@@ -391,10 +393,7 @@ impl Vault {
         inputs: &[SecretInput],
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
-        validate::batch_keys("secrets", inputs.iter().map(|i| i.key.as_str()))?;
-        for (i, input) in inputs.iter().enumerate() {
-            validate_input(&format!("secrets[{i}]"), input)?;
-        }
+        validate_batch(inputs)?;
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;

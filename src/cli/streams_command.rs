@@ -1,0 +1,484 @@
+//! `hush streams create|list|status|test|backfill|delete`: audit streams, the destinations (a custom HTTPS
+//! endpoint, Datadog, Splunk, Cribl or Azure Monitor) that receive every new audit log of the org.
+//!
+//! Credentials can come from the environment instead of the command line: `HUSH_STREAM_TOKEN` (Splunk, Cribl),
+//! `HUSH_STREAM_API_KEY` (Datadog) and `HUSH_STREAM_CLIENT_SECRET` (Azure). The server never sends them back:
+//! `list` shows them as `[REDACTED]`.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use super::{
+    client,
+    commands::{Target, rpc},
+};
+use crate::pb::{self, audit_streams_service_client::AuditStreamsServiceClient};
+
+/// Environment variable with the Splunk HEC or Cribl token.
+const TOKEN_ENV: &str = "HUSH_STREAM_TOKEN";
+/// Environment variable with the Datadog API key.
+const API_KEY_ENV: &str = "HUSH_STREAM_API_KEY";
+/// Environment variable with the Azure app registration's client secret.
+const CLIENT_SECRET_ENV: &str = "HUSH_STREAM_CLIENT_SECRET";
+
+#[derive(Debug, Subcommand)]
+pub enum StreamsCommand {
+    /// Create a stream (after sending the destination a test event, unless --skip-test) and print its id.
+    Create(CreateArgs),
+    /// Print every stream as one JSON line (credentials redacted), oldest first.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a stream's delivery health as one JSON object.
+    Status {
+        /// Stream id.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Send a test event to a stream's destination; prints `ok <http status>` or fails with its answer.
+    Test {
+        /// Stream id.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Queue past audit logs for delivery to a stream again; prints how many were queued.
+    Backfill(BackfillArgs),
+    /// Delete a stream; audit logs not yet delivered to it are dropped.
+    Delete {
+        /// Stream id.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Provider {
+    /// Any HTTPS endpoint: --url, optional --header K=V, --single.
+    Custom,
+    /// Datadog logs: --site or --url, and --api-key.
+    Datadog,
+    /// Splunk HTTP Event Collector: --host and --token.
+    Splunk,
+    /// Cribl Stream HTTP source: --url and --token.
+    Cribl,
+    /// Azure Monitor Logs Ingestion: --tenant-id, --client-id, --client-secret, --dce-url, --dcr-id, --table.
+    Azure,
+}
+
+impl Provider {
+    fn name(self) -> &'static str {
+        match self {
+            Provider::Custom => "custom",
+            Provider::Datadog => "datadog",
+            Provider::Splunk => "splunk",
+            Provider::Cribl => "cribl",
+            Provider::Azure => "azure",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Stream name, 1 to 64 characters, unique within the org.
+    name: String,
+    /// Kind of destination.
+    #[arg(long, value_enum)]
+    provider: Provider,
+    /// Endpoint URL (custom, cribl), or intake URL override (datadog).
+    #[arg(long)]
+    url: Option<String>,
+    /// Extra HTTP header sent with every request, as NAME=VALUE; repeatable (custom). Values are write-only.
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Send a JSON array of logs per request (custom; the default).
+    #[arg(long, conflicts_with = "single")]
+    batch: bool,
+    /// Send one JSON object per request, the legacy mode (custom). A stream can later move to batch, not back.
+    #[arg(long)]
+    single: bool,
+    /// Datadog site, e.g. datadoghq.com, us3.datadoghq.com, datadoghq.eu (datadog).
+    #[arg(long)]
+    site: Option<String>,
+    /// Datadog API key (datadog); or set HUSH_STREAM_API_KEY.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// HEC base URL, e.g. https://splunk.example.com:8088 (splunk).
+    #[arg(long)]
+    host: Option<String>,
+    /// HEC token (splunk) or HTTP source token (cribl); or set HUSH_STREAM_TOKEN.
+    #[arg(long)]
+    token: Option<String>,
+    /// Microsoft Entra tenant id of the app registration (azure).
+    #[arg(long)]
+    tenant_id: Option<String>,
+    /// Client (application) id of the app registration (azure).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Client secret of the app registration (azure); or set HUSH_STREAM_CLIENT_SECRET.
+    #[arg(long)]
+    client_secret: Option<String>,
+    /// Data collection endpoint URL (azure).
+    #[arg(long)]
+    dce_url: Option<String>,
+    /// Immutable id of the data collection rule, dcr-… (azure).
+    #[arg(long)]
+    dcr_id: Option<String>,
+    /// Custom log table, e.g. HushAudit_CL (azure).
+    #[arg(long)]
+    table: Option<String>,
+    /// Token endpoint base URL override; default https://login.microsoftonline.com (azure).
+    #[arg(long)]
+    login_url: Option<String>,
+    /// Create the stream without first sending the destination a test event.
+    #[arg(long)]
+    skip_test: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Stream id.
+    id: String,
+    /// Earliest time (inclusive): RFC 3339 (`2025-01-31T12:00:00Z`) or a duration ago (`30m`, `1h`, `7d`).
+    #[arg(long, value_parser = parse_since)]
+    since: DateTime<Utc>,
+    /// Latest time (exclusive), RFC 3339; default now.
+    #[arg(long, value_parser = parse_rfc3339)]
+    until: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `NAME=VALUE` → (name, value); the value may contain `=`.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| "expected NAME=VALUE".to_owned())?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the header name before '=' is empty".into());
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("'{text}' is not an RFC 3339 time like 2025-01-31T12:00:00Z ({e})"))
+}
+
+/// An RFC 3339 time, or a duration meaning that long before now.
+fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let ago = crate::config::parse_duration(text).map_err(|_| {
+        format!("'{text}' is neither an RFC 3339 time (2025-01-31T12:00:00Z) nor a duration ago (30m, 1h, 7d)")
+    })?;
+    chrono::Duration::from_std(ago)
+        .ok()
+        .and_then(|ago| Utc::now().checked_sub_signed(ago))
+        .ok_or_else(|| format!("'{text}' reaches too far back"))
+}
+
+fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+}
+
+/// A flag's value, or the environment variable's when the flag is absent (credentials).
+fn flag_or_env(flag: Option<String>, env: &str) -> Option<String> {
+    flag.or_else(|| std::env::var(env).ok()).filter(|v| !v.is_empty())
+}
+
+/// A required value, or an error naming the flag (and the environment variable that may stand in for it).
+fn required(value: Option<String>, provider: Provider, flag: &str, env: Option<&str>) -> anyhow::Result<String> {
+    match value.filter(|v| !v.trim().is_empty()) {
+        Some(value) => Ok(value),
+        None => match env {
+            Some(env) => anyhow::bail!("--provider {} needs {flag} (or {env} in the environment)", provider.name()),
+            None => anyhow::bail!("--provider {} needs {flag}", provider.name()),
+        },
+    }
+}
+
+impl CreateArgs {
+    /// Refuses flags that the chosen provider does not take, so a mistyped command does not silently ignore them.
+    fn reject_foreign_flags(&self) -> anyhow::Result<()> {
+        let given = [
+            ("--url", self.url.is_some(), &[Provider::Custom, Provider::Datadog, Provider::Cribl][..]),
+            ("--header", !self.headers.is_empty(), &[Provider::Custom]),
+            ("--batch", self.batch, &[Provider::Custom]),
+            ("--single", self.single, &[Provider::Custom]),
+            ("--site", self.site.is_some(), &[Provider::Datadog]),
+            ("--api-key", self.api_key.is_some(), &[Provider::Datadog]),
+            ("--host", self.host.is_some(), &[Provider::Splunk]),
+            ("--token", self.token.is_some(), &[Provider::Splunk, Provider::Cribl]),
+            ("--tenant-id", self.tenant_id.is_some(), &[Provider::Azure]),
+            ("--client-id", self.client_id.is_some(), &[Provider::Azure]),
+            ("--client-secret", self.client_secret.is_some(), &[Provider::Azure]),
+            ("--dce-url", self.dce_url.is_some(), &[Provider::Azure]),
+            ("--dcr-id", self.dcr_id.is_some(), &[Provider::Azure]),
+            ("--table", self.table.is_some(), &[Provider::Azure]),
+            ("--login-url", self.login_url.is_some(), &[Provider::Azure]),
+        ];
+        for (flag, present, providers) in given {
+            if present && !providers.contains(&self.provider) {
+                let takers: Vec<&str> = providers.iter().map(|p| p.name()).collect();
+                anyhow::bail!(
+                    "{flag} does not apply to --provider {} (it is for {})",
+                    self.provider.name(),
+                    takers.join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The request's provider config, after checking that every required flag is there.
+    fn provider(self) -> anyhow::Result<pb::create_audit_stream_request::Provider> {
+        use pb::create_audit_stream_request::Provider as P;
+        self.reject_foreign_flags()?;
+        let provider = self.provider;
+        Ok(match provider {
+            Provider::Custom => {
+                let url = required(self.url, provider, "--url", None)?;
+                let mut headers = HashMap::new();
+                for (name, value) in self.headers {
+                    if headers.keys().any(|n: &String| n.eq_ignore_ascii_case(&name)) {
+                        anyhow::bail!("--header {name} is given more than once");
+                    }
+                    headers.insert(name, value);
+                }
+                P::Custom(pb::CustomProvider { url, headers, batch: !self.single })
+            }
+            Provider::Datadog => {
+                let api_key =
+                    required(flag_or_env(self.api_key, API_KEY_ENV), provider, "--api-key", Some(API_KEY_ENV))?;
+                let site = self.site.unwrap_or_default();
+                let url = self.url.unwrap_or_default();
+                if site.trim().is_empty() && url.trim().is_empty() {
+                    anyhow::bail!("--provider datadog needs --site (or --url for a custom intake)");
+                }
+                P::Datadog(pb::DatadogProvider { site, api_key, url })
+            }
+            Provider::Splunk => P::Splunk(pb::SplunkProvider {
+                host: required(self.host, provider, "--host", None)?,
+                token: required(flag_or_env(self.token, TOKEN_ENV), provider, "--token", Some(TOKEN_ENV))?,
+            }),
+            Provider::Cribl => P::Cribl(pb::CriblProvider {
+                url: required(self.url, provider, "--url", None)?,
+                token: required(flag_or_env(self.token, TOKEN_ENV), provider, "--token", Some(TOKEN_ENV))?,
+            }),
+            Provider::Azure => P::Azure(pb::AzureProvider {
+                tenant_id: required(self.tenant_id, provider, "--tenant-id", None)?,
+                client_id: required(self.client_id, provider, "--client-id", None)?,
+                client_secret: required(
+                    flag_or_env(self.client_secret, CLIENT_SECRET_ENV),
+                    provider,
+                    "--client-secret",
+                    Some(CLIENT_SECRET_ENV),
+                )?,
+                dce_url: required(self.dce_url, provider, "--dce-url", None)?,
+                dcr_immutable_id: required(self.dcr_id, provider, "--dcr-id", None)?,
+                table: required(self.table, provider, "--table", None)?,
+                login_url: self.login_url.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+async fn streams_client(target: &Target) -> anyhow::Result<AuditStreamsServiceClient<client::AuthedChannel>> {
+    Ok(AuditStreamsServiceClient::new(client::authed(target.server.as_deref()).await?))
+}
+
+pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
+    match command {
+        StreamsCommand::Create(args) => {
+            let name = args.name.clone();
+            let skip_test = args.skip_test;
+            // Build (and check) the config before connecting, so flag mistakes need no server.
+            let target = Target { server: args.target.server.clone() };
+            let provider = args.provider()?;
+            let request = pb::CreateAuditStreamRequest { name, skip_test, provider: Some(provider) };
+            let response = streams_client(&target).await?.create_audit_stream(request).await.map_err(rpc)?;
+            println!("{}", response.into_inner().audit_stream.context("server sent no stream")?.id);
+        }
+        StreamsCommand::List { target } => {
+            let mut client = streams_client(&target).await?;
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_audit_streams(pb::ListAuditStreamsRequest { page_size: 0, page_token })
+                    .await
+                    .map_err(rpc)?
+                    .into_inner();
+                for stream in page.audit_streams {
+                    println!("{}", stream_json(stream));
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        StreamsCommand::Status { id, target } => {
+            let request = pb::GetAuditStreamStatusRequest { audit_stream_id: id };
+            let response = streams_client(&target).await?.get_audit_stream_status(request).await.map_err(rpc)?;
+            println!("{}", status_json(response.into_inner().status.context("server sent no status")?));
+        }
+        StreamsCommand::Test { id, target } => {
+            let request = pb::TestAuditStreamRequest { audit_stream_id: id };
+            let answer = streams_client(&target).await?.test_audit_stream(request).await.map_err(rpc)?.into_inner();
+            if answer.success {
+                println!("ok {}", answer.status_code);
+            } else if answer.status_code == 0 {
+                anyhow::bail!("the destination could not be reached: {}", answer.message);
+            } else {
+                anyhow::bail!("the destination answered {}: {}", answer.status_code, answer.message);
+            }
+        }
+        StreamsCommand::Backfill(args) => {
+            if args.until.is_some_and(|until| until <= args.since) {
+                anyhow::bail!("--until must be after --since");
+            }
+            let request = pb::BackfillAuditStreamRequest {
+                audit_stream_id: args.id,
+                start_time: Some(timestamp(args.since)),
+                end_time: args.until.map(timestamp),
+            };
+            let response = streams_client(&args.target).await?.backfill_audit_stream(request).await.map_err(rpc)?;
+            println!("{}", response.into_inner().queued_events);
+        }
+        StreamsCommand::Delete { id, target } => {
+            let request = pb::DeleteAuditStreamRequest { audit_stream_id: id };
+            streams_client(&target).await?.delete_audit_stream(request).await.map_err(rpc)?;
+            eprintln!("deleted");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339 (UTC, `Z`), or null when unset or out of range.
+fn time_json(time: Option<prost_types::Timestamp>) -> Value {
+    time.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .map_or(Value::Null, |t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+}
+
+/// One stream as a JSON object: its provider kind and config as the server returned them (credentials redacted).
+fn stream_json(stream: pb::AuditStream) -> Value {
+    use pb::audit_stream::Provider as P;
+    let (kind, config) = match stream.provider {
+        Some(P::Custom(c)) => {
+            let headers: serde_json::Map<String, Value> =
+                c.headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
+            ("custom", json!({ "url": c.url, "headers": headers, "batch": c.batch }))
+        }
+        Some(P::Datadog(d)) => ("datadog", json!({ "site": d.site, "apiKey": d.api_key, "url": d.url })),
+        Some(P::Splunk(s)) => ("splunk", json!({ "host": s.host, "token": s.token })),
+        Some(P::Cribl(c)) => ("cribl", json!({ "url": c.url, "token": c.token })),
+        Some(P::Azure(a)) => (
+            "azure",
+            json!({
+                "tenantId": a.tenant_id,
+                "clientId": a.client_id,
+                "clientSecret": a.client_secret,
+                "dceUrl": a.dce_url,
+                "dcrImmutableId": a.dcr_immutable_id,
+                "table": a.table,
+                "loginUrl": a.login_url,
+            }),
+        ),
+        None => ("", Value::Null),
+    };
+    json!({
+        "id": stream.id,
+        "name": stream.name,
+        "orgId": stream.org_id,
+        "provider": kind,
+        "config": config,
+        "createTime": time_json(stream.create_time),
+        "updateTime": time_json(stream.update_time),
+    })
+}
+
+/// A stream's status as a JSON object; times are RFC 3339 or null, the lag is in (fractional) seconds.
+fn status_json(status: pb::AuditStreamStatus) -> Value {
+    let lag = status.cursor_lag.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9);
+    json!({
+        "id": status.audit_stream_id,
+        "queueDepth": status.queue_depth,
+        "cursorLagSeconds": lag,
+        "lastSuccess": time_json(status.last_success_time),
+        "lastError": Some(status.last_error).filter(|e| !e.is_empty()),
+        "lastErrorTime": time_json(status.last_error_time),
+        "attempts": status.attempts,
+        "deliveredEvents": status.delivered_events,
+        "droppedBatches": status.dropped_batches,
+        "droppedEvents": status.dropped_events,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: StreamsCommand,
+    }
+
+    fn create(args: &[&str]) -> anyhow::Result<pb::create_audit_stream_request::Provider> {
+        let mut argv = vec!["streams", "create"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            StreamsCommand::Create(args) => args.provider(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn custom_defaults_to_batch_and_collects_headers() {
+        use pb::create_audit_stream_request::Provider as P;
+        let args =
+            ["s", "--provider", "custom", "--url", "https://x.example/in", "--header", "a=b=c", "--header", "k=v"];
+        let P::Custom(custom) = create(&args).unwrap() else { panic!() };
+        assert!(custom.batch);
+        assert_eq!(custom.headers["a"], "b=c");
+        assert_eq!(custom.headers["k"], "v");
+        let P::Custom(single) = create(&["s", "--provider", "custom", "--url", "https://x", "--single"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!single.batch);
+        assert!(create(&["s", "--provider", "custom", "--url", "https://x", "--header", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn missing_and_foreign_flags_are_named() {
+        let err = create(&["s", "--provider", "custom"]).unwrap_err().to_string();
+        assert!(err.contains("--url"), "{err}");
+        let err = create(&["s", "--provider", "azure", "--tenant-id", "t"]).unwrap_err().to_string();
+        assert!(err.contains("--client-id"), "{err}");
+        let err =
+            create(&["s", "--provider", "splunk", "--host", "https://h", "--api-key", "k"]).unwrap_err().to_string();
+        assert!(err.contains("--api-key") && err.contains("datadog"), "{err}");
+    }
+
+    #[test]
+    fn since_takes_rfc3339_or_a_duration_ago() {
+        assert_eq!(parse_since("2025-01-31T12:00:00Z").unwrap().to_rfc3339(), "2025-01-31T12:00:00+00:00");
+        let hour_ago = parse_since("1h").unwrap();
+        assert!((hour_ago - (Utc::now() - chrono::Duration::hours(1))).num_seconds().abs() < 5);
+        assert!(parse_since("soon").is_err());
+    }
+}
