@@ -28,7 +28,7 @@ const CLIENT_SECRET_ENV: &str = "HUSH_STREAM_CLIENT_SECRET";
 #[derive(Debug, Subcommand)]
 pub enum StreamsCommand {
     /// Create a stream (after sending the destination a test event, unless --skip-test) and print its id.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Print every stream as one JSON line (credentials redacted), oldest first.
     List {
         #[command(flatten)]
@@ -197,14 +197,45 @@ fn flag_or_env(flag: Option<String>, env: &str) -> Option<String> {
     flag.or_else(|| std::env::var(env).ok()).filter(|v| !v.is_empty())
 }
 
-/// A required value, or an error naming the flag (and the environment variable that may stand in for it).
-fn required(value: Option<String>, provider: Provider, flag: &str, env: Option<&str>) -> anyhow::Result<String> {
-    match value.filter(|v| !v.trim().is_empty()) {
-        Some(value) => Ok(value),
-        None => match env {
-            Some(env) => anyhow::bail!("--provider {} needs {flag} (or {env} in the environment)", provider.name()),
-            None => anyhow::bail!("--provider {} needs {flag}", provider.name()),
-        },
+/// Required flags of one provider that are missing, reported all at once.
+struct Required {
+    provider: Provider,
+    missing: Vec<String>,
+}
+
+impl Required {
+    fn new(provider: Provider) -> Self {
+        Required { provider, missing: Vec::new() }
+    }
+
+    /// The flag's value; when absent or blank, notes the flag as missing and returns an empty string.
+    fn flag(&mut self, value: Option<String>, flag: &str) -> String {
+        match value.filter(|v| !v.trim().is_empty()) {
+            Some(value) => value,
+            None => {
+                self.missing.push(flag.to_owned());
+                String::new()
+            }
+        }
+    }
+
+    /// A credential: the flag's value, else the environment variable's.
+    fn secret(&mut self, value: Option<String>, flag: &str, env: &str) -> String {
+        match flag_or_env(value, env).filter(|v| !v.trim().is_empty()) {
+            Some(value) => value,
+            None => {
+                self.missing.push(format!("{flag} (or {env} in the environment)"));
+                String::new()
+            }
+        }
+    }
+
+    /// An error naming every missing flag, if any.
+    fn check(self) -> anyhow::Result<()> {
+        if self.missing.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!("--provider {} needs {}", self.provider.name(), self.missing.join(", "))
     }
 }
 
@@ -245,10 +276,10 @@ impl CreateArgs {
     fn provider(self) -> anyhow::Result<pb::create_audit_stream_request::Provider> {
         use pb::create_audit_stream_request::Provider as P;
         self.reject_foreign_flags()?;
-        let provider = self.provider;
-        Ok(match provider {
+        let mut need = Required::new(self.provider);
+        let provider = match self.provider {
             Provider::Custom => {
-                let url = required(self.url, provider, "--url", None)?;
+                let url = need.flag(self.url, "--url");
                 let mut headers = HashMap::new();
                 for (name, value) in self.headers {
                     if headers.keys().any(|n: &String| n.eq_ignore_ascii_case(&name)) {
@@ -259,38 +290,37 @@ impl CreateArgs {
                 P::Custom(pb::CustomProvider { url, headers, batch: !self.single })
             }
             Provider::Datadog => {
-                let api_key =
-                    required(flag_or_env(self.api_key, API_KEY_ENV), provider, "--api-key", Some(API_KEY_ENV))?;
-                let site = self.site.unwrap_or_default();
-                let url = self.url.unwrap_or_default();
-                if site.trim().is_empty() && url.trim().is_empty() {
-                    anyhow::bail!("--provider datadog needs --site (or --url for a custom intake)");
+                let site = self.site.filter(|s| !s.trim().is_empty());
+                let url = self.url.filter(|u| !u.trim().is_empty());
+                if site.is_none() && url.is_none() {
+                    need.missing.push("--site (or --url for another intake)".into());
                 }
-                P::Datadog(pb::DatadogProvider { site, api_key, url })
+                P::Datadog(pb::DatadogProvider {
+                    site: site.unwrap_or_default(),
+                    api_key: need.secret(self.api_key, "--api-key", API_KEY_ENV),
+                    url: url.unwrap_or_default(),
+                })
             }
             Provider::Splunk => P::Splunk(pb::SplunkProvider {
-                host: required(self.host, provider, "--host", None)?,
-                token: required(flag_or_env(self.token, TOKEN_ENV), provider, "--token", Some(TOKEN_ENV))?,
+                host: need.flag(self.host, "--host"),
+                token: need.secret(self.token, "--token", TOKEN_ENV),
             }),
             Provider::Cribl => P::Cribl(pb::CriblProvider {
-                url: required(self.url, provider, "--url", None)?,
-                token: required(flag_or_env(self.token, TOKEN_ENV), provider, "--token", Some(TOKEN_ENV))?,
+                url: need.flag(self.url, "--url"),
+                token: need.secret(self.token, "--token", TOKEN_ENV),
             }),
             Provider::Azure => P::Azure(pb::AzureProvider {
-                tenant_id: required(self.tenant_id, provider, "--tenant-id", None)?,
-                client_id: required(self.client_id, provider, "--client-id", None)?,
-                client_secret: required(
-                    flag_or_env(self.client_secret, CLIENT_SECRET_ENV),
-                    provider,
-                    "--client-secret",
-                    Some(CLIENT_SECRET_ENV),
-                )?,
-                dce_url: required(self.dce_url, provider, "--dce-url", None)?,
-                dcr_immutable_id: required(self.dcr_id, provider, "--dcr-id", None)?,
-                table: required(self.table, provider, "--table", None)?,
+                tenant_id: need.flag(self.tenant_id, "--tenant-id"),
+                client_id: need.flag(self.client_id, "--client-id"),
+                client_secret: need.secret(self.client_secret, "--client-secret", CLIENT_SECRET_ENV),
+                dce_url: need.flag(self.dce_url, "--dce-url"),
+                dcr_immutable_id: need.flag(self.dcr_id, "--dcr-id"),
+                table: need.flag(self.table, "--table"),
                 login_url: self.login_url.unwrap_or_default(),
             }),
-        })
+        };
+        need.check()?;
+        Ok(provider)
     }
 }
 
@@ -468,7 +498,10 @@ mod tests {
         let err = create(&["s", "--provider", "custom"]).unwrap_err().to_string();
         assert!(err.contains("--url"), "{err}");
         let err = create(&["s", "--provider", "azure", "--tenant-id", "t"]).unwrap_err().to_string();
-        assert!(err.contains("--client-id"), "{err}");
+        for flag in ["--client-id", "--client-secret", "--dce-url", "--dcr-id", "--table"] {
+            assert!(err.contains(flag), "{err}");
+        }
+        assert!(!err.contains("--tenant-id"), "{err}");
         let err =
             create(&["s", "--provider", "splunk", "--host", "https://h", "--api-key", "k"]).unwrap_err().to_string();
         assert!(err.contains("--api-key") && err.contains("datadog"), "{err}");
