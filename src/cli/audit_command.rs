@@ -7,6 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::time_args::{parse_rfc3339, parse_since, timestamp};
 use super::{
     client,
     commands::{Target, rpc},
@@ -78,30 +79,6 @@ enum ActorType {
     Platform,
     #[value(name = "unknownUser")]
     UnknownUser,
-}
-
-fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("'{text}' is not an RFC 3339 time like 2025-01-31T12:00:00Z ({e})"))
-}
-
-/// An RFC 3339 time, or a duration meaning that long before now.
-fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(time.with_timezone(&Utc));
-    }
-    let ago = crate::config::parse_duration(text).map_err(|_| {
-        format!("'{text}' is neither an RFC 3339 time (2025-01-31T12:00:00Z) nor a duration ago (30m, 1h, 7d)")
-    })?;
-    chrono::Duration::from_std(ago)
-        .ok()
-        .and_then(|ago| Utc::now().checked_sub_signed(ago))
-        .ok_or_else(|| format!("'{text}' reaches too far back"))
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }
 
 impl FilterArgs {

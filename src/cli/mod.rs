@@ -7,6 +7,7 @@ mod events_command;
 mod identity_commands;
 mod session;
 mod streams_command;
+mod time_args;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
