@@ -1,0 +1,865 @@
+//! Load benchmark (not a test): starts the real `hush` binary built by `cargo bench`, then measures
+//!
+//! - event fan-out: write→receive latency over N Subscribe streams and the server's memory per idle
+//!   subscriber;
+//! - secret throughput: CreateSecret, UpdateSecret and GetSecret from 16 concurrent clients;
+//!
+//! on SQLite and on PostgreSQL, and prints a Markdown table per backend. Method and results:
+//! `docs/BENCHMARKS.md`.
+//!
+//! ```sh
+//! cargo bench --bench load -- [--backend sqlite|postgres|both] [--subscribers 1,100,1000,10000] [--ops 2000]
+//! ```
+//!
+//! PostgreSQL runs create a fresh database on the server named by `HUSH_BENCH_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and drop it afterwards.
+
+use std::{
+    fmt::Write as _,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Parser, ValueEnum};
+use hush::pb::{
+    self, events_service_client::EventsServiceClient, identity_service_client::IdentityServiceClient,
+    projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient,
+    subscribe_response::Message,
+};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tokio::{
+    process::{Child, Command},
+    sync::{Semaphore, mpsc},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+/// Subscribe streams multiplexed on one HTTP/2 connection: real clients share connections, but no single
+/// connection should carry an unusual number of streams.
+const STREAMS_PER_CONNECTION: usize = 100;
+/// Subscribe calls in flight at once while opening: each one checks a token and a project in the database, so
+/// an unbounded burst of 10 000 would measure the connection pool's queue instead of the streams.
+const OPEN_CONCURRENCY: usize = 64;
+/// Writes whose fan-out is measured.
+const MEASURED_WRITES: usize = 100;
+/// Pause between measured writes: slow enough that one write's fan-out normally ends before the next starts.
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+/// Wait after every subscriber received the warm-up event before reading RSS, so that buffers of the opening
+/// burst have been released and the reading reflects idle streams.
+const IDLE_SETTLE: Duration = Duration::from_secs(1);
+/// How long opening all streams (and delivering the warm-up event to all of them) may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long subscribers may take after the last write to receive every event; later ones count as missing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the server may take to migrate its database and answer health checks.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between health checks while the server starts.
+const STARTUP_POLL: Duration = Duration::from_millis(50);
+/// Concurrent clients of the throughput phases, each on a connection of its own.
+const THROUGHPUT_CLIENTS: usize = 16;
+/// Clock ticks per second of `/proc/<pid>/stat` CPU times (USER_HZ, 100 on every Linux build in use).
+const USER_HZ: f64 = 100.0;
+/// PostgreSQL server to create benchmark databases on.
+const PG_URL_VAR: &str = "HUSH_BENCH_DATABASE_URL";
+const PG_DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// How long to wait for PostgreSQL before calling it unreachable.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Where the benchmark writes its secrets.
+const ENVIRONMENT: &str = "dev";
+const FANOUT_PATH: &str = "/fanout";
+const THROUGHPUT_PATH: &str = "/load";
+/// A value of the size of a typical API token.
+const VALUE: &str = "bench-value-0123456789abcdef0123";
+/// Index of the write that proves every stream is open; measured writes are numbered from 1.
+const WARMUP_INDEX: usize = 0;
+/// Key prefix of fan-out writes; the write's index follows it.
+const FANOUT_KEY_PREFIX: &str = "LAT_";
+
+#[derive(Debug, Parser)]
+#[command(about = "hush load benchmark: event fan-out and secret throughput")]
+struct Args {
+    /// Database backend(s) to benchmark.
+    #[arg(long, value_enum, default_value = "both")]
+    backend: BackendChoice,
+    /// Subscriber counts of the fan-out runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000,10000")]
+    subscribers: Vec<usize>,
+    /// Writes, and then reads, of the throughput run.
+    #[arg(long, default_value_t = 2000)]
+    ops: usize,
+    /// Passed by `cargo bench` to every benchmark binary; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl BackendChoice {
+    fn backends(self) -> Vec<Backend> {
+        match self {
+            Self::Sqlite => vec![Backend::Sqlite],
+            Self::Postgres => vec![Backend::Postgres],
+            Self::Both => vec![Backend::Sqlite, Backend::Postgres],
+        }
+    }
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.ops >= 2 * THROUGHPUT_CLIENTS,
+        "--ops must be at least {} (every client creates, updates and reads)",
+        2 * THROUGHPUT_CLIENTS
+    );
+    ensure!(args.subscribers.iter().all(|&n| n > 0), "--subscribers counts must be positive");
+    let backends = args.backend.backends();
+    if backends.contains(&Backend::Postgres) {
+        // Fail before spending minutes on SQLite when the second half cannot run.
+        PgDatabase::check_reachable().await?;
+    }
+    for backend in backends {
+        let report = bench_backend(backend, &args).await?;
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// Runs every fan-out size and the throughput phases on `backend`, each on a fresh server and database so
+/// that one run's allocations and rows do not flatter or burden the next.
+async fn bench_backend(backend: Backend, args: &Args) -> Result<String> {
+    let load_before = load_average()?;
+    let mut fanouts = Vec::new();
+    for &subscribers in &args.subscribers {
+        eprintln!("[{}] fan-out to {subscribers} subscribers", backend.name());
+        let server = ServerProcess::start(backend).await?;
+        let result = fanout(&server, subscribers).await;
+        server.stop().await?;
+        fanouts.push(result.with_context(|| format!("{} fan-out to {subscribers}", backend.name()))?);
+    }
+    eprintln!("[{}] throughput, {} clients, {} ops", backend.name(), THROUGHPUT_CLIENTS, args.ops);
+    let server = ServerProcess::start(backend).await?;
+    let phases = throughput(&server, args.ops).await;
+    server.stop().await?;
+    let phases = phases.with_context(|| format!("{} throughput", backend.name()))?;
+    let load_after = load_average()?;
+    Ok(render(backend, &fanouts, &phases, &load_before, &load_after))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Server process
+
+/// A `hush serve` child process on a temporary data dir (and, for PostgreSQL, a fresh database).
+struct ServerProcess {
+    child: Child,
+    pid: u32,
+    url: String,
+    dir: tempfile::TempDir,
+    database: Option<PgDatabase>,
+}
+
+impl ServerProcess {
+    async fn start(backend: Backend) -> Result<Self> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await?),
+        };
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        let log = std::fs::File::create(dir.path().join("server.log")).context("server log file")?;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hush"));
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--listen")
+            .arg(&listen)
+            // The caller's own HUSH_* settings must not redirect the benchmark to another database or key.
+            .env_remove("HUSH_DATABASE_URL")
+            .env_remove("HUSH_ROOT_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        if let Some(database) = &database {
+            command.env("HUSH_DATABASE_URL", &database.url);
+        }
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                if let Some(database) = database {
+                    database.drop_database().await?;
+                }
+                return Err(error).context("spawning the hush binary");
+            }
+        };
+        let pid = child.id().context("server pid")?;
+        let mut server = Self { child, pid, url: format!("http://{listen}"), dir, database };
+        match server.wait_healthy().await {
+            Ok(()) => Ok(server),
+            Err(error) => {
+                server.stop().await.ok();
+                Err(error)
+            }
+        }
+    }
+
+    /// Polls grpc.health.v1 until the server answers SERVING; fails early if the process exits.
+    async fn wait_healthy(&mut self) -> Result<()> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("hush serve exited with {status} during startup:\n{}", self.log_tail());
+            }
+            if self.healthy().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("hush serve not healthy after {STARTUP_TIMEOUT:?}:\n{}", self.log_tail());
+            }
+            tokio::time::sleep(STARTUP_POLL).await;
+        }
+    }
+
+    async fn healthy(&self) -> bool {
+        let Ok(channel) = connect(&self.url).await else { return false };
+        let check = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        check.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn bootstrap_file(&self) -> PathBuf {
+        self.dir.path().join("data").join("bootstrap.json")
+    }
+
+    /// Kills the server (its state is thrown away, so no graceful drain is needed) and drops its database.
+    async fn stop(mut self) -> Result<()> {
+        self.child.start_kill().ok();
+        self.child.wait().await.ok();
+        if let Some(database) = self.database.take() {
+            database.drop_database().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A port that was free a moment ago; the server binds it right after.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a probe port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A database of its own on the PostgreSQL server named by `HUSH_BENCH_DATABASE_URL`.
+struct PgDatabase {
+    server_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn server_url() -> String {
+        std::env::var(PG_URL_VAR).unwrap_or_else(|_| PG_DEFAULT_URL.to_owned())
+    }
+
+    async fn admin(server_url: &str) -> Result<DatabaseConnection> {
+        let mut options = ConnectOptions::new(server_url.to_owned());
+        options.connect_timeout(PG_CONNECT_TIMEOUT).max_connections(1).sqlx_logging(false);
+        Database::connect(options).await.with_context(|| {
+            format!("PostgreSQL is unreachable at {server_url}: start it or set {PG_URL_VAR} to a server where this user may CREATE DATABASE")
+        })
+    }
+
+    async fn check_reachable() -> Result<()> {
+        let admin = Self::admin(&Self::server_url()).await?;
+        admin.execute_unprepared("SELECT 1").await.context("PostgreSQL answers queries")?;
+        admin.close().await.ok();
+        Ok(())
+    }
+
+    async fn create() -> Result<Self> {
+        let server_url = Self::server_url();
+        let name = format!("hush_bench_{}", uuid::Uuid::new_v4().simple());
+        let admin = Self::admin(&server_url).await?;
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.context("CREATE DATABASE")?;
+        admin.close().await.ok();
+        let url = with_database(&server_url, &name);
+        Ok(Self { server_url, name, url })
+    }
+
+    async fn drop_database(self) -> Result<()> {
+        let admin = Self::admin(&self.server_url).await?;
+        let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        admin.execute_unprepared(&drop).await.with_context(|| format!("dropping database {}", self.name))?;
+        admin.close().await.ok();
+        Ok(())
+    }
+}
+
+/// Replaces the database name in a PostgreSQL URL, keeping its query string.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(q) => format!("{server}/{database}?{q}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Clients
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+type Secrets = SecretsServiceClient<Authed>;
+
+/// A new HTTP/2 connection.
+async fn connect(url: &str) -> Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())?.connect().await?)
+}
+
+/// The admin's token and a fresh project on a running server.
+struct Session {
+    url: String,
+    token: String,
+    project: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Bootstrap {
+    client_id: String,
+    client_secret: String,
+}
+
+impl Session {
+    async fn open(server: &ServerProcess) -> Result<Self> {
+        let file = server.bootstrap_file();
+        let bootstrap: Bootstrap = serde_json::from_slice(&std::fs::read(&file).context("reading bootstrap.json")?)?;
+        let login = pb::LoginRequest { client_id: bootstrap.client_id, client_secret: bootstrap.client_secret };
+        let mut identity = IdentityServiceClient::new(connect(&server.url).await?);
+        let token = identity.login(login).await.context("Login")?.into_inner().access_token;
+        let mut session = Self { url: server.url.clone(), token, project: String::new() };
+        let mut projects = ProjectsServiceClient::new(session.authed().await?);
+        let created = projects.create_project(pb::CreateProjectRequest { name: "bench".into() }).await?;
+        session.project = created.into_inner().project.context("CreateProject answered no project")?.id;
+        Ok(session)
+    }
+
+    /// A new connection carrying the admin's token.
+    async fn authed(&self) -> Result<Authed> {
+        let bearer = Bearer(format!("Bearer {}", self.token).parse()?);
+        Ok(InterceptedService::new(connect(&self.url).await?, bearer))
+    }
+
+    async fn secrets(&self) -> Result<Secrets> {
+        Ok(SecretsServiceClient::new(self.authed().await?))
+    }
+
+    async fn create(&self, client: &mut Secrets, path: &str, key: &str) -> Result<()> {
+        let request = pb::CreateSecretRequest {
+            project_id: self.project.clone(),
+            environment: ENVIRONMENT.into(),
+            secret_path: path.into(),
+            key: key.into(),
+            value: VALUE.into(),
+            comment: String::new(),
+        };
+        client.create_secret(request).await.with_context(|| format!("CreateSecret {path}/{key}"))?;
+        Ok(())
+    }
+
+    async fn update(&self, client: &mut Secrets, path: &str, key: &str) -> Result<()> {
+        let request = pb::UpdateSecretRequest {
+            project_id: self.project.clone(),
+            environment: ENVIRONMENT.into(),
+            secret_path: path.into(),
+            key: key.into(),
+            value: format!("{VALUE}-updated"),
+            comment: None,
+        };
+        client.update_secret(request).await.with_context(|| format!("UpdateSecret {path}/{key}"))?;
+        Ok(())
+    }
+
+    async fn read(&self, client: &mut Secrets, path: &str, key: &str) -> Result<()> {
+        let request = pb::GetSecretRequest {
+            project_id: self.project.clone(),
+            environment: ENVIRONMENT.into(),
+            secret_path: path.into(),
+            key: key.into(),
+            include_imports: false,
+            version: 0,
+        };
+        client.get_secret(request).await.with_context(|| format!("GetSecret {path}/{key}"))?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fan-out
+
+/// What one fan-out run measured.
+struct FanoutResult {
+    subscribers: usize,
+    connections: usize,
+    open_time: Duration,
+    rss_before_kib: u64,
+    rss_idle_kib: u64,
+    latency: Option<Summary>,
+    received: usize,
+    expected: usize,
+    write_rpc: Option<Summary>,
+    server_cpu_percent: f64,
+    bench_cpu_percent: f64,
+}
+
+/// When a subscriber received the event of a write: (write index, receive time).
+type Receipt = (usize, Instant);
+
+/// What subscriber tasks report to the coordinator.
+enum Signal {
+    Opened,
+    Warm,
+    Failed(String),
+}
+
+/// Open subscriber tasks.
+struct Subscribers {
+    tasks: Vec<JoinHandle<Vec<Receipt>>>,
+    signals: mpsc::UnboundedReceiver<Signal>,
+    stop: CancellationToken,
+    connections: usize,
+}
+
+async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResult> {
+    let session = Session::open(server).await?;
+    let mut writer = session.secrets().await?;
+    // The first write initialises what every later write shares (the project's data key, statement caches),
+    // so the RSS baseline below is not charged to the subscribers.
+    session.create(&mut writer, FANOUT_PATH, "PRIME").await?;
+    let rss_before_kib = rss_kib(server.pid)?;
+
+    let opening = Instant::now();
+    let mut open = open_subscribers(&session, subscribers).await?;
+    open.wait_for(|s| matches!(s, Signal::Opened), subscribers).await.context("opening streams")?;
+    let open_time = opening.elapsed();
+    // A stream is registered with the server's event hub when Subscribe answers, but only an event proves
+    // the whole path works for every stream.
+    session.create(&mut writer, FANOUT_PATH, &fanout_key(WARMUP_INDEX)).await?;
+    open.wait_for(|s| matches!(s, Signal::Warm), subscribers).await.context("delivering the warm-up event")?;
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let rss_idle_kib = rss_kib(server.pid)?;
+
+    let cpu_before = (cpu_seconds(&server.pid.to_string())?, cpu_seconds("self")?);
+    let started = Instant::now();
+    let (write_times, write_rpc) = measured_writes(&session, &mut writer).await?;
+    let receipts = open.collect().await?;
+    let wall = started.elapsed().as_secs_f64();
+    let server_cpu_percent = 100.0 * (cpu_seconds(&server.pid.to_string())? - cpu_before.0) / wall;
+    let bench_cpu_percent = 100.0 * (cpu_seconds("self")? - cpu_before.1) / wall;
+
+    let received = receipts.len();
+    let latencies = receipts.into_iter().map(|(index, at)| at.saturating_duration_since(write_times[index - 1]));
+    Ok(FanoutResult {
+        subscribers,
+        connections: open.connections,
+        open_time,
+        rss_before_kib,
+        rss_idle_kib,
+        latency: Summary::of(latencies.collect()),
+        received,
+        expected: subscribers * MEASURED_WRITES,
+        write_rpc: Summary::of(write_rpc),
+        server_cpu_percent,
+        bench_cpu_percent,
+    })
+}
+
+fn fanout_key(index: usize) -> String {
+    format!("{FANOUT_KEY_PREFIX}{index:04}")
+}
+
+fn fanout_index(event: &pb::Event) -> Option<usize> {
+    event.secrets.first()?.secret_key.strip_prefix(FANOUT_KEY_PREFIX)?.parse().ok()
+}
+
+/// Makes `MEASURED_WRITES` writes `WRITE_INTERVAL` apart; returns when each started, and each RPC's latency.
+async fn measured_writes(session: &Session, writer: &mut Secrets) -> Result<(Vec<Instant>, Vec<Duration>)> {
+    let mut tick = tokio::time::interval(WRITE_INTERVAL);
+    // A slow write delays the next one instead of causing a burst that would pile fan-outs on each other.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut started = Vec::with_capacity(MEASURED_WRITES);
+    let mut rpc = Vec::with_capacity(MEASURED_WRITES);
+    for index in 1..=MEASURED_WRITES {
+        tick.tick().await;
+        let at = Instant::now();
+        started.push(at);
+        session.create(writer, FANOUT_PATH, &fanout_key(index)).await?;
+        rpc.push(at.elapsed());
+    }
+    Ok((started, rpc))
+}
+
+/// Spawns one task per subscriber, `STREAMS_PER_CONNECTION` of them per connection.
+async fn open_subscribers(session: &Session, count: usize) -> Result<Subscribers> {
+    let connections = count.div_ceil(STREAMS_PER_CONNECTION);
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        clients.push(EventsServiceClient::new(session.authed().await?));
+    }
+    let gate = Arc::new(Semaphore::new(OPEN_CONCURRENCY));
+    let (signal, signals) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let request = pb::SubscribeRequest {
+        project_id: session.project.clone(),
+        registrations: vec![pb::Registration { event_type: "secret:*".into(), conditions: None }],
+        resume_after: None,
+    };
+    let tasks = (0..count)
+        .map(|i| {
+            let client = clients[i / STREAMS_PER_CONNECTION].clone();
+            tokio::spawn(subscriber(client, request.clone(), gate.clone(), signal.clone(), stop.clone()))
+        })
+        .collect();
+    Ok(Subscribers { tasks, signals, stop, connections })
+}
+
+/// One subscriber: opens its stream, reports the warm-up event, then records when each measured event
+/// arrives until it has them all or is stopped.
+async fn subscriber(
+    mut client: EventsServiceClient<Authed>,
+    request: pb::SubscribeRequest,
+    gate: Arc<Semaphore>,
+    signal: mpsc::UnboundedSender<Signal>,
+    stop: CancellationToken,
+) -> Vec<Receipt> {
+    let opened = {
+        let _permit = gate.acquire().await;
+        client.subscribe(request).await
+    };
+    let mut stream = match opened {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            let _ = signal.send(Signal::Failed(format!("Subscribe: {status}")));
+            return Vec::new();
+        }
+    };
+    let _ = signal.send(Signal::Opened);
+    let mut receipts = Vec::with_capacity(MEASURED_WRITES);
+    while receipts.len() < MEASURED_WRITES {
+        let message = tokio::select! {
+            () = stop.cancelled() => break,
+            message = stream.message() => message,
+        };
+        // Taken first, so that the bookkeeping below is not part of the latency.
+        let received = Instant::now();
+        let event = match message {
+            Ok(Some(pb::SubscribeResponse { message: Some(Message::Event(event)) })) => event,
+            Ok(Some(_)) => continue, // heartbeats
+            Ok(None) => {
+                let _ = signal.send(Signal::Failed("stream ended".into()));
+                break;
+            }
+            Err(status) => {
+                let _ = signal.send(Signal::Failed(format!("stream failed: {status}")));
+                break;
+            }
+        };
+        match fanout_index(&event) {
+            Some(WARMUP_INDEX) => {
+                let _ = signal.send(Signal::Warm);
+            }
+            Some(index) => receipts.push((index, received)),
+            None => {}
+        }
+    }
+    receipts
+}
+
+impl Subscribers {
+    /// Waits until `count` subscribers sent a signal `wanted`; fails on the first subscriber failure.
+    async fn wait_for(&mut self, wanted: impl Fn(&Signal) -> bool, count: usize) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + OPEN_TIMEOUT;
+        let mut seen = 0;
+        while seen < count {
+            let signal = tokio::time::timeout_at(deadline, self.signals.recv())
+                .await
+                .map_err(|_| anyhow::anyhow!("only {seen} of {count} subscribers after {OPEN_TIMEOUT:?}"))?
+                .context("subscriber tasks ended")?;
+            match signal {
+                Signal::Failed(reason) => bail!("a subscriber failed: {reason}"),
+                signal if wanted(&signal) => seen += 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every subscriber's receipts, stopping the stragglers after `DRAIN_TIMEOUT`.
+    async fn collect(&mut self) -> Result<Vec<Receipt>> {
+        let stop = self.stop.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+            stop.cancel();
+        });
+        let mut receipts = Vec::with_capacity(self.tasks.len() * MEASURED_WRITES);
+        for task in self.tasks.drain(..) {
+            receipts.extend(task.await.context("subscriber task panicked")?);
+        }
+        timer.abort();
+        Ok(receipts)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Throughput
+
+/// One throughput phase: a kind of request made `requests` times by all clients together.
+struct Phase {
+    name: &'static str,
+    requests: usize,
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Create,
+    Update,
+    Read,
+}
+
+async fn throughput(server: &ServerProcess, ops: usize) -> Result<Vec<Phase>> {
+    let session = Arc::new(Session::open(server).await?);
+    let mut clients = Vec::with_capacity(THROUGHPUT_CLIENTS);
+    for client in 0..THROUGHPUT_CLIENTS {
+        let mut secrets = session.secrets().await?;
+        // Untimed first call per connection: authentication and HTTP/2 setup paths are warm for the phases.
+        session.create(&mut secrets, THROUGHPUT_PATH, &format!("WARM_{client}")).await?;
+        clients.push(secrets);
+    }
+    // Half the writes create keys and half update them, so both write paths are measured on distinct keys.
+    let creates = ops / 2;
+    let create = run_phase("CreateSecret", Op::Create, creates, creates, &session, &clients).await?;
+    let update = run_phase("UpdateSecret", Op::Update, ops - creates, creates, &session, &clients).await?;
+    let read = run_phase("GetSecret", Op::Read, ops, creates, &session, &clients).await?;
+    let writes = Phase {
+        name: "writes (create + update)",
+        requests: create.requests + update.requests,
+        wall: create.wall + update.wall,
+        latencies: create.latencies.iter().chain(&update.latencies).copied().collect(),
+    };
+    Ok(vec![create, update, writes, read])
+}
+
+/// Splits `requests` round-robin over the clients, which run concurrently; request `i` touches key
+/// `i % keys`.
+async fn run_phase(
+    name: &'static str,
+    op: Op,
+    requests: usize,
+    keys: usize,
+    session: &Arc<Session>,
+    clients: &[Secrets],
+) -> Result<Phase> {
+    let started = Instant::now();
+    let tasks: Vec<JoinHandle<Result<Vec<Duration>>>> = clients
+        .iter()
+        .enumerate()
+        .map(|(first, client)| {
+            let (mut client, session) = (client.clone(), session.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                for i in (first..requests).step_by(THROUGHPUT_CLIENTS) {
+                    let key = format!("K{:06}", i % keys);
+                    let at = Instant::now();
+                    match op {
+                        Op::Create => session.create(&mut client, THROUGHPUT_PATH, &key).await?,
+                        Op::Update => session.update(&mut client, THROUGHPUT_PATH, &key).await?,
+                        Op::Read => session.read(&mut client, THROUGHPUT_PATH, &key).await?,
+                    }
+                    latencies.push(at.elapsed());
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(requests);
+    for task in tasks {
+        latencies.extend(task.await.context("client task panicked")??);
+    }
+    Ok(Phase { name, requests, wall: started.elapsed(), latencies })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Measurements
+
+/// Percentiles of a set of samples.
+struct Summary {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Summary {
+    /// Nearest-rank percentiles over the sorted samples; `None` when there are none.
+    fn of(mut samples: Vec<Duration>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let rank = |p: f64| {
+            let rank = (p / 100.0 * samples.len() as f64).ceil() as usize;
+            samples[rank.clamp(1, samples.len()) - 1]
+        };
+        Some(Self { p50: rank(50.0), p99: rank(99.0), max: samples[samples.len() - 1] })
+    }
+}
+
+/// Resident set size of a process, from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
+    line.split_whitespace().nth(1).context("empty VmRSS line")?.parse().context("VmRSS value")
+}
+
+/// User + system CPU time of all threads of a process (`self` or a pid), from `/proc/<pid>/stat`.
+fn cpu_seconds(process: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(Path::new("/proc").join(process).join("stat")).context("reading stat")?;
+    // The command name may contain spaces; fields are counted from after its closing parenthesis, where
+    // field 3 (state) comes first, so utime (14) and stime (15) are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) / USER_HZ)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> Result<String> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    Ok(loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Report
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2}", duration.as_secs_f64() * 1e3)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn percentiles(summary: &Option<Summary>) -> [String; 3] {
+    match summary {
+        Some(s) => [ms(s.p50), ms(s.p99), ms(s.max)],
+        None => ["–".into(), "–".into(), "–".into()],
+    }
+}
+
+fn render(backend: Backend, fanouts: &[FanoutResult], phases: &[Phase], load_before: &str, load_after: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n## {}\n", backend.name());
+    let _ = writeln!(out, "Load average (1/5/15 min) before: {load_before}; after: {load_after}.\n");
+    if !fanouts.is_empty() {
+        render_fanouts(&mut out, fanouts);
+    }
+    render_phases(&mut out, phases);
+    out
+}
+
+fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
+    let _ = writeln!(
+        out,
+        "Event fan-out: {MEASURED_WRITES} CreateSecret writes {} ms apart; latency = write RPC start → event \
+         received, over every (write, subscriber) pair. CPU in % of one core during the writes and drain.\n",
+        WRITE_INTERVAL.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "| subscribers | connections | open all (ms) | server RSS before → idle (MiB) | RSS per idle subscriber (KiB) \
+         | events received | latency p50 (ms) | p99 (ms) | max (ms) | write RPC p50 / p99 (ms) | server CPU | bench CPU |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for f in fanouts {
+        let per_subscriber = (f.rss_idle_kib as f64 - f.rss_before_kib as f64) / f.subscribers as f64;
+        let [p50, p99, max] = percentiles(&f.latency);
+        let [write_p50, write_p99, _] = percentiles(&f.write_rpc);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} → {} | {per_subscriber:.1} | {}/{} | {p50} | {p99} | {max} | {write_p50} / {write_p99} \
+             | {:.0}% | {:.0}% |",
+            f.subscribers,
+            f.connections,
+            ms(f.open_time),
+            mib(f.rss_before_kib),
+            mib(f.rss_idle_kib),
+            f.received,
+            f.expected,
+            f.server_cpu_percent,
+            f.bench_cpu_percent,
+        );
+    }
+    let _ = writeln!(out);
+}
+
+fn render_phases(out: &mut String, phases: &[Phase]) {
+    let _ = writeln!(out, "Throughput: {THROUGHPUT_CLIENTS} concurrent clients, one connection each.\n");
+    let _ = writeln!(out, "| operation | requests | wall (s) | ops/s | p50 (ms) | p99 (ms) | max (ms) |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for phase in phases {
+        let [p50, p99, max] = percentiles(&Summary::of(phase.latencies.clone()));
+        let wall = phase.wall.as_secs_f64();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {wall:.2} | {:.0} | {p50} | {p99} | {max} |",
+            phase.name,
+            phase.requests,
+            phase.requests as f64 / wall
+        );
+    }
+}
