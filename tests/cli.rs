@@ -4,27 +4,11 @@ mod common;
 
 use std::{process::Stdio, time::Duration};
 
-use common::{Backend, TestServer};
+use common::{
+    Backend, TestServer,
+    cli::{HUSH, hush},
+};
 use tokio::process::Command;
-
-const HUSH: &str = env!("CARGO_BIN_EXE_hush");
-
-/// Runs `hush args…` with its session kept in `config_dir`; returns stdout, panicking with stderr on failure.
-async fn hush(config_dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(HUSH)
-        .args(args)
-        .env("HUSH_CONFIG_DIR", config_dir)
-        .env_remove("HUSH_TOKEN")
-        .env_remove("HUSH_SERVER")
-        .output()
-        .await
-        .expect("run hush");
-    if output.status.success() {
-        Ok(String::from_utf8(output.stdout).unwrap())
-    } else {
-        Err(String::from_utf8(output.stderr).unwrap())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_logs_in_and_manages_secrets() {

@@ -3,26 +3,14 @@
 mod common;
 
 use common::{Backend, TestServer, http1};
-use tokio::process::Command;
-
-const HUSH: &str = env!("CARGO_BIN_EXE_hush");
 
 /// A value that must never show up in the audit output.
 const VALUE: &str = "cli-audit-marker-9c2f51";
 
 /// Runs `hush args…` with its session kept in `config_dir`; returns (stdout, stderr) on success, stderr on failure.
 async fn hush(config_dir: &std::path::Path, args: &[&str]) -> Result<(String, String), String> {
-    let output = Command::new(HUSH)
-        .args(args)
-        .env("HUSH_CONFIG_DIR", config_dir)
-        .env_remove("HUSH_TOKEN")
-        .env_remove("HUSH_SERVER")
-        .env_remove("HUSH_PROJECT")
-        .output()
-        .await
-        .expect("run hush");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    if output.status.success() { Ok((String::from_utf8(output.stdout).unwrap(), stderr)) } else { Err(stderr) }
+    let run = common::cli::run(config_dir, args).await;
+    if run.success { Ok((run.stdout, run.stderr)) } else { Err(run.stderr) }
 }
 
 /// Stdout of a successful run, as JSON objects, one per line.

@@ -5,27 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Backend, TestServer};
-use tokio::process::Command;
-
-const HUSH: &str = env!("CARGO_BIN_EXE_hush");
-
-/// Runs `hush args…` with its session kept in `config_dir`; returns stdout, or stderr on failure.
-async fn hush(config_dir: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(HUSH)
-        .args(args)
-        .env("HUSH_CONFIG_DIR", config_dir)
-        .env_remove("HUSH_TOKEN")
-        .env_remove("HUSH_SERVER")
-        .output()
-        .await
-        .expect("run hush");
-    if output.status.success() {
-        Ok(String::from_utf8(output.stdout).unwrap())
-    } else {
-        Err(String::from_utf8(output.stderr).unwrap())
-    }
-}
+use common::{Backend, TestServer, cli::hush};
 
 /// `hush secrets get K --project P --env ENV --path PATH`.
 async fn get_secret(config_dir: &Path, project: &str, env: &str, path: &str) -> Result<String, String> {

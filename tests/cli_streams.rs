@@ -8,9 +8,6 @@ use common::{
     Backend, TestServer,
     receiver::{Receiver, eventually},
 };
-use tokio::process::Command;
-
-const HUSH: &str = env!("CARGO_BIN_EXE_hush");
 
 /// The custom header's value: a credential that no CLI output may ever show.
 const HEADER_SECRET: &str = "abc123";
@@ -18,23 +15,11 @@ const HEADER_SECRET: &str = "abc123";
 /// Runs `hush args…` with its session kept in `config_dir`; returns stdout on success, stderr on failure. No
 /// output, stdout or stderr, may contain the header credential.
 async fn hush(config_dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(HUSH)
-        .args(args)
-        .env("HUSH_CONFIG_DIR", config_dir)
-        .env_remove("HUSH_TOKEN")
-        .env_remove("HUSH_SERVER")
-        .env_remove("HUSH_STREAM_TOKEN")
-        .env_remove("HUSH_STREAM_API_KEY")
-        .env_remove("HUSH_STREAM_CLIENT_SECRET")
-        .output()
-        .await
-        .expect("run hush");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let common::cli::Run { success, stdout, stderr } = common::cli::run(config_dir, args).await;
     let shown_args: Vec<&str> = args.iter().copied().filter(|a| !a.contains(HEADER_SECRET)).collect();
     assert!(!stdout.contains(HEADER_SECRET), "hush {shown_args:?} printed the credential: {stdout}");
     assert!(!stderr.contains(HEADER_SECRET), "hush {shown_args:?} printed the credential: {stderr}");
-    if output.status.success() { Ok(stdout) } else { Err(stderr) }
+    if success { Ok(stdout) } else { Err(stderr) }
 }
 
 async fn ok(config_dir: &std::path::Path, args: &[&str]) -> String {
