@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{
     client::{self, AuthedChannel},
     commands::{Target, rpc},
 };
-use crate::pb::{self, identity_service_client::IdentityServiceClient};
+use crate::{
+    identity::policy::RawPolicy,
+    pb::{self, identity_service_client::IdentityServiceClient},
+};
 
 /// An IdentityService client for `target`, with the saved session's token.
 async fn identity_client(target: &Target) -> anyhow::Result<IdentityServiceClient<AuthedChannel>> {
@@ -222,43 +225,6 @@ pub enum RolesCommand {
 }
 
 /// One policy as the `--policies` flag takes it and `roles list` prints it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyJson {
-    subject: String,
-    actions: Vec<String>,
-    #[serde(default)]
-    environments: Vec<String>,
-    #[serde(default)]
-    secret_path: String,
-    #[serde(default)]
-    inverted: bool,
-}
-
-impl From<PolicyJson> for pb::Policy {
-    fn from(p: PolicyJson) -> Self {
-        Self {
-            subject: p.subject,
-            actions: p.actions,
-            conditions: Some(pb::PolicyConditions { environments: p.environments, secret_path: p.secret_path }),
-            inverted: p.inverted,
-        }
-    }
-}
-
-impl From<pb::Policy> for PolicyJson {
-    fn from(p: pb::Policy) -> Self {
-        let conditions = p.conditions.unwrap_or_default();
-        Self {
-            subject: p.subject,
-            actions: p.actions,
-            environments: conditions.environments,
-            secret_path: conditions.secret_path,
-            inverted: p.inverted,
-        }
-    }
-}
-
 /// One line of `roles list`.
 #[derive(Serialize)]
 struct RoleJson {
@@ -266,7 +232,7 @@ struct RoleJson {
     name: String,
     description: String,
     built_in: bool,
-    policies: Vec<PolicyJson>,
+    policies: Vec<RawPolicy>,
 }
 
 /// Reads the `--policies` value: inline JSON, or `@path` to read it from a file.
@@ -275,7 +241,7 @@ fn parse_policies(value: &str) -> anyhow::Result<Vec<pb::Policy>> {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("--policies: reading {path}"))?,
         None => value.to_owned(),
     };
-    let policies: Vec<PolicyJson> = serde_json::from_str(&text).context(
+    let policies: Vec<RawPolicy> = serde_json::from_str(&text).context(
         "--policies: expected a JSON array of {\"subject\", \"actions\", \"environments\", \"secret_path\", \"inverted\"}",
     )?;
     Ok(policies.into_iter().map(Into::into).collect())

@@ -186,8 +186,10 @@ impl PolicyError {
     }
 }
 
-/// A policy as stored (JSON in the roles table) and as received from the API, before validation.
+/// A policy as stored (JSON in the roles table), as received from the API and as the CLI reads and prints it,
+/// before validation. Unknown fields are refused, so a typo such as `enviroments` cannot silently widen a rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     pub subject: String,
     pub actions: Vec<String>,
