@@ -5,7 +5,6 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use http::{HeaderName, Method};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -162,7 +161,12 @@ impl Server {
             .accept_http1(true)
             .layer(stack)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+            // Small gRPC frames (events, heartbeats) must not wait for delayed ACKs: without TCP_NODELAY a
+            // stream's p99 latency gains ~40 ms (measured with benches/load.rs).
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown.cancelled_owned(),
+            )
             .await?;
         tracing::info!("hush stopped");
         Ok(())
