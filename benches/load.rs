@@ -135,8 +135,18 @@ impl Backend {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole chain on one line, without the backtrace anyhow adds under RUST_BACKTRACE.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
     ensure!(
         args.ops >= 2 * THROUGHPUT_CLIENTS,
         "--ops must be at least {} (every client creates, updates and reads)",
@@ -453,8 +463,8 @@ struct FanoutResult {
     received: usize,
     expected: usize,
     write_rpc: Option<Summary>,
-    server_cpu_percent: f64,
-    bench_cpu_percent: f64,
+    /// During the measured writes and until every event was received.
+    cpu: CpuUse,
 }
 
 /// When a subscriber received the event of a write: (write index, receive time).
@@ -494,13 +504,10 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle_kib = rss_kib(server.pid)?;
 
-    let cpu_before = (cpu_seconds(&server.pid.to_string())?, cpu_seconds("self")?);
-    let started = Instant::now();
+    let cpu = CpuMeter::start(server.pid)?;
     let (write_times, write_rpc) = measured_writes(&session, &mut writer).await?;
     let receipts = open.collect().await?;
-    let wall = started.elapsed().as_secs_f64();
-    let server_cpu_percent = 100.0 * (cpu_seconds(&server.pid.to_string())? - cpu_before.0) / wall;
-    let bench_cpu_percent = 100.0 * (cpu_seconds("self")? - cpu_before.1) / wall;
+    let cpu = cpu.stop()?;
 
     let received = receipts.len();
     let latencies = receipts.into_iter().map(|(index, at)| at.saturating_duration_since(write_times[index - 1]));
@@ -514,8 +521,7 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
         received,
         expected: subscribers * MEASURED_WRITES,
         write_rpc: Summary::of(write_rpc),
-        server_cpu_percent,
-        bench_cpu_percent,
+        cpu,
     })
 }
 
@@ -664,6 +670,7 @@ struct Phase {
     requests: usize,
     wall: Duration,
     latencies: Vec<Duration>,
+    cpu: CpuUse,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -674,65 +681,84 @@ enum Op {
 }
 
 async fn throughput(server: &ServerProcess, ops: usize) -> Result<Vec<Phase>> {
-    let session = Arc::new(Session::open(server).await?);
-    let mut clients = Vec::with_capacity(THROUGHPUT_CLIENTS);
-    for client in 0..THROUGHPUT_CLIENTS {
-        let mut secrets = session.secrets().await?;
-        // Untimed first call per connection: authentication and HTTP/2 setup paths are warm for the phases.
-        session.create(&mut secrets, THROUGHPUT_PATH, &format!("WARM_{client}")).await?;
-        clients.push(secrets);
-    }
+    let load = LoadClients::connect(server).await?;
     // Half the writes create keys and half update them, so both write paths are measured on distinct keys.
     let creates = ops / 2;
-    let create = run_phase("CreateSecret", Op::Create, creates, creates, &session, &clients).await?;
-    let update = run_phase("UpdateSecret", Op::Update, ops - creates, creates, &session, &clients).await?;
-    let read = run_phase("GetSecret", Op::Read, ops, creates, &session, &clients).await?;
+    let create = load.run("CreateSecret", Op::Create, creates, creates).await?;
+    let update = load.run("UpdateSecret", Op::Update, ops - creates, creates).await?;
+    let read = load.run("GetSecret", Op::Read, ops, creates).await?;
     let writes = Phase {
         name: "writes (create + update)",
         requests: create.requests + update.requests,
         wall: create.wall + update.wall,
         latencies: create.latencies.iter().chain(&update.latencies).copied().collect(),
+        cpu: create.cpu.plus(&update.cpu),
     };
     Ok(vec![create, update, writes, read])
 }
 
-/// Splits `requests` round-robin over the clients, which run concurrently; request `i` touches key
-/// `i % keys`.
-async fn run_phase(
-    name: &'static str,
-    op: Op,
-    requests: usize,
-    keys: usize,
-    session: &Arc<Session>,
-    clients: &[Secrets],
-) -> Result<Phase> {
-    let started = Instant::now();
-    let tasks: Vec<JoinHandle<Result<Vec<Duration>>>> = clients
-        .iter()
-        .enumerate()
-        .map(|(first, client)| {
-            let (mut client, session) = (client.clone(), session.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                for i in (first..requests).step_by(THROUGHPUT_CLIENTS) {
-                    let key = format!("K{:06}", i % keys);
-                    let at = Instant::now();
-                    match op {
-                        Op::Create => session.create(&mut client, THROUGHPUT_PATH, &key).await?,
-                        Op::Update => session.update(&mut client, THROUGHPUT_PATH, &key).await?,
-                        Op::Read => session.read(&mut client, THROUGHPUT_PATH, &key).await?,
-                    }
-                    latencies.push(at.elapsed());
-                }
-                Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(requests);
-    for task in tasks {
-        latencies.extend(task.await.context("client task panicked")??);
+/// The concurrent clients of the throughput phases.
+struct LoadClients {
+    session: Arc<Session>,
+    clients: Vec<Secrets>,
+    server_pid: u32,
+}
+
+impl LoadClients {
+    async fn connect(server: &ServerProcess) -> Result<Self> {
+        let session = Arc::new(Session::open(server).await?);
+        let mut clients = Vec::with_capacity(THROUGHPUT_CLIENTS);
+        for client in 0..THROUGHPUT_CLIENTS {
+            let mut secrets = session.secrets().await?;
+            // Untimed first call per connection: authentication and HTTP/2 setup paths are warm for the phases.
+            session.create(&mut secrets, THROUGHPUT_PATH, &format!("WARM_{client}")).await?;
+            clients.push(secrets);
+        }
+        Ok(Self { session, clients, server_pid: server.pid })
     }
-    Ok(Phase { name, requests, wall: started.elapsed(), latencies })
+
+    /// Splits `requests` round-robin over the clients, which run concurrently, each waiting for its previous
+    /// answer before the next request; request `i` touches key `i % keys`.
+    async fn run(&self, name: &'static str, op: Op, requests: usize, keys: usize) -> Result<Phase> {
+        let cpu = CpuMeter::start(self.server_pid)?;
+        let started = Instant::now();
+        let tasks: Vec<JoinHandle<Result<Vec<Duration>>>> = self
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(first, client)| {
+                let indices = (first..requests).step_by(THROUGHPUT_CLIENTS);
+                tokio::spawn(one_client(self.session.clone(), client.clone(), op, indices, keys))
+            })
+            .collect();
+        let mut latencies = Vec::with_capacity(requests);
+        for task in tasks {
+            latencies.extend(task.await.context("client task panicked")??);
+        }
+        Ok(Phase { name, requests, wall: started.elapsed(), latencies, cpu: cpu.stop()? })
+    }
+}
+
+/// Makes one client's share of a phase's requests in sequence; returns each request's latency.
+async fn one_client(
+    session: Arc<Session>,
+    mut client: Secrets,
+    op: Op,
+    indices: impl Iterator<Item = usize>,
+    keys: usize,
+) -> Result<Vec<Duration>> {
+    let mut latencies = Vec::new();
+    for i in indices {
+        let key = format!("K{:06}", i % keys);
+        let at = Instant::now();
+        match op {
+            Op::Create => session.create(&mut client, THROUGHPUT_PATH, &key).await?,
+            Op::Update => session.update(&mut client, THROUGHPUT_PATH, &key).await?,
+            Op::Read => session.read(&mut client, THROUGHPUT_PATH, &key).await?,
+        }
+        latencies.push(at.elapsed());
+    }
+    Ok(latencies)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -775,6 +801,59 @@ fn cpu_seconds(process: &str) -> Result<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
     let ticks = |i: usize| -> Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
     Ok((ticks(11)? + ticks(12)?) / USER_HZ)
+}
+
+/// CPU time used by the server and by this process over a wall-clock interval.
+struct CpuUse {
+    server_seconds: f64,
+    bench_seconds: f64,
+    wall_seconds: f64,
+}
+
+impl CpuUse {
+    /// Server CPU in % of one core (200% = both cores of the benchmark machine).
+    fn server_percent(&self) -> f64 {
+        100.0 * self.server_seconds / self.wall_seconds
+    }
+
+    /// This process's (the clients') CPU in % of one core.
+    fn bench_percent(&self) -> f64 {
+        100.0 * self.bench_seconds / self.wall_seconds
+    }
+
+    /// Two consecutive intervals as one.
+    fn plus(&self, other: &CpuUse) -> CpuUse {
+        CpuUse {
+            server_seconds: self.server_seconds + other.server_seconds,
+            bench_seconds: self.bench_seconds + other.bench_seconds,
+            wall_seconds: self.wall_seconds + other.wall_seconds,
+        }
+    }
+}
+
+/// Measures `CpuUse` from `start` to `stop`: the machine has two cores shared by the server and the
+/// clients, so this shows which side a result is limited by.
+struct CpuMeter {
+    server_pid: String,
+    server_start: f64,
+    bench_start: f64,
+    started: Instant,
+}
+
+impl CpuMeter {
+    fn start(server_pid: u32) -> Result<Self> {
+        let server_pid = server_pid.to_string();
+        let server_start = cpu_seconds(&server_pid)?;
+        Ok(Self { server_start, bench_start: cpu_seconds("self")?, started: Instant::now(), server_pid })
+    }
+
+    fn stop(self) -> Result<CpuUse> {
+        Ok(CpuUse {
+            server_seconds: cpu_seconds(&self.server_pid)? - self.server_start,
+            bench_seconds: cpu_seconds("self")? - self.bench_start,
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -840,26 +919,34 @@ fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
             mib(f.rss_idle_kib),
             f.received,
             f.expected,
-            f.server_cpu_percent,
-            f.bench_cpu_percent,
+            f.cpu.server_percent(),
+            f.cpu.bench_percent(),
         );
     }
     let _ = writeln!(out);
 }
 
 fn render_phases(out: &mut String, phases: &[Phase]) {
-    let _ = writeln!(out, "Throughput: {THROUGHPUT_CLIENTS} concurrent clients, one connection each.\n");
-    let _ = writeln!(out, "| operation | requests | wall (s) | ops/s | p50 (ms) | p99 (ms) | max (ms) |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "Throughput: {THROUGHPUT_CLIENTS} concurrent clients, one connection each; CPU in % of one core.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| operation | requests | wall (s) | ops/s | p50 (ms) | p99 (ms) | max (ms) | server CPU | bench CPU |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for phase in phases {
         let [p50, p99, max] = percentiles(&Summary::of(phase.latencies.clone()));
         let wall = phase.wall.as_secs_f64();
         let _ = writeln!(
             out,
-            "| {} | {} | {wall:.2} | {:.0} | {p50} | {p99} | {max} |",
+            "| {} | {} | {wall:.2} | {:.0} | {p50} | {p99} | {max} | {:.0}% | {:.0}% |",
             phase.name,
             phase.requests,
-            phase.requests as f64 / wall
+            phase.requests as f64 / wall,
+            phase.cpu.server_percent(),
+            phase.cpu.bench_percent(),
         );
     }
 }
