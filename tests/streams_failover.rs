@@ -48,6 +48,19 @@ async fn spawn_server_logging(data: &std::path::Path, port: u16, stderr: Stdio) 
     panic!("hush serve did not come up");
 }
 
+/// A Custom stream in legacy single mode (one request per entry) to `<url>/in`, created without a test event.
+fn single_mode_stream(name: &str, url: &str) -> pb::CreateAuditStreamRequest {
+    pb::CreateAuditStreamRequest {
+        name: name.into(),
+        skip_test: true,
+        provider: Some(pb::create_audit_stream_request::Provider::Custom(pb::CustomProvider {
+            url: format!("{url}/in"),
+            headers: Default::default(),
+            batch: false,
+        })),
+    }
+}
+
 type Authed = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, common::Bearer>;
 
 async fn login(channel: tonic::transport::Channel, data: &std::path::Path) -> Authed {
@@ -77,18 +90,7 @@ async fn sigkill_mid_delivery_loses_nothing() {
     let (mut server, channel) = spawn_server(data.path(), port).await;
     let authed = login(channel, data.path()).await;
     let mut streams = AuditStreamsServiceClient::new(authed.clone());
-    streams
-        .create_audit_stream(pb::CreateAuditStreamRequest {
-            name: "crash".into(),
-            skip_test: true,
-            provider: Some(pb::create_audit_stream_request::Provider::Custom(pb::CustomProvider {
-                url: format!("{url}/in"),
-                headers: Default::default(),
-                batch: false,
-            })),
-        })
-        .await
-        .unwrap();
+    streams.create_audit_stream(single_mode_stream("crash", &url)).await.unwrap();
     let mut projects = ProjectsServiceClient::new(authed);
     let project = projects
         .create_project(pb::CreateProjectRequest { name: "p".into() })
@@ -132,18 +134,7 @@ async fn two_instances_never_send_concurrently_and_take_over() {
     *receiver.delay.lock().unwrap() = Duration::from_millis(30);
     let (url, _serving) = receiver.start().await;
     let mut streams = AuditStreamsServiceClient::new(a.authed(&a.admin_token().await).await);
-    streams
-        .create_audit_stream(pb::CreateAuditStreamRequest {
-            name: "shared".into(),
-            skip_test: true,
-            provider: Some(pb::create_audit_stream_request::Provider::Custom(pb::CustomProvider {
-                url: format!("{url}/in"),
-                headers: Default::default(),
-                batch: false,
-            })),
-        })
-        .await
-        .unwrap();
+    streams.create_audit_stream(single_mode_stream("shared", &url)).await.unwrap();
     let project = a.project("p").await;
     // A delivers first and so holds the lease; then B starts and competes for it.
     eventually(Duration::from_secs(10), "A's first delivery", || !receiver.ids("/in").is_empty()).await;
