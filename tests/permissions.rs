@@ -291,6 +291,18 @@ async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("policies[0].conditions.secret_path"), "{}", bad.message());
+    let other = create_role(&server, "other-role", vec![policy("secrets", &["read"], &[], "", false)]).await;
+    let clash = admin
+        .update_role(pb::UpdateRoleRequest {
+            role_id: other.clone(),
+            name: "dev-and-prod-reader".into(),
+            description: String::new(),
+            policies: vec![policy("secrets", &["read"], &[], "", false)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(clash.code(), Code::AlreadyExists, "renaming onto a taken name: {}", clash.message());
+    admin.delete_role(pb::DeleteRoleRequest { role_id: other }).await.unwrap();
     let roles = admin.list_roles(pb::ListRolesRequest::default()).await.unwrap().into_inner().roles;
     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, vec!["admin", "member", "viewer", "dev-and-prod-reader"]);

@@ -127,14 +127,7 @@ impl Identities {
         let stored = validate_role(name, policies)?;
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Create, Resource::default())?;
-        let taken = role::Entity::find()
-            .filter(role::Column::OrgId.eq(&caller.org_id))
-            .filter(role::Column::Name.eq(name.trim()))
-            .one(&*txn)
-            .await?;
-        if taken.is_some() {
-            return Err(IdentityError::AlreadyExists(format!("role '{}'", name.trim())));
-        }
+        name_is_free(&*txn, caller, name, None).await?;
         let row = role::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             org_id: Set(caller.org_id.clone()),
@@ -168,6 +161,7 @@ impl Identities {
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Edit, Resource::default())?;
         let row = self.custom_role(&*txn, caller, role_id).await?;
+        name_is_free(&*txn, caller, name, Some(&row.id)).await?;
         let mut active = row.into_active_model();
         active.name = Set(name.trim().to_owned());
         active.description = Set(description.to_owned());
@@ -263,6 +257,27 @@ impl Identities {
         audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry)).await?;
         txn.commit().await?;
         Ok(())
+    }
+}
+
+/// Fails with ALREADY_EXISTS when another role of the caller's org (not `except`) has `name`, rather than
+/// leaving it to the unique index, whose violation would surface as an internal error.
+async fn name_is_free(
+    db: &impl ConnectionTrait,
+    caller: &Principal,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), IdentityError> {
+    let taken = role::Entity::find()
+        .filter(role::Column::OrgId.eq(&caller.org_id))
+        .filter(role::Column::Name.eq(name.trim()))
+        .one(db)
+        .await?;
+    match taken {
+        Some(other) if Some(other.id.as_str()) != except => {
+            Err(IdentityError::AlreadyExists(format!("role '{}'", name.trim())))
+        }
+        _ => Ok(()),
     }
 }
 
