@@ -109,6 +109,11 @@ impl PathGlob {
         let pattern: Vec<&str> = self.segments.iter().map(String::as_str).collect();
         match_segments(&pattern, &parts)
     }
+
+    /// The glob's segments, `*` and `**` included.
+    pub(crate) fn segments(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.segments.iter().map(String::as_str)
+    }
 }
 
 /// Matches glob segments against path segments without backtracking: `reach[j]` is whether the glob's
@@ -288,9 +293,9 @@ mod tests {
     fn reference_wildcard(pattern: &str, text: &str) -> bool {
         match pattern.split_once('*') {
             None => pattern == text,
-            Some((head, tail)) => {
-                text.strip_prefix(head).is_some_and(|rest| (0..=rest.len()).any(|i| reference_wildcard(tail, &rest[i..])))
-            }
+            Some((head, tail)) => text
+                .strip_prefix(head)
+                .is_some_and(|rest| (0..=rest.len()).any(|i| reference_wildcard(tail, &rest[i..]))),
         }
     }
 
