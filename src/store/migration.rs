@@ -140,7 +140,8 @@ impl MigrationTrait for AuditStreams {
 }
 
 /// Tokens remember the client secret that minted them (so revoking it revokes them), and identity names become
-/// unique per org as the contract says (older duplicates are renamed `<name>-<id suffix>` first).
+/// unique per org as the contract says (existing duplicates but the oldest are renamed `<name>-<id suffix>`
+/// first; nothing is deleted).
 ///
 /// Fresh databases already get the column from the entity in m0001; only older ones need it added.
 struct IdentityHygiene;
@@ -187,6 +188,7 @@ async fn rename_duplicate_identities(manager: &SchemaManager<'_>) -> Result<(), 
     let rows = identity::Entity::find()
         .order_by_asc(identity::Column::OrgId)
         .order_by_asc(identity::Column::Name)
+        .order_by_asc(identity::Column::CreatedAt)
         .order_by_asc(identity::Column::Id)
         .all(db)
         .await?;
