@@ -36,7 +36,11 @@ backend_tests!(
     urls_are_redacted_and_round_trip,
 );
 
-/// A resolver whose answers a test scripts: each name answers its queue in turn, the last answer forever.
+/// A name the scripted resolver never answers.
+const SILENT: &str = "silent.test";
+
+/// A resolver whose answers a test scripts: each name answers its queue in turn, the last answer forever;
+/// unknown names fail and [`SILENT`] never answers.
 #[derive(Debug, Default)]
 struct ScriptedDns(Mutex<HashMap<String, VecDeque<IpAddr>>>);
 
@@ -53,7 +57,11 @@ impl Lookup for ScriptedDns {
         let answer = names
             .get_mut(&host)
             .and_then(|queue| if queue.len() > 1 { queue.pop_front() } else { queue.front().copied() });
+        let silent = host == SILENT;
         Box::pin(async move {
+            if silent {
+                std::future::pending::<()>().await;
+            }
             answer
                 .map(|ip| vec![ip])
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "unknown test name"))
@@ -156,6 +164,14 @@ async fn names_and_literals_outside_the_internet_are_refused(backend: Backend) {
         dns.answer("localhost.test", &["127.0.0.1"]);
         let refused = create(&mut streams, custom(url), true).await.unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument, "{url}");
+    }
+    // A name that does not resolve, or whose resolver hangs, is refused too, within the lookup time limit.
+    for name in ["unknown.test", SILENT] {
+        let started = std::time::Instant::now();
+        let refused = create(&mut streams, custom(&format!("http://{name}/in")), true).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains("cannot resolve"), "{}", refused.message());
+        assert!(started.elapsed() < Duration::from_secs(8), "{name}: {:?}", started.elapsed());
     }
     // Public addresses pass the check, IPv6 literals in brackets included (skip_test: nothing is sent now).
     dns.answer("public.test", &["1.1.1.1"]);

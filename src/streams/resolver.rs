@@ -9,9 +9,13 @@ use std::{
     net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
+    time::Duration,
 };
 
 use super::routable;
+
+/// Longest wait for a destination name to resolve; a stuck resolver must not hold a create or a delivery.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a [`Lookup`] returns.
 pub type LookupFuture = Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
@@ -85,7 +89,9 @@ impl Vetting {
 
     async fn resolve_name(&self, name: &str) -> Result<Vec<IpAddr>, Refused> {
         let unresolved = |error| Refused::Unresolved { host: name.to_owned(), error };
-        let addresses = self.lookup.lookup(name.to_owned()).await.map_err(unresolved)?;
+        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, self.lookup.lookup(name.to_owned()));
+        let timed_out = |_| io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {LOOKUP_TIMEOUT:?}"));
+        let addresses = lookup.await.map_err(timed_out).and_then(|found| found).map_err(unresolved)?;
         if addresses.is_empty() {
             return Err(unresolved(io::Error::new(io::ErrorKind::NotFound, "no address")));
         }
