@@ -232,20 +232,7 @@ async fn filters_and_pages_are_stable_under_concurrent_inserts(backend: Backend)
     assert!(nothing.is_empty());
 
     // Reading the audit log needs the org permission.
-    let mut admin = IdentityServiceClient::new(server.authed(&token).await);
-    let identity = admin
-        .create_identity(pb::CreateIdentityRequest { name: "no-audit".into(), org_role: "member".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .identity
-        .unwrap();
-    let secret = admin
-        .create_client_secret(pb::CreateClientSecretRequest { identity_id: identity.id, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    let member_token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
+    let member_token = common::members::new_member(&server, "no-audit", "member").await.token;
     let mut member = AuditLogsServiceClient::new(server.authed(&member_token).await);
     let denied = member.list_audit_logs(pb::ListAuditLogsRequest::default()).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);

@@ -103,19 +103,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::identity::policy::{RawPolicy, Resource, allows, built_in_role};
-
-    fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, inverted: bool) -> Policy {
-        RawPolicy {
-            subject: subject.into(),
-            actions: actions.iter().map(|a| a.to_string()).collect(),
-            environments: envs.iter().map(|e| e.to_string()).collect(),
-            secret_path: path.into(),
-            inverted,
-        }
-        .validate(0)
-        .unwrap()
-    }
+    use crate::identity::policy::{Resource, allows, built_in_role, tests::policy};
 
     #[test]
     fn built_in_roles_are_ordered() {

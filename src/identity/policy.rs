@@ -315,10 +315,11 @@ pub fn built_in_role(name: &str) -> Option<Vec<Policy>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, inverted: bool) -> Policy {
+    /// A validated policy, for tests.
+    pub(crate) fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, inverted: bool) -> Policy {
         RawPolicy {
             subject: subject.into(),
             actions: actions.iter().map(|a| a.to_string()).collect(),
