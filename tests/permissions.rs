@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{Authed, Backend, TestServer, create_secret, get_secret, list_secrets};
+use common::{
+    Backend, TestServer, create_secret, get_secret, list_secrets,
+    members::{assign, create_role, identity_admin, new_member, policy},
+};
 use hush::pb::{
     self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
     secrets_service_client::SecretsServiceClient,
@@ -16,67 +19,6 @@ backend_tests!(
     role_changes_apply_immediately_and_bump_the_version,
     org_level_subjects_need_an_org_role,
 );
-
-fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, inverted: bool) -> pb::Policy {
-    pb::Policy {
-        subject: subject.into(),
-        actions: actions.iter().map(|a| a.to_string()).collect(),
-        conditions: Some(pb::PolicyConditions {
-            environments: envs.iter().map(|e| e.to_string()).collect(),
-            secret_path: path.into(),
-        }),
-        inverted,
-    }
-}
-
-/// An identity created by the admin, with a client secret, logged in.
-struct Member {
-    id: String,
-    client_id: String,
-    client_secret: String,
-    token: String,
-}
-
-async fn identity_admin(server: &TestServer) -> IdentityServiceClient<Authed> {
-    IdentityServiceClient::new(server.authed(&server.admin_token().await).await)
-}
-
-async fn new_member(server: &TestServer, name: &str, org_role: &str) -> Member {
-    let mut admin = identity_admin(server).await;
-    let identity = admin
-        .create_identity(pb::CreateIdentityRequest { name: name.into(), org_role: org_role.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .identity
-        .unwrap();
-    let secret = admin
-        .create_client_secret(pb::CreateClientSecretRequest {
-            identity_id: identity.id.clone(),
-            description: "test".into(),
-            ttl: None,
-            max_uses: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(secret.client_id, identity.client_id);
-    let token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
-    Member { id: identity.id, client_id: secret.client_id, client_secret: secret.client_secret, token }
-}
-
-async fn create_role(server: &TestServer, name: &str, policies: Vec<pb::Policy>) -> String {
-    let mut admin = identity_admin(server).await;
-    let request = pb::CreateRoleRequest { name: name.into(), description: String::new(), policies };
-    admin.create_role(request).await.unwrap().into_inner().role.unwrap().id
-}
-
-async fn assign(server: &TestServer, project: &str, identity: &str, role: &str) {
-    let mut admin = identity_admin(server).await;
-    let request =
-        pb::SetProjectRoleRequest { project_id: project.into(), identity_id: identity.into(), role_id: role.into() };
-    admin.set_project_role(request).await.unwrap();
-}
 
 fn update(project: &str, env: &str, path: &str, key: &str) -> pb::UpdateSecretRequest {
     pb::UpdateSecretRequest {
@@ -113,13 +55,12 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     let mut secrets = SecretsServiceClient::new(server.authed(&viewer.token).await);
 
     assert_eq!(get_secret(&mut secrets, &project, "dev", "/api", "X").await.unwrap().value, "dev-api-x");
-    let denied = get_secret(&mut secrets, &project, "prod", "/api", "X").await.unwrap_err();
+    // An environment it may do nothing in is missing to it (tests/hidden_not_found.rs).
+    let hidden = get_secret(&mut secrets, &project, "prod", "/api", "X").await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{}", hidden.message());
+    let denied = get_secret(&mut secrets, &project, "dev", "/web", "Z").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(
-        denied.message().contains("secrets:read") && denied.message().contains("prod:/api"),
-        "{}",
-        denied.message()
-    );
+    assert!(denied.message().contains("secrets:read") && denied.message().contains("dev:/web"), "{}", denied.message());
     let denied = get_secret(&mut secrets, &project, "dev", "/api/keys", "Y").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "the deny rule beats the /api/** allow");
     assert_eq!(
@@ -155,6 +96,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
             secret_path: "/".into(),
             include_imports: false,
             recursive: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -164,7 +106,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     assert_eq!(seen, vec![("/api".to_owned(), "X".to_owned())]);
     assert!(list_secrets(&mut secrets, &project, "dev", "/", false).await.unwrap().is_empty());
     let prod_list = list_secrets(&mut secrets, &project, "prod", "/api", false).await.unwrap_err();
-    assert_eq!(prod_list.code(), Code::PermissionDenied, "an environment it can read nothing in is refused");
+    assert_eq!(prod_list.code(), Code::NotFound, "an environment it can do nothing in is missing to it");
 
     // Imports do not widen access: a dev folder importing prod shows the viewer nothing from prod.
     admin
@@ -183,7 +125,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     // A project the viewer is not a member of does not exist for it.
     let other = server.project("other").await;
     create_secret(&mut admin, &other, "dev", "/api", "X", "other").await;
-    assert_eq!(get_secret(&mut secrets, &other, "dev", "/api", "X").await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(get_secret(&mut secrets, &other, "dev", "/api", "X").await.unwrap_err().code(), Code::NotFound);
     let mut projects = ProjectsServiceClient::new(server.authed(&viewer.token).await);
     let visible = projects.list_projects(pb::ListProjectsRequest::default()).await.unwrap().into_inner().projects;
     assert_eq!(visible.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![project.as_str()]);
