@@ -11,7 +11,7 @@ use common::{
 };
 use hush::pb::{self, secrets_service_client::SecretsServiceClient};
 use prost::Message;
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
 use tonic::Code;
 
 backend_tests!(
@@ -159,7 +159,7 @@ async fn a_page_stops_after_examining_ten_thousand_hidden_rows(backend: Backend)
                INSERT INTO secrets (id, environment_id, path, key, version, sealed_value, comment, created_at, updated_at) \
                SELECT 'bulk-' || n.i, s.environment_id, s.path, 'H' || n.i, s.version, s.sealed_value, s.comment, \
                s.created_at, s.updated_at FROM n, secrets s WHERE s.key = 'SEED'";
-    db.execute(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    db.execute_unprepared(sql).await.unwrap();
     let reader = member_with(
         &server,
         &project,

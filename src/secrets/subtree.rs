@@ -26,7 +26,7 @@ pub(super) fn within(column: impl ColumnTrait, folder: &str) -> Condition {
         return Condition::all();
     }
     let prefix = format!("{folder}/");
-    let head = Func::cust("substr").arg(column.into_expr()).arg(1).arg(prefix.len() as i64);
+    let head = Func::cust("substr").arg(column.into_expr()).arg(1).arg(prefix.len() as i32);
     Condition::any().add(column.eq(folder)).add(Expr::expr(head).eq(prefix))
 }
 
