@@ -183,7 +183,8 @@ impl Vault {
         loop {
             let limit = KEY_CHUNK.min(MAX_SCANNED_PER_PAGE - scanned);
             let keys = keys_after(db, req, after.as_ref(), limit).await?;
-            let exhausted = (keys.len() as u64) < limit;
+            // The last chunk is short; a chunk left early (the page is full) is not the last.
+            let mut exhausted = (keys.len() as u64) < limit;
             let mut wanted = Vec::new();
             for (id, path, key) in keys {
                 scanned += 1;
@@ -200,6 +201,7 @@ impl Vault {
                 }
                 after = Some((path, key));
                 if page.secrets.len() + wanted.len() == req.size {
+                    exhausted = false;
                     break;
                 }
             }
@@ -219,12 +221,11 @@ impl Vault {
                     }
                 }
             }
-            let at = after.clone().map(|(path, key)| Resume::Local { path, key });
-            if page.secrets.len() == req.size || scanned >= MAX_SCANNED_PER_PAGE {
-                return Ok(at);
-            }
             if exhausted {
                 return Ok(None);
+            }
+            if page.secrets.len() == req.size || scanned >= MAX_SCANNED_PER_PAGE {
+                return Ok(after.map(|(path, key)| Resume::Local { path, key }));
             }
         }
     }
