@@ -4,9 +4,12 @@
 pub mod access;
 mod bootstrap;
 mod credentials;
+mod escalation;
 pub mod glob;
+mod glob_relations;
 mod login;
 mod manage;
+mod no_escalation;
 pub mod policy;
 mod roles;
 
