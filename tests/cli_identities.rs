@@ -67,14 +67,14 @@ async fn cli_manages_identities_and_roles(backend: Backend) {
     let credentials = files.path().join("ci-bot.json");
     std::fs::write(&credentials, &secret_json).unwrap();
 
-    // Before it is a member of the project, the identity reads nothing there.
+    // Before it is a member of the project, the project does not exist for the identity.
     hush(bot, &["login", "--server", &url, "--from-file", credentials.to_str().unwrap()]).await.unwrap();
-    assert!(get_secret(bot, &project, "dev", "/api").await.unwrap_err().contains("PermissionDenied"));
+    assert!(get_secret(bot, &project, "dev", "/api").await.unwrap_err().contains("NotFound"));
 
     hush(admin, &["roles", "assign", "--project", &project, "--identity", identity, "--role", &role]).await.unwrap();
     assert_eq!(get_secret(bot, &project, "dev", "/api").await.unwrap(), "dev:/api\n");
     let err = get_secret(bot, &project, "prod", "/api").await.unwrap_err();
-    assert!(err.contains("PermissionDenied"), "prod is outside the role: {err}");
+    assert!(err.contains("NotFound"), "prod is outside the role, so missing to it: {err}");
     assert!(get_secret(bot, &project, "dev", "/web").await.unwrap_err().contains("PermissionDenied"));
     let err = hush(bot, &["roles", "create", "mine", "--policies", "[]"]).await.unwrap_err();
     assert!(err.contains("PermissionDenied"), "the role grants no role management: {err}");

@@ -55,13 +55,12 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     let mut secrets = SecretsServiceClient::new(server.authed(&viewer.token).await);
 
     assert_eq!(get_secret(&mut secrets, &project, "dev", "/api", "X").await.unwrap().value, "dev-api-x");
-    let denied = get_secret(&mut secrets, &project, "prod", "/api", "X").await.unwrap_err();
+    // An environment it may do nothing in is missing to it (tests/hidden_not_found.rs).
+    let hidden = get_secret(&mut secrets, &project, "prod", "/api", "X").await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{}", hidden.message());
+    let denied = get_secret(&mut secrets, &project, "dev", "/web", "Z").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(
-        denied.message().contains("secrets:read") && denied.message().contains("prod:/api"),
-        "{}",
-        denied.message()
-    );
+    assert!(denied.message().contains("secrets:read") && denied.message().contains("dev:/web"), "{}", denied.message());
     let denied = get_secret(&mut secrets, &project, "dev", "/api/keys", "Y").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "the deny rule beats the /api/** allow");
     assert_eq!(
@@ -97,6 +96,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
             secret_path: "/".into(),
             include_imports: false,
             recursive: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -106,7 +106,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     assert_eq!(seen, vec![("/api".to_owned(), "X".to_owned())]);
     assert!(list_secrets(&mut secrets, &project, "dev", "/", false).await.unwrap().is_empty());
     let prod_list = list_secrets(&mut secrets, &project, "prod", "/api", false).await.unwrap_err();
-    assert_eq!(prod_list.code(), Code::PermissionDenied, "an environment it can read nothing in is refused");
+    assert_eq!(prod_list.code(), Code::NotFound, "an environment it can do nothing in is missing to it");
 
     // Imports do not widen access: a dev folder importing prod shows the viewer nothing from prod.
     admin
@@ -125,7 +125,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
     // A project the viewer is not a member of does not exist for it.
     let other = server.project("other").await;
     create_secret(&mut admin, &other, "dev", "/api", "X", "other").await;
-    assert_eq!(get_secret(&mut secrets, &other, "dev", "/api", "X").await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(get_secret(&mut secrets, &other, "dev", "/api", "X").await.unwrap_err().code(), Code::NotFound);
     let mut projects = ProjectsServiceClient::new(server.authed(&viewer.token).await);
     let visible = projects.list_projects(pb::ListProjectsRequest::default()).await.unwrap().into_inner().projects;
     assert_eq!(visible.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![project.as_str()]);
@@ -201,7 +201,8 @@ async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
     assign(&server, &project, &member.id, &role).await;
     assert!(authz_version(&server).await > before, "a membership change bumps the version");
     let mut secrets = SecretsServiceClient::new(server.authed(&member.token).await);
-    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::PermissionDenied);
+    // An environment it may do nothing in is missing to it.
+    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::NotFound);
 
     let mut admin = identity_admin(&server).await;
     let before = authz_version(&server).await;
@@ -250,9 +251,9 @@ async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
     assert_eq!(names, vec!["admin", "member", "viewer", "dev-and-prod-reader"]);
     assert!(roles[..3].iter().all(|r| r.built_in));
 
-    // Deleting the role removes the membership that used it.
+    // Deleting the role removes the membership that used it: the project is gone for the former member.
     admin.delete_role(pb::DeleteRoleRequest { role_id: role.clone() }).await.unwrap();
-    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::NotFound);
     let builtin = admin.delete_role(pb::DeleteRoleRequest { role_id: "admin".into() }).await.unwrap_err();
     assert_eq!(builtin.code(), Code::FailedPrecondition);
 }
@@ -281,8 +282,8 @@ async fn org_level_subjects_need_an_org_role(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    // The admin's project is not the member's.
+    // The admin's project is not the member's: to it, the project does not exist.
     let admin_project = server.project("admins").await;
     let get = pb::GetProjectRequest { project_id: admin_project };
-    assert_eq!(member_projects.get_project(get).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(member_projects.get_project(get).await.unwrap_err().code(), Code::NotFound);
 }

@@ -243,6 +243,7 @@ async fn folders_nest_list_and_delete(backend: Backend) {
             secret_path: "/api".into(),
             include_imports: false,
             recursive: true,
+            ..Default::default()
         })
         .await
         .unwrap()

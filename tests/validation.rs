@@ -109,6 +109,7 @@ async fn unknown_project_or_environment_is_not_found(backend: Backend) {
         secret_path: "/no/such/folder".into(),
         include_imports: false,
         recursive: false,
+        ..Default::default()
     };
     assert_eq!(secrets.list_secrets(list).await.unwrap_err().code(), Code::NotFound);
 }

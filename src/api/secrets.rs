@@ -6,7 +6,7 @@ use super::{auth::principal, convert::AddressesSecret};
 use crate::{
     pb,
     pb::secrets_service_server::SecretsService,
-    secrets::{SecretInput, Vault},
+    secrets::{SecretInput, SecretListing, Vault},
 };
 
 /// The SecretsService handlers.
@@ -72,18 +72,20 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::ListSecretsResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secrets = self
-            .vault
-            .list_secrets(
-                &caller,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
-                req.include_imports,
-                req.recursive,
-            )
-            .await?;
-        Ok(Response::new(pb::ListSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
+        let query = SecretListing {
+            project_id: &req.project_id,
+            environment: &req.environment,
+            path: &req.secret_path,
+            include_imports: req.include_imports,
+            recursive: req.recursive,
+            page_size: req.page_size,
+            page_token: &req.page_token,
+        };
+        let page = self.vault.list_secrets(&caller, &query).await?;
+        Ok(Response::new(pb::ListSecretsResponse {
+            secrets: page.secrets.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
     }
 
     async fn batch_create_secrets(

@@ -213,15 +213,23 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
         }
         SecretsCommand::List { include_imports, folder } => {
             let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
-            let request = pb::ListSecretsRequest {
+            let mut request = pb::ListSecretsRequest {
                 project_id: folder.project,
                 environment: folder.environment,
                 secret_path: folder.path,
                 include_imports,
-                recursive: false,
+                ..Default::default()
             };
-            for secret in client.list_secrets(request).await.map_err(rpc)?.into_inner().secrets {
-                println!("{}={}", secret.key, secret.value);
+            // The server answers in pages: follow them so the whole folder is printed.
+            loop {
+                let page = client.list_secrets(request.clone()).await.map_err(rpc)?.into_inner();
+                for secret in page.secrets {
+                    println!("{}={}", secret.key, secret.value);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = page.next_page_token;
             }
         }
         SecretsCommand::Delete { key, folder } => {

@@ -66,12 +66,17 @@ impl EventHub {
     pub async fn subscribe(&self, caller: Principal, request: SubscribeRequest) -> Result<Subscription, EventsError> {
         crate::secrets::validate::id("project_id", &request.project_id)?;
         let db = self.store.conn();
+        let not_found = || EventsError::NotFound(format!("project '{}'", request.project_id));
         let project = project::Entity::find_by_id(&request.project_id)
             .filter(project::Column::OrgId.eq(&caller.org_id))
             .one(db)
             .await?
-            .ok_or_else(|| EventsError::NotFound(format!("project '{}'", request.project_id)))?;
+            .ok_or_else(not_found)?;
         let grants = access::project_grants(db, &caller, &project.id).await?;
+        // A project the caller is not a member of answers like an unknown id.
+        if !crate::secrets::sees_project(&grants) {
+            return Err(not_found());
+        }
         grants.require_anywhere(Subject::SecretEvents, Action::Subscribe)?;
         let registrations = registration::parse_all(
             request.registrations.iter().map(|(t, e, p)| (t.as_str(), e.as_str(), p.as_str())),

@@ -1,9 +1,9 @@
 //! Folders: explicit rows for every path below the root, so empty folders exist and can be listed.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use super::{SecretsError, Vault, audit_entries::folder_entry, changes, scope, scope::EnvScope, validate};
+use super::{SecretsError, Vault, audit_entries::folder_entry, changes, scope, scope::EnvScope, subtree, validate};
 use serde_json::json;
 
 use crate::{
@@ -70,13 +70,27 @@ pub(super) async fn ensure(
     Ok(last)
 }
 
+fn not_found(scope: &EnvScope, path: &str) -> SecretsError {
+    SecretsError::NotFound(format!("folder {}:{path}", scope.env.slug))
+}
+
 /// Fails with NOT_FOUND unless the folder exists (the root always does).
 pub(super) async fn require(db: &impl ConnectionTrait, scope: &EnvScope, path: &str) -> Result<(), SecretsError> {
-    if path == "/" || find(db, &scope.env.id, path).await?.is_some() {
-        Ok(())
-    } else {
-        Err(SecretsError::NotFound(format!("folder {}:{path}", scope.env.slug)))
+    if path == "/" || find(db, &scope.env.id, path).await?.is_some() { Ok(()) } else { Err(not_found(scope, path)) }
+}
+
+/// Fails with NOT_FOUND unless the folder exists and the caller may read `subject` there (the root always
+/// exists): a folder the caller may not read answers exactly like a missing one.
+pub(super) async fn require_readable(
+    db: &impl ConnectionTrait,
+    scope: &EnvScope,
+    subject: Subject,
+    path: &str,
+) -> Result<(), SecretsError> {
+    if path != "/" && !scope.can(subject, Action::Read, path) {
+        return Err(not_found(scope, path));
     }
+    require(db, scope, path).await
 }
 
 impl Vault {
@@ -115,10 +129,11 @@ impl Vault {
         let db = self.store.conn();
         let scope = scope::env_scope(db, caller, project_id, environment).await?;
         scope.grants.require_somewhere_in(Subject::SecretFolders, Action::Read, &scope.env.slug)?;
-        require(db, &scope, &parent).await?;
+        require_readable(db, &scope, Subject::SecretFolders, &parent).await?;
         let depth = validate::ancestors(&parent).len() + 1;
         let rows = folder::Entity::find()
             .filter(folder::Column::EnvironmentId.eq(&scope.env.id))
+            .filter(subtree::within(folder::Column::Path, &parent))
             .order_by_asc(folder::Column::Path)
             .all(db)
             .await?;
@@ -153,51 +168,35 @@ impl Vault {
         }
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
-        // The folder's secrets go with it, so deleting it needs both permissions.
         scope.require(Subject::SecretFolders, Action::Delete, &path)?;
-        scope.require(Subject::Secrets, Action::Delete, &path)?;
         require(&*txn, &scope, &path).await?;
+        // Every member, not only the named folder: deny rules and path conditions below it hold too.
+        subtree::require_delete(&*txn, &scope, &path).await?;
         let env_id = scope.env.id.as_str();
-        let in_subtree = |p: &str| validate::is_within(p, &path);
-
-        let folder_ids: Vec<String> = folder::Entity::find()
-            .filter(folder::Column::EnvironmentId.eq(env_id))
-            .all(&*txn)
-            .await?
-            .into_iter()
-            .filter(|f| in_subtree(&f.path))
-            .map(|f| f.id)
-            .collect();
-        let secrets: Vec<secret::Model> = secret::Entity::find()
+        let secrets: Vec<(String, String)> = secret::Entity::find()
+            .select_only()
+            .columns([secret::Column::Path, secret::Column::Key])
             .filter(secret::Column::EnvironmentId.eq(env_id))
+            .filter(subtree::within(secret::Column::Path, &path))
+            .into_tuple()
             .all(&*txn)
-            .await?
-            .into_iter()
-            .filter(|s| in_subtree(&s.path))
-            .collect();
-        let import_ids: Vec<String> = secret_import::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(secret_import::Column::EnvironmentId.eq(env_id))
-                    .add(secret_import::Column::ImportEnvironmentId.eq(env_id)),
-            )
-            .all(&*txn)
-            .await?
-            .into_iter()
-            .filter(|i| {
-                (i.environment_id == env_id && in_subtree(&i.path))
-                    || (i.import_environment_id == env_id && in_subtree(&i.import_path))
-            })
-            .map(|i| i.id)
-            .collect();
+            .await?;
+        let import_ids: Vec<String> =
+            subtree::imports_touching(&*txn, &scope, &path).await?.into_iter().map(|i| i.id).collect();
 
         // Before the imports go: the events name the folders that imported the deleted secrets.
-        let changed: Vec<_> = secrets.iter().map(|s| (s.path.clone(), s.key.clone())).collect();
-        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
-        let secret_ids: Vec<String> = secrets.into_iter().map(|s| s.id).collect();
-        let deleted = secret_ids.len() as u64;
-        secret::Entity::delete_many().filter(secret::Column::Id.is_in(secret_ids)).exec(&*txn).await?;
-        folder::Entity::delete_many().filter(folder::Column::Id.is_in(folder_ids)).exec(&*txn).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &secrets).await?;
+        let deleted = secrets.len() as u64;
+        secret::Entity::delete_many()
+            .filter(secret::Column::EnvironmentId.eq(env_id))
+            .filter(subtree::within(secret::Column::Path, &path))
+            .exec(&*txn)
+            .await?;
+        folder::Entity::delete_many()
+            .filter(folder::Column::EnvironmentId.eq(env_id))
+            .filter(subtree::within(folder::Column::Path, &path))
+            .exec(&*txn)
+            .await?;
         secret_import::Entity::delete_many().filter(secret_import::Column::Id.is_in(import_ids)).exec(&*txn).await?;
         audit::record(&txn, caller, folder_entry("delete-folder", &scope, &path, json!({ "deletedSecrets": deleted })))
             .await?;

@@ -50,7 +50,8 @@ impl Vault {
         let import_path = validate::folder_path("import_path", raw_import_path)?;
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
-        let source_env = scope::environment_of(&*txn, &scope.project, "import_environment", import_environment).await?;
+        let source_env =
+            scope::environment_of(&*txn, &scope.project_scope(), "import_environment", import_environment).await?;
         let source = scope.with_env(source_env);
         scope.require(Subject::SecretImports, Action::Create, &path)?;
         // An import exposes the source's secrets to readers of this folder: only what the caller can read.

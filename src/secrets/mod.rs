@@ -4,10 +4,13 @@ mod audit_entries;
 mod changes;
 mod folders;
 mod imports;
+mod listing;
 mod projects;
 mod scope;
+mod subtree;
 pub mod validate;
 mod values;
+mod visibility;
 
 use std::sync::Arc;
 
@@ -20,8 +23,10 @@ use crate::{
 
 pub use folders::FolderRecord;
 pub use imports::ImportRecord;
+pub use listing::{MAX_PAGE_BYTES, MAX_PAGE_TOKEN_LEN, MAX_SCANNED_PER_PAGE, SecretListing, SecretPage};
 pub use projects::{EnvironmentRecord, ProjectPage, ProjectRecord};
 pub use values::{SecretAddress, SecretInput, SecretRecord, SecretValue, VersionRecord};
+pub use visibility::sees_project;
 
 /// Errors of the secrets domain.
 #[derive(Debug, thiserror::Error)]

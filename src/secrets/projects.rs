@@ -5,7 +5,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Query,
 };
 
-use super::{SecretsError, Vault, changes, scope, validate};
+use super::{SecretsError, Vault, changes, scope, subtree, validate};
 use serde_json::json;
 
 use crate::{
@@ -162,6 +162,12 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::project(&*txn, caller, project_id).await?;
         scope.grants.require(Subject::Projects, Action::Delete, Resource::default())?;
+        // Everything in it goes: the caller must be able to delete every member of every environment.
+        let envs =
+            environment::Entity::find().filter(environment::Column::ProjectId.eq(&scope.project.id)).all(&*txn).await?;
+        for env in envs {
+            subtree::require_delete(&*txn, &scope.with_env(env), "/").await?;
+        }
         let entry = Entry::project("delete-project", &scope.project.id, json!({ "name": scope.project.name }));
         audit::record(&txn, caller, entry).await?;
         scope.project.clone().delete(&*txn).await?;
@@ -225,8 +231,14 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope(&*txn, caller, project_id, slug).await?;
         scope.grants.require(Subject::Projects, Action::Edit, Resource::default())?;
-        let secrets = secret::Entity::find().filter(secret::Column::EnvironmentId.eq(&scope.env.id)).all(&*txn).await?;
-        let changed: Vec<_> = secrets.into_iter().map(|s| (s.path, s.key)).collect();
+        subtree::require_delete(&*txn, &scope, "/").await?;
+        let changed: Vec<(String, String)> = secret::Entity::find()
+            .select_only()
+            .columns([secret::Column::Path, secret::Column::Key])
+            .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
+            .into_tuple()
+            .all(&*txn)
+            .await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
         let entry = Entry::project(
             "delete-environment",

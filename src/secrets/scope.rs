@@ -1,9 +1,10 @@
 //! Resolving `(caller, project id, environment slug)` to stored rows and the caller's grants there. Anything
-//! outside the caller's org is NOT_FOUND, so other orgs' ids are indistinguishable from unknown ones.
+//! outside the caller's org, and anything the caller may not see (see [`super::visibility`]), is NOT_FOUND, so
+//! ids and slugs it has no business with are indistinguishable from unknown ones.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::{SecretsError, Vault, validate};
+use super::{SecretsError, Vault, validate, visibility};
 use crate::{
     crypto::DataKey,
     identity::{
@@ -32,28 +33,37 @@ pub async fn project(
     project_id: &str,
 ) -> Result<ProjectScope, SecretsError> {
     validate::id("project_id", project_id)?;
+    let not_found = || SecretsError::NotFound(format!("project '{project_id}'"));
     let project = project::Entity::find_by_id(project_id)
         .filter(project::Column::OrgId.eq(&caller.org_id))
         .one(db)
         .await?
-        .ok_or_else(|| SecretsError::NotFound(format!("project '{project_id}'")))?;
+        .ok_or_else(not_found)?;
     let grants = access::project_grants(db, caller, &project.id).await?;
+    if !visibility::sees_project(&grants) {
+        return Err(not_found());
+    }
     Ok(ProjectScope { project, grants })
 }
 
+/// Environment `slug` of the scope's project; one the caller may not see is missing to it.
 pub async fn environment_of(
     db: &impl ConnectionTrait,
-    project: &project::Model,
+    scope: &ProjectScope,
     field: &str,
     slug: &str,
 ) -> Result<environment::Model, SecretsError> {
     validate::environment_slug(field, slug)?;
+    let not_found = || SecretsError::NotFound(format!("environment '{slug}' in project '{}'", scope.project.id));
+    if !visibility::sees_environment(&scope.grants, slug) {
+        return Err(not_found());
+    }
     environment::Entity::find()
-        .filter(environment::Column::ProjectId.eq(&project.id))
+        .filter(environment::Column::ProjectId.eq(&scope.project.id))
         .filter(environment::Column::Slug.eq(slug))
         .one(db)
         .await?
-        .ok_or_else(|| SecretsError::NotFound(format!("environment '{slug}' in project '{}'", project.id)))
+        .ok_or_else(not_found)
 }
 
 pub async fn env_scope(
@@ -62,9 +72,16 @@ pub async fn env_scope(
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
-    let ProjectScope { project, grants } = project(db, caller, project_id).await?;
-    let env = environment_of(db, &project, "environment", env_slug).await?;
-    Ok(EnvScope { project, env, grants })
+    let scope = project(db, caller, project_id).await?;
+    let env = environment_of(db, &scope, "environment", env_slug).await?;
+    Ok(EnvScope { project: scope.project, env, grants: scope.grants })
+}
+
+impl ProjectScope {
+    /// The same project and grants, in environment `env`.
+    pub fn with_env(&self, env: environment::Model) -> EnvScope {
+        EnvScope { project: self.project.clone(), env, grants: self.grants.clone() }
+    }
 }
 
 impl EnvScope {
@@ -80,7 +97,12 @@ impl EnvScope {
 
     /// The same project and grants, another environment of it.
     pub fn with_env(&self, env: environment::Model) -> EnvScope {
-        EnvScope { project: self.project.clone(), env, grants: self.grants.clone() }
+        self.project_scope().with_env(env)
+    }
+
+    /// The same project and grants, without the environment.
+    pub fn project_scope(&self) -> ProjectScope {
+        ProjectScope { project: self.project.clone(), grants: self.grants.clone() }
     }
 }
 

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::{
     SecretsError, Vault,
-    audit_entries::{batch_entry, list_entry, read_entry, secret_entry},
+    audit_entries::{batch_entry, read_entry, secret_entry},
     changes, folders, scope,
     scope::EnvScope,
     validate,
@@ -511,49 +511,6 @@ impl Vault {
         audit::record(&txn, caller, secret_entry("rollback-secret", &scope, &row)).await?;
         txn.commit().await?;
         Ok(record(&scope, row, None))
-    }
-
-    /// Lists the secrets of a folder (and its subfolders with `recursive`) with values, ordered by path and key.
-    /// With `include_imports`, the folder's imported secrets are added where no local key has the same name.
-    pub async fn list_secrets(
-        &self,
-        caller: &Principal,
-        project_id: &str,
-        environment: &str,
-        raw_path: &str,
-        include_imports: bool,
-        recursive: bool,
-    ) -> Result<Vec<SecretRecord>, SecretsError> {
-        let path = validate::folder_path("secret_path", raw_path)?;
-        let db = self.store.conn();
-        let scope = scope::env_scope(db, caller, project_id, environment).await?;
-        scope.grants.require_somewhere_in(Subject::Secrets, Action::Read, &scope.env.slug)?;
-        folders::require(db, &scope, &path).await?;
-        let dk = self.data_key(&scope.project)?;
-        let rows = secret::Entity::find()
-            .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
-            .order_by_asc(secret::Column::Path)
-            .order_by_asc(secret::Column::Key)
-            .all(db)
-            .await?;
-        let mut out = Vec::new();
-        for row in rows {
-            let in_folder = if recursive { validate::is_within(&row.path, &path) } else { row.path == path };
-            // Entries the caller may not read are left out rather than failing the whole list.
-            let wanted = in_folder && scope.can(Subject::Secrets, Action::Read, &row.path);
-            if wanted {
-                let value = open(&dk, &scope, &row, row.version, &row.sealed_value)?;
-                out.push(record(&scope, row, Some(value)));
-            }
-        }
-        if include_imports {
-            let local: std::collections::HashSet<String> =
-                out.iter().filter(|s| s.path == path).map(|s| s.key.clone()).collect();
-            let imported = self.imported_secrets(&scope, &path).await?;
-            out.extend(imported.into_iter().filter(|s| !local.contains(&s.key)));
-        }
-        audit::record_read(&self.store, caller, list_entry("get-secrets", &scope, &path, out.len())).await?;
-        Ok(out)
     }
 }
 

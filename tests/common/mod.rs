@@ -319,6 +319,7 @@ pub async fn list_secrets(
         secret_path: path.into(),
         include_imports,
         recursive: false,
+        ..Default::default()
     };
     let secrets = client.list_secrets(request).await?.into_inner().secrets;
     Ok(secrets.into_iter().map(|s| (s.key, s.value)).collect())

@@ -296,18 +296,27 @@ class HushClient:
         recursive: bool = False,
         include_imports: bool = False,
     ) -> list[secrets_pb2.Secret]:
-        """The secrets of a folder with their values, ordered by path then key."""
-        response: secrets_pb2.ListSecretsResponse = self._secrets.ListSecrets(
-            secrets_pb2.ListSecretsRequest(
-                project_id=project_id,
-                environment=environment,
-                secret_path=secret_path,
-                recursive=recursive,
-                include_imports=include_imports,
-            ),
-            timeout=self.timeout,
-        )
-        return list(response.secrets)
+        """The secrets of a folder with their values, ordered by path then key (imported ones last).
+
+        The server answers in pages (bounded in count and size); this follows them to the end."""
+        secrets: list[secrets_pb2.Secret] = []
+        page_token = ""
+        while True:
+            response: secrets_pb2.ListSecretsResponse = self._secrets.ListSecrets(
+                secrets_pb2.ListSecretsRequest(
+                    project_id=project_id,
+                    environment=environment,
+                    secret_path=secret_path,
+                    recursive=recursive,
+                    include_imports=include_imports,
+                    page_token=page_token,
+                ),
+                timeout=self.timeout,
+            )
+            secrets.extend(response.secrets)
+            page_token = response.next_page_token
+            if not page_token:
+                return secrets
 
     def delete_secret(self, project_id: str, environment: str, key: str, *, secret_path: str = "/") -> None:
         """Delete a secret and its versions."""

@@ -86,6 +86,19 @@ def test_project_and_secret_round_trip(client: HushClient) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_list_secrets_follows_every_page(client: HushClient, project_id: str) -> None:
+    # 250 secrets: more than the server's default page of 100, so the helper must follow next_page_token.
+    secrets = [pb.secrets_pb2.SecretInput(key=f"K{i:03}", value=str(i)) for i in range(250)]
+    client.secrets.BatchCreateSecrets(
+        pb.secrets_pb2.BatchCreateSecretsRequest(
+            project_id=project_id, environment="dev", secret_path="/many", secrets=secrets
+        ),
+        timeout=30,
+    )
+    listed = client.list_secrets(project_id, "dev", secret_path="/many")
+    assert [(s.key, s.value) for s in listed] == [(f"K{i:03}", str(i)) for i in range(250)]
+
+
 def test_invalid_key_is_invalid_argument(client: HushClient, project_id: str) -> None:
     with pytest.raises(grpc.RpcError) as info:
         client.set_secret(project_id, "dev", "bad key!", "v")

@@ -246,11 +246,18 @@ async function loadSecrets() {
   ui.secretsScope.textContent = `${scope.environment}:${scope.secretPath}`;
   show(ui.secretsStatus, "Loading…");
   try {
-    const res = await s.clients.secrets.listSecrets({ ...scope, includeImports: true });
-    if (generation !== secretsGeneration || session !== s) return;
-    renderSecrets(res.secrets, scope);
+    // The server answers in pages bounded in count and size: follow them so the whole folder shows.
+    const secrets: Secret[] = [];
+    let pageToken = "";
+    do {
+      const page = await s.clients.secrets.listSecrets({ ...scope, includeImports: true, pageSize: 1000, pageToken });
+      if (generation !== secretsGeneration || session !== s) return;
+      secrets.push(...page.secrets);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    renderSecrets(secrets, scope);
     show(ui.appError, null);
-    show(ui.secretsStatus, res.secrets.length === 0 ? "No secrets in this folder." : null);
+    show(ui.secretsStatus, secrets.length === 0 ? "No secrets in this folder." : null);
   } catch (err) {
     if (generation !== secretsGeneration) return;
     ui.secretsBody.replaceChildren();

@@ -266,6 +266,19 @@ describe("web UI against hush serve", { timeout: 120_000 }, () => {
       assert.notEqual(cursors[0], cursors[1]);
     });
 
+    await step("a folder larger than one page shows every secret", async () => {
+      // 1 100 secrets: more than the 1 000 the page asks per ListSecrets call, so it must follow next_page_token.
+      for (const [from, to] of [[0, 1000], [1000, 1100]]) {
+        const secrets = [];
+        for (let i = from; i < to; i++) secrets.push({ key: `K${String(i).padStart(4, "0")}`, value: `${i}` });
+        await api.secrets.batchCreateSecrets({ projectId: project.id, environment: env, secretPath: "/many", secrets });
+      }
+      await page.getByTestId("path-input").fill("/many");
+      await page.getByTestId("load-secrets").click();
+      await page.locator(`[data-testid=secret-row][data-key="K1099"]`).waitFor({ timeout: 10_000 });
+      assert.equal(await page.getByTestId("secret-row").count(), 1100);
+    });
+
     if (process.env.UI_SCREENSHOT) await page.screenshot({ path: process.env.UI_SCREENSHOT, fullPage: true });
   });
 });
