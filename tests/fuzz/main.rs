@@ -63,7 +63,11 @@ async fn malformed_inputs_are_the_callers_fault(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin_token = server.admin_token().await;
     let project_id = server.project("fuzzed").await;
-    let targets = Arc::new(templates::Targets { project_id, identity_id: server.bootstrap.identity_id.clone() });
+    // Requests naming an identity name this one, not the admin whose token the run uses.
+    let mut identities = pb::identity_service_client::IdentityServiceClient::new(server.authed(&admin_token).await);
+    let victim = pb::CreateIdentityRequest { name: "fuzzed".into(), org_role: String::new() };
+    let identity_id = identities.create_identity(victim).await.unwrap().into_inner().identity.unwrap().id;
+    let targets = Arc::new(templates::Targets { project_id, identity_id });
     let target = send::Target {
         base: server.url(),
         http1: reqwest::Client::builder().http1_only().build().expect("client"),

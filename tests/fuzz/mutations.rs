@@ -85,7 +85,8 @@ pub fn case(rng: &mut StdRng, methods: &[MethodDescriptor], targets: &Targets) -
     let message = templates::message(rng, &method.input(), targets, 0);
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     let body = match transport {
-        Transport::Json => json_bytes(rng, serde_json::to_value(&message).expect("a message serialises")),
+        // A well-known type out of its JSON range (a timestamp in year 300 000) has no JSON form: send `{}`.
+        Transport::Json => json_bytes(rng, serde_json::to_value(&message).unwrap_or_else(|_| json!({}))),
         _ => {
             let payload = protobuf(rng, &message);
             frame(rng, payload)
