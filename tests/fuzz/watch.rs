@@ -20,6 +20,8 @@ const HEALTH_EVERY: Duration = Duration::from_millis(20);
 pub struct Watch {
     pub health_checks: AtomicU64,
     pub failed_checks: AtomicU64,
+    /// Checks slower than the latency given to [`spawn`].
+    pub slow_checks: AtomicU64,
     pub max_health_micros: AtomicU64,
     pub max_rss_kib: AtomicU64,
 }
@@ -35,7 +37,11 @@ pub fn rss_kib() -> u64 {
 }
 
 /// Checks health and samples memory until `stop` is cancelled.
-pub fn spawn(channel: Channel, stop: CancellationToken) -> (Arc<Watch>, tokio::task::JoinHandle<()>) {
+pub fn spawn(
+    channel: Channel,
+    latency: Duration,
+    stop: CancellationToken,
+) -> (Arc<Watch>, tokio::task::JoinHandle<()>) {
     let watch = Arc::new(Watch::default());
     let seen = watch.clone();
     let task = tokio::spawn(async move {
@@ -47,7 +53,11 @@ pub fn spawn(channel: Channel, stop: CancellationToken) -> (Arc<Watch>, tokio::t
                 health.check(HealthCheckRequest { service: String::new() }),
             )
             .await;
-            let micros = started.elapsed().as_micros() as u64;
+            let took = started.elapsed();
+            let micros = took.as_micros() as u64;
+            if took > latency {
+                seen.slow_checks.fetch_add(1, Ordering::Relaxed);
+            }
             seen.health_checks.fetch_add(1, Ordering::Relaxed);
             if !matches!(answer, Ok(Ok(_))) {
                 seen.failed_checks.fetch_add(1, Ordering::Relaxed);
