@@ -74,7 +74,8 @@ mod tests {
     #[test]
     fn long_messages_are_cut_at_a_character_boundary() {
         assert_eq!(bounded_message("short"), "short");
-        let cut = bounded_message(&"é".repeat(4000));
+        let long = "é".repeat(4000);
+        let cut = bounded_message(&long);
         assert!(cut.len() <= MAX_MESSAGE_BYTES && cut.ends_with(CUT), "{}", cut.len());
     }
 
