@@ -13,6 +13,7 @@ mod templates;
 mod watch;
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -89,16 +90,22 @@ async fn malformed_inputs_are_the_callers_fault(backend: Backend) {
     let (seen, watcher) = watch::spawn(server.channel().await, HEALTH_LATENCY, stop.clone());
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let failed = Arc::new(AtomicUsize::new(0));
+    // How the inputs were answered, to show the run reaches past the first check.
+    let answers = Arc::new(Mutex::new(BTreeMap::<String, usize>::new()));
     let started = Instant::now();
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {
             let (target, methods, targets) = (target.clone(), methods.clone(), targets.clone());
-            let (failures, failed) = (failures.clone(), failed.clone());
+            let (failures, failed, answers) = (failures.clone(), failed.clone(), answers.clone());
             tokio::spawn(async move {
                 for index in (worker..cases).step_by(WORKERS) {
                     let mut rng = StdRng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     let case = mutations::case(&mut rng, &methods, &targets);
-                    if let Err(answer) = target.judge(&case).await {
+                    let judged = target.judge(&case).await;
+                    if let Ok(answer) = &judged {
+                        *answers.lock().unwrap().entry(answer.clone()).or_default() += 1;
+                    }
+                    if let Err(answer) = judged {
                         failed.fetch_add(1, Ordering::Relaxed);
                         let mut quoted = failures.lock().unwrap();
                         if quoted.len() < QUOTED_FAILURES {
@@ -125,9 +132,10 @@ async fn malformed_inputs_are_the_callers_fault(backend: Backend) {
     let rss_growth = seen.max_rss_kib.load(Ordering::Relaxed).saturating_sub(rss_before);
     eprintln!(
         "fuzz {backend:?}: seed {seed}, {cases} cases in {elapsed:.1?}; {} health checks, {} over {HEALTH_LATENCY:?}, \
-         slowest {max_health:?}; RSS {rss_before} KiB before, +{rss_growth} KiB at most",
+         slowest {max_health:?}; RSS {rss_before} KiB before, +{rss_growth} KiB at most; answers {:?}",
         seen.health_checks.load(Ordering::Relaxed),
         seen.slow_checks.load(Ordering::Relaxed),
+        answers.lock().unwrap(),
     );
     let failed = failed.load(Ordering::Relaxed);
     assert!(

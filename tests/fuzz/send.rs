@@ -37,18 +37,19 @@ impl Target {
         }
     }
 
-    /// Sends `case`; `Err` describes an answer that blames the server.
-    pub async fn judge(&self, case: &Case) -> Result<(), String> {
+    /// Sends `case`; `Ok` names the answer (a gRPC code or an HTTP status), `Err` describes one that blames the
+    /// server.
+    pub async fn judge(&self, case: &Case) -> Result<String, String> {
         match tokio::time::timeout(ANSWER_TIMEOUT, self.send(case)).await {
             // The server answers a body over its limit as soon as it has read the limit and closes the
             // connection; a client still sending sees the connection go.
-            Ok(Err(_)) if case.body.len() > BODY_LIMIT => Ok(()),
+            Ok(Err(_)) if case.body.len() > BODY_LIMIT => Ok("cut off over the body limit".to_owned()),
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {ANSWER_TIMEOUT:?}")),
         }
     }
 
-    async fn send(&self, case: &Case) -> Result<(), String> {
+    async fn send(&self, case: &Case) -> Result<String, String> {
         match case.transport {
             Transport::Grpc => self.grpc(case).await,
             Transport::GrpcWeb => self.grpc_web(case).await,
@@ -57,7 +58,7 @@ impl Target {
     }
 
     /// JSON and SSE: any 4xx is the caller's fault, but its error body must be bounded.
-    async fn http1(&self, case: &Case) -> Result<(), String> {
+    async fn http1(&self, case: &Case) -> Result<String, String> {
         let mut request =
             self.http1.post(format!("{}{}", self.base, case.path)).header("content-type", "application/json");
         if let Some(value) = self.authorization(case.auth) {
@@ -69,7 +70,7 @@ impl Target {
         let response = request.body(case.body.clone()).send().await.map_err(|e| format!("transport error: {e}"))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(()); // An answer, or an SSE stream that opened.
+            return Ok(format!("HTTP {}", status.as_u16())); // An answer, or an SSE stream that opened.
         }
         let body = response.text().await.unwrap_or_default();
         if status.is_server_error() {
@@ -78,10 +79,10 @@ impl Target {
         if body.len() > MAX_JSON_ERROR_BYTES {
             return Err(format!("HTTP {status} with a {}-byte error: errors must be bounded", body.len()));
         }
-        Ok(())
+        Ok(format!("HTTP {}", status.as_u16()))
     }
 
-    async fn grpc_web(&self, case: &Case) -> Result<(), String> {
+    async fn grpc_web(&self, case: &Case) -> Result<String, String> {
         let authorization = self.authorization(case.auth);
         let answer = raw::grpc_web(
             &self.http1,
@@ -92,25 +93,25 @@ impl Target {
             case.streaming,
         )
         .await?;
-        answer.map_or(Ok(()), judge)
+        answer.map_or(Ok("stream opened".to_owned()), judge)
     }
 
-    async fn grpc(&self, case: &Case) -> Result<(), String> {
+    async fn grpc(&self, case: &Case) -> Result<String, String> {
         let authorization = self.authorization(case.auth);
         let answer =
             raw::grpc(&self.grpc, &self.base, &case.path, authorization.as_deref(), case.body.clone(), case.streaming)
                 .await?;
-        answer.map_or(Ok(()), judge)
+        answer.map_or(Ok("stream opened".to_owned()), judge)
     }
 }
 
 /// An answer blames the server when its code does, or when its message is not bounded.
-fn judge(status: tonic::Status) -> Result<(), String> {
+fn judge(status: tonic::Status) -> Result<String, String> {
     if SERVER_FAULTS.contains(&status.code()) {
         return Err(format!("{:?}: {}", status.code(), status.message()));
     }
     if status.message().len() > hush::gateway::bounded_errors::MAX_MESSAGE_BYTES {
         return Err(format!("a message of {} bytes: errors must be bounded", status.message().len()));
     }
-    Ok(())
+    Ok(format!("{:?}", status.code()))
 }
