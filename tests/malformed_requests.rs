@@ -171,6 +171,12 @@ async fn concurrent_creates_of_one_name_answer_already_exists(backend: Backend) 
     })
     .await;
     let identities = IdentityServiceClient::new(channel.clone());
+    race("CreateIdentity", || {
+        let mut client = identities.clone();
+        let request = pb::CreateIdentityRequest { name: "same".into(), org_role: String::new() };
+        async move { client.create_identity(request).await }
+    })
+    .await;
     race("CreateRole", || {
         let mut client = identities.clone();
         let request = pb::CreateRoleRequest { name: "same".into(), ..Default::default() };
