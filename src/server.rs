@@ -18,7 +18,9 @@ use crate::{
     config::{AuditStorage, ServeConfig},
     crypto::RootKey,
     events::{EventHub, HubSettings},
-    gateway::{self, GatewayState, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer},
+    gateway::{
+        self, GatewayState, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer, malformed::RefuseMalformedLayer,
+    },
     identity, pb,
     pb::{
         audit_logs_service_server::AuditLogsServiceServer, audit_streams_service_server::AuditStreamsServiceServer,
@@ -62,8 +64,18 @@ pub struct Server {
 impl Server {
     /// Prepares storage and keys for `config`.
     pub async fn prepare(config: ServeConfig) -> anyhow::Result<Self> {
+        crate::fs_private::private_umask();
         crate::fs_private::create_private_dir(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        if let Some(mode) = crate::fs_private::shared_mode(&config.data_dir)
+            .with_context(|| format!("reading the mode of data dir {}", config.data_dir.display()))?
+        {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                mode = format!("{mode:o}"),
+                "the data dir is readable by other users; hush keeps its files 0600, but `chmod 700` the folder"
+            );
+        }
         let root_key = match &config.root_key {
             Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
             None => RootKey::load_or_create(&config.data_dir.join(ROOT_KEY_FILE))?,
@@ -125,13 +137,16 @@ impl Server {
         let reflection_v1 = reflection.build_v1()?;
 
         // Outermost first: trace every request; answer CORS preflights before anything else; translate JSON
-        // and grpc-web calls to gRPC so that everything inside sees one protocol; authenticate last, next to the
-        // services and the HTTP routes.
+        // and grpc-web calls to gRPC so that everything inside sees one protocol; bound the size of every gRPC
+        // error and refuse malformed gRPC bodies (both see all three protocols here); authenticate last, next
+        // to the services and the HTTP routes.
         let stack = ServiceBuilder::new()
             .layer(TraceLayer::new_for_grpc())
             .layer(cors(&self.config.cors_origins))
             .layer(JsonTranscodeLayer)
             .layer(GrpcWebWhereItApplies)
+            .map_response(gateway::bounded_errors::bound)
+            .layer(RefuseMalformedLayer)
             .layer(AuthLayer::new(self.store.clone(), TrustedProxies(self.config.trusted_proxies.clone())));
 
         // Open streams end when shutdown starts, so the graceful drain below does not wait for them.

@@ -1,6 +1,7 @@
 //! The one mapping from domain errors to `tonic::Status`. Every variant is named (no catch-all) so a new
 //! variant forces a decision. Internal failures are logged in full and answered with a generic message.
 
+use sea_orm::{DbErr, SqlErr};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -12,6 +13,18 @@ const INTERNAL: &str = "internal error; the server log has details";
 fn internal(error: &dyn std::fmt::Display) -> Status {
     tracing::error!(%error, "internal error");
     Status::internal(INTERNAL)
+}
+
+/// A database failure. A unique-constraint violation is not the server's fault: two requests created the same
+/// name at once (on PostgreSQL both pass the name check before either commits), and the loser is told so,
+/// exactly as if it had come second. The constraint's text is not echoed.
+fn database(error: &DbErr) -> Status {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            Status::already_exists("already exists: a concurrent request created the same name first")
+        }
+        _ => internal(error),
+    }
 }
 
 /// INVALID_ARGUMENT naming the field in the message and in a `google.rpc.BadRequest` detail.
@@ -33,7 +46,7 @@ impl From<SecretsError> for Status {
                 tracing::error!(%error, "stored ciphertext failed authentication");
                 Status::data_loss(error.to_string())
             }
-            SecretsError::Db(ref db) => internal(db),
+            SecretsError::Db(ref db) => database(db),
         }
     }
 }
@@ -47,7 +60,7 @@ impl From<IdentityError> for Status {
             IdentityError::NotFound(_) => Status::not_found(error.to_string()),
             IdentityError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             IdentityError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
-            IdentityError::Db(ref db) => internal(db),
+            IdentityError::Db(ref db) => database(db),
             IdentityError::Io { .. } => internal(&error),
         }
     }
@@ -61,7 +74,7 @@ impl From<EventsError> for Status {
             EventsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
             EventsError::Unauthenticated(message) => Status::unauthenticated(message),
             EventsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
-            EventsError::Db(ref db) => internal(db),
+            EventsError::Db(ref db) => database(db),
         }
     }
 }
@@ -77,7 +90,7 @@ impl From<StreamsError> for Status {
                 tracing::error!(%error, "stored stream configuration failed authentication");
                 Status::data_loss(error.to_string())
             }
-            StreamsError::Db(ref db) => internal(db),
+            StreamsError::Db(ref db) => database(db),
         }
     }
 }

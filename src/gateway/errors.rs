@@ -47,9 +47,9 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// The JSON body of an error.
+/// The JSON body of an error; the message is cut to a bounded size.
 pub fn body(code: Code, message: &str) -> String {
-    json!({ "code": code_name(code), "message": message }).to_string()
+    json!({ "code": code_name(code), "message": super::bounded_errors::bounded_message(message) }).to_string()
 }
 
 /// An error response for a gRPC status.

@@ -23,8 +23,8 @@ use tower::{Layer, Service};
 use super::errors;
 use crate::pb;
 
-/// Largest JSON request body accepted; the same as gRPC's default message limit.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest request message accepted, as JSON here and as protobuf in `malformed`; gRPC's default limit.
+pub(super) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Package whose services are transcoded.
 const PACKAGE_PREFIX: &str = "/hush.v1.";
 /// Request headers passed on to the gRPC call (everything the services and auth look at).
@@ -45,7 +45,7 @@ fn is_json_rpc<B>(request: &Request<B>) -> bool {
 }
 
 /// The RPC named by a path like `/hush.v1.SecretsService/CreateSecret`.
-fn method(path: &str) -> Option<MethodDescriptor> {
+pub(super) fn method(path: &str) -> Option<MethodDescriptor> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     POOL.get_service_by_name(service)?.methods().find(|m| m.name() == method)
 }

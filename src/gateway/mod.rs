@@ -6,11 +6,15 @@
 //! - `sse`: event subscriptions over Server-Sent Events in the common `project-events` shape.
 //! - `audit_export`: the audit log as NDJSON for curl.
 //! - `metrics`: Prometheus text exposition.
+//! - `malformed`: malformed gRPC bodies and control characters in text refused as INVALID_ARGUMENT.
+//! - `bounded_errors`: error answers of bounded size.
 
 mod audit_export;
+pub mod bounded_errors;
 pub mod errors;
 pub mod grpc_web;
 pub mod json;
+pub mod malformed;
 mod metrics;
 mod sse;
 

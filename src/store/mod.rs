@@ -8,6 +8,7 @@ pub mod entities;
 mod migration;
 
 use std::{
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -97,9 +98,27 @@ impl WriteTxn {
     }
 }
 
+/// The database file of an SQLite URL (`sqlite://<path>?<options>`); `None` for other databases and for
+/// in-memory SQLite.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Restricts an existing database file to its owner (0600).
+fn restrict(file: &Path) -> Result<(), DbErr> {
+    crate::fs_private::restrict_existing(file)
+        .map_err(|error| DbErr::Custom(format!("making {} private: {error}", file.display())))
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let sqlite_file = sqlite_file(url);
+        if let Some(file) = &sqlite_file {
+            // SQLite creates the WAL and shared-memory files with the database file's mode: make it private first.
+            restrict(file)?;
+        }
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).max_connections(16).connect_timeout(Duration::from_secs(10));
         let conn = Database::connect(options).await?;
@@ -108,6 +127,14 @@ impl Store {
                 // WAL lets readers proceed while one writer commits.
                 conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
                 conn.execute_unprepared(&format!("PRAGMA busy_timeout={}", SQLITE_BUSY_TIMEOUT.as_millis())).await?;
+                // Left by an earlier run with its own mode (say 0644 from before the umask was set).
+                if let Some(file) = &sqlite_file {
+                    for suffix in ["-wal", "-shm"] {
+                        let mut side = file.clone().into_os_string();
+                        side.push(suffix);
+                        restrict(Path::new(&side))?;
+                    }
+                }
                 Some(Arc::new(Mutex::new(())))
             }
             _ => None,

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod events;
 pub mod members;
+pub mod raw;
 pub mod receiver;
 
 use std::{net::SocketAddr, time::Duration};

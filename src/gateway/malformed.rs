@@ -1,0 +1,172 @@
+//! Requests that are the caller's fault, refused as INVALID_ARGUMENT before tonic sees them.
+//!
+//! tonic answers INTERNAL when a request body is not one well-formed protobuf message (a truncated frame,
+//! invalid UTF-8 in a string, a wrong wire type, no message at all), which blames the server for the caller's
+//! bytes. And PostgreSQL cannot store a NUL character in text, so a NUL in any text field would fail at the
+//! database. This layer reads each gRPC request to a hush RPC (grpc-web and JSON calls arrive here as gRPC),
+//! decodes it against the descriptor set and checks every text field, so both are refused in one place for
+//! every RPC, naming the field. Secret values (fields named `value`) may hold any text: they are stored
+//! encrypted, never as text.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, Bytes};
+use http::{Request, Response, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use prost_reflect::{DynamicMessage, MapKey, MethodDescriptor, ReflectMessage, Value};
+use tonic::{Status, body::Body};
+use tower::{Layer, Service};
+
+use super::json::{MAX_BODY_BYTES, method};
+
+/// Bytes before each gRPC message: a compression flag and a big-endian length.
+const FRAME_HEADER: usize = 5;
+/// The field name used when the fault is in the body as a whole rather than in one field.
+const BODY_FIELD: &str = "request body";
+
+/// Layer refusing malformed gRPC requests and text fields with control characters.
+#[derive(Clone, Default)]
+pub struct RefuseMalformedLayer;
+
+impl<S> Layer<S> for RefuseMalformedLayer {
+    type Service = RefuseMalformed<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefuseMalformed { inner }
+    }
+}
+
+/// The service made by [`RefuseMalformedLayer`].
+#[derive(Clone)]
+pub struct RefuseMalformed<S> {
+    inner: S,
+}
+
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// The one message of a gRPC request body, or why there is not exactly one uncompressed message.
+fn single_message(mut body: Bytes) -> Result<Bytes, String> {
+    if body.is_empty() {
+        return Err("holds no message".to_owned());
+    }
+    if body.len() < FRAME_HEADER {
+        return Err(format!("ends inside the {FRAME_HEADER}-byte gRPC frame header"));
+    }
+    let compressed = body.get_u8();
+    let len = body.get_u32() as usize;
+    if compressed != 0 {
+        return Err("holds a compressed message; compression is not accepted".to_owned());
+    }
+    match body.len().cmp(&len) {
+        std::cmp::Ordering::Less => Err(format!("frame announces {len} bytes but {} follow", body.len())),
+        std::cmp::Ordering::Greater => Err("holds more than one message".to_owned()),
+        std::cmp::Ordering::Equal => Ok(body),
+    }
+}
+
+/// Whether a text field may not hold `c`: control characters other than tab and line breaks.
+fn refused(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+fn check_text(field: &str, text: &str) -> Result<(), Status> {
+    match text.chars().find(|c| refused(*c)) {
+        Some(c) => Err(crate::api::status::invalid_argument(
+            field.to_owned(),
+            format!("contains the control character U+{:04X}; text fields may not", c as u32),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks every text field of `message` (nested messages, lists and maps included); `prefix` is the path of
+/// `message` in the request (`""` at the top, `secrets[2].` below).
+fn check_fields(message: &DynamicMessage, prefix: &str) -> Result<(), Status> {
+    for (field, value) in message.fields() {
+        let path = format!("{prefix}{}", field.name());
+        if field.name() == "value" && message.descriptor().package_name() == "hush.v1" {
+            continue;
+        }
+        check_value(&path, value)?;
+    }
+    Ok(())
+}
+
+fn check_value(path: &str, value: &Value) -> Result<(), Status> {
+    match value {
+        Value::String(text) => check_text(path, text),
+        Value::Message(nested) => check_fields(nested, &format!("{path}.")),
+        Value::List(items) => {
+            items.iter().enumerate().try_for_each(|(i, item)| check_value(&format!("{path}[{i}]"), item))
+        }
+        Value::Map(entries) => entries.iter().try_for_each(|(key, item)| {
+            if let MapKey::String(key) = key {
+                check_text(&format!("{path} key"), key)?;
+            }
+            check_value(&format!("{path}[]"), item)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads and checks a gRPC request to `method`; gives back the body to pass on, or the answer to send.
+async fn checked_body(method: MethodDescriptor, body: Body) -> Result<Bytes, Status> {
+    let bytes = match Limited::new(body, MAX_BODY_BYTES + FRAME_HEADER).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => {
+            let reason = format!("is larger than {MAX_BODY_BYTES} bytes");
+            return Err(crate::api::status::invalid_argument(BODY_FIELD.to_owned(), reason));
+        }
+        Err(_) => return Err(Status::cancelled("request body unreadable")),
+    };
+    let invalid = |reason: String| crate::api::status::invalid_argument(BODY_FIELD.to_owned(), reason);
+    let payload = single_message(bytes.clone()).map_err(invalid)?;
+    let message = DynamicMessage::decode(method.input(), payload)
+        .map_err(|error| invalid(format!("is not a valid {}: {error}", method.input().name())))?;
+    check_fields(&message, "")?;
+    Ok(bytes)
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S> Service<Request<Body>> for RefuseMalformed<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Response<Body>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Health, reflection (a bidirectional stream) and unknown paths pass untouched; hush has no
+        // client-streaming RPC, so reading a hush request whole changes nothing for the service.
+        let Some(method) = method(request.uri().path()).filter(|_| is_grpc(&request)) else {
+            return Box::pin(inner.call(request));
+        };
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            match checked_body(method, body).await {
+                Ok(bytes) => inner.call(Request::from_parts(parts, Body::new(Full::new(bytes)))).await,
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
