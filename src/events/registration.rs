@@ -59,8 +59,12 @@ impl Registration {
         let environment = match environment {
             "" => None,
             slug => {
-                crate::secrets::validate::environment_slug("environment_slug", slug)
-                    .map_err(|e| invalid("conditions.environment_slug", e.to_string()))?;
+                crate::secrets::validate::environment_slug("conditions.environment_slug", slug).map_err(
+                    |e| match e {
+                        crate::secrets::SecretsError::InvalidArgument { field, reason } => invalid(&field, reason),
+                        other => invalid("conditions.environment_slug", other.to_string()),
+                    },
+                )?;
                 Some(slug.to_owned())
             }
         };
