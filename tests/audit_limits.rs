@@ -55,7 +55,7 @@ async fn denials_are_recorded_and_rate_capped(backend: Backend) {
         assert_eq!(denied.code(), Code::PermissionDenied);
     }
     let denied = entries(&server, &admin, "permission-denied").await;
-    let of_snoop: Vec<_> = denied.iter().filter(|e| e.actor.as_ref().unwrap().id == snoop_id).collect();
+    let of_snoop: Vec<_> = denied.iter().filter(|e| e.actor.as_ref().unwrap().identity_id == snoop_id).collect();
     assert_eq!(of_snoop.len(), 10, "capped at 10 per identity and minute: {of_snoop:#?}");
     assert_eq!(text(of_snoop[0], "method"), "/hush.v1.AuditLogsService/ListAuditLogs");
     assert_eq!(text(of_snoop[0], "permission"), "audit-logs:read");
@@ -72,7 +72,7 @@ async fn denials_are_recorded_and_rate_capped(backend: Backend) {
     stranger.list_identities(pb::ListIdentitiesRequest::default()).await.unwrap_err();
     let rejected = entries(&server, &admin, "token-rejected").await;
     assert_eq!(rejected.len(), 3, "{rejected:#?}");
-    assert!(rejected.iter().all(|e| e.actor.as_ref().unwrap().id == quitter_id));
+    assert!(rejected.iter().all(|e| e.actor.as_ref().unwrap().identity_id == quitter_id));
     assert_eq!(text(&rejected[0], "method"), "/hush.v1.IdentityService/ListIdentities");
 }
 
