@@ -288,9 +288,9 @@ mod tests {
     fn reference_wildcard(pattern: &str, text: &str) -> bool {
         match pattern.split_once('*') {
             None => pattern == text,
-            Some((head, tail)) => {
-                text.strip_prefix(head).is_some_and(|rest| (0..=rest.len()).any(|i| reference_wildcard(tail, &rest[i..])))
-            }
+            Some((head, tail)) => text
+                .strip_prefix(head)
+                .is_some_and(|rest| (0..=rest.len()).any(|i| reference_wildcard(tail, &rest[i..]))),
         }
     }
 
