@@ -66,6 +66,10 @@ pub struct ServeConfig {
     /// Allow audit stream destinations on private, loopback and link-local addresses.
     #[arg(long, env = "HUSH_STREAMS_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub streams_allow_private: bool,
+    /// How audit stream destination names are resolved; None: the system resolver. Not a flag: tests inject
+    /// a resolver to make names answer the addresses they need (e.g. loopback, or a changing answer).
+    #[arg(skip)]
+    pub streams_lookup: Option<std::sync::Arc<dyn crate::streams::Lookup>>,
     /// Folder of the built web client (`clients/web/dist`) to serve at `/ui`; unset = no `/ui`.
     #[arg(long, env = "HUSH_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
@@ -93,6 +97,7 @@ impl ServeConfig {
             stream_retry_cap: Duration::from_secs(240),
             stream_lease: Duration::from_secs(30),
             streams_allow_private: false,
+            streams_lookup: None,
             cors_origins: vec!["*".into()],
         }
     }

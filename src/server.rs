@@ -27,7 +27,7 @@ use crate::{
     },
     secrets::Vault,
     store::Store,
-    streams::{EngineSettings, Streams, retry::RetryPolicy},
+    streams::{EngineSettings, Streams, SystemLookup, retry::RetryPolicy},
 };
 
 /// Name of the root key file generated in the data dir when `HUSH_ROOT_KEY` is not set.
@@ -93,6 +93,7 @@ impl Server {
                 },
                 lease: config.stream_lease,
                 allow_private: config.streams_allow_private,
+                lookup: config.streams_lookup.clone().unwrap_or_else(|| Arc::new(SystemLookup)),
             },
         );
         streams.start_engine(uuid::Uuid::new_v4().to_string(), background.clone());

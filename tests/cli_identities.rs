@@ -55,7 +55,7 @@ async fn cli_manages_identities_and_roles(backend: Backend) {
     let created = hush(admin, &["identities", "create", "ci-bot"]).await.unwrap();
     let (identity, client_id) = created.trim().split_once('\t').expect("id<TAB>client_id");
     let listed = hush(admin, &["identities", "list"]).await.unwrap();
-    assert!(listed.lines().any(|l| l == format!("{identity}\tci-bot\t{client_id}")), "{listed}");
+    assert!(listed.lines().any(|l| l == format!("{identity}\tci-bot\t{client_id}\t")), "{listed}");
     assert!(listed.lines().any(|l| l.starts_with(&server.bootstrap.identity_id)), "lists the admin too: {listed}");
     let secret_args =
         ["identities", "secret", "create", identity, "--description", "ci", "--ttl", "1h", "--max-uses", "5"];

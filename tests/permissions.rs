@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{Authed, Backend, TestServer, create_secret, get_secret, list_secrets};
+use common::{
+    Backend, TestServer, create_secret, get_secret, list_secrets,
+    members::{assign, create_role, identity_admin, new_member, policy},
+};
 use hush::pb::{
     self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
     secrets_service_client::SecretsServiceClient,
@@ -16,67 +19,6 @@ backend_tests!(
     role_changes_apply_immediately_and_bump_the_version,
     org_level_subjects_need_an_org_role,
 );
-
-fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, inverted: bool) -> pb::Policy {
-    pb::Policy {
-        subject: subject.into(),
-        actions: actions.iter().map(|a| a.to_string()).collect(),
-        conditions: Some(pb::PolicyConditions {
-            environments: envs.iter().map(|e| e.to_string()).collect(),
-            secret_path: path.into(),
-        }),
-        inverted,
-    }
-}
-
-/// An identity created by the admin, with a client secret, logged in.
-struct Member {
-    id: String,
-    client_id: String,
-    client_secret: String,
-    token: String,
-}
-
-async fn identity_admin(server: &TestServer) -> IdentityServiceClient<Authed> {
-    IdentityServiceClient::new(server.authed(&server.admin_token().await).await)
-}
-
-async fn new_member(server: &TestServer, name: &str, org_role: &str) -> Member {
-    let mut admin = identity_admin(server).await;
-    let identity = admin
-        .create_identity(pb::CreateIdentityRequest { name: name.into(), org_role: org_role.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .identity
-        .unwrap();
-    let secret = admin
-        .create_client_secret(pb::CreateClientSecretRequest {
-            identity_id: identity.id.clone(),
-            description: "test".into(),
-            ttl: None,
-            max_uses: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(secret.client_id, identity.client_id);
-    let token = server.login(&secret.client_id, &secret.client_secret).await.unwrap().access_token;
-    Member { id: identity.id, client_id: secret.client_id, client_secret: secret.client_secret, token }
-}
-
-async fn create_role(server: &TestServer, name: &str, policies: Vec<pb::Policy>) -> String {
-    let mut admin = identity_admin(server).await;
-    let request = pb::CreateRoleRequest { name: name.into(), description: String::new(), policies };
-    admin.create_role(request).await.unwrap().into_inner().role.unwrap().id
-}
-
-async fn assign(server: &TestServer, project: &str, identity: &str, role: &str) {
-    let mut admin = identity_admin(server).await;
-    let request =
-        pb::SetProjectRoleRequest { project_id: project.into(), identity_id: identity.into(), role_id: role.into() };
-    admin.set_project_role(request).await.unwrap();
-}
 
 fn update(project: &str, env: &str, path: &str, key: &str) -> pb::UpdateSecretRequest {
     pb::UpdateSecretRequest {

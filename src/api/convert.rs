@@ -131,7 +131,14 @@ addresses_secret!(
 
 impl From<IdentityRecord> for pb::Identity {
     fn from(i: IdentityRecord) -> Self {
-        Self { id: i.id, org_id: i.org_id, name: i.name, client_id: i.client_id, create_time: timestamp(i.created_at) }
+        Self {
+            id: i.id,
+            org_id: i.org_id,
+            name: i.name,
+            client_id: i.client_id,
+            create_time: timestamp(i.created_at),
+            org_role: i.org_role.unwrap_or_default(),
+        }
     }
 }
 

@@ -127,6 +127,15 @@ impl IdentityService for IdentityApi {
         Ok(Response::new(pb::RevokeTokenResponse {}))
     }
 
+    async fn revoke_identity_tokens(
+        &self,
+        request: Request<pb::RevokeIdentityTokensRequest>,
+    ) -> Result<Response<pb::RevokeIdentityTokensResponse>, Status> {
+        let caller = principal(&request)?;
+        let revoked_count = self.identities.revoke_identity_tokens(&caller, &request.get_ref().identity_id).await?;
+        Ok(Response::new(pb::RevokeIdentityTokensResponse { revoked_count }))
+    }
+
     async fn create_role(
         &self,
         request: Request<pb::CreateRoleRequest>,

@@ -33,7 +33,7 @@ pub enum IdentitiesCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// List the org's identities as `id<TAB>name<TAB>client_id`.
+    /// List the org's identities as `id<TAB>name<TAB>client_id<TAB>org_role` (org role empty when none).
     List {
         #[command(flatten)]
         target: Target,
@@ -72,7 +72,7 @@ pub enum ClientSecretCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Revoke a client secret; tokens already issued with it stay valid until they expire.
+    /// Revoke a client secret and the access tokens it issued.
     Revoke {
         /// Identity id.
         identity_id: String,
@@ -89,6 +89,13 @@ pub enum TokenCommand {
     Revoke {
         /// The access token to revoke; default: the one this call is made with.
         token: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Revoke every live access token of an identity (its client secrets stay valid); prints how many.
+    RevokeAll {
+        /// Identity id.
+        identity_id: String,
         #[command(flatten)]
         target: Target,
     },
@@ -117,7 +124,7 @@ pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
                 let request = pb::ListIdentitiesRequest { page_size: 0, page_token };
                 let page = client.list_identities(request).await.map_err(rpc)?.into_inner();
                 for identity in page.identities {
-                    println!("{}\t{}\t{}", identity.id, identity.name, identity.client_id);
+                    println!("{}\t{}\t{}\t{}", identity.id, identity.name, identity.client_id, identity.org_role);
                 }
                 if page.next_page_token.is_empty() {
                     break;
@@ -135,6 +142,12 @@ pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
             let request = pb::RevokeTokenRequest { access_token: token.unwrap_or_default() };
             identity_client(&target).await?.revoke_token(request).await.map_err(rpc)?;
             eprintln!("revoked");
+        }
+        IdentitiesCommand::Token(TokenCommand::RevokeAll { identity_id, target }) => {
+            let request = pb::RevokeIdentityTokensRequest { identity_id };
+            let response =
+                identity_client(&target).await?.revoke_identity_tokens(request).await.map_err(rpc)?.into_inner();
+            println!("{}", response.revoked_count);
         }
     }
     Ok(())

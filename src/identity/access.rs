@@ -9,13 +9,13 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::{
-    Principal,
+    Principal, escalation,
     policy::{self, Action, Policy, RawPolicy, Resource, Subject},
 };
 use crate::store::entities::{authz_version, identity, project_membership, role};
 
 /// The org role that is admin in every project.
-const ORG_ADMIN: &str = "admin";
+pub(super) const ORG_ADMIN: &str = "admin";
 
 /// A request the caller's policies do not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +61,17 @@ impl Grants {
         if any { Ok(()) } else { Err(Denied { subject, action, location: String::new() }) }
     }
 
+    /// Whether these grants allow nothing at all (the caller is not a member of the project).
+    pub fn is_empty(&self) -> bool {
+        self.policies.iter().all(|p| p.inverted)
+    }
+
+    /// The no-escalation rule: fails naming the first permission of `target` these grants lack; `what` names
+    /// what would hold it (e.g. `role 'admin'`).
+    pub fn require_covers(&self, target: &[Policy], what: &str) -> Result<(), Denied> {
+        escalation::covers(&self.policies, target).map_err(|missing| missing.denied(what))
+    }
+
     /// Fails unless the action could be allowed for some folder of `environment`.
     pub fn require_somewhere_in(&self, subject: Subject, action: Action, environment: &str) -> Result<(), Denied> {
         if policy::allows_somewhere_in(&self.policies, subject, action, environment) {
@@ -86,11 +97,41 @@ pub async fn role_policies(
     Ok(stored_policies(&row))
 }
 
-/// Decodes a custom role's stored policies. They were validated before they were stored; anything that no
-/// longer validates is skipped rather than widening access.
+/// Decodes a custom role's stored policies. They were validated before they were stored; if any no longer
+/// validates (stored under older, looser rules, or edited by hand) the role grants nothing: skipping just the
+/// bad one could drop a deny rule and widen access.
 pub fn stored_policies(row: &role::Model) -> Vec<Policy> {
-    let raw: Vec<RawPolicy> = serde_json::from_value(row.policies.clone()).unwrap_or_default();
-    raw.iter().enumerate().filter_map(|(i, p)| p.validate(i).ok()).collect()
+    let decoded =
+        serde_json::from_value::<Vec<RawPolicy>>(row.policies.clone()).map_err(|e| e.to_string()).and_then(|raw| {
+            raw.iter().enumerate().map(|(i, p)| p.validate(i)).collect::<Result<_, _>>().map_err(|e| e.to_string())
+        });
+    decoded.unwrap_or_else(|error| {
+        tracing::warn!(role_id = %row.id, %error, "stored role no longer validates; it grants nothing until edited");
+        Vec::new()
+    })
+}
+
+/// Whether a policy is in force when its role is an org role: org-level subjects, and `projects` (creating them).
+pub(super) fn is_org_level(p: &Policy) -> bool {
+    !p.subject.is_project_level() || p.subject == Subject::Projects
+}
+
+/// What role `role_id` grants as an org role.
+pub async fn org_role_policies(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    role_id: &str,
+) -> Result<Vec<Policy>, sea_orm::DbErr> {
+    Ok(role_policies(db, org_id, role_id).await?.into_iter().filter(is_org_level).collect())
+}
+
+/// What role `role_id` grants as a project role.
+pub async fn project_role_policies(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    role_id: &str,
+) -> Result<Vec<Policy>, sea_orm::DbErr> {
+    Ok(role_policies(db, org_id, role_id).await?.into_iter().filter(|p| p.subject.is_project_level()).collect())
 }
 
 async fn org_role(db: &impl ConnectionTrait, caller: &Principal) -> Result<Option<String>, sea_orm::DbErr> {
@@ -100,9 +141,7 @@ async fn org_role(db: &impl ConnectionTrait, caller: &Principal) -> Result<Optio
 /// The caller's org-level grants: its org role's policies for org-level subjects and project creation.
 pub async fn org_grants(db: &impl ConnectionTrait, caller: &Principal) -> Result<Grants, sea_orm::DbErr> {
     let Some(role_id) = org_role(db, caller).await? else { return Ok(Grants::default()) };
-    let policies = role_policies(db, &caller.org_id, &role_id).await?;
-    let org_level = |p: &Policy| !p.subject.is_project_level() || (p.subject == Subject::Projects);
-    Ok(Grants::new(policies.into_iter().filter(org_level).collect()))
+    Ok(Grants::new(org_role_policies(db, &caller.org_id, &role_id).await?))
 }
 
 /// Whether the caller is an org admin, and so admin in every project of its org.
@@ -125,8 +164,7 @@ pub async fn project_grants(
         .one(db)
         .await?;
     let Some(membership) = membership else { return Ok(Grants::default()) };
-    let policies = role_policies(db, &caller.org_id, &membership.role_id).await?;
-    Ok(Grants::new(policies.into_iter().filter(|p| p.subject.is_project_level()).collect()))
+    Ok(Grants::new(project_role_policies(db, &caller.org_id, &membership.role_id).await?))
 }
 
 /// Increments the permission version in the caller's transaction (see `authz_version`).

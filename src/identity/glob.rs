@@ -109,6 +109,11 @@ impl PathGlob {
         let pattern: Vec<&str> = self.segments.iter().map(String::as_str).collect();
         match_segments(&pattern, &parts)
     }
+
+    /// The glob's segments, `*` and `**` included.
+    pub(crate) fn segments(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.segments.iter().map(String::as_str)
+    }
 }
 
 /// Matches glob segments against path segments without backtracking: `reach[j]` is whether the glob's
@@ -241,8 +246,9 @@ mod tests {
     #[test]
     fn worst_case_matching_is_fast() {
         // A `*` then a long literal run re-scans the text at every position: the wildcard matcher's worst.
-        let segment = format!("*{}b", "a".repeat(31));
-        let worst = format!("/**/{}/**/{}/**/{}/**", segment, segment, segment);
+        // Segments at the length limit, with every `**` allowed: the costliest glob the limits let through.
+        let segment = format!("*{}b", "a".repeat(MAX_SEGMENT_LEN - 2));
+        let worst = format!("/**/{segment}/**/{segment}/**/{segment}/**/{segment}");
         let glob = PathGlob::parse(&worst).unwrap();
         let path = format!("/{}", vec!["a".repeat(64); 20].join("/"));
         let started = std::time::Instant::now();
@@ -250,7 +256,8 @@ mod tests {
             assert!(!glob.matches(&path));
         }
         let per_match = started.elapsed() / 100;
-        assert!(per_match < std::time::Duration::from_millis(5), "{per_match:?} per match");
+        // The issue's bar is 1 ms per event; a debug build measures about 20 µs here.
+        assert!(per_match < std::time::Duration::from_millis(1), "{per_match:?} per match");
     }
 
     #[test]

@@ -122,6 +122,7 @@ async fn issue_token(
         return Ok(Err(BAD_CREDENTIALS));
     }
     let uses = secret.uses + 1;
+    let secret_id = secret.id.clone();
     let mut secret = secret.into_active_model();
     secret.uses = Set(uses);
     secret.update(&**txn).await?;
@@ -132,6 +133,7 @@ async fn issue_token(
         id: Set(uuid::Uuid::now_v7().to_string()),
         identity_id: Set(identity.id.clone()),
         token_hash: Set(credentials::hash(&access_token)),
+        client_secret_id: Set(Some(secret_id)),
         expires_at: Set(expires_at),
         revoked_at: Set(None),
         created_at: Set(now),

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{
     Identities, IdentityError, Principal,
     access::{self, bump_version},
-    credentials,
+    credentials, no_escalation,
     policy::{Action, Resource, Subject},
 };
 use crate::{
@@ -128,8 +128,18 @@ impl Identities {
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Create, Resource::default())?;
         let org_role = match org_role {
             "" => None,
-            role => Some(self.role_in_org(&*txn, caller, "org_role", role).await?),
+            role => {
+                let role = self.role_in_org(&*txn, caller, "org_role", role).await?;
+                no_escalation::require_may_give_org_role(&*txn, caller, &role, &format!("org role '{role}'")).await?;
+                Some(role)
+            }
         };
+        let taken = identity::Entity::find()
+            .filter(identity::Column::OrgId.eq(&caller.org_id))
+            .filter(identity::Column::Name.eq(name));
+        if taken.one(&*txn).await?.is_some() {
+            return Err(IdentityError::AlreadyExists(format!("identity '{name}'")));
+        }
         let row = identity::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             org_id: Set(caller.org_id.clone()),
@@ -179,6 +189,7 @@ impl Identities {
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Delete, Resource::default())?;
         let row = self.identity_in_org(&*txn, caller, identity_id).await?;
+        no_escalation::require_holds_all_of(&*txn, caller, &row).await?;
         audit::record(&txn, caller, Entry::org("delete-identity", json!({ "identityId": row.id, "name": row.name })))
             .await?;
         row.delete(&*txn).await?;
@@ -202,6 +213,7 @@ impl Identities {
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
         let identity = self.identity_in_org(&*txn, caller, identity_id).await?;
+        no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
         let secret = credentials::generate(credentials::CLIENT_SECRET_PREFIX);
         let now = Utc::now();
         let expires_at = match ttl {
@@ -233,8 +245,7 @@ impl Identities {
         Ok(NewClientSecret { client_id: identity.client_id, client_secret: secret, info: row.into() })
     }
 
-    /// Revokes a client secret: it can no longer log in. Tokens it issued stay valid until they expire or are
-    /// revoked themselves.
+    /// Revokes a client secret: it can no longer log in, and the tokens it issued stop working.
     pub async fn revoke_client_secret(
         &self,
         caller: &Principal,
@@ -245,25 +256,48 @@ impl Identities {
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
         let identity = self.identity_in_org(&*txn, caller, identity_id).await?;
+        no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
         let secret = client_secret::Entity::find_by_id(secret_id)
             .filter(client_secret::Column::IdentityId.eq(&identity.id))
             .one(&*txn)
             .await?
             .ok_or_else(|| IdentityError::NotFound(format!("client secret '{secret_id}'")))?;
+        let now = Utc::now();
         if secret.revoked_at.is_none() {
             let mut active = secret.into_active_model();
-            active.revoked_at = Set(Some(Utc::now()));
+            active.revoked_at = Set(Some(now));
             active.update(&*txn).await?;
-            bump_version(&*txn).await?;
         }
+        let tokens = revoke_tokens(&*txn, access_token::Column::ClientSecretId.eq(secret_id), now).await?;
+        bump_version(&*txn).await?;
         audit::record(
             &txn,
             caller,
-            Entry::org("revoke-client-secret", json!({ "identityId": identity.id, "clientSecretId": secret_id })),
+            Entry::org(
+                "revoke-client-secret",
+                json!({ "identityId": identity.id, "clientSecretId": secret_id, "tokensRevoked": tokens }),
+            ),
         )
         .await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Revokes every live access token of an identity (its client secrets stay valid); returns how many.
+    /// Needs `identities:edit` and everything the identity holds, or is the caller's own identity.
+    pub async fn revoke_identity_tokens(&self, caller: &Principal, identity_id: &str) -> Result<u64, IdentityError> {
+        let txn = self.store.begin_write().await?;
+        let identity = self.identity_in_org(&*txn, caller, identity_id).await?;
+        if identity.id != caller.identity_id {
+            access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
+            no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
+        }
+        let tokens = revoke_tokens(&*txn, access_token::Column::IdentityId.eq(&identity.id), Utc::now()).await?;
+        bump_version(&*txn).await?;
+        let entry = json!({ "identityId": identity.id, "tokensRevoked": tokens });
+        audit::record(&txn, caller, Entry::org("revoke-identity-tokens", entry)).await?;
+        txn.commit().await?;
+        Ok(tokens)
     }
 
     /// Revokes an access token: the caller's own when `token` is empty, else the given one (holding a token is
@@ -289,4 +323,20 @@ impl Identities {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Marks the live tokens selected by `filter` revoked; returns how many.
+async fn revoke_tokens(
+    db: &impl sea_orm::ConnectionTrait,
+    filter: sea_orm::sea_query::SimpleExpr,
+    now: DateTime<Utc>,
+) -> Result<u64, IdentityError> {
+    let result = access_token::Entity::update_many()
+        .col_expr(access_token::Column::RevokedAt, sea_orm::sea_query::Expr::value(Some(now)))
+        .filter(filter)
+        .filter(access_token::Column::RevokedAt.is_null())
+        .filter(access_token::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }

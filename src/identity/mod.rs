@@ -4,10 +4,13 @@
 pub mod access;
 mod bootstrap;
 mod credentials;
+mod escalation;
 pub mod glob;
+mod glob_relations;
 mod login;
 pub mod login_throttle;
 mod manage;
+mod no_escalation;
 pub mod policy;
 mod roles;
 

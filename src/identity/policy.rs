@@ -184,6 +184,16 @@ impl PolicyError {
             PolicyError::Glob { index, .. } => format!("policies[{index}].conditions.secret_path"),
         }
     }
+
+    /// What is wrong, without the field name.
+    pub fn reason(&self) -> String {
+        match self {
+            PolicyError::Subject { message, .. }
+            | PolicyError::Action { message, .. }
+            | PolicyError::Conditions { message, .. } => message.clone(),
+            PolicyError::Glob { source, .. } => source.to_string(),
+        }
+    }
 }
 
 /// A policy as stored (JSON in the roles table), as received from the API and as the CLI reads and prints it,

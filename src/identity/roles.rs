@@ -9,6 +9,7 @@ use sea_orm::{
 use super::{
     Identities, IdentityError, Principal,
     access::{self, bump_version},
+    no_escalation,
     policy::{self, Action, Policy, RawPolicy, Resource, Subject},
 };
 use serde_json::json;
@@ -57,8 +58,8 @@ fn custom_record(row: role::Model) -> RoleRecord {
     }
 }
 
-/// Validates a role's name and policies; returns the policies in their stored form.
-fn validate_role(name: &str, raw: &[RawPolicy]) -> Result<Vec<RawPolicy>, IdentityError> {
+/// Validates a role's name and policies.
+fn validate_role(name: &str, raw: &[RawPolicy]) -> Result<Vec<Policy>, IdentityError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(IdentityError::invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
@@ -71,12 +72,14 @@ fn validate_role(name: &str, raw: &[RawPolicy]) -> Result<Vec<RawPolicy>, Identi
     }
     raw.iter()
         .enumerate()
-        .map(|(i, p)| {
-            p.validate(i)
-                .map(|valid| RawPolicy::from(&valid))
-                .map_err(|e| IdentityError::invalid(&e.field(), e.to_string()))
-        })
+        .map(|(i, p)| p.validate(i).map_err(|e| IdentityError::invalid(&e.field(), e.reason())))
         .collect()
+}
+
+/// The form policies are stored in (JSON in the roles table).
+fn stored_form(policies: &[Policy]) -> serde_json::Value {
+    let raw: Vec<RawPolicy> = policies.iter().map(RawPolicy::from).collect();
+    serde_json::to_value(raw).expect("policies serialize")
 }
 
 impl Identities {
@@ -124,16 +127,18 @@ impl Identities {
         description: &str,
         policies: &[RawPolicy],
     ) -> Result<RoleRecord, IdentityError> {
-        let stored = validate_role(name, policies)?;
+        let validated = validate_role(name, policies)?;
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Create, Resource::default())?;
+        let what = format!("role '{}'", name.trim());
+        no_escalation::require_may_define_role(&*txn, caller, None, &validated, &what).await?;
         name_is_free(&*txn, caller, name, None).await?;
         let row = role::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             org_id: Set(caller.org_id.clone()),
             name: Set(name.trim().to_owned()),
             description: Set(description.to_owned()),
-            policies: Set(serde_json::to_value(&stored).expect("policies serialize")),
+            policies: Set(stored_form(&validated)),
             created_at: Set(Utc::now()),
         }
         .insert(&*txn)
@@ -157,15 +162,20 @@ impl Identities {
         description: &str,
         policies: &[RawPolicy],
     ) -> Result<RoleRecord, IdentityError> {
-        let stored = validate_role(name, policies)?;
+        let validated = validate_role(name, policies)?;
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Edit, Resource::default())?;
         let row = self.custom_role(&*txn, caller, role_id).await?;
+        // Both what the role holds now and what it would hold: editing a role is handing out its permissions.
+        let what = format!("role '{}'", row.name);
+        let current = access::stored_policies(&row);
+        no_escalation::require_may_define_role(&*txn, caller, Some(&row.id), &current, &what).await?;
+        no_escalation::require_may_define_role(&*txn, caller, Some(&row.id), &validated, &what).await?;
         name_is_free(&*txn, caller, name, Some(&row.id)).await?;
         let mut active = row.into_active_model();
         active.name = Set(name.trim().to_owned());
         active.description = Set(description.to_owned());
-        active.policies = Set(serde_json::to_value(&stored).expect("policies serialize"));
+        active.policies = Set(stored_form(&validated));
         let row = active.update(&*txn).await?;
         bump_version(&*txn).await?;
         audit::record(
@@ -234,11 +244,12 @@ impl Identities {
             .one(&*txn)
             .await?
             .ok_or_else(|| IdentityError::NotFound(format!("project '{project_id}'")))?;
-        access::project_grants(&*txn, caller, &project.id).await?.require(
-            Subject::Projects,
-            Action::Edit,
-            Resource::default(),
-        )?;
+        let mine = access::project_grants(&*txn, caller, &project.id).await?;
+        if mine.is_empty() {
+            // Not a member: the project looks the same as one that does not exist.
+            return Err(IdentityError::NotFound(format!("project '{project_id}'")));
+        }
+        mine.require(Subject::Projects, Action::Edit, Resource::default())?;
         let member = self.identity_in_org(&*txn, caller, identity_id).await?;
         let existing = project_membership::Entity::find()
             .filter(project_membership::Column::ProjectId.eq(&project.id))
@@ -246,10 +257,15 @@ impl Identities {
             .one(&*txn)
             .await?;
         if let Some(existing) = existing {
+            // Changing or removing a membership the caller could not have given is refused too.
+            let held = access::project_role_policies(&*txn, &caller.org_id, &existing.role_id).await?;
+            mine.require_covers(&held, &format!("identity '{}' (its current role)", member.name))?;
             existing.delete(&*txn).await?;
         }
         if !role_id.is_empty() {
             let role_id = self.role_in_org(&*txn, caller, "role_id", role_id).await?;
+            let given = access::project_role_policies(&*txn, &caller.org_id, &role_id).await?;
+            mine.require_covers(&given, &format!("role '{role_id}'"))?;
             add_membership(&*txn, &project.id, &member.id, &role_id).await?;
         }
         bump_version(&*txn).await?;

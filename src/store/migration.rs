@@ -1,6 +1,6 @@
 //! Schema migrations, applied at start. Tables are derived from the entities so the two cannot drift.
 
-use sea_orm::{EntityTrait, Schema};
+use sea_orm::{ActiveModelTrait, EntityName, EntityTrait, IntoActiveModel, QueryOrder, Schema, Set};
 use sea_orm_migration::prelude::*;
 
 use super::entities::{
@@ -13,7 +13,14 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation), Box::new(Permissions), Box::new(Events), Box::new(AuditLogs), Box::new(AuditStreams)]
+        vec![
+            Box::new(Foundation),
+            Box::new(Permissions),
+            Box::new(Events),
+            Box::new(AuditLogs),
+            Box::new(AuditStreams),
+            Box::new(IdentityHygiene),
+        ]
     }
 }
 
@@ -130,4 +137,74 @@ impl MigrationTrait for AuditStreams {
         create(manager, audit_stream::Entity).await?;
         create(manager, audit_stream_state::Entity).await
     }
+}
+
+/// Tokens remember the client secret that minted them (so revoking it revokes them), and identity names become
+/// unique per org as the contract says (existing duplicates but the oldest are renamed `<name>-<id suffix>`
+/// first; nothing is deleted).
+///
+/// Fresh databases already get the column from the entity in m0001; only older ones need it added.
+struct IdentityHygiene;
+
+impl MigrationName for IdentityHygiene {
+    fn name(&self) -> &str {
+        "m0006_identity_hygiene"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for IdentityHygiene {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let column = access_token::Column::ClientSecretId;
+        if !manager.has_column(access_token::Entity.table_name(), &column.to_string()).await? {
+            let add = Table::alter()
+                .table(access_token::Entity)
+                .add_column(ColumnDef::new(column).string().null())
+                .to_owned();
+            manager.alter_table(add).await?;
+            let index = Index::create()
+                .if_not_exists()
+                .name("idx-access_tokens-client_secret_id")
+                .table(access_token::Entity)
+                .col(column)
+                .to_owned();
+            manager.create_index(index).await?;
+        }
+        rename_duplicate_identities(manager).await?;
+        let unique = Index::create()
+            .if_not_exists()
+            .unique()
+            .name("idx-identities-org_id-name")
+            .table(identity::Entity)
+            .col(identity::Column::OrgId)
+            .col(identity::Column::Name)
+            .to_owned();
+        manager.create_index(unique).await
+    }
+}
+
+async fn rename_duplicate_identities(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let rows = identity::Entity::find()
+        .order_by_asc(identity::Column::OrgId)
+        .order_by_asc(identity::Column::Name)
+        .order_by_asc(identity::Column::CreatedAt)
+        .order_by_asc(identity::Column::Id)
+        .all(db)
+        .await?;
+    let mut previous: Option<(String, String)> = None;
+    for row in rows {
+        let key = (row.org_id.clone(), row.name.clone());
+        if previous.as_ref() == Some(&key) {
+            // The id's last 12 characters are random; names stay within the 64-character limit.
+            let suffix = &row.id[row.id.len().saturating_sub(12)..];
+            let stem: String = row.name.chars().take(64 - 13).collect();
+            let name = format!("{stem}-{suffix}");
+            let mut active = row.into_active_model();
+            active.name = Set(name);
+            active.update(db).await?;
+        }
+        previous = Some(key);
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::StreamsError;
+use super::{StreamsError, url_secrets};
 
 /// What credentials look like in responses.
 pub const REDACTED: &str = "[REDACTED]";
@@ -46,9 +46,10 @@ fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
 }
 
 fn require_url(field: &str, url: &str) -> Result<(), StreamsError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(field, format!("'{url}' is not a URL: {e}")))?;
+    // Errors leave the URL out: it may carry credentials.
+    let parsed = url::Url::parse(url).map_err(|e| invalid(field, format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(invalid(field, format!("'{url}' must be an http(s) URL with a host")));
+        return Err(invalid(field, "must be an http(s) URL with a host"));
     }
     Ok(())
 }
@@ -112,50 +113,112 @@ impl ProviderConfig {
         }
     }
 
-    /// The configuration with every credential replaced by [`REDACTED`].
+    /// The configuration with every credential, and the userinfo and query values of every URL, replaced by
+    /// [`REDACTED`].
     pub fn redacted(&self) -> ProviderConfig {
         let mut copy = self.clone();
         copy.for_each_secret(|secret, _| *secret = REDACTED.to_owned());
+        copy.for_each_url(|url, _| *url = url_secrets::redact(url));
         copy
     }
 
-    /// Where `update` sends [`REDACTED`] for a credential, keeps the one in `stored` (same provider only).
-    pub fn keep_redacted_from(mut self, stored: &ProviderConfig) -> ProviderConfig {
-        let mut kept: Vec<String> = Vec::new();
-        let mut stored = stored.clone();
-        if stored.kind() == self.kind() {
-            stored.for_each_secret(|secret, name| kept.push(format!("{name}\u{0}{secret}")));
-            self.for_each_secret(|secret, name| {
-                if secret == REDACTED {
-                    if let Some(old) = kept.iter().find_map(|k| k.strip_prefix(&format!("{name}\u{0}"))) {
-                        *secret = old.to_owned();
-                    }
+    /// For `update`: every credential or URL part sent as [`REDACTED`] takes its value from `stored`, but
+    /// only while the provider and every destination field stay the same. A credential must never follow
+    /// a stream to a new destination, so a placeholder left then is refused, naming its field.
+    pub fn keep_redacted_from(mut self, stored: &ProviderConfig) -> Result<ProviderConfig, StreamsError> {
+        let moved = if stored.kind() != self.kind() {
+            Some("the provider changed".to_owned())
+        } else {
+            let (new, old) = (self.destination(), stored.destination());
+            new.iter().zip(&old).find(|(n, o)| n != o).map(|((field, _), _)| format!("{field} changed"))
+        };
+        if moved.is_none() {
+            let mut stored = stored.clone();
+            let mut secrets = BTreeMap::new();
+            stored.for_each_secret(|secret, field| {
+                secrets.insert(field, secret.clone());
+            });
+            self.for_each_secret(|secret, field| {
+                if let Some(old) = secrets.get(&field).filter(|_| secret == REDACTED) {
+                    *secret = old.clone();
+                }
+            });
+            let mut urls = BTreeMap::new();
+            stored.for_each_url(|url, field| {
+                urls.insert(field, url.clone());
+            });
+            self.for_each_url(|url, field| {
+                if let Some(old) = urls.get(field) {
+                    *url = url_secrets::restore(url, old);
                 }
             });
         }
-        self
-    }
-
-    /// Every credential, with a name that identifies it within the provider.
-    fn for_each_secret(&mut self, mut visit: impl FnMut(&mut String, &str)) {
-        match self {
-            ProviderConfig::Custom { headers, .. } => {
-                for (name, value) in headers.iter_mut() {
-                    visit(value, name);
-                }
+        let mut left = None;
+        self.for_each_secret(|secret, field| {
+            if secret == REDACTED {
+                left.get_or_insert(field);
             }
-            ProviderConfig::Datadog { api_key, .. } => visit(api_key, "api_key"),
-            ProviderConfig::Splunk { token, .. } | ProviderConfig::Cribl { token, .. } => visit(token, "token"),
-            ProviderConfig::Azure { client_secret, .. } => visit(client_secret, "client_secret"),
+        });
+        self.for_each_url(|url, field| {
+            if url_secrets::has_redacted(url) {
+                left.get_or_insert(field.to_owned());
+            }
+        });
+        match (left, moved) {
+            (None, _) => Ok(self),
+            (Some(field), Some(moved)) => Err(invalid(
+                &field,
+                format!(
+                    "{REDACTED} keeps a stored value only while the destination stays the same ({moved}); send it in full"
+                ),
+            )),
+            (Some(field), None) => Err(invalid(
+                &field,
+                format!("{REDACTED} stands for a stored value and none is stored; send it in full"),
+            )),
         }
     }
 
-    /// Every credential value, for checks that nothing leaks.
-    pub fn secrets(&self) -> Vec<String> {
+    /// The fields that decide where requests (and so credentials) go, URLs with their secret parts redacted.
+    fn destination(&self) -> Vec<(&'static str, String)> {
         let mut copy = self.clone();
         let mut out = Vec::new();
-        copy.for_each_secret(|secret, _| out.push(secret.clone()));
+        copy.for_each_url(|url, field| out.push((field, url_secrets::redact(url))));
+        match self {
+            ProviderConfig::Datadog { site, .. } => out.push(("datadog.site", site.clone())),
+            ProviderConfig::Azure { tenant_id, .. } => out.push(("azure.tenant_id", tenant_id.clone())),
+            _ => {}
+        }
         out
+    }
+
+    /// Every credential, with its request field (`splunk.token`, `custom.headers.<name>`, …).
+    fn for_each_secret(&mut self, mut visit: impl FnMut(&mut String, String)) {
+        match self {
+            ProviderConfig::Custom { headers, .. } => {
+                for (name, value) in headers.iter_mut() {
+                    visit(value, format!("custom.headers.{name}"));
+                }
+            }
+            ProviderConfig::Datadog { api_key, .. } => visit(api_key, "datadog.api_key".into()),
+            ProviderConfig::Splunk { token, .. } => visit(token, "splunk.token".into()),
+            ProviderConfig::Cribl { token, .. } => visit(token, "cribl.token".into()),
+            ProviderConfig::Azure { client_secret, .. } => visit(client_secret, "azure.client_secret".into()),
+        }
+    }
+
+    /// Every destination URL, with its request field.
+    fn for_each_url(&mut self, mut visit: impl FnMut(&mut String, &'static str)) {
+        match self {
+            ProviderConfig::Custom { url, .. } => visit(url, "custom.url"),
+            ProviderConfig::Datadog { url, .. } => visit(url, "datadog.url"),
+            ProviderConfig::Splunk { host, .. } => visit(host, "splunk.host"),
+            ProviderConfig::Cribl { url, .. } => visit(url, "cribl.url"),
+            ProviderConfig::Azure { dce_url, login_url, .. } => {
+                visit(dce_url, "azure.dce_url");
+                visit(login_url, "azure.login_url");
+            }
+        }
     }
 }
 
@@ -164,15 +227,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redaction_and_keeping_credentials() {
+    fn credentials_are_kept_only_for_the_same_destination() {
         let stored = ProviderConfig::Splunk { host: "https://splunk.example".into(), token: "t0ken".into() };
         let shown = stored.redacted();
         assert_eq!(shown, ProviderConfig::Splunk { host: "https://splunk.example".into(), token: REDACTED.into() });
-        let edited = ProviderConfig::Splunk { host: "https://other.example".into(), token: REDACTED.into() };
-        assert_eq!(
-            edited.keep_redacted_from(&stored),
-            ProviderConfig::Splunk { host: "https://other.example".into(), token: "t0ken".into() }
-        );
+        assert_eq!(shown.clone().keep_redacted_from(&stored).unwrap(), stored);
+        let moved = ProviderConfig::Splunk { host: "https://other.example".into(), token: REDACTED.into() };
+        let refused = moved.keep_redacted_from(&stored).unwrap_err().to_string();
+        assert!(refused.starts_with("splunk.token: ") && refused.contains("splunk.host changed"), "{refused}");
         assert!(!format!("{stored:?}").contains("t0ken"));
+    }
+
+    #[test]
+    fn urls_are_redacted_and_round_trip() {
+        let stored = ProviderConfig::Cribl { url: "https://u:p@c.example/in?key=k".into(), token: "t".into() };
+        let shown = stored.redacted();
+        let ProviderConfig::Cribl { url, .. } = &shown else { unreachable!() };
+        assert!(!url.contains("u:p") && !url.contains("key=k"), "{url}");
+        assert_eq!(shown.clone().keep_redacted_from(&stored).unwrap(), stored);
+        let elsewhere = ProviderConfig::Cribl { url: url.replace("c.example", "evil.example"), token: "new".into() };
+        let refused = elsewhere.keep_redacted_from(&stored).unwrap_err().to_string();
+        assert!(refused.starts_with("cribl.url: "), "{refused}");
     }
 }

@@ -22,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Streams,
     config::ProviderConfig,
+    outbound::{self, Outbound},
     provider::{self, Outgoing},
+    resolver::Lookup,
     retry::RetryPolicy,
-    safety,
 };
 use crate::{
     audit::AuditRecord,
@@ -35,7 +36,7 @@ use crate::{
 pub const MAX_BATCH_EVENTS: usize = 500;
 /// Most bytes (serialized entries) in one batch; an entry alone larger than this is dropped.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
-/// Most of a destination's answer read, for error messages.
+/// Most of a destination's answer read (Azure token answers; other answers are never read).
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// How often idle streams look for new entries, and the manager for new streams.
 const POLL: Duration = Duration::from_millis(250);
@@ -50,8 +51,10 @@ pub struct EngineSettings {
     pub retry: RetryPolicy,
     /// How long a lease lasts without renewal; a crashed instance's streams resume after this.
     pub lease: Duration,
-    /// Allow destinations on private and loopback addresses.
+    /// Allow destinations on addresses that are not globally routable (private, loopback, …).
     pub allow_private: bool,
+    /// How destination names are resolved (the system resolver outside tests).
+    pub lookup: Arc<dyn Lookup>,
 }
 
 /// The outcome of delivering one batch.
@@ -261,13 +264,13 @@ impl Worker {
         entries: &[Value],
         azure_token: &mut Option<(String, Instant)>,
     ) -> Result<(), String> {
-        safety::check(config, self.streams.engine.allow_private).await.map_err(|e| e.to_string())?;
+        // Addresses are vetted as they are connected to (Outbound), not here: a name may answer differently.
         let token = match provider::azure_token_request(config) {
-            Some(request) => Some(fetch_azure_token(&self.streams.http, request, azure_token).await?),
+            Some(request) => Some(fetch_azure_token(&self.streams.outbound, request, azure_token).await?),
             None => None,
         };
         for outgoing in provider::requests(config, entries, token.as_deref()) {
-            post(&self.streams.http, outgoing).await?;
+            post(&self.streams.outbound, outgoing).await?;
         }
         Ok(())
     }
@@ -408,7 +411,7 @@ async fn next_batch(
 
 /// The cached Azure token, or a new one from the token endpoint (client credentials).
 async fn fetch_azure_token(
-    http: &reqwest::Client,
+    http: &Outbound,
     (url, form): (String, Vec<(&'static str, String)>),
     cache: &mut Option<(String, Instant)>,
 ) -> Result<String, String> {
@@ -420,12 +423,13 @@ async fn fetch_azure_token(
     let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
     let response = http
         .post(&url)
+        .map_err(|e| format!("azure token request: {e}"))?
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .timeout(REQUEST_TIMEOUT)
         .send()
         .await
-        .map_err(|e| format!("azure token request failed: {}", e.without_url()))?;
+        .map_err(|e| format!("azure token request failed: {}", outbound::describe(e)))?;
     let status = response.status();
     let text = bounded_text(response).await;
     if !status.is_success() {
@@ -438,15 +442,16 @@ async fn fetch_azure_token(
     Ok(token)
 }
 
-/// One POST; 2xx is success, anything else an error message (with `retry-after=N` when the destination
-/// asked for a pause).
-async fn post(http: &reqwest::Client, outgoing: Outgoing) -> Result<u16, String> {
-    let mut request = http.post(&outgoing.url).timeout(REQUEST_TIMEOUT).body(outgoing.body);
+/// One POST; 2xx is success, anything else an error message: the status code (with `retry-after=N` when
+/// the destination asked for a pause), never the answer's body, which could be anything the destination
+/// (or whatever a name was pointed at) chooses to show.
+async fn post(http: &Outbound, outgoing: Outgoing) -> Result<u16, String> {
+    let mut request = http.post(&outgoing.url)?.timeout(REQUEST_TIMEOUT).body(outgoing.body);
     for (name, value) in &outgoing.headers {
         request = request.header(name, value);
     }
     // Errors never include the URL (it may carry credentials) or request headers.
-    let response = request.send().await.map_err(|e| format!("request failed: {}", e.without_url()))?;
+    let response = request.send().await.map_err(|e| format!("request failed: {}", outbound::describe(e)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(status.as_u16());
@@ -457,11 +462,7 @@ async fn post(http: &reqwest::Client, outgoing: Outgoing) -> Result<u16, String>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|_| status.as_u16() == 429 || status.as_u16() == 503);
-    let text = bounded_text(response).await;
     let mut message = format!("destination answered {status}");
-    if !text.is_empty() {
-        message.push_str(&format!(": {}", text.chars().take(200).collect::<String>()));
-    }
     if let Some(seconds) = retry_after {
         message.push_str(&format!(" (retry-after={seconds})"));
     }
@@ -470,11 +471,7 @@ async fn post(http: &reqwest::Client, outgoing: Outgoing) -> Result<u16, String>
 
 /// Sends one batch once, for TestAuditStream: the status code, or the status code (0 when there was no
 /// answer) and the error.
-pub async fn test_delivery(
-    http: &reqwest::Client,
-    config: &ProviderConfig,
-    entries: &[Value],
-) -> Result<u16, (u16, String)> {
+pub async fn test_delivery(http: &Outbound, config: &ProviderConfig, entries: &[Value]) -> Result<u16, (u16, String)> {
     let mut cache = None;
     let token = match provider::azure_token_request(config) {
         Some(request) => Some(fetch_azure_token(http, request, &mut cache).await.map_err(|e| (0, e))?),

@@ -3,9 +3,13 @@
 
 pub mod config;
 pub mod engine;
+mod outbound;
 pub mod provider;
+pub mod resolver;
 pub mod retry;
+mod routable;
 mod safety;
+mod url_secrets;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +22,7 @@ use serde_json::json;
 
 pub use config::{ProviderConfig, REDACTED};
 pub use engine::EngineSettings;
+pub use resolver::{Lookup, LookupFuture, SystemLookup};
 
 use crate::{
     audit::{self, AuditRecord, Entry},
@@ -95,7 +100,9 @@ pub struct Streams {
     store: Store,
     root_key: Arc<RootKey>,
     engine: EngineSettings,
-    http: reqwest::Client,
+    /// Decides which addresses destinations may have; `outbound` connects through it.
+    vetting: resolver::Vetting,
+    outbound: outbound::Outbound,
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
@@ -105,12 +112,9 @@ fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
 impl Streams {
     /// The streams of `store`, configurations sealed with `root_key`.
     pub fn new(store: Store, root_key: Arc<RootKey>, engine: EngineSettings) -> Self {
-        let http = reqwest::Client::builder()
-            // Redirects could lead a destination to an internal address after the check.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client builds with static settings");
-        Self { store, root_key, engine, http }
+        let vetting = resolver::Vetting::new(engine.lookup.clone(), engine.allow_private);
+        let outbound = outbound::Outbound::new(vetting.clone());
+        Self { store, root_key, engine, vetting, outbound }
     }
 
     /// Starts delivering on this instance as `owner` until `shutdown`.
@@ -162,7 +166,7 @@ impl Streams {
     }
 
     /// Creates a stream that delivers entries written from now on. Unless `skip_test`, a test event is sent
-    /// first and a refusal fails the call with the destination's answer.
+    /// first and a refusal fails the call with the destination's status code (never its answer's body).
     pub async fn create(
         &self,
         caller: &Principal,
@@ -176,7 +180,7 @@ impl Streams {
             return Err(invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
         }
         config.validate()?;
-        safety::check(&config, self.engine.allow_private).await?;
+        safety::check(&config, &self.vetting).await?;
         if !skip_test {
             let outcome = self.deliver_test(&config).await;
             if !outcome.success {
@@ -251,8 +255,9 @@ impl Streams {
         streams.iter().map(|s| self.record(s)).collect()
     }
 
-    /// Renames a stream and/or replaces its provider configuration. A credential sent as [`REDACTED`] keeps
-    /// its stored value; a custom stream may go from single to batch, never back.
+    /// Renames a stream and/or replaces its provider configuration. A credential (or URL part) sent as
+    /// [`REDACTED`] keeps its stored value while the destination stays the same; a custom stream may go from
+    /// single to batch, never back.
     pub async fn update(
         &self,
         caller: &Principal,
@@ -272,7 +277,7 @@ impl Streams {
             active.name = Set(name.to_owned());
         }
         if let Some(config) = config {
-            let config = config.keep_redacted_from(&stored);
+            let config = config.keep_redacted_from(&stored)?;
             if let (ProviderConfig::Custom { batch: true, .. }, ProviderConfig::Custom { batch: false, .. }) =
                 (&stored, &config)
             {
@@ -280,14 +285,8 @@ impl Streams {
                     "a custom stream in batch mode cannot go back to single mode".into(),
                 ));
             }
-            if config.secrets().iter().any(|s| s == REDACTED) {
-                return Err(invalid(
-                    config.kind(),
-                    "a redacted credential can only be kept for the same provider; send it in full",
-                ));
-            }
             config.validate()?;
-            safety::check(&config, self.engine.allow_private).await?;
+            safety::check(&config, &self.vetting).await?;
             active.provider = Set(config.kind().to_owned());
             active.sealed_config = Set(self.seal_config(&stream.id, &config));
         }
@@ -341,7 +340,7 @@ impl Streams {
             created_at: now,
             expires_at: now,
         };
-        let worker_less = engine::test_delivery(&self.http, config, &[event.to_json()]).await;
+        let worker_less = engine::test_delivery(&self.outbound, config, &[event.to_json()]).await;
         match worker_less {
             Ok(status) => TestOutcome { success: true, status_code: status as i32, message: "accepted".into() },
             Err((status, message)) => TestOutcome { success: false, status_code: status as i32, message },

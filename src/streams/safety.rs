@@ -1,25 +1,8 @@
-//! Refusing destinations on private, loopback or link-local addresses (unless the server allows them), so an
-//! audit stream cannot be used to reach internal services.
+//! Checking a configuration's destinations when it is stored, so a stream that could only reach internal
+//! addresses is refused up front with the field at fault. Deliveries are vetted again at connection time
+//! (the resolver in `resolver`), since a name's answer may change after this check.
 
-use std::net::IpAddr;
-
-use super::{StreamsError, config::ProviderConfig};
-
-fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => {
-            let segments = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (segments[0] & 0xfe00) == 0xfc00 // unique local
-                || (segments[0] & 0xffc0) == 0xfe80 // link local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
-        }
-    }
-}
+use super::{StreamsError, config::ProviderConfig, resolver::Vetting};
 
 /// The URLs a configuration sends to, with the request field each comes from.
 fn destinations(config: &ProviderConfig) -> Vec<(&'static str, String)> {
@@ -41,59 +24,29 @@ fn destinations(config: &ProviderConfig) -> Vec<(&'static str, String)> {
     }
 }
 
-/// Fails when a destination resolves to an internal address and `allow_private` is off.
-pub async fn check(config: &ProviderConfig, allow_private: bool) -> Result<(), StreamsError> {
-    if allow_private {
-        return Ok(());
-    }
+/// Fails when a destination is not a URL, does not resolve, or resolves to an address `vetting` refuses.
+pub async fn check(config: &ProviderConfig, vetting: &Vetting) -> Result<(), StreamsError> {
     for (field, url) in destinations(config) {
-        let parsed = reqwest::Url::parse(&url).map_err(|e| StreamsError::InvalidArgument {
-            field: field.into(),
-            reason: format!("'{url}' is not a URL: {e}"),
-        })?;
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        let addresses: Vec<IpAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(found) => found.map(|a| a.ip()).collect(),
-            Err(error) => {
-                return Err(StreamsError::InvalidArgument {
-                    field: field.into(),
-                    reason: format!("cannot resolve '{host}': {error}"),
-                });
-            }
-        };
-        if let Some(internal) = addresses.into_iter().find(|ip| is_internal(*ip)) {
-            return Err(StreamsError::InvalidArgument {
-                field: field.into(),
-                reason: format!(
-                    "'{host}' resolves to the private or loopback address {internal}; set HUSH_STREAMS_ALLOW_PRIVATE=true to allow it"
-                ),
-            });
-        }
+        let invalid = |reason: String| StreamsError::InvalidArgument { field: field.into(), reason };
+        let parsed = url::Url::parse(&url).map_err(|e| invalid(format!("not a URL: {e}")))?;
+        let host = parsed.host().ok_or_else(|| invalid("the URL has no host".into()))?;
+        vetting.vet_host(host).await.map_err(|refused| invalid(refused.to_string()))?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn internal_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "169.254.169.254", "::1", "fe80::1", "fd00::1"]
-        {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "2606:4700::1111"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
-    }
+    use super::*;
+    use crate::streams::resolver::SystemLookup;
 
     #[tokio::test]
     async fn loopback_destinations_are_refused_unless_allowed() {
         let config = ProviderConfig::Cribl { url: "http://127.0.0.1:9/in".into(), token: "t".into() };
-        let error = check(&config, false).await.unwrap_err();
+        let error = check(&config, &Vetting::new(Arc::new(SystemLookup), false)).await.unwrap_err();
         assert!(error.to_string().starts_with("cribl.url: "), "{error}");
-        assert!(check(&config, true).await.is_ok());
+        assert!(check(&config, &Vetting::new(Arc::new(SystemLookup), true)).await.is_ok());
     }
 }

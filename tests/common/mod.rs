@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod members;
 pub mod receiver;
 
 use std::{net::SocketAddr, time::Duration};

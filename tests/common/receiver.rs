@@ -16,6 +16,8 @@ use axum::{Router, body::Bytes, extract::State, http::HeaderMap, response::IntoR
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    /// The query string, empty when there was none.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: String,
 }
@@ -24,7 +26,11 @@ pub struct Received {
 #[derive(Debug, Clone, Copy)]
 pub enum Answer {
     Status(u16),
-    TooManyRequests { retry_after_secs: u64 },
+    /// A failure status with this body (to check a destination's answer is never shown back).
+    Body(u16, &'static str),
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
 }
 
 #[derive(Clone, Default)]
@@ -45,18 +51,30 @@ async fn record(
     body: Bytes,
 ) -> axum::response::Response {
     let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or_default().to_owned();
     let now = receiver.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     receiver.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let delay = *receiver.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
-    let response = answer(&receiver, path, headers, body);
+    let response = answer(&receiver, path, query, headers, body);
     receiver.in_flight.fetch_sub(1, Ordering::SeqCst);
     response
 }
 
-fn answer(receiver: &Receiver, path: String, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+fn answer(
+    receiver: &Receiver,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     if path.ends_with("/oauth2/v2.0/token") {
-        receiver.received.lock().unwrap().push(Received { path, headers, body: String::from_utf8_lossy(&body).into() });
+        receiver.received.lock().unwrap().push(Received {
+            path,
+            query,
+            headers,
+            body: String::from_utf8_lossy(&body).into(),
+        });
         return axum::Json(serde_json::json!({ "access_token": "azure-access-token", "expires_in": 3600 }))
             .into_response();
     }
@@ -65,6 +83,7 @@ fn answer(receiver: &Receiver, path: String, headers: HeaderMap, body: Bytes) ->
         Answer::Status(code) if code < 300 => {
             receiver.received.lock().unwrap().push(Received {
                 path,
+                query,
                 headers,
                 body: String::from_utf8_lossy(&body).into(),
             });
@@ -73,6 +92,7 @@ fn answer(receiver: &Receiver, path: String, headers: HeaderMap, body: Bytes) ->
         Answer::Status(code) => {
             (axum::http::StatusCode::from_u16(code).unwrap(), "receiver failing on purpose").into_response()
         }
+        Answer::Body(code, text) => (axum::http::StatusCode::from_u16(code).unwrap(), text).into_response(),
         Answer::TooManyRequests { retry_after_secs } => {
             (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after_secs.to_string())], "slow down")
                 .into_response()
