@@ -67,7 +67,8 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
 
     let wrong_secret = server.login(&server.bootstrap.client_id, "hush_cs_wrong").await.unwrap_err();
     assert_eq!(wrong_secret.code(), Code::Unauthenticated);
-    let unknown_client = server.login("nobody", &server.bootstrap.client_secret).await.unwrap_err();
+    let unknown_id = uuid::Uuid::new_v4().to_string();
+    let unknown_client = server.login(&unknown_id, &server.bootstrap.client_secret).await.unwrap_err();
     assert_eq!(unknown_client.message(), wrong_secret.message(), "failures do not reveal which part was wrong");
 
     let login = server.login(&server.bootstrap.client_id, &server.bootstrap.client_secret).await.unwrap();

@@ -10,11 +10,15 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response};
+use serde_json::json;
 use tonic::{Status, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
 
 use crate::{
-    audit::{RequestMeta, TrustedProxies},
+    audit::{
+        AuditActor, RequestMeta, TrustedProxies,
+        denials::{self, DenialAudit},
+    },
     identity::{self, Principal},
     store::Store,
 };
@@ -51,17 +55,19 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
     request.extensions().get::<Principal>().cloned().ok_or_else(|| Status::unauthenticated("missing bearer token"))
 }
 
-/// Layer that authenticates every request outside [`PUBLIC_PATHS`].
+/// Layer that authenticates every request outside [`PUBLIC_PATHS`], and audits the refusals of known
+/// identities (`token-rejected`, `permission-denied`).
 #[derive(Clone)]
 pub struct AuthLayer {
     store: Store,
     trusted_proxies: Arc<TrustedProxies>,
+    denials: Arc<DenialAudit>,
 }
 
 impl AuthLayer {
     /// Authenticates against the tokens in `store`; client IPs from `X-Forwarded-For` only via `trusted_proxies`.
     pub fn new(store: Store, trusted_proxies: TrustedProxies) -> Self {
-        Self { store, trusted_proxies: Arc::new(trusted_proxies) }
+        Self { denials: Arc::new(DenialAudit::new(store.clone())), store, trusted_proxies: Arc::new(trusted_proxies) }
     }
 }
 
@@ -69,7 +75,12 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Authenticate { inner, store: self.store.clone(), trusted_proxies: self.trusted_proxies.clone() }
+        Authenticate {
+            inner,
+            store: self.store.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            denials: self.denials.clone(),
+        }
     }
 }
 
@@ -79,6 +90,7 @@ pub struct Authenticate<S> {
     inner: S,
     store: Store,
     trusted_proxies: Arc<TrustedProxies>,
+    denials: Arc<DenialAudit>,
 }
 
 /// Prefix of the HTTP gateway's routes, which answer errors as JSON rather than gRPC status.
@@ -97,6 +109,8 @@ impl<S, ReqBody> Service<Request<ReqBody>> for Authenticate<S>
 where
     S: Service<Request<ReqBody>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    // Held while a denial is audited.
+    S::Error: Send,
     ReqBody: Send + 'static,
 {
     type Response = S::Response;
@@ -112,6 +126,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
+        let denials = self.denials.clone();
         let peer = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr);
         let meta = RequestMeta::from_request(request.headers(), peer, &self.trusted_proxies);
         request.extensions_mut().insert(meta.clone());
@@ -124,14 +139,24 @@ where
                 let status = Status::unauthenticated("missing bearer token: send 'authorization: Bearer <token>'");
                 return Ok(reject(&path, status));
             };
-            match identity::authenticate(&store, token).await {
-                Ok(mut principal) => {
-                    principal.meta = meta;
-                    request.extensions_mut().insert(principal);
-                    inner.call(request).await
+            let mut principal = match identity::authenticate(&store, token).await {
+                Ok(Ok(principal)) => principal,
+                Ok(Err(rejected)) => {
+                    if let Some(owner) = &rejected.owner {
+                        denials.record(owner, &meta, "token-rejected", json!({ "method": path })).await;
+                    }
+                    return Ok(reject(&path, Status::from(identity::IdentityError::from(rejected))));
                 }
-                Err(error) => Ok(reject(&path, Status::from(error))),
+                Err(error) => return Ok(reject(&path, Status::from(error))),
+            };
+            principal.meta = meta.clone();
+            let actor = AuditActor::from(&principal);
+            request.extensions_mut().insert(principal);
+            let (response, denied) = denials::collect(&path, inner.call(request)).await;
+            if let Some(metadata) = denied {
+                denials.record(&actor, &meta, "permission-denied", metadata).await;
             }
+            response
         })
     }
 }

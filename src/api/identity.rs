@@ -9,7 +9,7 @@ use super::{
     convert::timestamp,
 };
 use crate::{
-    identity::{self, Identities, policy::RawPolicy},
+    identity::{self, Identities, LoginThrottle, policy::RawPolicy},
     pb,
     pb::identity_service_server::IdentityService,
     store::Store,
@@ -20,12 +20,14 @@ pub struct IdentityApi {
     store: Store,
     identities: Identities,
     token_ttl: Duration,
+    /// Failed-login counters of this instance.
+    throttle: LoginThrottle,
 }
 
 impl IdentityApi {
     /// Handlers issuing tokens that live for `token_ttl`.
     pub fn new(store: Store, token_ttl: Duration) -> Self {
-        Self { identities: Identities::new(store.clone()), store, token_ttl }
+        Self { identities: Identities::new(store.clone()), store, token_ttl, throttle: LoginThrottle::default() }
     }
 }
 
@@ -38,7 +40,9 @@ impl IdentityService for IdentityApi {
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let meta = request_meta(&request);
         let req = request.get_ref();
-        let outcome = identity::login(&self.store, &meta, &req.client_id, &req.client_secret, self.token_ttl).await?;
+        let outcome =
+            identity::login(&self.store, &self.throttle, &meta, &req.client_id, &req.client_secret, self.token_ttl)
+                .await?;
         Ok(Response::new(pb::LoginResponse {
             access_token: outcome.access_token,
             expires_at: timestamp(outcome.expires_at),

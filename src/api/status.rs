@@ -5,7 +5,13 @@ use sea_orm::{DbErr, SqlErr};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{events::EventsError, identity::IdentityError, secrets::SecretsError, streams::StreamsError};
+use crate::{
+    audit::denials,
+    events::EventsError,
+    identity::{Denied, IdentityError},
+    secrets::SecretsError,
+    streams::StreamsError,
+};
 
 /// Message of every INTERNAL answer; the detail goes to the log only.
 const INTERNAL: &str = "internal error; the server log has details";
@@ -33,11 +39,18 @@ pub fn invalid_argument(field: String, reason: String) -> Status {
     Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request_violation(field, reason))
 }
 
+/// PERMISSION_DENIED naming what was missing; the denial is also reported for the audit log (see
+/// [`denials`]).
+fn permission_denied(denied: Denied) -> Status {
+    denials::note(format!("{}:{}", denied.subject, denied.action), &denied.location);
+    Status::permission_denied(denied.to_string())
+}
+
 impl From<SecretsError> for Status {
     fn from(error: SecretsError) -> Self {
         match error {
             SecretsError::InvalidArgument { field, reason } => invalid_argument(field, reason),
-            SecretsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            SecretsError::PermissionDenied(denied) => permission_denied(denied),
             SecretsError::NotFound(_) => Status::not_found(error.to_string()),
             SecretsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             SecretsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
@@ -55,7 +68,13 @@ impl From<IdentityError> for Status {
     fn from(error: IdentityError) -> Self {
         match error {
             IdentityError::Unauthenticated(message) => Status::unauthenticated(message),
-            IdentityError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            // RetryInfo carries the wait to gRPC clients; the HTTP gateway turns it into `Retry-After`.
+            IdentityError::Throttled { retry_after } => Status::with_error_details(
+                Code::ResourceExhausted,
+                error.to_string(),
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+            IdentityError::PermissionDenied(denied) => permission_denied(denied),
             IdentityError::InvalidArgument { field, reason } => invalid_argument(field, reason),
             IdentityError::NotFound(_) => Status::not_found(error.to_string()),
             IdentityError::AlreadyExists(_) => Status::already_exists(error.to_string()),
@@ -71,7 +90,7 @@ impl From<EventsError> for Status {
         match error {
             EventsError::InvalidArgument { field, reason } => invalid_argument(field, reason),
             EventsError::NotFound(_) => Status::not_found(error.to_string()),
-            EventsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            EventsError::PermissionDenied(denied) => permission_denied(denied),
             EventsError::Unauthenticated(message) => Status::unauthenticated(message),
             EventsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             EventsError::Db(ref db) => database(db),
@@ -84,7 +103,7 @@ impl From<StreamsError> for Status {
         match error {
             StreamsError::InvalidArgument { field, reason } => invalid_argument(field, reason),
             StreamsError::NotFound(_) => Status::not_found(error.to_string()),
-            StreamsError::PermissionDenied(denied) => Status::permission_denied(denied.to_string()),
+            StreamsError::PermissionDenied(denied) => permission_denied(denied),
             StreamsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             StreamsError::Integrity(..) => {
                 tracing::error!(%error, "stored stream configuration failed authentication");

@@ -2,6 +2,8 @@
 //! Writes record their entry in the same transaction as the change; reads record theirs right after.
 //! Entries never contain a secret value.
 
+pub mod caps;
+pub mod denials;
 pub mod pruner;
 mod query;
 mod request_meta;
@@ -65,18 +67,19 @@ fn row(actor: &AuditActor, meta: &RequestMeta, entry: Entry<'_>, retention: Dura
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    // Every stored field passes a cap here (DESIGN §5: one place), whoever built the entry.
     audit_log::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         actor_type: Set(actor.kind.to_owned()),
-        actor_id: Set(actor.id.clone()),
-        actor_name: Set(actor.name.clone()),
-        ip_address: Set(meta.ip.clone()),
-        user_agent: Set(meta.user_agent.clone()),
+        actor_id: Set(caps::text(&actor.id, caps::MAX_ID_BYTES)),
+        actor_name: Set(caps::text(&actor.name, caps::MAX_NAME_BYTES)),
+        ip_address: Set(caps::text(&meta.ip, caps::MAX_ID_BYTES)),
+        user_agent: Set(caps::text(&meta.user_agent, caps::MAX_USER_AGENT_BYTES)),
         user_agent_type: Set(meta.user_agent_type.to_owned()),
         event_type: Set(entry.event_type.to_owned()),
-        event_metadata: Set(entry.metadata),
-        org_id: Set(actor.org_id.clone()),
-        project_id: Set(entry.project_id.map(str::to_owned)),
+        event_metadata: Set(caps::metadata(entry.metadata)),
+        org_id: Set(caps::text(&actor.org_id, caps::MAX_ID_BYTES)),
+        project_id: Set(entry.project_id.map(|id| caps::text(id, caps::MAX_ID_BYTES))),
         created_at: Set(now),
         expires_at: Set(expires),
         ..Default::default()

@@ -41,22 +41,33 @@ impl RequestMeta {
     /// The request's details; `peer` is the TCP peer, if known.
     pub fn from_request(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &TrustedProxies) -> Self {
         let peer_ip = peer.map(|p| p.ip());
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse::<IpAddr>().ok());
-        let ip = match (peer_ip, forwarded) {
-            (Some(peer), Some(client)) if trusted.0.contains(&peer) => Some(client),
-            (peer, _) => peer,
+        let ip = match peer_ip {
+            Some(peer) if trusted.0.contains(&peer) => Some(forwarded_client(headers, peer, trusted)),
+            peer => peer,
         };
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
         Self {
             ip: ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            user_agent: user_agent.chars().take(512).collect(),
+            user_agent: super::caps::text(user_agent, super::caps::MAX_USER_AGENT_BYTES),
             user_agent_type: user_agent_type(headers),
         }
     }
+}
+
+/// The client behind a trusted proxy `peer`: the rightmost `X-Forwarded-For` entry that is not itself a trusted
+/// proxy. Each proxy appends the address it received from, so entries left of the first untrusted one were
+/// written by the client and prove nothing. An unparsable entry ends the walk at the last trusted hop.
+fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: &TrustedProxies) -> IpAddr {
+    let entries = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    let mut client = peer;
+    for entry in entries.collect::<Vec<_>>().into_iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(hop) if trusted.0.contains(&hop) => client = hop,
+            Ok(hop) => return hop,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 #[cfg(test)]
@@ -84,5 +95,18 @@ mod tests {
         let trusted = TrustedProxies(vec![proxy.ip()]);
         assert_eq!(RequestMeta::from_request(&h, Some(proxy), &trusted).ip, "203.0.113.9");
         assert_eq!(RequestMeta::from_request(&h, Some(proxy), &TrustedProxies::default()).ip, "10.0.0.1");
+    }
+
+    #[test]
+    fn forwarded_for_takes_the_rightmost_untrusted_entry() {
+        let proxy: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let trusted = TrustedProxies(vec![proxy.ip(), "10.0.0.2".parse().unwrap()]);
+        let ip = |xff: &str| RequestMeta::from_request(&headers(&[("x-forwarded-for", xff)]), Some(proxy), &trusted).ip;
+        // The client forged the leftmost entry; the proxy appended the real one.
+        assert_eq!(ip("1.2.3.4, 203.0.113.9"), "203.0.113.9");
+        assert_eq!(ip("1.2.3.4, 203.0.113.9, 10.0.0.2"), "203.0.113.9");
+        assert_eq!(ip("10.0.0.2"), "10.0.0.2");
+        assert_eq!(ip("203.0.113.9, not-an-ip"), "10.0.0.1");
+        assert_eq!(ip("203.0.113.9, not-an-ip, 10.0.0.2"), "10.0.0.2");
     }
 }

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 /// The lowercase snake_case gRPC code name used in JSON errors.
 pub fn code_name(code: Code) -> &'static str {
@@ -52,8 +53,19 @@ pub fn body(code: Code, message: &str) -> String {
     json!({ "code": code_name(code), "message": super::bounded_errors::bounded_message(message) }).to_string()
 }
 
-/// An error response for a gRPC status.
+/// An error response for a gRPC status. A `google.rpc.RetryInfo` detail (throttled logins) becomes
+/// `Retry-After` in whole seconds, rounded up so a client that waits exactly that long is let in.
 pub fn response(status: &tonic::Status) -> Response {
-    let headers = [(http::header::CONTENT_TYPE, "application/json")];
-    (http_status(status.code()), headers, body(status.code(), status.message())).into_response()
+    let mut response = (
+        http_status(status.code()),
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body(status.code(), status.message()),
+    )
+        .into_response();
+    let retry_delay = status.get_details_retry_info().and_then(|info| info.retry_delay);
+    if let Some(delay) = retry_delay {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        response.headers_mut().insert(http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }

@@ -114,7 +114,7 @@ async fn json_from_grpc(method: &MethodDescriptor, response: Response<Body>) -> 
     let trailers = collected.trailers().cloned().unwrap_or_default();
     let status = Status::from_header_map(&parts.headers).or_else(|| Status::from_header_map(&trailers));
     match status {
-        Some(status) if status.code() != Code::Ok => return error_response(status.code(), status.message()),
+        Some(status) if status.code() != Code::Ok => return errors::response(&status).map(Body::new),
         _ => {}
     }
     let bytes = collected.to_bytes();

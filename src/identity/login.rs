@@ -7,7 +7,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, Query
 
 use serde_json::json;
 
-use super::{IdentityError, Principal, credentials};
+use super::{IdentityError, Principal, credentials, login_throttle::LoginThrottle};
 use crate::audit::{self, AuditActor, Entry, RequestMeta};
 use crate::store::{
     Store, WriteTxn,
@@ -32,28 +32,68 @@ pub struct LoginOutcome {
     pub org_id: String,
 }
 
-/// Checks a client id and secret and issues a token valid for `ttl`. Successes and failures are audited
-/// (`login-identity`; a failure's actor is `unknownUser`, in the org of the client id when it exists).
+/// Longest client secret accepted: generated ones are 51 bytes, so this leaves room for any future format
+/// while keeping what is hashed per request small.
+pub const MAX_CLIENT_SECRET_BYTES: usize = 256;
+
+/// Refuses malformed credentials before anything is looked up, hashed or stored. The reasons never echo the
+/// input (a caller may send megabytes).
+fn validate(client_id: &str, client_secret: &str) -> Result<(), IdentityError> {
+    // Client ids are issued as hyphenated UUIDs (36 bytes); the length check keeps huge inputs off the parser.
+    if client_id.len() != 36 || uuid::Uuid::try_parse(client_id).is_err() {
+        return Err(IdentityError::invalid("client_id", "must be a UUID like 0b5e8f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"));
+    }
+    if client_secret.len() > MAX_CLIENT_SECRET_BYTES {
+        return Err(IdentityError::invalid("client_secret", format!("longer than {MAX_CLIENT_SECRET_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// Checks a client id and secret and issues a token valid for `ttl`.
+///
+/// - Malformed input is INVALID_ARGUMENT and leaves nothing behind.
+/// - Callers past the failure limits of `throttle` are refused ([`IdentityError::Throttled`]) without a lookup.
+/// - Successes and failures for existing client ids are audited (`login-identity`; a failure's actor is
+///   `unknownUser` in the client id's org). Failures for client ids that do not exist are audited as one summary
+///   entry per [`UNKNOWN_CLIENT_SUMMARY_INTERVAL`](super::login_throttle::UNKNOWN_CLIENT_SUMMARY_INTERVAL)
+///   (`attempts` counts them), so guessing ids cannot fill the disk.
 pub async fn login(
     store: &Store,
+    throttle: &LoginThrottle,
     meta: &RequestMeta,
     client_id: &str,
     client_secret: &str,
     ttl: Duration,
 ) -> Result<LoginOutcome, IdentityError> {
-    let txn = store.begin_write().await?;
-    let identity = identity::Entity::find().filter(identity::Column::ClientId.eq(client_id)).one(&*txn).await?;
+    validate(client_id, client_secret)?;
+    if let Some(retry_after) = throttle.wait(client_id, &meta.ip) {
+        return Err(IdentityError::Throttled { retry_after });
+    }
     let unknown = |org_id: String| AuditActor { kind: "unknownUser", id: String::new(), name: String::new(), org_id };
-    let (actor, result) = match identity {
-        Some(identity) => match issue_token(&txn, &identity, client_secret, ttl).await? {
-            Ok(outcome) => {
-                let actor =
-                    AuditActor { kind: "identity", id: identity.id, name: identity.name, org_id: identity.org_id };
-                (actor, Ok(outcome))
-            }
-            Err(reason) => (unknown(identity.org_id), Err(IdentityError::Unauthenticated(reason))),
-        },
-        None => (unknown(String::new()), Err(IdentityError::Unauthenticated(BAD_CREDENTIALS))),
+    // Looked up outside a write transaction: unknown client ids must not queue for the write lock.
+    let identity = identity::Entity::find().filter(identity::Column::ClientId.eq(client_id)).one(store.conn()).await?;
+    let Some(identity) = identity else {
+        throttle.failed(client_id, &meta.ip);
+        if let Some(attempts) = throttle.unknown_client_failed() {
+            let txn = store.begin_write().await?;
+            let metadata =
+                json!({ "clientId": client_id, "success": false, "unknownClientId": true, "attempts": attempts });
+            audit::record_as(&txn, &unknown(String::new()), meta, Entry::org("login-identity", metadata)).await?;
+            txn.commit().await?;
+        }
+        return Err(IdentityError::Unauthenticated(BAD_CREDENTIALS));
+    };
+    let txn = store.begin_write().await?;
+    let (actor, result) = match issue_token(&txn, &identity, client_secret, ttl).await? {
+        Ok(outcome) => {
+            throttle.succeeded(client_id, &meta.ip);
+            let actor = AuditActor { kind: "identity", id: identity.id, name: identity.name, org_id: identity.org_id };
+            (actor, Ok(outcome))
+        }
+        Err(reason) => {
+            throttle.failed(client_id, &meta.ip);
+            (unknown(identity.org_id), Err(IdentityError::Unauthenticated(reason)))
+        }
     };
     let entry = Entry::org("login-identity", json!({ "clientId": client_id, "success": result.is_ok() }));
     audit::record_as(&txn, &actor, meta, entry).await?;
@@ -103,28 +143,41 @@ async fn issue_token(
     Ok(Ok(LoginOutcome { access_token, expires_at, identity_id: identity.id.clone(), org_id: identity.org_id.clone() }))
 }
 
+/// A bearer token that did not authenticate.
+#[derive(Debug)]
+pub struct RejectedToken {
+    /// The identity the token was issued to, when the token exists but was revoked or has expired: such a
+    /// rejection is audited for that identity. `None` for tokens that never existed.
+    pub owner: Option<AuditActor>,
+}
+
+impl From<RejectedToken> for IdentityError {
+    fn from(_: RejectedToken) -> Self {
+        IdentityError::Unauthenticated(BAD_TOKEN)
+    }
+}
+
 /// Resolves a bearer token to the identity behind it. Revocation and identity deletion apply to the next call
 /// because nothing is cached.
-pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, IdentityError> {
-    let unauthenticated = || IdentityError::Unauthenticated(BAD_TOKEN);
-    let (token_row, identity) = access_token::Entity::find()
+pub async fn authenticate(store: &Store, token: &str) -> Result<Result<Principal, RejectedToken>, IdentityError> {
+    let found = access_token::Entity::find()
         .filter(access_token::Column::TokenHash.eq(credentials::hash(token)))
         .find_also_related(identity::Entity)
         .one(store.conn())
-        .await?
-        .ok_or_else(unauthenticated)?;
-    let identity = identity.ok_or_else(unauthenticated)?;
+        .await?;
+    let Some((token_row, Some(identity))) = found else { return Ok(Err(RejectedToken { owner: None })) };
     if token_row.revoked_at.is_some() || token_row.expires_at <= Utc::now() {
-        return Err(unauthenticated());
+        let owner = AuditActor { kind: "identity", id: identity.id, name: identity.name, org_id: identity.org_id };
+        return Ok(Err(RejectedToken { owner: Some(owner) }));
     }
-    Ok(Principal {
+    Ok(Ok(Principal {
         identity_id: identity.id,
         org_id: identity.org_id,
         name: identity.name,
         token_id: token_row.id,
         token_expires_at: token_row.expires_at,
         meta: Default::default(),
-    })
+    }))
 }
 
 /// Checks that the token a principal was resolved from still works (not revoked or expired, identity not

@@ -8,6 +8,7 @@ mod escalation;
 pub mod glob;
 mod glob_relations;
 mod login;
+pub mod login_throttle;
 mod manage;
 mod no_escalation;
 pub mod policy;
@@ -17,7 +18,8 @@ use sea_orm::DbErr;
 
 pub use access::{Denied, Grants};
 pub use bootstrap::{BootstrapCredentials, bootstrap};
-pub use login::{LoginOutcome, authenticate, login, revalidate};
+pub use login::{LoginOutcome, RejectedToken, authenticate, login, revalidate};
+pub use login_throttle::LoginThrottle;
 pub use manage::{ClientSecretRecord, IdentityPage, IdentityRecord, NewClientSecret};
 pub use roles::{RoleRecord, add_membership};
 
@@ -44,6 +46,12 @@ pub enum IdentityError {
     /// Credentials or token are missing, wrong, expired or revoked. The message never says which.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// Too many failed logins from this address (for this client id): try again after `retry_after`.
+    #[error("too many failed logins; retry after {} s", retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))]
+    Throttled {
+        /// How long the caller must wait.
+        retry_after: std::time::Duration,
+    },
     /// The caller's policies do not allow the request.
     #[error(transparent)]
     PermissionDenied(#[from] Denied),
