@@ -19,7 +19,8 @@ use crate::{
     crypto::RootKey,
     events::{EventHub, HubSettings},
     gateway::{
-        self, GatewayState, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer, malformed::RefuseMalformedLayer,
+        self, GatewayState, edges::HonestEdgesLayer, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer,
+        malformed::RefuseMalformedLayer,
     },
     identity, pb,
     pb::{
@@ -136,13 +137,15 @@ impl Server {
             .build_v1alpha()?;
         let reflection_v1 = reflection.build_v1()?;
 
-        // Outermost first: trace every request; answer CORS preflights before anything else; translate JSON
+        // Outermost first: trace every request; answer CORS preflights before anything else; answer requests
+        // that are not gRPC and that nothing serves (404/405/415) before they reach tonic; translate JSON
         // and grpc-web calls to gRPC so that everything inside sees one protocol; bound the size of every gRPC
         // error and refuse malformed gRPC bodies (both see all three protocols here); authenticate last, next
         // to the services and the HTTP routes.
         let stack = ServiceBuilder::new()
             .layer(TraceLayer::new_for_grpc())
             .layer(cors(&self.config.cors_origins))
+            .layer(HonestEdgesLayer { ui: self.config.ui_dir.is_some() })
             .layer(JsonTranscodeLayer)
             .layer(GrpcWebWhereItApplies)
             .map_response(gateway::bounded_errors::bound)
@@ -169,7 +172,13 @@ impl Server {
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi::new(self.store.clone())))
             .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi::new(self.streams.clone())));
         let http = gateway::router(
-            GatewayState { events: self.events.clone(), store: self.store.clone(), streams: self.streams.clone() },
+            GatewayState {
+                events: self.events.clone(),
+                store: self.store.clone(),
+                streams: self.streams.clone(),
+                vault: self.vault.clone(),
+                root_key_verified: Default::default(),
+            },
             self.config.ui_dir.as_deref(),
         );
         let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http));

@@ -26,6 +26,9 @@ use crate::{
 /// Paths (or path prefixes ending in `/`) served without a token.
 const PUBLIC_PATHS: &[&str] = &[
     "/hush.v1.IdentityService/Login",
+    "/",
+    "/healthz",
+    "/readyz",
     "/metrics",
     "/ui",
     "/ui/",

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
 };
@@ -45,6 +45,8 @@ pub struct EventHub {
     pub(super) shutdown: CancellationToken,
     /// Open subscriptions on this instance.
     pub(super) open: Arc<AtomicI64>,
+    /// Whether the tailer runs and its last outbox read succeeded.
+    tailing: Arc<AtomicBool>,
 }
 
 impl EventHub {
@@ -58,10 +60,16 @@ impl EventHub {
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
         let version = access::current_version(store.conn()).await?;
         let (authz_tx, authz) = watch::channel(version);
-        tokio::spawn(tail(store.clone(), live.clone(), head, shutdown.clone()));
+        let tailing = Arc::new(AtomicBool::new(true));
+        tokio::spawn(tail(store.clone(), live.clone(), head, tailing.clone(), shutdown.clone()));
         tokio::spawn(watch_authz(store.clone(), authz_tx, shutdown.clone()));
         tokio::spawn(prune(store.clone(), settings.retention, shutdown.clone()));
-        Ok(Self { store, settings, live, authz, shutdown, open: Arc::new(AtomicI64::new(0)) })
+        Ok(Self { store, settings, live, authz, shutdown, open: Arc::new(AtomicI64::new(0)), tailing })
+    }
+
+    /// Whether the event tailer runs and its last read of the outbox succeeded.
+    pub fn tailing(&self) -> bool {
+        self.tailing.load(Ordering::Relaxed)
     }
 
     /// Number of open subscriptions on this instance.
@@ -104,12 +112,19 @@ async fn listen(store: &Store) -> Option<sea_orm::sqlx::postgres::PgListener> {
 }
 
 /// Reads committed outbox rows after `last` in cursor order and broadcasts them.
-async fn tail(store: Store, live: broadcast::Sender<Arc<Event>>, mut last: i64, shutdown: CancellationToken) {
+async fn tail(
+    store: Store,
+    live: broadcast::Sender<Arc<Event>>,
+    mut last: i64,
+    tailing: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
     let mut listener = listen(&store).await;
     loop {
         loop {
             match outbox::after(store.conn(), last, None, TAIL_BATCH).await {
                 Ok(events) => {
+                    tailing.store(true, Ordering::Relaxed);
                     let full = events.len() as u64 == TAIL_BATCH;
                     for event in events {
                         last = event.seq;
@@ -121,13 +136,17 @@ async fn tail(store: Store, live: broadcast::Sender<Arc<Event>>, mut last: i64, 
                     }
                 }
                 Err(error) => {
+                    tailing.store(false, Ordering::Relaxed);
                     tracing::warn!(%error, "reading the event outbox failed; retrying");
                     break;
                 }
             }
         }
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                tailing.store(false, Ordering::Relaxed);
+                return;
+            }
             () = store.outbox_appended() => {}
             () = notified(&mut listener) => {}
             () = tokio::time::sleep(TAIL_FALLBACK_POLL) => {}

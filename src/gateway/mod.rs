@@ -7,15 +7,20 @@
 //! - `audit_export`: the audit log as NDJSON for curl.
 //! - `metrics`: Prometheus text exposition.
 //! - `malformed`: malformed gRPC bodies and control characters in text refused as INVALID_ARGUMENT.
+//! - `edges`: honest HTTP answers (404, 405, 415) for requests that are not gRPC and that no route serves.
+//! - `index`, `probes`: `GET /`, `GET /healthz`, `GET /readyz`.
 //! - `bounded_errors`: error answers of bounded size.
 
 mod audit_export;
 pub mod bounded_errors;
+pub mod edges;
 pub mod errors;
 pub mod grpc_web;
+mod index;
 pub mod json;
 pub mod malformed;
 mod metrics;
+mod probes;
 mod sse;
 
 use axum::{Router, routing::get, routing::post};
@@ -29,6 +34,13 @@ pub const AUDIT_EXPORT_PATH: &str = "/api/v1/audit-logs/export";
 /// Path of the Prometheus metrics.
 pub const METRICS_PATH: &str = "/metrics";
 
+/// The index page.
+pub const INDEX_PATH: &str = "/";
+/// Liveness probe.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Readiness probe.
+pub const READYZ_PATH: &str = "/readyz";
+
 /// Where the web client is served.
 pub const UI_PATH: &str = "/ui";
 
@@ -38,11 +50,17 @@ pub struct GatewayState {
     pub events: EventHub,
     pub store: crate::store::Store,
     pub streams: crate::streams::Streams,
+    pub vault: crate::secrets::Vault,
+    pub root_key_verified: probes::RootKeyVerified,
 }
 
 /// The HTTP routes served beside the gRPC services; `ui_dir` is the built web client, if any.
 pub fn router(state: GatewayState, ui_dir: Option<&std::path::Path>) -> Router {
+    let ui = ui_dir.is_some();
     let router = Router::new()
+        .route(INDEX_PATH, get(move |headers| index::index(ui, headers)))
+        .route(HEALTHZ_PATH, get(probes::healthz))
+        .route(READYZ_PATH, get(probes::readyz))
         .route(SSE_SUBSCRIBE_PATH, post(sse::subscribe))
         .route(METRICS_PATH, get(metrics::render))
         .route(AUDIT_EXPORT_PATH, get(audit_export::export))

@@ -107,6 +107,13 @@ impl EnvScope {
 }
 
 impl Vault {
+    /// Whether the root key opens a stored project data key (true when there is no project yet): a wrong
+    /// `HUSH_ROOT_KEY` starts fine but fails every secret read, so readiness checks it.
+    pub async fn root_key_opens_stored_keys(&self) -> Result<bool, sea_orm::DbErr> {
+        let any = project::Entity::find().one(self.store.conn()).await?;
+        Ok(any.is_none_or(|project| self.data_key(&project).is_ok()))
+    }
+
     /// Opens the project's data key with the root key.
     pub(super) fn data_key(&self, project: &project::Model) -> Result<DataKey, SecretsError> {
         self.root_key

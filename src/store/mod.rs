@@ -162,6 +162,11 @@ impl Store {
         self.audit_stream_only
     }
 
+    /// Whether every migration this build knows is applied (read-only: creates nothing).
+    pub async fn migrations_applied(&self) -> Result<bool, DbErr> {
+        Ok(migration::Migrator::get_pending_migrations_read_only(&self.conn).await?.is_empty())
+    }
+
     /// The connection, for reads.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
