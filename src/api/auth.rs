@@ -23,14 +23,10 @@ use crate::{
     store::Store,
 };
 
-/// Paths (or path prefixes ending in `/`) served without a token.
-const PUBLIC_PATHS: &[&str] = &[
-    "/hush.v1.IdentityService/Login",
-    "/",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/ui",
+/// Paths served without a token.
+const PUBLIC_PATHS: &[&str] = &["/hush.v1.IdentityService/Login", "/", "/healthz", "/readyz", "/metrics", "/ui"];
+/// Path prefixes served without a token.
+const PUBLIC_PREFIXES: &[&str] = &[
     "/ui/",
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
@@ -38,7 +34,7 @@ const PUBLIC_PATHS: &[&str] = &[
 ];
 
 fn is_public(path: &str) -> bool {
-    PUBLIC_PATHS.iter().any(|p| if p.ends_with('/') { path.starts_with(p) } else { path == *p })
+    PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
 /// The bearer token of a request, if it carries one.
@@ -175,6 +171,7 @@ mod tests {
         assert!(!is_public("/hush.v1.IdentityService/CreateIdentity"));
         assert!(is_public("/grpc.health.v1.Health/Check"));
         assert!(!is_public("/hush.v1.SecretsService/GetSecret"));
+        assert!(is_public("/") && !is_public("/hush.v1.SecretsService/"), "the index is exact, not a prefix");
     }
 
     #[test]
