@@ -73,6 +73,10 @@ pub struct ServeConfig {
     /// Folder of the built web client (`clients/web/dist`) to serve at `/ui`; unset = no `/ui`.
     #[arg(long, env = "HUSH_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+    /// Address serving `/metrics` to any peer (e.g. `0.0.0.0:9090` for a scraper elsewhere); unset: `/metrics`
+    /// only on the main port, to loopback peers.
+    #[arg(long, env = "HUSH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
     #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
@@ -99,6 +103,7 @@ impl ServeConfig {
             streams_allow_private: false,
             streams_lookup: None,
             cors_origins: vec!["*".into()],
+            metrics_listen: None,
         }
     }
 

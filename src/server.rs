@@ -7,10 +7,7 @@ use http::{HeaderName, Method};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
-use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
-    trace::TraceLayer,
-};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     api::{self, auth::AuthLayer},
@@ -19,8 +16,8 @@ use crate::{
     crypto::RootKey,
     events::{EventHub, HubSettings},
     gateway::{
-        self, GatewayState, edges::HonestEdgesLayer, grpc_web::GrpcWebWhereItApplies, json::JsonTranscodeLayer,
-        malformed::RefuseMalformedLayer,
+        self, GatewayState, access_log::AccessLogLayer, edges::HonestEdgesLayer, grpc_web::GrpcWebWhereItApplies,
+        json::JsonTranscodeLayer, malformed::RefuseMalformedLayer,
     },
     identity, pb,
     pb::{
@@ -137,13 +134,14 @@ impl Server {
             .build_v1alpha()?;
         let reflection_v1 = reflection.build_v1()?;
 
-        // Outermost first: trace every request; answer CORS preflights before anything else; answer requests
+        // Outermost first: log every request (with its request id) and count it; answer CORS preflights before anything else; answer requests
         // that are not gRPC and that nothing serves (404/405/415) before they reach tonic; translate JSON
         // and grpc-web calls to gRPC so that everything inside sees one protocol; bound the size of every gRPC
         // error and refuse malformed gRPC bodies (both see all three protocols here); authenticate last, next
         // to the services and the HTTP routes.
+        let metrics = gateway::metrics::Metrics::default();
         let stack = ServiceBuilder::new()
-            .layer(TraceLayer::new_for_grpc())
+            .layer(AccessLogLayer { metrics: metrics.clone() })
             .layer(cors(&self.config.cors_origins))
             .layer(HonestEdgesLayer { ui: self.config.ui_dir.is_some() })
             .layer(JsonTranscodeLayer)
@@ -160,6 +158,17 @@ impl Server {
             background.cancel();
         });
 
+        let gateway_state = GatewayState {
+            events: self.events.clone(),
+            store: self.store.clone(),
+            streams: self.streams.clone(),
+            vault: self.vault.clone(),
+            root_key_verified: Default::default(),
+            metrics,
+        };
+        if let Some(address) = self.config.metrics_listen {
+            gateway::serve_metrics(address, gateway_state.clone(), shutdown.clone()).await?;
+        }
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "hush is listening (gRPC, grpc-web, reflection, health)");
         let grpc = tonic::service::Routes::new(health_service)
@@ -171,16 +180,7 @@ impl Server {
             .add_service(EventsServiceServer::new(api::EventsApi::new(self.events.clone())))
             .add_service(AuditLogsServiceServer::new(api::AuditLogsApi::new(self.store.clone())))
             .add_service(AuditStreamsServiceServer::new(api::AuditStreamsApi::new(self.streams.clone())));
-        let http = gateway::router(
-            GatewayState {
-                events: self.events.clone(),
-                store: self.store.clone(),
-                streams: self.streams.clone(),
-                vault: self.vault.clone(),
-                root_key_verified: Default::default(),
-            },
-            self.config.ui_dir.as_deref(),
-        );
+        let http = gateway::router(gateway_state, self.config.ui_dir.as_deref());
         let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http));
         tonic::transport::Server::builder()
             .accept_http1(true)

@@ -149,6 +149,9 @@ where
                 Err(error) => return Ok(reject(&path, Status::from(error))),
             };
             principal.meta = meta.clone();
+            if let Some(caller) = request.extensions().get::<crate::gateway::access_log::Caller>() {
+                caller.set(&principal.identity_id);
+            }
             let actor = AuditActor::from(&principal);
             request.extensions_mut().insert(principal);
             let (response, denied) = denials::collect(&path, inner.call(request)).await;

@@ -99,11 +99,15 @@ async fn cancel_on_signal(token: CancellationToken) {
 }
 
 /// Structured logs on stderr; `HUSH_LOG` (or `RUST_LOG`) filters, `HUSH_LOG_FORMAT=json` for JSON lines.
+/// Colours only when stderr is a terminal: escape codes in a log file or a collector are noise.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if std::env::var("HUSH_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

@@ -21,6 +21,8 @@ use super::{
     AUDIT_EXPORT_PATH, HEALTHZ_PATH, INDEX_PATH, METRICS_PATH, READYZ_PATH, SSE_SUBSCRIBE_PATH, UI_PATH, errors,
 };
 
+/// The message of a 404 for a path nothing serves.
+const NOT_FOUND: &str = "nothing is served at this path; GET / says what is";
 /// gRPC services that have no JSON form; their HTTP equivalents are named in the 404.
 const GRPC_ONLY_SERVICES: [&str; 3] =
     ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
@@ -50,6 +52,12 @@ fn is_http_route(path: &str, ui: bool) -> bool {
 
 fn json_error(status: StatusCode, code: Code, message: &str) -> Response<Body> {
     (status, [(header::CONTENT_TYPE, "application/json")], errors::body(code, message)).into_response().map(Body::new)
+}
+
+/// The answer for a path nothing serves (to this caller).
+pub(super) fn not_found() -> axum::response::Response {
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], errors::body(Code::NotFound, NOT_FOUND))
+        .into_response()
 }
 
 /// The answer for a request that is not gRPC, or `None` to pass it on.
@@ -84,7 +92,7 @@ fn refusal<B>(request: &Request<B>, ui: bool) -> Option<Response<Body>> {
         let message = "the web client is not served here: start `hush serve` with --ui-dir";
         return Some(json_error(StatusCode::NOT_FOUND, Code::NotFound, message));
     }
-    Some(json_error(StatusCode::NOT_FOUND, Code::NotFound, "nothing is served at this path; GET / says what is"))
+    Some(not_found().map(Body::new))
 }
 
 /// Layer answering non-gRPC requests that no route serves; `ui` says whether `/ui/` is served.

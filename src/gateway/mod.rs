@@ -11,6 +11,7 @@
 //! - `index`, `probes`: `GET /`, `GET /healthz`, `GET /readyz`.
 //! - `bounded_errors`: error answers of bounded size.
 
+pub mod access_log;
 mod audit_export;
 pub mod bounded_errors;
 pub mod edges;
@@ -19,7 +20,7 @@ pub mod grpc_web;
 mod index;
 pub mod json;
 pub mod malformed;
-mod metrics;
+pub mod metrics;
 mod probes;
 mod sse;
 
@@ -52,6 +53,12 @@ pub struct GatewayState {
     pub streams: crate::streams::Streams,
     pub vault: crate::secrets::Vault,
     pub root_key_verified: probes::RootKeyVerified,
+    pub metrics: metrics::Metrics,
+}
+
+/// The routes of `--metrics-listen`: `/metrics` for any peer, nothing else.
+pub fn metrics_router(state: GatewayState) -> Router {
+    Router::new().route(METRICS_PATH, get(metrics::render)).fallback(|| async { edges::not_found() }).with_state(state)
 }
 
 /// The HTTP routes served beside the gRPC services; `ui_dir` is the built web client, if any.
@@ -62,7 +69,7 @@ pub fn router(state: GatewayState, ui_dir: Option<&std::path::Path>) -> Router {
         .route(HEALTHZ_PATH, get(probes::healthz))
         .route(READYZ_PATH, get(probes::readyz))
         .route(SSE_SUBSCRIBE_PATH, post(sse::subscribe))
-        .route(METRICS_PATH, get(metrics::render))
+        .route(METRICS_PATH, get(metrics::render_on_main_port))
         .route(AUDIT_EXPORT_PATH, get(audit_export::export))
         .with_state(state);
     match ui_dir {
@@ -70,4 +77,23 @@ pub fn router(state: GatewayState, ui_dir: Option<&std::path::Path>) -> Router {
             .nest_service(UI_PATH, tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true)),
         None => router,
     }
+}
+
+/// Serves [`metrics_router`] on `address` until `shutdown` is cancelled.
+pub async fn serve_metrics(
+    address: std::net::SocketAddr,
+    state: GatewayState,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener =
+        tokio::net::TcpListener::bind(address).await.with_context(|| format!("--metrics-listen {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics are served at /metrics");
+    tokio::spawn(async move {
+        let served = axum::serve(listener, metrics_router(state)).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(error) = served.await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    });
+    Ok(())
 }

@@ -167,6 +167,20 @@ impl Store {
         Ok(migration::Migrator::get_pending_migrations_read_only(&self.conn).await?.is_empty())
     }
 
+    /// Connections of the pool: (open, idle); open minus idle are in use.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
+    }
+
     /// The connection, for reads.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn

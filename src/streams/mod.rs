@@ -423,7 +423,9 @@ impl Streams {
         Ok(count)
     }
 
-    /// Per-stream counters for `/metrics`: (stream id, name, state, lag in entries).
+    /// Per-stream counters for `/metrics`: (stream id, name, state, lag). The lag is read from the stored
+    /// cursor, not counted: the org's newest audit `seq` minus the cursor, one indexed lookup per stream. As
+    /// `seq` is shared by all orgs it is an upper bound of the entries not yet delivered, and 0 when caught up.
     pub async fn metrics(&self) -> Result<Vec<(String, String, audit_stream_state::Model, i64)>, sea_orm::DbErr> {
         let db = self.store.conn();
         let mut out = Vec::new();
@@ -431,11 +433,15 @@ impl Streams {
             audit_stream::Entity::find().find_also_related(audit_stream_state::Entity).all(db).await?
         {
             let Some(state) = state else { continue };
-            let lag = audit_log::Entity::find()
+            let newest: Option<i64> = audit_log::Entity::find()
+                .select_only()
+                .column_as(audit_log::Column::Seq.max(), "newest")
                 .filter(audit_log::Column::OrgId.eq(&stream.org_id))
-                .filter(audit_log::Column::Seq.gt(state.cursor))
-                .count(db)
-                .await? as i64;
+                .into_tuple()
+                .one(db)
+                .await?
+                .flatten();
+            let lag = newest.map_or(0, |newest| (newest - state.cursor).max(0));
             out.push((stream.id, stream.name, state, lag));
         }
         Ok(out)

@@ -9,6 +9,7 @@ pub mod events;
 pub mod members;
 pub mod raw;
 pub mod receiver;
+pub mod serve_binary;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -103,7 +104,7 @@ impl Interceptor for Bearer {
 pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// Replaces the database name in a PostgreSQL URL.
-fn with_database(url: &str, database: &str) -> String {
+pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
     match query {
@@ -112,7 +113,7 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-async fn fresh_postgres_database() -> (String, String) {
+pub async fn fresh_postgres_database() -> (String, String) {
     let server_url = std::env::var(PG_URL_VAR).expect("checked by the caller");
     let name = format!("hush_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&server_url).await.expect("PostgreSQL reachable at HUSH_TEST_DATABASE_URL");
