@@ -36,7 +36,8 @@ pub fn is_grpc<B>(request: &Request<B>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-fn is_json<B>(request: &Request<B>) -> bool {
+/// Whether a request's body is declared JSON (`application/json`, any parameters).
+pub(super) fn is_json<B>(request: &Request<B>) -> bool {
     request
         .headers()
         .get(header::CONTENT_TYPE)

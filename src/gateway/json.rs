@@ -36,12 +36,9 @@ static POOL: LazyLock<DescriptorPool> =
 
 /// Whether a request is a JSON call of a hush RPC.
 fn is_json_rpc<B>(request: &Request<B>) -> bool {
-    let json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
-    request.method() == Method::POST && json && request.uri().path().starts_with(PACKAGE_PREFIX)
+    request.method() == Method::POST
+        && super::edges::is_json(request)
+        && request.uri().path().starts_with(PACKAGE_PREFIX)
 }
 
 /// The RPC named by a path like `/hush.v1.SecretsService/CreateSecret`.

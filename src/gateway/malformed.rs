@@ -15,13 +15,16 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use http::{Request, Response, header};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost_reflect::{DynamicMessage, MapKey, MethodDescriptor, ReflectMessage, Value};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use super::json::{MAX_BODY_BYTES, method};
+use super::{
+    edges::is_grpc,
+    json::{MAX_BODY_BYTES, method},
+};
 
 /// Bytes before each gRPC message: a compression flag and a big-endian length.
 const FRAME_HEADER: usize = 5;
@@ -44,14 +47,6 @@ impl<S> Layer<S> for RefuseMalformedLayer {
 #[derive(Clone)]
 pub struct RefuseMalformed<S> {
     inner: S,
-}
-
-fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// The one message of a gRPC request body, or why there is not exactly one uncompressed message.
