@@ -62,6 +62,7 @@ struct StreamLabels {
     name: String,
 }
 
+type StreamState = crate::store::entities::audit_stream_state::Model;
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// This instance's request metrics; cheap to clone (the families share their values).
@@ -196,7 +197,7 @@ async fn stream_metrics(state: &GatewayState, registry: &mut Registry) {
             return;
         }
     };
-    let counters: [(&str, &str, fn(&crate::store::entities::audit_stream_state::Model) -> i64); 4] = [
+    let counters: [(&str, &str, fn(&StreamState) -> i64); 4] = [
         ("audit_stream_delivered_events", "Audit entries delivered", |s| s.delivered_events),
         ("audit_stream_retries", "Delivery retries", |s| s.retries),
         ("audit_stream_dropped_batches", "Batches dropped after the last retry", |s| s.dropped_batches),
