@@ -63,6 +63,8 @@ struct StreamLabels {
 }
 
 type StreamState = crate::store::entities::audit_stream_state::Model;
+/// A per-stream counter: its name, help and where its value is in the stream's state.
+type StreamCounter = (&'static str, &'static str, fn(&StreamState) -> i64);
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// This instance's request metrics; cheap to clone (the families share their values).
@@ -197,7 +199,7 @@ async fn stream_metrics(state: &GatewayState, registry: &mut Registry) {
             return;
         }
     };
-    let counters: [(&str, &str, fn(&StreamState) -> i64); 4] = [
+    let counters: [StreamCounter; 4] = [
         ("audit_stream_delivered_events", "Audit entries delivered", |s| s.delivered_events),
         ("audit_stream_retries", "Delivery retries", |s| s.retries),
         ("audit_stream_dropped_batches", "Batches dropped after the last retry", |s| s.dropped_batches),
