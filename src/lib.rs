@@ -9,6 +9,7 @@ pub mod events;
 mod fs_private;
 pub mod gateway;
 pub mod identity;
+pub mod limits;
 mod paging;
 pub mod pb;
 pub mod secrets;
