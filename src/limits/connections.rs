@@ -173,6 +173,12 @@ struct PerConnection<S> {
     body_timeout: Duration,
 }
 
+/// Whether a request body stays open for the whole call: reflection is a bidirectional stream that tools
+/// like grpcurl keep open while they run. hush's own RPCs all send one request message.
+fn streams_its_body(path: &str) -> bool {
+    path.starts_with("/grpc.reflection.")
+}
+
 /// Counts one open request for as long as it lives.
 struct OpenRequest(Arc<watch::Sender<usize>>);
 
@@ -206,7 +212,11 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let open = OpenRequest::new(self.open_requests.clone());
-        let mut request = request.map(|body| Body::new(DeadlineBody::new(body, self.body_timeout)));
+        let mut request = if streams_its_body(request.uri().path()) {
+            request.map(Body::new)
+        } else {
+            request.map(|body| Body::new(DeadlineBody::new(body, self.body_timeout)))
+        };
         request.extensions_mut().insert(self.info.clone());
         let answer = self.inner.clone().oneshot(request);
         Box::pin(async move {
