@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::{Backend, TestServer};
-use hush::pb;
+use hush::pb::{self, events_service_client::EventsServiceClient};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -34,6 +34,7 @@ backend_tests!(
     slow_unary_requests_hit_the_deadline_event_streams_do_not,
     idle_and_slow_connections_are_closed,
     connections_beyond_the_cap_are_closed_at_once,
+    streams_per_connection_are_capped,
 );
 
 /// A request head for a JSON call of `path` announcing `length` body bytes (chunked when `None`).
@@ -294,6 +295,31 @@ async fn connections_beyond_the_cap_are_closed_at_once(backend: Backend) {
     drop(open.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(health_latency(server.addr).await < Duration::from_secs(1));
+}
+
+async fn streams_per_connection_are_capped(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| c.limits.max_concurrent_streams = 2).await;
+    let token = server.admin_token().await;
+    let project = server.project("streams").await;
+    // One channel is one HTTP/2 connection.
+    let channel =
+        tonic::service::interceptor::InterceptedService::new(server.channel().await, common::Bearer::new(&token));
+    let events = EventsServiceClient::new(channel);
+    let request = || pb::SubscribeRequest {
+        project_id: project.clone(),
+        registrations: vec![common::events::registration("*", "", "")],
+        resume_after: None,
+    };
+    let first = events.clone().subscribe(request()).await.unwrap();
+    let _second = events.clone().subscribe(request()).await.unwrap();
+    let mut client = events.clone();
+    let third_request = request();
+    let third = tokio::spawn(async move { client.subscribe(third_request).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third stream opened on a connection allowing two");
+    drop(first);
+    let opened = tokio::time::timeout(Duration::from_secs(5), third).await.expect("the third stream opens").unwrap();
+    assert!(opened.is_ok(), "{opened:?}");
 }
 
 fn resident_kb(pid: u32, field: &str) -> u64 {

@@ -2,7 +2,8 @@
 //! `max_in_flight` permits before anything reads its body; when none is free the caller is refused at once
 //! with RESOURCE_EXHAUSTED (HTTP 503 for JSON) and `Retry-After`, rather than queueing without bound. This
 //! also bounds the memory held by request bodies to `max_in_flight` × 4 MiB. A unary request that takes
-//! longer than the deadline, body upload included, ends with DEADLINE_EXCEEDED. Event streams (gRPC and
+//! longer than the deadline (or than the caller's own `grpc-timeout`, when shorter), body upload included,
+//! ends with DEADLINE_EXCEEDED. Event streams (gRPC and
 //! SSE), health checks, reflection and the HTTP routes are neither counted nor timed.
 
 use std::{
@@ -97,6 +98,26 @@ fn too_slow(protocol: &Protocol, deadline: Duration) -> Response<Body> {
     refusal(protocol, &status, StatusCode::GATEWAY_TIMEOUT)
 }
 
+/// The deadline a gRPC caller sent in `grpc-timeout` (at most 8 digits and a unit, per the gRPC spec); a
+/// malformed one is ignored and the server's deadline applies.
+fn caller_deadline<B>(request: &Request<B>) -> Option<Duration> {
+    let text = request.headers().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S> Service<Request<Body>> for UnaryLimits<S>
@@ -124,11 +145,31 @@ where
         let Ok(permit) = self.limits.permits.clone().try_acquire_owned() else {
             return Box::pin(async move { Ok(overloaded(&protocol)) });
         };
-        let deadline = self.limits.deadline;
+        let deadline = caller_deadline(&request).map_or(self.limits.deadline, |d| d.min(self.limits.deadline));
         Box::pin(async move {
             let answer = tokio::time::timeout(deadline, inner.call(request)).await;
             drop(permit);
             answer.unwrap_or_else(|_| Ok(too_slow(&protocol, deadline)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_timeout(value: &str) -> Request<()> {
+        Request::builder().header("grpc-timeout", value).body(()).unwrap()
+    }
+
+    #[test]
+    fn reads_the_callers_grpc_timeout() {
+        assert_eq!(caller_deadline(&with_timeout("250m")), Some(Duration::from_millis(250)));
+        assert_eq!(caller_deadline(&with_timeout("2S")), Some(Duration::from_secs(2)));
+        assert_eq!(caller_deadline(&with_timeout("1H")), Some(Duration::from_secs(3600)));
+        for malformed in ["", "S", "123456789S", "10x", "-1S", "1.5S"] {
+            assert_eq!(caller_deadline(&with_timeout(malformed)), None, "{malformed}");
+        }
+        assert_eq!(caller_deadline(&Request::new(())), None);
     }
 }
