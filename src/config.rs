@@ -80,6 +80,9 @@ pub struct ServeConfig {
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
     #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
+    /// Connection, message and request limits.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl ServeConfig {
@@ -104,6 +107,7 @@ impl ServeConfig {
             streams_lookup: None,
             cors_origins: vec!["*".into()],
             metrics_listen: None,
+            limits: crate::limits::LimitSettings::default(),
         }
     }
 
