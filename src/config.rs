@@ -76,6 +76,9 @@ pub struct ServeConfig {
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
     #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
+    /// https on the listen address, and whether cleartext is allowed off loopback.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 impl ServeConfig {
@@ -99,6 +102,7 @@ impl ServeConfig {
             streams_allow_private: false,
             streams_lookup: None,
             cors_origins: vec!["*".into()],
+            tls: crate::tls::TlsFlags::default(),
         }
     }
 
