@@ -464,4 +464,11 @@ async fn sighup_serves_replaced_certificates_while_open_streams_go_on() {
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
     hush.wait_for("TLS reload failed").await;
     assert!(https_channel(&https, &new_ca.pem(), None).await.is_ok(), "the previous certificate stays in use");
+
+    // Without a signal, a change of the files is noticed by polling.
+    let polled_ca = Ca::new("polled CA");
+    install(dir.path(), &polled_ca.issue(&["127.0.0.1"]));
+    let reloaded = hush.wait_for("TLS certificate reloaded").await;
+    assert_eq!(reloaded["fields"]["cause"], "file change");
+    assert!(https_channel(&https, &polled_ca.pem(), None).await.is_ok(), "the polled certificate is served");
 }

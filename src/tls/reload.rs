@@ -51,14 +51,14 @@ impl ReloadableConfig {
                     _ = stop.cancelled() => return,
                     _ = next_hangup(&mut hangup) => "SIGHUP",
                     _ = poll.tick() => {
-                        let now = self.modified();
-                        if now == seen {
+                        if self.modified() == seen {
                             continue;
                         }
-                        seen = now;
                         "file change"
                     }
                 };
+                // Read before loading, so a change made during the load is seen on the next tick.
+                seen = self.modified();
                 match self.reload() {
                     Ok(()) => tracing::info!(cause, cert = %self.files.cert.display(), "TLS certificate reloaded"),
                     Err(error) => tracing::error!(cause, %error, "TLS reload failed; the previous certificate stays"),
