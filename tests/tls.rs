@@ -254,24 +254,32 @@ async fn client_certificates_are_required_with_a_client_ca(backend: Backend) {
     assert!(attempt(Some(client_ca.issue(&["client"]))).await.is_ok(), "a signed client certificate works");
 }
 
-#[tokio::test]
-async fn a_certificate_made_by_openssl_is_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    // The command the README gives; CA:FALSE because rustls clients (the CLI) refuse a CA as server certificate.
+/// A self-signed certificate and key made by `openssl req -x509` in `dir` (with `extra` arguments); None when
+/// openssl is not installed.
+fn openssl_certificate(dir: &Path, name: &str, extra: &[&str]) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     let made = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(extra)
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .stderr(Stdio::null())
         .status();
-    if !made.is_ok_and(|s| s.success()) {
+    made.is_ok_and(|s| s.success()).then_some((cert, key))
+}
+
+#[tokio::test]
+async fn certificates_made_by_openssl_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    // The command the README gives: CA:FALSE, because rustls clients (the CLI) refuse a CA as server certificate.
+    let Some((cert, key)) = openssl_certificate(dir.path(), "leaf", &["-addext", "basicConstraints=critical,CA:FALSE"])
+    else {
         eprintln!("openssl not installed: not checked");
         return;
-    }
+    };
     let (cert_path, key_path) = (cert.clone(), key);
     let server = TestServer::start_with(Backend::Sqlite, |c| {
         c.tls.tls_cert = Some(cert_path);
@@ -279,8 +287,32 @@ async fn a_certificate_made_by_openssl_is_served() {
     })
     .await;
     let pem = std::fs::read_to_string(&cert).unwrap();
-    let channel = https_channel(&format!("https://localhost:{}", server.addr.port()), &pem, None).await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let channel = https_channel(&url, &pem, None).await;
     assert!(login(channel.expect("TLS connect"), &server).await.is_ok(), "gRPC over an openssl certificate");
+    if let Some((ok, answer)) = curl(&["--cacert", cert.to_str().unwrap(), &format!("{url}/ui/")]).await {
+        assert!(ok, "curl --cacert over an openssl certificate: {answer}");
+    }
+    server.stop().await;
+
+    // openssl's default (CA:TRUE) is served, and the CLI's refusal says how to make a usable one.
+    let (ca_cert, ca_key) = openssl_certificate(dir.path(), "ca", &[]).unwrap();
+    let ca_cert_path = ca_cert.clone();
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.tls.tls_cert = Some(ca_cert_path);
+        c.tls.tls_key = Some(ca_key);
+    })
+    .await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    if let Some((ok, answer)) = curl(&["--cacert", ca_cert.to_str().unwrap(), &format!("{url}/ui/")]).await {
+        assert!(ok, "curl accepts openssl's default certificate: {answer}");
+    }
+    let config = tempfile::tempdir().unwrap();
+    let (id, secret) = (&server.bootstrap.client_id, &server.bootstrap.client_secret);
+    let ca_arg = ca_cert.to_str().unwrap();
+    let args = ["login", "--server", &url, "--ca-cert", ca_arg, "--client-id", id, "--client-secret", secret];
+    let refused = common::cli::hush(config.path(), &args).await.unwrap_err();
+    assert!(refused.contains("basicConstraints=critical,CA:FALSE"), "{refused}");
 }
 
 /// A `hush serve` process whose JSON log lines arrive on a channel.

@@ -38,7 +38,17 @@ pub async fn connect(server: &str, ca_cert: Option<&Path>) -> anyhow::Result<Cha
         (Some("https"), None) => " (for a private CA or a self-signed certificate, pass --ca-cert)",
         _ => "",
     };
-    endpoint.connect().await.with_context(|| format!("cannot reach hush at {server}{hint}"))
+    endpoint.connect().await.map_err(|error| {
+        // `openssl req -x509` makes CA certificates by default, which TLS libraries refuse as server certificates.
+        let ca_as_leaf = format!("{error:?}").contains("CaUsedAsEndEntity");
+        let hint = if ca_as_leaf {
+            " (the server's certificate is a CA certificate: make it with \
+             `-addext basicConstraints=critical,CA:FALSE`, or sign it with a CA)"
+        } else {
+            hint
+        };
+        anyhow::Error::new(error).context(format!("cannot reach hush at {server}{hint}"))
+    })
 }
 
 fn tls_config(ca_cert: Option<&Path>) -> anyhow::Result<ClientTlsConfig> {
