@@ -79,3 +79,47 @@ pub fn prepare(flags: &TlsFlags, listen: SocketAddr, data_dir: &Path) -> Result<
 fn is_loopback(listen: SocketAddr) -> bool {
     listen.ip().to_canonical().is_loopback()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(listen: &str, flags: &TlsFlags) -> Result<bool, TlsError> {
+        prepare(flags, listen.parse().unwrap(), Path::new("/nonexistent")).map(|tls| tls.is_none())
+    }
+
+    #[test]
+    fn cleartext_only_on_loopback_unless_allowed() {
+        let default = TlsFlags::default();
+        for loopback in ["127.0.0.1:1", "127.1.2.3:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert!(plain(loopback, &default).unwrap(), "{loopback}");
+        }
+        for exposed in ["0.0.0.0:1", "[::]:1", "10.0.0.5:1", "[::ffff:10.0.0.5]:1"] {
+            assert!(matches!(plain(exposed, &default), Err(TlsError::Plaintext(_))), "{exposed}");
+        }
+        let allowed = TlsFlags { allow_plaintext: true, ..TlsFlags::default() };
+        assert!(plain("0.0.0.0:1", &allowed).unwrap());
+        let client_ca_alone = TlsFlags { tls_client_ca: Some("ca.pem".into()), ..TlsFlags::default() };
+        assert!(matches!(plain("127.0.0.1:1", &client_ca_alone), Err(TlsError::ClientCaWithoutTls)));
+    }
+
+    #[test]
+    fn unreadable_or_mismatched_files_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = |cert: &str, key: &str| TlsFiles {
+            cert: dir.path().join(cert),
+            key: dir.path().join(key),
+            client_ca: None,
+        };
+        let error = files("missing.crt", "missing.key").load().unwrap_err().to_string();
+        assert!(error.contains("missing.crt"), "{error}");
+        std::fs::write(dir.path().join("empty.crt"), "").unwrap();
+        let error = files("empty.crt", "missing.key").load().unwrap_err().to_string();
+        assert!(error.contains("no PEM certificate"), "{error}");
+        let a = self_signed::ensure(&dir.path().join("a"), "127.0.0.1:1".parse().unwrap()).unwrap();
+        let b = self_signed::ensure(&dir.path().join("b"), "127.0.0.1:1".parse().unwrap()).unwrap();
+        let mismatched = TlsFiles { cert: a.cert, key: b.key, client_ca: None };
+        let error = mismatched.load().unwrap_err().to_string();
+        assert!(error.contains("key"), "a key that does not belong to the certificate is refused: {error}");
+    }
+}

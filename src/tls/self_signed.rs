@@ -34,18 +34,63 @@ pub fn fingerprint(path: &Path) -> Result<String, TlsError> {
     Ok(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
 }
 
-/// A PEM certificate and key for localhost, the loopback addresses and the listen address.
+/// A PEM certificate and key for localhost, the loopback addresses and the listen address; for a server that
+/// listens on every address (which names no host a client could dial), the machine's host name instead.
 fn generate(listen: SocketAddr) -> Result<(String, String), TlsError> {
     let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
-    // 0.0.0.0 names no host a client could dial, so it adds nothing to the certificate.
-    if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
+    let mut names = vec!["localhost".to_owned()];
+    if listen.ip().is_unspecified() {
+        names.extend(host_name());
+    } else if !ips.contains(&listen.ip()) {
         ips.push(listen.ip());
     }
-    let names = std::iter::once("localhost".to_owned()).chain(ips.iter().map(IpAddr::to_string)).collect::<Vec<_>>();
+    names.extend(ips.iter().map(IpAddr::to_string));
     let mut params = CertificateParams::new(names).map_err(TlsError::SelfSigned)?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "hush development certificate");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().map_err(TlsError::SelfSigned)?;
     let cert = params.self_signed(&key).map_err(TlsError::SelfSigned)?;
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// This machine's host name when it is a usable DNS name.
+#[cfg(unix)]
+fn host_name() -> Option<String> {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_str().ok()?;
+    let usable = !name.is_empty()
+        && name != "localhost"
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    usable.then(|| name.to_owned())
+}
+
+#[cfg(not(unix))]
+fn host_name() -> Option<String> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(listen: &str) -> Vec<u8> {
+        let (pem, _) = generate(listen.parse().unwrap()).unwrap();
+        rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+            .map(|c: rustls_pki_types::CertificateDer<'_>| c.to_vec())
+            .unwrap()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn names_the_listen_address_or_the_host() {
+        assert!(contains(&der("10.1.2.3:8443"), &[10, 1, 2, 3]), "a specific address is a SAN");
+        let any = der("0.0.0.0:8443");
+        assert!(contains(&any, b"localhost") && contains(&any, &[127, 0, 0, 1]));
+        if let Some(host) = host_name() {
+            assert!(contains(&any, host.as_bytes()), "listening on every address names the host {host}");
+        }
+    }
 }
