@@ -302,7 +302,7 @@ impl CreateArgs {
 }
 
 async fn streams_client(target: &Target) -> anyhow::Result<AuditStreamsServiceClient<client::AuthedChannel>> {
-    Ok(AuditStreamsServiceClient::new(client::authed(&target).await?))
+    Ok(AuditStreamsServiceClient::new(client::authed(target).await?))
 }
 
 pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
