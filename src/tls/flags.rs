@@ -13,7 +13,8 @@ pub struct TlsFlags {
     #[arg(long, env = "HUSH_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Development only: serve https with a self-signed certificate kept in the data dir (made on first use for
-    /// the listen address, localhost, 127.0.0.1 and ::1); prints its SHA-256 fingerprint.
+    /// localhost, 127.0.0.1, ::1 and the listen address, or the host name when listening on every address);
+    /// logs its SHA-256 fingerprint. Delete `tls-self-signed.crt` to make a new one.
     #[arg(long, env = "HUSH_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
     /// PEM bundle of CAs that sign client certificates: with it, clients must present one (mutual TLS).
