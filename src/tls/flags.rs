@@ -15,12 +15,12 @@ pub struct TlsFlags {
     /// Development only: serve https with a self-signed certificate kept in the data dir (made on first use for
     /// localhost, 127.0.0.1, ::1 and the listen address, or the host name when listening on every address);
     /// logs its SHA-256 fingerprint. Delete `tls-self-signed.crt` to make a new one.
-    #[arg(long, env = "HUSH_TLS_SELF_SIGNED")]
+    #[arg(long, env = "HUSH_TLS_SELF_SIGNED", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls_self_signed: bool,
     /// PEM bundle of CAs that sign client certificates: with it, clients must present one (mutual TLS).
     #[arg(long, env = "HUSH_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
     /// Serve cleartext on a non-loopback address: only when a TLS-terminating proxy is in front.
-    #[arg(long, env = "HUSH_ALLOW_PLAINTEXT")]
+    #[arg(long, env = "HUSH_ALLOW_PLAINTEXT", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_plaintext: bool,
 }
