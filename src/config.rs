@@ -76,6 +76,9 @@ pub struct ServeConfig {
     /// Origins allowed to call grpc-web from a browser (comma-separated); `*` allows any.
     #[arg(long, env = "HUSH_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
+    /// Connection, message and request limits.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitSettings,
     /// https on the listen address, and whether cleartext is allowed off loopback.
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
@@ -102,6 +105,7 @@ impl ServeConfig {
             streams_allow_private: false,
             streams_lookup: None,
             cors_origins: vec!["*".into()],
+            limits: crate::limits::LimitSettings::default(),
             tls: crate::tls::TlsFlags::default(),
         }
     }

@@ -1,4 +1,4 @@
-//! hush: a gRPC-first secrets service. See `README.md` for use and `../shared/DESIGN.md` for the architecture.
+//! hush: a gRPC-first secrets service. See `README.md` for use and `docs/ARCHITECTURE.md` for the architecture.
 
 pub mod api;
 pub mod audit;
@@ -9,6 +9,7 @@ pub mod events;
 mod fs_private;
 pub mod gateway;
 pub mod identity;
+pub mod limits;
 mod paging;
 pub mod pb;
 pub mod secrets;

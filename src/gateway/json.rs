@@ -14,7 +14,7 @@ use std::{
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 use tonic::{Code, Status, body::Body};
@@ -23,8 +23,8 @@ use tower::{Layer, Service};
 use super::errors;
 use crate::pb;
 
-/// Largest request message accepted, as JSON here and as protobuf in `malformed`; gRPC's default limit.
-pub(super) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest request message accepted, as JSON here and as protobuf in `malformed`.
+pub(super) const MAX_BODY_BYTES: usize = crate::limits::MAX_MESSAGE_BYTES;
 /// Package whose services are transcoded.
 const PACKAGE_PREFIX: &str = "/hush.v1.";
 /// Request headers passed on to the gRPC call (everything the services and auth look at).
@@ -45,7 +45,7 @@ fn is_json_rpc<B>(request: &Request<B>) -> bool {
 }
 
 /// The RPC named by a path like `/hush.v1.SecretsService/CreateSecret`.
-pub(super) fn method(path: &str) -> Option<MethodDescriptor> {
+pub(crate) fn method(path: &str) -> Option<MethodDescriptor> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     POOL.get_service_by_name(service)?.methods().find(|m| m.name() == method)
 }
@@ -59,6 +59,17 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
 
 fn error_response(code: Code, message: &str) -> Response<Body> {
     json_response(errors::http_status(code), errors::body(code, message))
+}
+
+/// The `Content-Length` of a request, if it sent one.
+fn announced_length<B>(request: &Request<B>) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// 413 for a body beyond [`MAX_BODY_BYTES`].
+fn too_large() -> Response<Body> {
+    let message = format!("request body larger than {MAX_BODY_BYTES} bytes");
+    json_response(StatusCode::PAYLOAD_TOO_LARGE, errors::body(Code::ResourceExhausted, &message))
 }
 
 /// Parses the JSON body into the RPC's request message, naming the offending field on error.
@@ -178,12 +189,16 @@ where
                 let message = "streaming RPCs are not available as JSON: use gRPC, grpc-web or the SSE route";
                 return Ok(error_response(Code::InvalidArgument, message));
             }
+            // A body announced too large is refused before a byte of it is read.
+            if announced_length(&request).is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+                return Ok(too_large());
+            }
             let (parts, body) = request.into_parts();
             let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
                 Ok(body) => body.to_bytes(),
-                Err(_) => {
-                    let message = format!("request body larger than {MAX_BODY_BYTES} bytes or unreadable");
-                    return Ok(error_response(Code::InvalidArgument, &message));
+                Err(error) if error.is::<LengthLimitError>() => return Ok(too_large()),
+                Err(error) => {
+                    return Ok(error_response(Code::Cancelled, &format!("reading the request body failed: {error}")));
                 }
             };
             let message = match decode_json(&method, &body) {

@@ -124,8 +124,7 @@ async fn checked_body(method: MethodDescriptor, body: Body) -> Result<Bytes, Sta
     let bytes = match Limited::new(body, MAX_BODY_BYTES + FRAME_HEADER).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => {
-            let reason = format!("is larger than {MAX_BODY_BYTES} bytes");
-            return Err(crate::api::status::invalid_argument(BODY_FIELD.to_owned(), reason));
+            return Err(Status::resource_exhausted(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
         }
         Err(_) => return Err(Status::cancelled("request body unreadable")),
     };

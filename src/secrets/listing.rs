@@ -263,7 +263,7 @@ impl Vault {
     }
 
     /// Local secrets after `after`, then (with `include_imports`) imported ones once the local are done.
-    async fn from_local(
+    async fn local_then_imported(
         &self,
         req: &Request<'_>,
         page: &mut Filling,
@@ -300,8 +300,8 @@ impl Vault {
         };
         let mut page = Filling::default();
         let next = match resume {
-            None => self.from_local(&req, &mut page, None).await?,
-            Some(Resume::Local { path, key }) => self.from_local(&req, &mut page, Some((path, key))).await?,
+            None => self.local_then_imported(&req, &mut page, None).await?,
+            Some(Resume::Local { path, key }) => self.local_then_imported(&req, &mut page, Some((path, key))).await?,
             Some(Resume::Imported { key }) if req.include_imports => {
                 self.imported_page(&req, &mut page, key.as_deref()).await?
             }

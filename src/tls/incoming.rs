@@ -1,5 +1,5 @@
-//! Wraps accepted connections in TLS. Handshakes run in their own tasks with a deadline, so a slow or
-//! silent client (or a cleartext one on the TLS port) never holds up the accept loop.
+//! Wraps an accepted connection in TLS, with a deadline on the handshake so a slow or silent client (or a
+//! cleartext one on the TLS port) cannot hold its connection slot.
 
 use std::{
     io,
@@ -10,15 +10,11 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
-use tonic::transport::server::Connected;
 
 use super::reload::ReloadableConfig;
 
 /// A client has this long to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Finished handshakes waiting for the server to pick them up.
-const READY_QUEUE: usize = 64;
 
 /// An accepted connection: as it came, or inside TLS.
 pub enum MaybeTls<IO> {
@@ -26,65 +22,24 @@ pub enum MaybeTls<IO> {
     Tls(Box<TlsStream<IO>>),
 }
 
-/// The connections of `accepted`, wrapped in TLS when `tls` is set.
-pub fn incoming<S, IO>(
-    accepted: S,
-    tls: Option<ReloadableConfig>,
-) -> Pin<Box<dyn Stream<Item = io::Result<MaybeTls<IO>>> + Send>>
+/// `io` inside TLS when `tls` is set, as it came otherwise; None when the handshake fails or times out (the
+/// connection is then closed). `peer` is only logged.
+pub async fn accept<IO>(tls: Option<&ReloadableConfig>, io: IO, peer: &impl std::fmt::Debug) -> Option<MaybeTls<IO>>
 where
-    S: Stream<Item = io::Result<IO>> + Send + 'static,
-    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
-    IO::ConnectInfo: std::fmt::Debug,
+    IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let Some(tls) = tls else {
-        return Box::pin(accepted.map(|io| io.map(MaybeTls::Plain)));
-    };
-    let (ready, handshaken) = tokio::sync::mpsc::channel(READY_QUEUE);
-    tokio::spawn(async move {
-        let mut accepted = std::pin::pin!(accepted);
-        loop {
-            let next = tokio::select! {
-                _ = ready.closed() => return,
-                next = accepted.next() => next,
-            };
-            let io = match next {
-                None => return,
-                Some(Err(error)) => {
-                    // Accept errors (e.g. too many open files) go to the server, which logs and continues.
-                    if ready.send(Err(error)).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Some(Ok(io)) => io,
-            };
-            let acceptor = TlsAcceptor::from(tls.current());
-            let ready = ready.clone();
-            tokio::spawn(async move {
-                let peer = io.connect_info();
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = ready.send(Ok(MaybeTls::Tls(Box::new(stream)))).await;
-                    }
-                    // Cleartext clients, scanners and refused client certificates end here: debug level, or
-                    // every port scan would fill the log.
-                    Ok(Err(error)) => tracing::debug!(?peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
-                }
-            });
+    let Some(tls) = tls else { return Some(MaybeTls::Plain(io)) };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls.current()).accept(io)).await {
+        Ok(Ok(stream)) => Some(MaybeTls::Tls(Box::new(stream))),
+        // Cleartext clients, scanners and refused client certificates end here: debug level, or every port
+        // scan would fill the log.
+        Ok(Err(error)) => {
+            tracing::debug!(?peer, %error, "TLS handshake failed");
+            None
         }
-    });
-    Box::pin(ReceiverStream::new(handshaken))
-}
-
-impl<IO: Connected> Connected for MaybeTls<IO> {
-    // The TCP peer either way, so the audit log and authentication see the same client address with TLS.
-    type ConnectInfo = IO::ConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        match self {
-            Self::Plain(io) => io.connect_info(),
-            Self::Tls(stream) => stream.get_ref().0.connect_info(),
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            None
         }
     }
 }

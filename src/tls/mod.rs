@@ -15,7 +15,7 @@ use std::{
 
 pub use files::TlsFiles;
 pub use flags::TlsFlags;
-pub use incoming::{HANDSHAKE_TIMEOUT, MaybeTls, incoming};
+pub use incoming::{HANDSHAKE_TIMEOUT, MaybeTls, accept};
 pub use reload::{POLL_INTERVAL, ReloadableConfig};
 pub use self_signed::{CERT_FILE as SELF_SIGNED_CERT_FILE, KEY_FILE as SELF_SIGNED_KEY_FILE, fingerprint};
 
