@@ -83,6 +83,9 @@ pub struct ServeConfig {
     /// Connection, message and request limits.
     #[command(flatten)]
     pub limits: crate::limits::LimitSettings,
+    /// https on the listen address, and whether cleartext is allowed off loopback.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 impl ServeConfig {
@@ -108,6 +111,7 @@ impl ServeConfig {
             cors_origins: vec!["*".into()],
             metrics_listen: None,
             limits: crate::limits::LimitSettings::default(),
+            tls: crate::tls::TlsFlags::default(),
         }
     }
 

@@ -30,6 +30,7 @@ use crate::{
     secrets::Vault,
     store::Store,
     streams::{EngineSettings, Streams, SystemLookup, retry::RetryPolicy},
+    tls,
 };
 
 /// Name of the root key file generated in the data dir when `HUSH_ROOT_KEY` is not set.
@@ -59,6 +60,8 @@ pub struct Server {
     background: CancellationToken,
     /// Where the bootstrap credentials were written on this start, if this start created them.
     pub bootstrap_file: Option<PathBuf>,
+    /// None: cleartext (loopback, or `--allow-plaintext`).
+    tls: Option<tls::ReloadableConfig>,
 }
 
 impl Server {
@@ -76,6 +79,7 @@ impl Server {
                 "the data dir is readable by other users; hush keeps its files 0600, but `chmod 700` the folder"
             );
         }
+        let tls = tls::prepare(&config.tls, config.listen, &config.data_dir)?;
         let root_key = match &config.root_key {
             Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
             None => RootKey::load_or_create(&config.data_dir.join(ROOT_KEY_FILE))?,
@@ -109,7 +113,7 @@ impl Server {
             },
         );
         streams.start_engine(uuid::Uuid::new_v4().to_string(), background.clone());
-        Ok(Self { config, store, vault, events, streams, background, bootstrap_file })
+        Ok(Self { config, store, vault, events, streams, background, bootstrap_file, tls })
     }
 
     /// This instance's event machinery.
@@ -181,7 +185,11 @@ impl Server {
             };
         }
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, "hush is listening (gRPC, grpc-web, reflection, health)");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %local, scheme, "hush is listening (gRPC, grpc-web, reflection, health)");
+        if let Some(tls) = &self.tls {
+            tls.clone().spawn_watcher(self.background.clone());
+        }
         let grpc = tonic::service::Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -196,7 +204,7 @@ impl Server {
             .add_service(sized!(AuditStreamsServiceServer::new(api::AuditStreamsApi::new(self.streams.clone()))));
         let http = gateway::router(gateway_state, self.config.ui_dir.as_deref());
         let routes = tonic::service::Routes::from(grpc.into_axum_router().merge(http)).prepare();
-        limits::connections::serve(listener, stack.service(routes), limits, shutdown).await?;
+        limits::connections::serve(listener, stack.service(routes), limits, self.tls, shutdown).await?;
         tracing::info!("hush stopped");
         Ok(())
     }

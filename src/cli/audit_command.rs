@@ -103,7 +103,7 @@ impl FilterArgs {
 pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::List(args) => {
-            let mut client = AuditLogsServiceClient::new(client::authed(args.target.server.as_deref()).await?);
+            let mut client = AuditLogsServiceClient::new(client::authed(&args.target).await?);
             let request = pb::ListAuditLogsRequest {
                 filter: Some(args.filter.into_pb()),
                 page_size: args.limit,
@@ -118,7 +118,7 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             }
         }
         AuditCommand::Export(args) => {
-            let mut client = AuditLogsServiceClient::new(client::authed(args.target.server.as_deref()).await?);
+            let mut client = AuditLogsServiceClient::new(client::authed(&args.target).await?);
             let request = pb::ExportAuditLogsRequest { filter: Some(args.filter.into_pb()) };
             let mut stream = client.export_audit_logs(request).await.map_err(rpc)?.into_inner();
             while let Some(chunk) = stream.message().await.map_err(rpc)? {

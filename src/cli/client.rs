@@ -1,13 +1,15 @@
 //! gRPC channel for CLI commands, authenticated with the saved session's token.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context;
 use tonic::{
     metadata::MetadataValue,
     service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 
-use super::Session;
+use super::{Session, commands::Target};
 
 /// User agent the CLI sends, so audit logs can tell CLI calls apart.
 pub const USER_AGENT: &str = concat!("hush-cli/", env!("CARGO_PKG_VERSION"));
@@ -21,27 +23,56 @@ pub type AuthedChannel = InterceptedService<
     Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>,
 >;
 
-/// Connects to `server`.
-pub async fn connect(server: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(server.to_owned())
+/// Connects to `server`; `https://` servers are verified against the public web PKI roots and `ca_cert` (a PEM
+/// bundle, for private CAs and self-signed certificates).
+pub async fn connect(server: &str, ca_cert: Option<&Path>) -> anyhow::Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("invalid server address '{server}'"))?
-        .user_agent(USER_AGENT)?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach hush at {server}"))
+        .user_agent(USER_AGENT)?;
+    match (endpoint.uri().scheme_str(), ca_cert) {
+        (Some("https"), ca_cert) => endpoint = endpoint.tls_config(tls_config(ca_cert)?)?,
+        (_, Some(_)) => anyhow::bail!("--ca-cert is for https:// servers; '{server}' is not one"),
+        (_, None) => {}
+    }
+    let hint = match (endpoint.uri().scheme_str(), ca_cert) {
+        (Some("https"), None) => " (for a private CA or a self-signed certificate, pass --ca-cert)",
+        _ => "",
+    };
+    endpoint.connect().await.map_err(|error| {
+        // `openssl req -x509` makes CA certificates by default, which TLS libraries refuse as server certificates.
+        let ca_as_leaf = format!("{error:?}").contains("CaUsedAsEndEntity");
+        let hint = if ca_as_leaf {
+            " (the server's certificate is a CA certificate: make it with \
+             `-addext basicConstraints=critical,CA:FALSE`, or sign it with a CA)"
+        } else {
+            hint
+        };
+        anyhow::Error::new(error).context(format!("cannot reach hush at {server}{hint}"))
+    })
 }
 
-/// Connects with the saved session (or `HUSH_TOKEN`), to `server` when given, else the session's server.
-pub async fn authed(server: Option<&str>) -> anyhow::Result<AuthedChannel> {
-    let (server, token) = match (std::env::var("HUSH_TOKEN").ok(), server) {
-        (Some(token), server) => (server.unwrap_or(DEFAULT_SERVER).to_owned(), token),
-        (None, server) => {
+fn tls_config(ca_cert: Option<&Path>) -> anyhow::Result<ClientTlsConfig> {
+    let config = ClientTlsConfig::new().with_webpki_roots();
+    let Some(path) = ca_cert else { return Ok(config) };
+    let pem = std::fs::read(path).with_context(|| format!("reading --ca-cert {}", path.display()))?;
+    Ok(config.ca_certificate(Certificate::from_pem(pem)))
+}
+
+/// Connects with the saved session (or `HUSH_TOKEN`), to the target's server when given, else the session's
+/// server; the CA file likewise.
+pub async fn authed(target: &Target) -> anyhow::Result<AuthedChannel> {
+    let (server, saved_ca_cert, token) = match (std::env::var("HUSH_TOKEN").ok(), &target.server) {
+        (Some(token), server) => (server.clone().unwrap_or_else(|| DEFAULT_SERVER.to_owned()), None, token),
+        // The saved CA belongs to the saved server only.
+        (None, Some(server)) => (server.clone(), None, Session::load()?.access_token),
+        (None, None) => {
             let session = Session::load()?;
-            (server.map_or(session.server, str::to_owned), session.access_token)
+            (session.server, session.ca_cert, session.access_token)
         }
     };
+    let ca_cert: Option<PathBuf> = target.ca_cert.clone().or(saved_ca_cert);
     let header: MetadataValue<_> = format!("Bearer {token}").parse().context("token is not a valid header value")?;
-    let channel = connect(&server).await?;
+    let channel = connect(&server, ca_cert.as_deref()).await?;
     let interceptor: Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync> =
         Box::new(move |mut request: tonic::Request<()>| {
             request.metadata_mut().insert("authorization", header.clone());

@@ -19,6 +19,10 @@ pub struct LoginArgs {
     /// Server URL.
     #[arg(long, env = "HUSH_SERVER", default_value = client::DEFAULT_SERVER)]
     server: String,
+    /// PEM CA bundle that signed an https server's certificate (private CA or `--tls-self-signed`); saved with
+    /// the session.
+    #[arg(long, env = "HUSH_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Client id of the machine identity.
     #[arg(long, env = "HUSH_CLIENT_ID", required_unless_present = "from_file")]
     client_id: Option<String>,
@@ -48,25 +52,29 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         (None, Some(id), Some(secret)) => (id, secret),
         _ => anyhow::bail!("give --client-id and --client-secret, or --from-file"),
     };
-    let mut client = IdentityServiceClient::new(client::connect(&args.server).await?);
+    let ca_cert = args.ca_cert.as_deref().map(std::path::absolute).transpose().context("--ca-cert path")?;
+    let mut client = IdentityServiceClient::new(client::connect(&args.server, ca_cert.as_deref()).await?);
     let response = client.login(pb::LoginRequest { client_id, client_secret }).await.map_err(rpc)?.into_inner();
     let expires_at = response
         .expires_at
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
-    let session = Session { server: args.server, access_token: response.access_token, expires_at };
+    let session = Session { server: args.server, ca_cert, access_token: response.access_token, expires_at };
     let path = session.save()?;
     eprintln!("logged in; token saved to {} (expires {})", path.display(), session.expires_at);
     Ok(())
 }
 
 /// Where a client command sends its calls.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Target {
     /// Server URL; default: the one `hush login` used.
     #[arg(long, env = "HUSH_SERVER", global = true)]
     pub(super) server: Option<String>,
+    /// PEM CA bundle for an https server; default: the one `hush login` used.
+    #[arg(long, env = "HUSH_CA_CERT", global = true)]
+    pub(super) ca_cert: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,12 +96,12 @@ pub enum ProjectsCommand {
 pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
     match command {
         ProjectsCommand::Create { name, target } => {
-            let mut client = ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
+            let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
             let response = client.create_project(pb::CreateProjectRequest { name }).await.map_err(rpc)?.into_inner();
             println!("{}", response.project.context("server sent no project")?.id);
         }
         ProjectsCommand::List { target } => {
-            let mut client = ProjectsServiceClient::new(client::authed(target.server.as_deref()).await?);
+            let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
             let mut page_token = String::new();
             loop {
                 let page = client
@@ -171,7 +179,7 @@ pub enum SecretsCommand {
 pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
         SecretsCommand::Set { key, value, folder } => {
-            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let create = pb::CreateSecretRequest {
                 project_id: folder.project.clone(),
                 environment: folder.environment.clone(),
@@ -199,7 +207,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             eprintln!("{} is at version {}", secret.key, secret.version);
         }
         SecretsCommand::Get { key, include_imports, folder } => {
-            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::GetSecretRequest {
                 project_id: folder.project,
                 environment: folder.environment,
@@ -212,7 +220,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             println!("{}", secret.context("server sent no secret")?.value);
         }
         SecretsCommand::List { include_imports, folder } => {
-            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let mut request = pb::ListSecretsRequest {
                 project_id: folder.project,
                 environment: folder.environment,
@@ -233,7 +241,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             }
         }
         SecretsCommand::Delete { key, folder } => {
-            let mut client = SecretsServiceClient::new(client::authed(folder.target.server.as_deref()).await?);
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::DeleteSecretRequest {
                 project_id: folder.project,
                 environment: folder.environment,

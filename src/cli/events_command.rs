@@ -41,7 +41,7 @@ pub struct SubscribeArgs {
 
 pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Subscribe(args) = command;
-    let mut client = EventsServiceClient::new(client::authed(args.target.server.as_deref()).await?);
+    let mut client = EventsServiceClient::new(client::authed(&args.target).await?);
     let conditions = pb::EventConditions { environment_slug: args.environment, secret_path: args.path };
     let request = pb::SubscribeRequest {
         project_id: args.project,

@@ -18,7 +18,7 @@ use crate::{
 
 /// An IdentityService client for `target`, with the saved session's token.
 async fn identity_client(target: &Target) -> anyhow::Result<IdentityServiceClient<AuthedChannel>> {
-    Ok(IdentityServiceClient::new(client::authed(target.server.as_deref()).await?))
+    Ok(IdentityServiceClient::new(client::authed(target).await?))
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub struct Session {
     /// Server URL the token was issued by.
     pub server: String,
+    /// CA bundle the server's certificate is checked against (`--ca-cert` at login); absolute, so commands
+    /// run from any folder find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
     /// The bearer token.
     pub access_token: String,
     /// RFC 3339 expiry, for the "log in again" hint.

@@ -302,7 +302,7 @@ impl CreateArgs {
 }
 
 async fn streams_client(target: &Target) -> anyhow::Result<AuditStreamsServiceClient<client::AuthedChannel>> {
-    Ok(AuditStreamsServiceClient::new(client::authed(target.server.as_deref()).await?))
+    Ok(AuditStreamsServiceClient::new(client::authed(target).await?))
 }
 
 pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
@@ -311,7 +311,7 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
             let name = args.name.clone();
             let skip_test = args.skip_test;
             // Build (and check) the config before connecting, so flag mistakes need no server.
-            let target = Target { server: args.target.server.clone() };
+            let target = args.target.clone();
             let provider = args.provider()?;
             let request = pb::CreateAuditStreamRequest { name, skip_test, provider: Some(provider) };
             let response = streams_client(&target).await?.create_audit_stream(request).await.map_err(rpc)?;

@@ -29,15 +29,18 @@ use tonic::{body::Body, transport::server::TcpConnectInfo};
 use tower::{Service, ServiceExt};
 
 use super::{LimitSettings, body_deadline::DeadlineBody};
+use crate::tls::{self, ReloadableConfig};
 
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `service` on `listener` until `shutdown` is cancelled, then waits for open connections to finish.
+/// Serves `service` on `listener` (inside TLS when `tls` is set) until `shutdown` is cancelled, then waits for
+/// open connections to finish.
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
     settings: &LimitSettings,
+    tls: Option<ReloadableConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()>
 where
@@ -87,6 +90,7 @@ where
             info: TcpConnectInfo { local_addr: stream.local_addr().ok(), remote_addr: Some(peer) },
             idle_timeout: settings.idle_timeout,
             body_timeout: settings.body_read_timeout,
+            tls: tls.clone(),
             shutdown: shutdown.clone(),
             _slot: slot,
         };
@@ -105,6 +109,7 @@ struct Connection {
     info: TcpConnectInfo,
     idle_timeout: Duration,
     body_timeout: Duration,
+    tls: Option<ReloadableConfig>,
     shutdown: CancellationToken,
     /// Frees a place under the connection cap when the connection ends.
     _slot: OwnedSemaphorePermit,
@@ -118,6 +123,8 @@ impl Connection {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<tonic::codegen::StdError>,
     {
+        // The handshake holds this connection's slot, so handshakes count against the connection cap.
+        let Some(stream) = tls::accept(self.tls.as_ref(), stream, &self.info.remote_addr).await else { return };
         let (open_requests, watch_open) = watch::channel(0usize);
         let per_connection = PerConnection {
             inner: service,

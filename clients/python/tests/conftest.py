@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -10,8 +11,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
+import grpc
 import pytest
 
 from hush_client import HushClient
@@ -51,32 +53,42 @@ class HushServer:
     log_path: Path
 
 
-def _start(binary: Path, data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the server and wait until its health check says SERVING; retried on a port race."""
+def _start(
+    binary: Path,
+    data_dir: Path,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    probe: Callable[[str], HushClient] = HushClient,
+    host: str = "127.0.0.1",
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the server and wait until its health check (through a client made by `probe`) says SERVING;
+    retried on a port race."""
     last_error = ""
     for _attempt in range(3):
-        target = f"127.0.0.1:{free_port()}"
+        port = free_port()
+        listen, target = f"127.0.0.1:{port}", f"{host}:{port}"
         env = dict(os.environ, HUSH_HEARTBEAT_INTERVAL=HEARTBEAT_INTERVAL, HUSH_LOG=os.environ.get("HUSH_LOG", "info"))
         for name in ("HUSH_DATABASE_URL", "HUSH_ROOT_KEY", "HUSH_LISTEN", "HUSH_DATA_DIR"):
             env.pop(name, None)
         log = open(log_path, "ab")
         process = subprocess.Popen(
-            [str(binary), "serve", "--data-dir", str(data_dir), "--listen", target],
+            [str(binary), "serve", "--data-dir", str(data_dir), "--listen", listen, *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
         log.close()
-        with HushClient(target) as probe:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    if probe.health(timeout=1.0) == "SERVING":
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                # A fresh client each time: with --tls-self-signed the CA file exists only once the server wrote it.
+                with probe(target) as client:
+                    if client.health(timeout=1.0) == "SERVING":
                         return process, target
-                except Exception as error:  # noqa: BLE001 - not up yet
-                    last_error = str(error)
-                time.sleep(0.1)
+            except Exception as error:  # noqa: BLE001 - not up yet
+                last_error = str(error)
+            time.sleep(0.1)
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -86,17 +98,21 @@ def _start(binary: Path, data_dir: Path, log_path: Path) -> tuple[subprocess.Pop
     raise RuntimeError(f"hush serve did not start ({last_error}); log: {log_path.read_text(errors='replace')[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def hush_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HushServer]:
-    """One `hush serve` for the whole session, stopped at the end."""
+@contextlib.contextmanager
+def _serve(
+    data_dir: Path,
+    extra_args: Sequence[str] = (),
+    probe: Callable[[str], HushClient] = HushClient,
+    host: str = "127.0.0.1",
+) -> Iterator[HushServer]:
+    """A running `hush serve` on `data_dir`, stopped on exit."""
     binary = hush_binary()
     if not binary.is_file():
         pytest.fail(
             f"hush binary not found at {binary}: build it with `cargo build` or set HUSH_BIN", pytrace=False
         )
-    data_dir = tmp_path_factory.mktemp("hush-data")
     log_path = data_dir / "server.log"
-    process, target = _start(binary, data_dir, log_path)
+    process, target = _start(binary, data_dir, log_path, extra_args, probe, host)
     try:
         bootstrap_path = data_dir / "bootstrap.json"
         bootstrap = json.loads(bootstrap_path.read_text())
@@ -117,6 +133,32 @@ def hush_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HushServer
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def hush_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HushServer]:
+    """One `hush serve` for the whole session, stopped at the end."""
+    with _serve(tmp_path_factory.mktemp("hush-data")) as server:
+        yield server
+
+
+#: The certificate `hush serve --tls-self-signed` writes into its data dir.
+SELF_SIGNED_CERT = "tls-self-signed.crt"
+
+
+def tls_credentials(data_dir: Path) -> grpc.ChannelCredentials:
+    """Credentials trusting the self-signed certificate of the server on `data_dir`."""
+    return grpc.ssl_channel_credentials(root_certificates=(data_dir / SELF_SIGNED_CERT).read_bytes())
+
+
+@pytest.fixture(scope="session")
+def hush_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HushServer]:
+    """A `hush serve --tls-self-signed` for the session; its target names `localhost`, which the certificate
+    covers."""
+    data_dir = tmp_path_factory.mktemp("hush-tls-data")
+    probe = lambda target: HushClient(target, credentials=tls_credentials(data_dir))  # noqa: E731
+    with _serve(data_dir, ["--tls-self-signed"], probe, host="localhost") as server:
+        yield server
 
 
 @pytest.fixture
