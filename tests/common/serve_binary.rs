@@ -56,8 +56,9 @@ impl ServeProcess {
         });
         let mut process = Self { addr: "127.0.0.1:0".parse().unwrap(), data_dir, database_url, child, lines };
         let listening = process.wait_for_line(|l| l.contains("hush is listening"), Duration::from_secs(30)).await;
-        let address = listening.split("address=").nth(1).expect("the listening line names the address");
-        process.addr = address.trim().parse().expect("a socket address");
+        let fields = listening.split("address=").nth(1).expect("the listening line names the address");
+        let address = fields.split_whitespace().next().unwrap_or_default();
+        process.addr = address.parse().unwrap_or_else(|e| panic!("a socket address in {listening:?}: {e}"));
         process
     }
 
