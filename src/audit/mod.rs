@@ -1,4 +1,4 @@
-//! Audit logs (DESIGN §5): every action, reads too, recorded with who, from where, what and when.
+//! Audit logs (docs/ARCHITECTURE.md): every action, reads too, recorded with who, from where, what and when.
 //! Writes record their entry in the same transaction as the change; reads record theirs right after.
 //! Entries never contain a secret value.
 
@@ -67,7 +67,7 @@ fn row(actor: &AuditActor, meta: &RequestMeta, entry: Entry<'_>, retention: Dura
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    // Every stored field passes a cap here (DESIGN §5: one place), whoever built the entry.
+    // Every stored field passes a cap here (one place), whoever built the entry.
     audit_log::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         actor_type: Set(actor.kind.to_owned()),

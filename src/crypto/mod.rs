@@ -1,4 +1,4 @@
-//! Envelope encryption (DESIGN §6).
+//! Envelope encryption (docs/ARCHITECTURE.md).
 //!
 //! A 32-byte root key seals one random data key per project; the data key seals secret values with
 //! AES-256-GCM. Every seal carries associated data naming exactly what the ciphertext belongs to (the project

@@ -1,4 +1,4 @@
-//! Live secret events (DESIGN §3–4): a transactional outbox written with every change, one tailer per
+//! Live secret events (docs/ARCHITECTURE.md): a transactional outbox written with every change, one tailer per
 //! instance that fans committed rows out to local subscriptions, and permission-aware, resumable streams.
 //! Events carry names and paths, never values.
 

@@ -1,4 +1,4 @@
-//! The HTTP side of the one port (DESIGN §1): a thin translation onto the same service code, so auth,
+//! The HTTP side of the one port (docs/ARCHITECTURE.md): a thin translation onto the same service code, so auth,
 //! permissions and audit are identical to gRPC.
 //!
 //! - `json`: every unary RPC as JSON (`POST /hush.v1.<Service>/<Method>`, the Connect unary shape), one

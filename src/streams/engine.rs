@@ -1,4 +1,4 @@
-//! The delivery engine (DESIGN §5). Each instance runs one manager that, for every stream, tries to take the
+//! The delivery engine (docs/ARCHITECTURE.md). Each instance runs one manager that, for every stream, tries to take the
 //! stream's **lease** (owner + expiry, compare-and-set in the database); the holder alone delivers, so no two
 //! instances send the same batch, and a crashed holder's lease expires and another instance takes over (the
 //! sweeper). A delivery moves the stream's cursor over the audit log only after the destination accepted the

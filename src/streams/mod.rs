@@ -1,4 +1,4 @@
-//! Audit log streams (DESIGN §5): org-level destinations that receive the audit log through a durable,
+//! Audit log streams (docs/ARCHITECTURE.md): org-level destinations that receive the audit log through a durable,
 //! leased, batched and retried delivery (see `engine`). Credentials are sealed at rest and never shown.
 
 pub mod config;
