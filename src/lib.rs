@@ -1,6 +1,7 @@
 //! hush: a gRPC-first secrets service. See `README.md` for use and `docs/ARCHITECTURE.md` for the architecture.
 
 pub mod api;
+mod around;
 pub mod audit;
 pub mod cli;
 pub mod config;

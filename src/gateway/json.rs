@@ -5,12 +5,7 @@
 //! call through the rest of the stack (auth, services) in-process, and turns the answer back into JSON. There
 //! is no handler per RPC: a new RPC in the contract is reachable from curl the moment it is implemented.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::LazyLock,
-    task::{Context, Poll},
-};
+use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -18,10 +13,13 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 use tonic::{Code, Status, body::Body};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::errors;
-use crate::pb;
+use crate::{
+    around::{Around, BoxFuture, Inner, Step, around},
+    pb,
+};
 
 /// Largest request message accepted, as JSON here and as protobuf in `malformed`.
 pub(super) const MAX_BODY_BYTES: usize = crate::limits::MAX_MESSAGE_BYTES;
@@ -143,38 +141,15 @@ async fn json_from_grpc(method: &MethodDescriptor, response: Response<Body>) -> 
 pub struct JsonTranscodeLayer;
 
 impl<S> Layer<S> for JsonTranscodeLayer {
-    type Service = JsonTranscode<S>;
+    type Service = Around<Self, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JsonTranscode { inner }
+        around(self, inner)
     }
 }
 
-/// The service made by [`JsonTranscodeLayer`].
-#[derive(Clone)]
-pub struct JsonTranscode<S> {
-    inner: S,
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S> Service<Request<Body>> for JsonTranscode<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Response<Body>, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for JsonTranscodeLayer {
+    fn step<S: Inner>(&self, request: Request<Body>, mut inner: S) -> BoxFuture<Response<Body>, S::Error> {
         if !is_json_rpc(&request) {
             return Box::pin(inner.call(request));
         }

@@ -8,23 +8,18 @@
 //! every RPC, naming the field. Secret values (fields named `value`) may hold any text: they are stored
 //! encrypted, never as text.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-};
-
 use bytes::{Buf, Bytes};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost_reflect::{DynamicMessage, MapKey, MethodDescriptor, ReflectMessage, Value};
 use tonic::{Status, body::Body};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::{
     edges::is_grpc,
     json::{MAX_BODY_BYTES, method},
 };
+use crate::around::{Around, BoxFuture, Inner, Step, around};
 
 /// Bytes before each gRPC message: a compression flag and a big-endian length.
 const FRAME_HEADER: usize = 5;
@@ -36,17 +31,11 @@ const BODY_FIELD: &str = "request body";
 pub struct RefuseMalformedLayer;
 
 impl<S> Layer<S> for RefuseMalformedLayer {
-    type Service = RefuseMalformed<S>;
+    type Service = Around<Self, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RefuseMalformed { inner }
+        around(self, inner)
     }
-}
-
-/// The service made by [`RefuseMalformedLayer`].
-#[derive(Clone)]
-pub struct RefuseMalformed<S> {
-    inner: S,
 }
 
 /// The one message of a gRPC request body, or why there is not exactly one uncompressed message.
@@ -131,25 +120,8 @@ async fn checked_body(method: MethodDescriptor, body: Body) -> Result<Bytes, Sta
     Ok(bytes)
 }
 
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S> Service<Request<Body>> for RefuseMalformed<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Response<Body>, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for RefuseMalformedLayer {
+    fn step<S: Inner>(&self, request: Request<Body>, mut inner: S) -> BoxFuture<Response<Body>, S::Error> {
         // Health, reflection (a bidirectional stream) and unknown paths pass untouched; hush has no
         // client-streaming RPC, so reading a hush request whole changes nothing for the service.
         let Some(method) = method(request.uri().path()).filter(|_| is_grpc(&request)) else {

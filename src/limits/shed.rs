@@ -6,21 +6,18 @@
 //! ends with DEADLINE_EXCEEDED. Event streams (gRPC and
 //! SSE), health checks, reflection and the HTTP routes are neither counted nor timed.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use tokio::sync::Semaphore;
 use tonic::{Code, Status, body::Body};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::RETRY_AFTER_SECS;
-use crate::gateway::{errors, json::method};
+use crate::{
+    around::{Around, BoxFuture, Inner, Step, around},
+    gateway::{errors, json::method},
+};
 
 /// Layer applying the in-flight limit and the deadline to unary RPCs.
 #[derive(Clone)]
@@ -36,18 +33,11 @@ impl UnaryLimitsLayer {
 }
 
 impl<S> Layer<S> for UnaryLimitsLayer {
-    type Service = UnaryLimits<S>;
+    type Service = Around<Self, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        UnaryLimits { inner, limits: self.clone() }
+        around(self, inner)
     }
-}
-
-/// The service made by [`UnaryLimitsLayer`].
-#[derive(Clone)]
-pub struct UnaryLimits<S> {
-    inner: S,
-    limits: UnaryLimitsLayer,
 }
 
 /// How the caller speaks, which decides the shape of a refusal.
@@ -118,34 +108,17 @@ fn caller_deadline<B>(request: &Request<B>) -> Option<Duration> {
     })
 }
 
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S> Service<Request<Body>> for UnaryLimits<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Response<Body>, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for UnaryLimitsLayer {
+    fn step<S: Inner>(&self, request: Request<Body>, mut inner: S) -> BoxFuture<Response<Body>, S::Error> {
         let unary = method(request.uri().path()).is_some_and(|m| !m.is_server_streaming() && !m.is_client_streaming());
         if !unary {
             return Box::pin(inner.call(request));
         }
         let protocol = protocol(&request);
-        let Ok(permit) = self.limits.permits.clone().try_acquire_owned() else {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return Box::pin(async move { Ok(overloaded(&protocol)) });
         };
-        let deadline = caller_deadline(&request).map_or(self.limits.deadline, |d| d.min(self.limits.deadline));
+        let deadline = caller_deadline(&request).map_or(self.deadline, |d| d.min(self.deadline));
         Box::pin(async move {
             let answer = tokio::time::timeout(deadline, inner.call(request)).await;
             drop(permit);
