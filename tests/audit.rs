@@ -5,7 +5,7 @@ mod common;
 
 use std::{collections::HashSet, time::Duration};
 
-use common::{Backend, TestServer, create_secret, get_secret, http1};
+use common::{Backend, TestServer, all_entries, create_secret, get_secret, http1};
 use hush::pb::{
     self, audit_logs_service_client::AuditLogsServiceClient, identity_service_client::IdentityServiceClient,
     projects_service_client::ProjectsServiceClient,
@@ -16,17 +16,6 @@ backend_tests!(every_action_is_recorded_without_values, filters_and_pages_are_st
 
 /// A value that must never show up in the audit log.
 const VALUE: &str = "audit-scan-marker-4b1e7d";
-
-async fn all_entries(server: &TestServer, token: &str, filter: pb::AuditLogFilter) -> Vec<pb::AuditLog> {
-    let mut client = AuditLogsServiceClient::new(server.authed(token).await);
-    let mut stream =
-        client.export_audit_logs(pb::ExportAuditLogsRequest { filter: Some(filter) }).await.unwrap().into_inner();
-    let mut entries = Vec::new();
-    while let Some(chunk) = stream.message().await.unwrap() {
-        entries.extend(chunk.audit_logs);
-    }
-    entries
-}
 
 fn metadata(entry: &pb::AuditLog, key: &str) -> Option<String> {
     use prost_types::value::Kind;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestServer};
+use common::{Backend, TestServer, all_entries};
 use hush::{
     audit::caps,
     pb::{self, audit_logs_service_client::AuditLogsServiceClient, identity_service_client::IdentityServiceClient},
@@ -15,15 +15,8 @@ use tonic::Code;
 backend_tests!(denials_are_recorded_and_rate_capped, fields_are_capped_and_the_forwarded_client_is_rightmost);
 
 async fn entries(server: &TestServer, token: &str, event_type: &str) -> Vec<pb::AuditLog> {
-    let mut client = AuditLogsServiceClient::new(server.authed(token).await);
     let filter = pb::AuditLogFilter { event_types: vec![event_type.into()], ..Default::default() };
-    let mut stream =
-        client.export_audit_logs(pb::ExportAuditLogsRequest { filter: Some(filter) }).await.unwrap().into_inner();
-    let mut entries = Vec::new();
-    while let Some(chunk) = stream.message().await.unwrap() {
-        entries.extend(chunk.audit_logs);
-    }
-    entries
+    all_entries(server, token, filter).await
 }
 
 fn text(entry: &pb::AuditLog, key: &str) -> String {

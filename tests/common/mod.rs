@@ -422,3 +422,15 @@ pub mod http1 {
         block.iter().find(|(name, _)| name == field).map(|(_, value)| value.as_str())
     }
 }
+
+/// Every audit entry `filter` selects, through ExportAuditLogs.
+pub async fn all_entries(server: &TestServer, token: &str, filter: pb::AuditLogFilter) -> Vec<pb::AuditLog> {
+    let mut client = hush::pb::audit_logs_service_client::AuditLogsServiceClient::new(server.authed(token).await);
+    let mut stream =
+        client.export_audit_logs(pb::ExportAuditLogsRequest { filter: Some(filter) }).await.unwrap().into_inner();
+    let mut entries = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        entries.extend(chunk.audit_logs);
+    }
+    entries
+}
