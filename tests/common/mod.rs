@@ -122,6 +122,23 @@ pub async fn fresh_postgres_database() -> (String, String) {
     (server_url, name)
 }
 
+/// A plain channel (no token) to the server at `url`.
+pub async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned()).unwrap().connect().await.expect("connect")
+}
+
+/// Calls Login on the server at `url`.
+pub async fn login(url: &str, client_id: &str, client_secret: &str) -> Result<pb::LoginResponse, tonic::Status> {
+    let mut client = IdentityServiceClient::new(channel(url).await);
+    let request = pb::LoginRequest { client_id: client_id.into(), client_secret: client_secret.into() };
+    client.login(request).await.map(tonic::Response::into_inner)
+}
+
+/// A channel to the server at `url` carrying `token`.
+pub async fn authed(url: &str, token: &str) -> Authed {
+    InterceptedService::new(channel(url).await, Bearer::new(token))
+}
+
 impl TestServer {
     /// Starts a server on `backend` with default settings.
     pub async fn start(backend: Backend) -> Self {
@@ -190,7 +207,7 @@ impl TestServer {
 
     /// A plain channel (no token).
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url()).unwrap().connect().await.expect("connect")
+        channel(&self.url()).await
     }
 
     /// Logs in with the bootstrap admin's credentials and returns the token.
@@ -200,15 +217,12 @@ impl TestServer {
 
     /// Calls Login.
     pub async fn login(&self, client_id: &str, client_secret: &str) -> Result<pb::LoginResponse, tonic::Status> {
-        let mut client = IdentityServiceClient::new(self.channel().await);
-        let request = pb::LoginRequest { client_id: client_id.into(), client_secret: client_secret.into() };
-        client.login(request).await.map(tonic::Response::into_inner)
+        login(&self.url(), client_id, client_secret).await
     }
 
     /// A channel carrying `token`.
     pub async fn authed(&self, token: &str) -> Authed {
-        let value = format!("Bearer {token}").parse().expect("ascii token");
-        InterceptedService::new(self.channel().await, Bearer(value))
+        authed(&self.url(), token).await
     }
 
     /// SecretsService client as the bootstrap admin.
@@ -425,7 +439,12 @@ pub mod http1 {
 
 /// Every audit entry `filter` selects, through ExportAuditLogs.
 pub async fn all_entries(server: &TestServer, token: &str, filter: pb::AuditLogFilter) -> Vec<pb::AuditLog> {
-    let mut client = hush::pb::audit_logs_service_client::AuditLogsServiceClient::new(server.authed(token).await);
+    export_entries(server.authed(token).await, filter).await
+}
+
+/// Every audit entry `filter` selects, through ExportAuditLogs on `channel`.
+pub async fn export_entries(channel: Authed, filter: pb::AuditLogFilter) -> Vec<pb::AuditLog> {
+    let mut client = hush::pb::audit_logs_service_client::AuditLogsServiceClient::new(channel);
     let mut stream =
         client.export_audit_logs(pb::ExportAuditLogsRequest { filter: Some(filter) }).await.unwrap().into_inner();
     let mut entries = Vec::new();

@@ -34,6 +34,17 @@ impl ServeProcess {
                 super::with_database(&server, &name)
             }
         };
+        Self::spawn(data_dir, database_url).await
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind) and starts a new one on the same data dir and
+    /// database, as after a crash.
+    pub async fn crash_and_restart(mut self) -> Self {
+        self.child.kill().await.expect("SIGKILL hush serve");
+        Self::spawn(self.data_dir, self.database_url).await
+    }
+
+    async fn spawn(data_dir: tempfile::TempDir, database_url: String) -> Self {
         let mut child = Command::new(HUSH)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
