@@ -1,12 +1,39 @@
-//! Upgrading a database made before m0006: duplicate identity names are renamed (nothing is deleted), names
-//! become unique, and tokens gain the column that ties them to their client secret.
+//! Databases made by hush 0.1.0's development migrations. One made before the last of them
+//! (`m0006_identity_hygiene`) is upgraded: duplicate identity names are renamed (nothing is deleted), names
+//! become unique, and tokens gain the column that ties them to their client secret. A mix of records no release
+//! made is refused and left as it was. (`tests/upgrade_0_1_0.rs` upgrades a real 0.1.0 database.)
 
 mod common;
 
-use common::{Backend, TestServer, members::new_member};
-use sea_orm::{ConnectionTrait, Statement};
+use common::{Backend, ScratchDatabase, TestServer, members::new_member};
+use hush::store::Store;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
-backend_tests!(identity_hygiene_upgrades_an_older_database);
+backend_tests!(identity_hygiene_upgrades_an_older_database, an_unknown_mix_of_records_is_refused);
+
+/// 0.1.0's development migrations, as it recorded them in the SQLite fixture it made.
+async fn development() -> Vec<String> {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v0_1_0/sqlite/hush.db");
+    let db = Database::connect(format!("sqlite://{fixture}?mode=ro")).await.unwrap();
+    let versions = recorded(&db).await;
+    assert_eq!(versions.len(), 6, "{versions:?}");
+    versions
+}
+
+/// Replaces the database's migration records by `versions`.
+async fn record(db: &DatabaseConnection, versions: &[String]) {
+    db.execute_unprepared("DELETE FROM seaql_migrations").await.unwrap();
+    for version in versions {
+        let sql = format!("INSERT INTO seaql_migrations (version, applied_at) VALUES ('{version}', 1700000000)");
+        db.execute_unprepared(&sql).await.unwrap();
+    }
+}
+
+async fn recorded(db: &DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT version FROM seaql_migrations ORDER BY version".to_owned();
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    rows.iter().map(|row| row.try_get::<String>("", "version").unwrap()).collect()
+}
 
 async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     let mut server = TestServer::start(backend).await;
@@ -18,10 +45,11 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         r#"DROP INDEX "idx-identities-org_id-name""#,
         r#"DROP INDEX "idx-access_tokens-client_secret_id""#,
         r#"ALTER TABLE access_tokens DROP COLUMN client_secret_id"#,
-        r#"DELETE FROM seaql_migrations WHERE version = 'm0006_identity_hygiene'"#,
     ] {
         db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
+    let development = development().await;
+    record(&db, &development[..5]).await;
     let duplicate = "INSERT INTO identities (id, org_id, name, client_id, org_role, created_at) \
          SELECT 'ffffffff-ffff-7fff-bfff-ffffffffbeef', org_id, name, 'dup-client', NULL, created_at \
          FROM identities WHERE id = $1";
@@ -30,6 +58,7 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     db.execute_raw(Statement::from_sql_and_values(backend_kind, sql, [worker.id.clone().into()])).await.unwrap();
 
     let upgraded = server.join(|_| {}).await;
+    assert_eq!(recorded(&db).await, ["m0001_schema_0_1_0"], "recorded as migration 1 once upgraded");
     let names = db
         .query_all_raw(Statement::from_string(backend_kind, "SELECT name FROM identities ORDER BY name".to_owned()))
         .await
@@ -60,4 +89,30 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         )
         .await;
     assert!(again.is_err(), "a second 'worker' is refused by the unique index");
+}
+
+/// Records no release made (part of 0.1.0's, 0.1.0's with a later one, or one from a newer hush, as after a
+/// downgrade) stop the start with an error naming them, and the database is left as it was.
+async fn an_unknown_mix_of_records_is_refused(backend: Backend) {
+    let scratch = ScratchDatabase::new(backend).await;
+    drop(Store::connect(&scratch.url).await.expect("a fresh database migrates"));
+    let db = Database::connect(&scratch.url).await.unwrap();
+    let development = development().await;
+    let baseline = "m0001_schema_0_1_0".to_owned();
+    let newer = "m9999_from_a_newer_hush".to_owned();
+    let mixes = [
+        (development[..3].to_vec(), "a mix no hush release made"),
+        ([&development[..4], &development[5..]].concat(), "a mix no hush release made"),
+        ([&development[..], &[baseline.clone()]].concat(), "a mix no hush release made"),
+        (vec![baseline, newer], "has been applied but its file is missing"),
+    ];
+    for (mut mix, says) in mixes {
+        record(&db, &mix).await;
+        let error = Store::connect(&scratch.url).await.err().unwrap_or_else(|| panic!("{mix:?} is refused"));
+        let message = error.to_string();
+        let named = mix.iter().any(|v| v != "m0001_schema_0_1_0" && message.contains(v.as_str()));
+        assert!(message.contains(says) && named, "{mix:?}: {message}");
+        mix.sort();
+        assert_eq!(recorded(&db).await, mix, "the refused database is left as it was");
+    }
 }

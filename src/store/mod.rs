@@ -5,7 +5,7 @@
 //! So writes on SQLite take an in-process lock first; PostgreSQL needs none.
 
 pub mod entities;
-mod migration;
+mod migrations;
 
 use std::{
     path::{Path, PathBuf},
@@ -139,7 +139,7 @@ impl Store {
             }
             _ => None,
         };
-        migration::Migrator::up(&conn, None).await?;
+        migrations::migrate(&conn).await?;
         Ok(Self {
             conn,
             write_lock,
@@ -164,7 +164,7 @@ impl Store {
 
     /// Whether every migration this build knows is applied (read-only: creates nothing).
     pub async fn migrations_applied(&self) -> Result<bool, DbErr> {
-        Ok(migration::Migrator::get_pending_migrations_read_only(&self.conn).await?.is_empty())
+        Ok(migrations::Migrator::get_pending_migrations_read_only(&self.conn).await?.is_empty())
     }
 
     /// Connections of the pool: (open, idle); open minus idle are in use.

@@ -185,15 +185,8 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<bool, StepError> {
         let db = self.streams.store.conn();
-        let stream = audit_stream::Entity::find_by_id(&self.stream_id).one(db).await?.ok_or(StepError::Gone)?;
+        let (stream, Some(config)) = self.stored().await? else { return Ok(false) };
         let state = audit_stream_state::Entity::find_by_id(&self.stream_id).one(db).await?.ok_or(StepError::Gone)?;
-        let config = match self.streams.open_config(&stream) {
-            Ok(config) => config,
-            Err(error) => {
-                tracing::error!(%error, stream = %self.stream_id, "audit stream configuration cannot be opened");
-                return Ok(false);
-            }
-        };
         let backfill = state.backfill_to > state.backfill_from;
         let (after, upto) =
             if backfill { (state.backfill_from, Some(state.backfill_to)) } else { (state.cursor, None) };
@@ -201,16 +194,32 @@ impl Worker {
         let outcome = if batch.entries.is_empty() {
             Outcome::Dropped(format!("{} entries larger than {MAX_BATCH_BYTES} bytes", batch.oversize))
         } else {
-            self.deliver(&config, &batch.entries, azure_token, shutdown).await?
+            self.deliver(config, &batch.entries, azure_token, shutdown).await?
         };
         self.record(&batch, backfill, outcome).await?;
         Ok(true)
     }
 
-    /// Sends a batch with retries; between attempts the lease is kept alive.
+    /// The stream and its configuration as stored now; no configuration (logged) when it cannot be opened.
+    async fn stored(&self) -> Result<(audit_stream::Model, Option<ProviderConfig>), StepError> {
+        let db = self.streams.store.conn();
+        let stream = audit_stream::Entity::find_by_id(&self.stream_id).one(db).await?.ok_or(StepError::Gone)?;
+        let config = self
+            .streams
+            .open_config(&stream)
+            .inspect_err(|error| {
+                tracing::error!(%error, stream = %self.stream_id, "audit stream configuration cannot be opened");
+            })
+            .ok();
+        Ok((stream, config))
+    }
+
+    /// Sends a batch with retries; between attempts the lease is kept alive. Each retry goes to the destination
+    /// stored then, so a stream pointed at a working destination while a batch waits (UpdateAuditStream) sends
+    /// it there instead of dropping it after the old destination's failures.
     async fn deliver(
         &self,
-        config: &ProviderConfig,
+        mut config: ProviderConfig,
         entries: &[Value],
         azure_token: &mut Option<(String, Instant)>,
         shutdown: &CancellationToken,
@@ -225,9 +234,12 @@ impl Worker {
                 if !self.wait_holding_lease(delay, shutdown).await? {
                     return Ok(Outcome::Abandoned);
                 }
+                if let (_, Some(stored)) = self.stored().await? {
+                    config = stored;
+                }
             }
             self.count_attempt().await?;
-            match self.send(config, entries, azure_token).await {
+            match self.send(&config, entries, azure_token).await {
                 Ok(()) => return Ok(Outcome::Delivered),
                 Err(error) => {
                     tracing::warn!(stream = %self.stream_id, attempt = attempt + 1, %error, "audit stream delivery attempt failed");

@@ -62,7 +62,7 @@ macro_rules! backend_tests {
 }
 
 /// Bootstrap credentials as written to `bootstrap.json`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct Bootstrap {
     pub client_id: String,
     pub client_secret: String,
@@ -171,29 +171,36 @@ impl TestServer {
 
     /// A second instance on the same database and root key (for multi-instance tests on PostgreSQL).
     pub async fn join(&self, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let root_key = std::fs::read_to_string(self.data_dir.path().join("root.key")).expect("root key");
+        Self::open(self.backend, &self.database_url, &root_key, self.bootstrap.clone(), adjust).await
+    }
+
+    /// A server on a database that is bootstrapped already (another instance's, or a fixture's), with the
+    /// root key that opens it and the bootstrap admin's credentials.
+    pub async fn open(
+        backend: Backend,
+        database_url: &str,
+        root_key: &str,
+        bootstrap: Bootstrap,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServeConfig::with_data_dir(data_dir.path().to_path_buf());
-        config.database_url = Some(self.database_url.clone());
-        config.root_key = Some(std::fs::read_to_string(self.data_dir.path().join("root.key")).expect("root key"));
+        config.database_url = Some(database_url.to_owned());
+        config.root_key = Some(root_key.to_owned());
         adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let server = Server::prepare(config).await.expect("second instance prepares");
-        assert!(server.bootstrap_file.is_none(), "the shared database is bootstrapped already");
+        let server = Server::prepare(config).await.expect("the server prepares on the existing database");
+        assert!(server.bootstrap_file.is_none(), "the database is bootstrapped already");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.serve(listener, shutdown.clone()));
-        let bootstrap = Bootstrap {
-            client_id: self.bootstrap.client_id.clone(),
-            client_secret: self.bootstrap.client_secret.clone(),
-            org_id: self.bootstrap.org_id.clone(),
-            identity_id: self.bootstrap.identity_id.clone(),
-        };
         TestServer {
             addr,
             data_dir,
-            database_url: self.database_url.clone(),
+            database_url: database_url.to_owned(),
             bootstrap,
-            backend: self.backend,
+            backend,
             shutdown,
             task: Some(task),
             pg_database: None,
@@ -266,18 +273,53 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
         if let Some((server_url, name)) = self.pg_database.take() {
-            // Drop runs inside the test's runtime, which cannot block on itself: use a thread with its own.
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                runtime.block_on(async {
-                    if let Ok(admin) = Database::connect(&server_url).await {
-                        let _ =
-                            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-                    }
-                });
-            })
-            .join()
-            .ok();
+            drop_postgres_database(server_url, name);
+        }
+    }
+}
+
+/// Drops a test's PostgreSQL database. Called from `Drop`, inside the test's runtime, which cannot block on
+/// itself: so on a thread with a runtime of its own.
+fn drop_postgres_database(server_url: String, name: String) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            if let Ok(admin) = Database::connect(&server_url).await {
+                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            }
+        });
+    })
+    .join()
+    .ok();
+}
+
+/// An empty database of a test's own: a file in a temp dir, or a fresh PostgreSQL database dropped afterwards.
+pub struct ScratchDatabase {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_database: Option<(String, String)>,
+}
+
+impl ScratchDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("hush.db").display());
+                Self { url, dir, pg_database: None }
+            }
+            Backend::Postgres => {
+                let (server_url, name) = fresh_postgres_database().await;
+                Self { url: with_database(&server_url, &name), dir, pg_database: Some((server_url, name)) }
+            }
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if let Some((server_url, name)) = self.pg_database.take() {
+            drop_postgres_database(server_url, name);
         }
     }
 }

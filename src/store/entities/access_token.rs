@@ -11,8 +11,8 @@ pub struct Model {
     pub identity_id: String,
     #[sea_orm(unique)]
     pub token_hash: String,
-    /// The client secret that logged in, so revoking it revokes its tokens (None for tokens issued before
-    /// migration m0006).
+    /// The client secret that logged in, so revoking it revokes its tokens (None for tokens issued by
+    /// development builds before 0.1.0).
     #[sea_orm(indexed)]
     pub client_secret_id: Option<String>,
     pub expires_at: ChronoDateTimeUtc,

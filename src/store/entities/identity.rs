@@ -7,8 +7,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    #[sea_orm(indexed)]
+    #[sea_orm(indexed, unique_key = "org_id-name")]
     pub org_id: String,
+    /// Unique in the org.
+    #[sea_orm(unique_key = "org_id-name")]
     pub name: String,
     #[sea_orm(unique)]
     pub client_id: String,
