@@ -103,7 +103,7 @@ async fn an_unknown_mix_of_records_is_refused(backend: Backend) {
     let mixes = [
         (development[..3].to_vec(), "a mix no hush release made"),
         ([&development[..4], &development[5..]].concat(), "a mix no hush release made"),
-        ([&development[..], &[baseline.clone()]].concat(), "a mix no hush release made"),
+        ([&development[..], std::slice::from_ref(&baseline)].concat(), "a mix no hush release made"),
         (vec![baseline, newer], "has been applied but its file is missing"),
     ];
     for (mut mix, says) in mixes {
