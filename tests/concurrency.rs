@@ -141,9 +141,11 @@ async fn concurrent_updates_of_four_secrets_lose_nothing(backend: Backend) {
         outcomes.len(),
         outcomes.len() as f64 / LOAD.as_secs_f64(),
     );
+    // An update of an existing secret has no reason to fail: not INTERNAL, and not a unique violation passed
+    // off as ALREADY_EXISTS or a deadlock as ABORTED either.
     for outcome in &outcomes {
         if let Err((code, message)) = &outcome.answer {
-            assert!(!SERVER_FAULTS.contains(code), "a concurrent update failed with {code:?}: {message}");
+            panic!("a concurrent update failed with {code:?}: {message}");
         }
     }
     assert!(successes >= 100, "too few updates went through to show anything: {codes:?}");
