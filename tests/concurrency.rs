@@ -26,6 +26,7 @@ backend_tests!(
     concurrent_creates_of_one_name_answer_already_exists,
     concurrent_role_edits_and_memberships_lose_nothing,
     a_single_use_client_secret_logs_in_once_under_a_race,
+    creates_racing_a_folder_delete_leave_no_secret_without_its_folder,
 );
 
 /// Codes that would mean the server, not the race, failed.
@@ -518,4 +519,54 @@ async fn a_single_use_client_secret_logs_in_once_under_a_race(backend: Backend) 
     }
     let codes = race(calls).await;
     assert_eq!(codes, BTreeMap::from([("Ok".to_owned(), 1), ("Unauthenticated".to_owned(), RACERS - 1)]));
+}
+
+async fn creates_racing_a_folder_delete_leave_no_secret_without_its_folder(backend: Backend) {
+    let servers = instances(backend).await;
+    let project = servers[0].project("subtree").await;
+    let token = servers[0].admin_token().await;
+    const ROUNDS: usize = 10;
+    for round in 0..ROUNDS {
+        let mut calls = Vec::new();
+        for i in 0..RACERS {
+            let mut client = SecretsServiceClient::new(servers[i % servers.len()].authed(&token).await);
+            let request = pb::CreateSecretRequest {
+                project_id: project.clone(),
+                environment: "dev".into(),
+                secret_path: format!("/tree/{}", i % 3),
+                key: format!("R{round}N{i}"),
+                value: "v".into(),
+                comment: String::new(),
+            };
+            calls.push(Box::pin(async move { client.create_secret(request).await.map(|_| ()) })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send>>);
+        }
+        let mut client = SecretsServiceClient::new(servers[round % servers.len()].authed(&token).await);
+        let delete =
+            pb::DeleteFolderRequest { project_id: project.clone(), environment: "dev".into(), path: "/tree".into() };
+        calls.push(Box::pin(async move {
+            match client.delete_folder(delete).await {
+                Err(status) if status.code() == Code::NotFound => Ok(()),
+                other => other.map(|_| ()),
+            }
+        }));
+        let codes = race(calls).await;
+        assert_eq!(codes, BTreeMap::from([("Ok".to_owned(), RACERS + 1)]), "round {round}");
+    }
+    // Every secret's folder exists: a create that passed its folder check before the delete committed either
+    // went first (and was deleted with the folder) or came after (and made the folder again).
+    let orphans = texts(
+        &servers[0].raw_db().await,
+        "SELECT s.key FROM secrets s WHERE s.path <> '/' AND NOT EXISTS \
+         (SELECT 1 FROM folders f WHERE f.environment_id = s.environment_id AND f.path = s.path)",
+    )
+    .await;
+    assert!(orphans.is_empty(), "secrets without their folder: {orphans:?}");
+    let parents = texts(
+        &servers[0].raw_db().await,
+        "SELECT f.path FROM folders f WHERE f.path LIKE '/tree/%' AND NOT EXISTS \
+         (SELECT 1 FROM folders p WHERE p.environment_id = f.environment_id AND p.path = '/tree')",
+    )
+    .await;
+    assert!(parents.is_empty(), "folders without their parent: {parents:?}");
 }
