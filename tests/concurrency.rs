@@ -292,15 +292,26 @@ async fn check_and_set_on_every_write_refuses_a_stale_version(backend: Backend) 
     assert!(text.contains("\"aborted\"") && text.contains(&at(3)), "{text}");
 }
 
-/// Sends `calls` at once and counts the answers by code.
-async fn race<F, T>(calls: Vec<F>) -> BTreeMap<String, usize>
+/// The admin's authenticated channel to each instance.
+async fn admin_channels(servers: &[TestServer]) -> Vec<Authed> {
+    let token = servers[0].admin_token().await;
+    let mut channels = Vec::new();
+    for server in servers {
+        channels.push(server.authed(&token).await);
+    }
+    channels
+}
+
+/// Sends `racers` calls at once, call `i` through instance `i % n`, and counts the answers by code.
+async fn race<F, Fut, T>(channels: &[Authed], racers: usize, mut call: F) -> BTreeMap<String, usize>
 where
-    F: std::future::Future<Output = Result<T, tonic::Status>> + Send + 'static,
+    F: FnMut(usize, Authed) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>> + Send + 'static,
     T: Send + 'static,
 {
     let mut tasks = JoinSet::new();
-    for call in calls {
-        tasks.spawn(call);
+    for i in 0..racers {
+        tasks.spawn(call(i, channels[i % channels.len()].clone()));
     }
     let mut codes = BTreeMap::new();
     for answer in tasks.join_all().await {
@@ -320,90 +331,71 @@ fn one_winner(racers: usize) -> BTreeMap<String, usize> {
     BTreeMap::from([("AlreadyExists".to_owned(), racers - 1), ("Ok".to_owned(), 1)])
 }
 
+fn all_win(racers: usize) -> BTreeMap<String, usize> {
+    BTreeMap::from([("Ok".to_owned(), racers)])
+}
+
 const RACERS: usize = 8;
+
+fn create(project: &str, path: &str, key: &str) -> pb::CreateSecretRequest {
+    pb::CreateSecretRequest {
+        project_id: project.into(),
+        environment: "dev".into(),
+        secret_path: path.into(),
+        key: key.into(),
+        value: "v".into(),
+        comment: String::new(),
+    }
+}
 
 async fn concurrent_creates_of_one_name_answer_already_exists(backend: Backend) {
     let servers = instances(backend).await;
     let project = servers[0].project("creates").await;
-    let token = servers[0].admin_token().await;
-    let pick = |i: usize| &servers[i % servers.len()];
+    let channels = admin_channels(&servers).await;
+    let secrets = |channel| SecretsServiceClient::new(channel);
+    let identities = |channel| hush::pb::identity_service_client::IdentityServiceClient::new(channel);
 
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = SecretsServiceClient::new(pick(i).authed(&token).await);
-        let request = pb::CreateSecretRequest {
-            project_id: project.clone(),
-            environment: "dev".into(),
-            secret_path: "/new/deep".into(),
-            key: "SAME".into(),
-            value: format!("{i}"),
-            comment: String::new(),
-        };
-        calls.push(async move { client.create_secret(request).await });
-    }
-    assert_eq!(race(calls).await, one_winner(RACERS), "same secret");
-
-    // Different keys in one new folder: every create wins (the folders they create are not a conflict).
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = SecretsServiceClient::new(pick(i).authed(&token).await);
-        let request = pb::CreateSecretRequest {
-            project_id: project.clone(),
-            environment: "dev".into(),
-            secret_path: "/fresh/folder".into(),
-            key: format!("KEY{i}"),
-            value: "v".into(),
-            comment: String::new(),
-        };
-        calls.push(async move { client.create_secret(request).await });
-    }
-    assert_eq!(race(calls).await, BTreeMap::from([("Ok".to_owned(), RACERS)]), "different secrets, one new folder");
-
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = SecretsServiceClient::new(pick(i).authed(&token).await);
+    let codes = race(&channels, RACERS, |_, channel| {
+        let request = create(&project, "/new/deep", "SAME");
+        async move { secrets(channel).create_secret(request).await }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same secret");
+    // Different keys in one new folder: every create wins (the folders they make are not a conflict).
+    let codes = race(&channels, RACERS, |i, channel| {
+        let request = create(&project, "/fresh/folder", &format!("KEY{i}"));
+        async move { secrets(channel).create_secret(request).await }
+    });
+    assert_eq!(codes.await, all_win(RACERS), "different secrets, one new folder");
+    let codes = race(&channels, RACERS, |_, channel| {
         let request = pb::CreateFolderRequest {
             project_id: project.clone(),
             environment: "dev".into(),
             path: "/made/once".into(),
         };
-        calls.push(async move { client.create_folder(request).await });
-    }
-    assert_eq!(race(calls).await, one_winner(RACERS), "same folder");
-
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = hush::pb::projects_service_client::ProjectsServiceClient::new(pick(i).authed(&token).await);
+        async move { secrets(channel).create_folder(request).await }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same folder");
+    let codes = race(&channels, RACERS, |_, channel| {
         let request =
             pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "qa".into(), name: String::new() };
-        calls.push(async move { client.create_environment(request).await });
-    }
-    assert_eq!(race(calls).await, one_winner(RACERS), "same environment");
-
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = identity_admin(pick(i)).await;
+        async move {
+            hush::pb::projects_service_client::ProjectsServiceClient::new(channel).create_environment(request).await
+        }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same environment");
+    let codes = race(&channels, RACERS, |_, channel| {
         let request = pb::CreateIdentityRequest { name: "twin".into(), org_role: String::new() };
-        calls.push(async move { client.create_identity(request).await });
-    }
-    assert_eq!(race(calls).await, one_winner(RACERS), "same identity name");
-
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = identity_admin(pick(i)).await;
-        let request = pb::CreateRoleRequest {
-            name: "twin-role".into(),
-            description: String::new(),
-            policies: vec![policy("secrets", &["read"], &[], "", false)],
-        };
-        calls.push(async move { client.create_role(request).await });
-    }
-    assert_eq!(race(calls).await, one_winner(RACERS), "same role name");
-
-    // Imports of one folder into another: exactly one import exists afterwards.
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = SecretsServiceClient::new(pick(i).authed(&token).await);
+        async move { identities(channel).create_identity(request).await }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same identity name");
+    let codes = race(&channels, RACERS, |_, channel| {
+        let policies = vec![policy("secrets", &["read"], &[], "", false)];
+        let request = pb::CreateRoleRequest { name: "twin-role".into(), description: String::new(), policies };
+        async move { identities(channel).create_role(request).await }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same role name");
+    // The same import of one folder into another: exactly one is made.
+    let codes = race(&channels, RACERS, |_, channel| {
         let request = pb::CreateSecretImportRequest {
             project_id: project.clone(),
             environment: "dev".into(),
@@ -411,17 +403,17 @@ async fn concurrent_creates_of_one_name_answer_already_exists(backend: Backend) 
             import_environment: "dev".into(),
             import_path: "/made/once".into(),
         };
-        calls.push(async move { client.create_secret_import(request).await });
-    }
-    assert_eq!(race(calls).await, one_winner(RACERS), "same import");
+        async move { secrets(channel).create_secret_import(request).await }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same import");
 }
 
 async fn concurrent_role_edits_and_memberships_lose_nothing(backend: Backend) {
     let servers = instances(backend).await;
     let project = servers[0].project("members").await;
-    let pick = |i: usize| &servers[i % servers.len()];
-    let mut admin = identity_admin(&servers[0]).await;
-    let viewer_role = common::members::create_role(
+    let channels = admin_channels(&servers).await;
+    let identities = |channel| hush::pb::identity_service_client::IdentityServiceClient::new(channel);
+    let readers = common::members::create_role(
         &servers[0],
         "readers",
         vec![policy("secrets", &["read"], &[], "", false), policy("projects", &["read"], &[], "", false)],
@@ -431,19 +423,18 @@ async fn concurrent_role_edits_and_memberships_lose_nothing(backend: Backend) {
     for i in 0..RACERS {
         members.push(new_member(&servers[0], &format!("member-{i}"), "").await.id);
     }
+    let assign = |member: &str, role: &str| pb::SetProjectRoleRequest {
+        project_id: project.clone(),
+        identity_id: member.into(),
+        role_id: role.into(),
+    };
 
     // Different identities into one project at once: every membership is there afterwards.
-    let mut calls = Vec::new();
-    for (i, member) in members.iter().enumerate() {
-        let mut client = identity_admin(pick(i)).await;
-        let request = pb::SetProjectRoleRequest {
-            project_id: project.clone(),
-            identity_id: member.clone(),
-            role_id: viewer_role.clone(),
-        };
-        calls.push(async move { client.set_project_role(request).await });
-    }
-    assert_eq!(race(calls).await, BTreeMap::from([("Ok".to_owned(), RACERS)]));
+    let codes = race(&channels, RACERS, |i, channel| {
+        let request = assign(&members[i], &readers);
+        async move { identities(channel).set_project_role(request).await }
+    });
+    assert_eq!(codes.await, all_win(RACERS));
     let sql = format!("SELECT identity_id FROM project_memberships WHERE project_id = '{project}'");
     let mut held = texts(&servers[0].raw_db().await, &sql).await;
     held.sort();
@@ -452,18 +443,11 @@ async fn concurrent_role_edits_and_memberships_lose_nothing(backend: Backend) {
     assert_eq!(held, expected, "one membership per identity");
 
     // One identity given different roles at once: each call wins in turn, one membership remains.
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = identity_admin(pick(i)).await;
-        let role = if i % 2 == 0 { "viewer" } else { viewer_role.as_str() };
-        let request = pb::SetProjectRoleRequest {
-            project_id: project.clone(),
-            identity_id: members[0].clone(),
-            role_id: role.into(),
-        };
-        calls.push(async move { client.set_project_role(request).await });
-    }
-    assert_eq!(race(calls).await, BTreeMap::from([("Ok".to_owned(), RACERS)]));
+    let codes = race(&channels, RACERS, |i, channel| {
+        let request = assign(&members[0], if i % 2 == 0 { "viewer" } else { &readers });
+        async move { identities(channel).set_project_role(request).await }
+    });
+    assert_eq!(codes.await, all_win(RACERS));
     let sql = format!(
         "SELECT role_id FROM project_memberships WHERE project_id = '{project}' AND identity_id = '{}'",
         members[0]
@@ -472,20 +456,19 @@ async fn concurrent_role_edits_and_memberships_lose_nothing(backend: Backend) {
 
     // Edits of one role at once: all go through, one after the other; the role ends as one of them wrote it,
     // and every edit is audited.
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let mut client = identity_admin(pick(i)).await;
+    let codes = race(&channels, RACERS, |i, channel| {
         let request = pb::UpdateRoleRequest {
-            role_id: viewer_role.clone(),
+            role_id: readers.clone(),
             name: format!("readers-{i}"),
             description: format!("edit {i}"),
             policies: vec![policy("secrets", &["read"], &[&format!("env-{i}")], "", false)],
         };
-        calls.push(async move { client.update_role(request).await });
-    }
-    assert_eq!(race(calls).await, BTreeMap::from([("Ok".to_owned(), RACERS)]));
-    let roles = admin.list_roles(pb::ListRolesRequest::default()).await.unwrap().into_inner().roles;
-    let role = roles.iter().find(|r| r.id == viewer_role).expect("the role");
+        async move { identities(channel).update_role(request).await }
+    });
+    assert_eq!(codes.await, all_win(RACERS));
+    let roles = identities(channels[0].clone()).list_roles(pb::ListRolesRequest::default()).await.unwrap();
+    let roles = roles.into_inner().roles;
+    let role = roles.iter().find(|r| r.id == readers).expect("the role");
     let i: usize = role.name.trim_start_matches("readers-").parse().expect("a name one edit wrote");
     assert_eq!(role.description, format!("edit {i}"), "name and description come from the same edit");
     let conditions = role.policies[0].conditions.as_ref().unwrap();
@@ -496,6 +479,7 @@ async fn concurrent_role_edits_and_memberships_lose_nothing(backend: Backend) {
 
 async fn a_single_use_client_secret_logs_in_once_under_a_race(backend: Backend) {
     let servers = instances(backend).await;
+    let channels = admin_channels(&servers).await;
     let member = new_member(&servers[0], "once", "").await;
     let mut admin = identity_admin(&servers[0]).await;
     let secret = admin
@@ -508,53 +492,43 @@ async fn a_single_use_client_secret_logs_in_once_under_a_race(backend: Backend) 
         .await
         .unwrap()
         .into_inner();
-    let mut calls = Vec::new();
-    for i in 0..RACERS {
-        let channel = servers[i % servers.len()].channel().await;
+    let codes = race(&channels, RACERS, |_, channel| {
         let request =
             pb::LoginRequest { client_id: secret.client_id.clone(), client_secret: secret.client_secret.clone() };
-        calls.push(async move {
-            hush::pb::identity_service_client::IdentityServiceClient::new(channel).login(request).await
-        });
-    }
-    let codes = race(calls).await;
-    assert_eq!(codes, BTreeMap::from([("Ok".to_owned(), 1), ("Unauthenticated".to_owned(), RACERS - 1)]));
+        async move { hush::pb::identity_service_client::IdentityServiceClient::new(channel).login(request).await }
+    });
+    assert_eq!(codes.await, BTreeMap::from([("Ok".to_owned(), 1), ("Unauthenticated".to_owned(), RACERS - 1)]));
 }
 
 async fn creates_racing_a_folder_delete_leave_no_secret_without_its_folder(backend: Backend) {
     let servers = instances(backend).await;
     let project = servers[0].project("subtree").await;
-    let token = servers[0].admin_token().await;
+    let channels = admin_channels(&servers).await;
     const ROUNDS: usize = 10;
     for round in 0..ROUNDS {
-        let mut calls = Vec::new();
-        for i in 0..RACERS {
-            let mut client = SecretsServiceClient::new(servers[i % servers.len()].authed(&token).await);
-            let request = pb::CreateSecretRequest {
+        // RACERS creates below /tree and one delete of /tree, at once.
+        let codes = race(&channels, RACERS + 1, |i, channel| {
+            let request = create(&project, &format!("/tree/{}", i % 3), &format!("R{round}N{i}"));
+            let delete = pb::DeleteFolderRequest {
                 project_id: project.clone(),
                 environment: "dev".into(),
-                secret_path: format!("/tree/{}", i % 3),
-                key: format!("R{round}N{i}"),
-                value: "v".into(),
-                comment: String::new(),
+                path: "/tree".into(),
             };
-            calls.push(Box::pin(async move { client.create_secret(request).await.map(|_| ()) })
-                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send>>);
-        }
-        let mut client = SecretsServiceClient::new(servers[round % servers.len()].authed(&token).await);
-        let delete =
-            pb::DeleteFolderRequest { project_id: project.clone(), environment: "dev".into(), path: "/tree".into() };
-        calls.push(Box::pin(async move {
-            match client.delete_folder(delete).await {
-                Err(status) if status.code() == Code::NotFound => Ok(()),
-                other => other.map(|_| ()),
+            async move {
+                let mut client = SecretsServiceClient::new(channel);
+                if i < RACERS {
+                    return client.create_secret(request).await.map(|_| ());
+                }
+                match client.delete_folder(delete).await {
+                    Err(status) if status.code() == Code::NotFound => Ok(()),
+                    other => other.map(|_| ()),
+                }
             }
-        }));
-        let codes = race(calls).await;
-        assert_eq!(codes, BTreeMap::from([("Ok".to_owned(), RACERS + 1)]), "round {round}");
+        });
+        assert_eq!(codes.await, all_win(RACERS + 1), "round {round}");
     }
-    // Every secret's folder exists: a create that passed its folder check before the delete committed either
-    // went first (and was deleted with the folder) or came after (and made the folder again).
+    // Every secret's folder exists: a create either came first (and went with the folder) or came after the
+    // delete (and made the folder again).
     let orphans = texts(
         &servers[0].raw_db().await,
         "SELECT s.key FROM secrets s WHERE s.path <> '/' AND NOT EXISTS \
