@@ -52,10 +52,3 @@ impl From<DbErr> for DbError {
         if contended { Self::Contention(error) } else { Self::Other(error) }
     }
 }
-
-impl DbError {
-    /// Whether the transaction lost a race the database resolved by aborting it (retrying may succeed).
-    pub fn is_contention(&self) -> bool {
-        matches!(self, Self::Contention(_))
-    }
-}
