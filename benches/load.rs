@@ -430,6 +430,7 @@ impl Session {
             key: key.into(),
             value: format!("{VALUE}-updated"),
             comment: None,
+            expected_version: None,
         };
         client.update_secret(request).await.with_context(|| format!("UpdateSecret {path}/{key}"))?;
         Ok(())

@@ -47,6 +47,7 @@ async fn every_action_is_recorded_without_values(backend: Backend) {
         key: "DB_PASSWORD".into(),
         value: format!("{VALUE}-2"),
         comment: None,
+        expected_version: None,
     };
     secrets.update_secret(update).await.unwrap();
     common::list_secrets(&mut secrets, &project, "dev", "/api", false).await.unwrap();
@@ -73,6 +74,7 @@ async fn every_action_is_recorded_without_values(backend: Backend) {
         environment: "prod".into(),
         secret_path: "/".into(),
         key: "FROM_CURL".into(),
+        expected_version: None,
     };
     secrets.delete_secret(delete).await.unwrap();
 

@@ -40,11 +40,26 @@ async fn cli_logs_in_and_manages_secrets() {
     let mut get = vec!["secrets", "get", "DB_URL"];
     get.extend_from_slice(&folder);
     assert_eq!(hush(dir, &get).await.unwrap(), "postgres://db2\n", "set on an existing key updates it");
+    // Check-and-set: DB_URL is at version 2.
+    let mut stale = set("DB_URL", "postgres://stale");
+    stale.extend(["--expected-version", "1"]);
+    let err = hush(dir, &stale).await.unwrap_err();
+    assert!(err.contains("Aborted") && err.contains("is at version 2, not the expected version 1"), "{err}");
+    assert_eq!(hush(dir, &get).await.unwrap(), "postgres://db2\n", "a stale check-and-set writes nothing");
+    let mut current = set("DB_URL", "postgres://db3");
+    current.extend(["--expected-version", "2"]);
+    hush(dir, &current).await.unwrap();
+    let mut current = set("DB_URL", "postgres://db2");
+    current.extend(["--expected-version", "3"]);
+    hush(dir, &current).await.unwrap();
     let mut list = vec!["secrets", "list"];
     list.extend_from_slice(&folder);
     assert_eq!(hush(dir, &list).await.unwrap(), "API_KEY=k-123\nDB_URL=postgres://db2\n");
     let mut delete = vec!["secrets", "delete", "API_KEY"];
     delete.extend_from_slice(&folder);
+    let mut stale = delete.clone();
+    stale.extend(["--expected-version", "2"]);
+    assert!(hush(dir, &stale).await.unwrap_err().contains("is at version 1"), "a stale delete deletes nothing");
     hush(dir, &delete).await.unwrap();
     assert_eq!(hush(dir, &list).await.unwrap(), "DB_URL=postgres://db2\n");
     let err = hush(dir, &delete).await.unwrap_err();

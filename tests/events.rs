@@ -61,6 +61,7 @@ async fn event_types_batches_and_import_mutations(backend: Backend) {
         key: "A".into(),
         value: "v2".into(),
         comment: None,
+        expected_version: None,
     };
     secrets.update_secret(update).await.unwrap();
     let updated = next_event(&mut stream).await;
@@ -90,6 +91,7 @@ async fn event_types_batches_and_import_mutations(backend: Backend) {
         environment: "dev".into(),
         secret_path: "/api".into(),
         key: "A".into(),
+        expected_version: None,
     };
     secrets.delete_secret(delete).await.unwrap();
     assert_eq!(next_event(&mut stream).await.r#type, "secret:delete");
@@ -172,6 +174,7 @@ async fn filters_by_type_environment_path_and_permission(backend: Backend) {
         key: "K".into(),
         value: "v2".into(),
         comment: None,
+        expected_version: None,
     };
     for (env, path) in [("prod", "/api"), ("dev", "/web"), ("dev", "/api")] {
         secrets.update_secret(update(env, path)).await.unwrap();

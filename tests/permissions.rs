@@ -28,6 +28,7 @@ fn update(project: &str, env: &str, path: &str, key: &str) -> pb::UpdateSecretRe
         key: key.into(),
         value: "changed".into(),
         comment: None,
+        expected_version: None,
     }
 }
 
@@ -85,6 +86,7 @@ async fn scoped_viewer_reads_only_its_environment_and_paths(backend: Backend) {
         environment: "dev".into(),
         secret_path: "/api".into(),
         key: "X".into(),
+        expected_version: None,
     };
     assert_eq!(secrets.delete_secret(delete).await.unwrap_err().code(), Code::PermissionDenied);
 

@@ -32,6 +32,7 @@ async fn versions_and_rollback(backend: Backend) {
             key: "API_KEY".into(),
             value: value.into(),
             comment: Some(format!("set to {value}")),
+            expected_version: None,
         };
         secrets.update_secret(request).await.unwrap();
     }
@@ -70,6 +71,7 @@ async fn versions_and_rollback(backend: Backend) {
         secret_path: "/".into(),
         key: "API_KEY".into(),
         version,
+        expected_version: None,
     };
     let rolled = secrets.rollback_secret(rollback(1)).await.unwrap().into_inner().secret.unwrap();
     assert_eq!(rolled.version, 4, "a rollback is a new version, history is kept");
@@ -114,6 +116,7 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
         environment: "dev".into(),
         secret_path: "/svc".into(),
         secrets: items,
+        expected_versions: Default::default(),
     };
     let err = secrets.batch_update_secrets(update(vec![input("A", "10"), input("MISSING", "x")])).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -128,6 +131,7 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
         environment: "dev".into(),
         secret_path: "/svc".into(),
         keys: keys.iter().map(|k| k.to_string()).collect(),
+        expected_versions: Default::default(),
     };
     assert_eq!(secrets.batch_delete_secrets(delete(&["A", "NOPE"])).await.unwrap_err().code(), Code::NotFound);
     assert!(get_secret(&mut secrets, &project, "dev", "/svc", "A").await.is_ok());

@@ -68,6 +68,7 @@ async fn a_deny_rule_inside_the_subtree_refuses_the_whole_delete(backend: Backen
         environment: "dev".into(),
         secret_path: "/api/keys".into(),
         key: "K2".into(),
+        expected_version: None,
     };
     refused(&secrets.delete_secret(one).await.unwrap_err(), "secrets:delete", "dev:/api/keys");
     refused(&delete_folder(&mut secrets, &project, "/api").await.unwrap_err(), "secrets:delete", "dev:/api/keys");

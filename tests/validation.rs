@@ -62,6 +62,7 @@ async fn bad_input_is_rejected_naming_the_field(backend: Backend) {
             key: "KEEP".into(),
             value: huge.clone(),
             comment: None,
+            expected_version: None,
         })
         .await
         .unwrap_err();

@@ -53,7 +53,10 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::UpdateSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.update_secret(&caller, &req.address(), &req.value, req.comment.as_deref()).await?;
+        let secret = self
+            .vault
+            .update_secret(&caller, &req.address(), &req.value, req.comment.as_deref(), req.expected_version)
+            .await?;
         Ok(Response::new(pb::UpdateSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -62,7 +65,8 @@ impl SecretsService for SecretsApi {
         request: Request<pb::DeleteSecretRequest>,
     ) -> Result<Response<pb::DeleteSecretResponse>, Status> {
         let caller = principal(&request)?;
-        self.vault.delete_secret(&caller, &request.get_ref().address()).await?;
+        let req = request.get_ref();
+        self.vault.delete_secret(&caller, &req.address(), req.expected_version).await?;
         Ok(Response::new(pb::DeleteSecretResponse {}))
     }
 
@@ -109,7 +113,14 @@ impl SecretsService for SecretsApi {
         let req = request.into_inner();
         let secrets = self
             .vault
-            .batch_update_secrets(&caller, &req.project_id, &req.environment, &req.secret_path, &inputs(req.secrets))
+            .batch_update_secrets(
+                &caller,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                &inputs(req.secrets),
+                &req.expected_versions,
+            )
             .await?;
         Ok(Response::new(pb::BatchUpdateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
@@ -121,7 +132,14 @@ impl SecretsService for SecretsApi {
         let caller = principal(&request)?;
         let req = request.get_ref();
         self.vault
-            .batch_delete_secrets(&caller, &req.project_id, &req.environment, &req.secret_path, &req.keys)
+            .batch_delete_secrets(
+                &caller,
+                &req.project_id,
+                &req.environment,
+                &req.secret_path,
+                &req.keys,
+                &req.expected_versions,
+            )
             .await?;
         Ok(Response::new(pb::BatchDeleteSecretsResponse {}))
     }
@@ -141,7 +159,7 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::RollbackSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.rollback_secret(&caller, &req.address(), req.version).await?;
+        let secret = self.vault.rollback_secret(&caller, &req.address(), req.version, req.expected_version).await?;
         Ok(Response::new(pb::RollbackSecretResponse { secret: Some(secret.into()) }))
     }
 

@@ -1,7 +1,6 @@
 //! The one mapping from domain errors to `tonic::Status`. Every variant is named (no catch-all) so a new
 //! variant forces a decision. Internal failures are logged in full and answered with a generic message.
 
-use sea_orm::{DbErr, SqlErr};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -10,6 +9,7 @@ use crate::{
     events::EventsError,
     identity::{Denied, IdentityError},
     secrets::SecretsError,
+    store::DbError,
     streams::StreamsError,
 };
 
@@ -21,15 +21,16 @@ fn internal(error: &dyn std::fmt::Display) -> Status {
     Status::internal(INTERNAL)
 }
 
-/// A database failure. A unique-constraint violation is not the server's fault: two requests created the same
-/// name at once (on PostgreSQL both pass the name check before either commits), and the loser is told so,
-/// exactly as if it had come second. The constraint's text is not echoed.
-fn database(error: &DbErr) -> Status {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            Status::already_exists("already exists: a concurrent request created the same name first")
+/// A database failure, as the store classified it (`src/store/error.rs`): a duplicate or lost race is not the
+/// server's fault, and its answer never echoes the database's text.
+fn database(error: &DbError) -> Status {
+    match error {
+        DbError::Duplicate => Status::already_exists(error.to_string()),
+        DbError::Contention(cause) => {
+            tracing::warn!(error = %cause, "a write lost a race the database resolved by aborting it");
+            Status::aborted(error.to_string())
         }
-        _ => internal(error),
+        DbError::Other(cause) => internal(cause),
     }
 }
 
@@ -54,6 +55,7 @@ impl From<SecretsError> for Status {
             SecretsError::NotFound(_) => Status::not_found(error.to_string()),
             SecretsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             SecretsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            SecretsError::Aborted(_) => Status::aborted(error.to_string()),
             // Not INTERNAL: the data itself is damaged, and the operator must be told which record.
             SecretsError::Integrity { .. } => {
                 tracing::error!(%error, "stored ciphertext failed authentication");
@@ -105,6 +107,7 @@ impl From<StreamsError> for Status {
             StreamsError::NotFound(_) => Status::not_found(error.to_string()),
             StreamsError::PermissionDenied(denied) => permission_denied(denied),
             StreamsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            StreamsError::Aborted(_) => Status::aborted(error.to_string()),
             StreamsError::Integrity(..) => {
                 tracing::error!(%error, "stored stream configuration failed authentication");
                 Status::data_loss(error.to_string())

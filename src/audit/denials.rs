@@ -112,7 +112,7 @@ impl DenialAudit {
         }
         let written = async {
             let txn = self.store.begin_write().await?;
-            super::record_as(&txn, actor, meta, Entry::org(event_type, metadata)).await?;
+            super::record_as(&txn, actor, meta, Entry::org(event_type, metadata));
             txn.commit().await
         };
         if let Err(error) = written.await {

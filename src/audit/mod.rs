@@ -11,7 +11,7 @@ mod request_meta;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbErr, EntityTrait, Set};
+use sea_orm::{DbErr, Set};
 use serde_json::Value;
 
 pub use query::{AuditFilter, AuditPage, AuditRecord, export, list, prune_expired};
@@ -87,20 +87,18 @@ fn row(actor: &AuditActor, meta: &RequestMeta, entry: Entry<'_>, retention: Dura
 }
 
 /// Records an entry in the caller's write transaction: it exists if and only if the change commits.
-pub async fn record(txn: &WriteTxn, caller: &Principal, entry: Entry<'_>) -> Result<(), DbErr> {
-    record_as(txn, &caller.into(), &caller.meta, entry).await
+pub fn record(txn: &WriteTxn, caller: &Principal, entry: Entry<'_>) {
+    record_as(txn, &caller.into(), &caller.meta, entry);
 }
 
 /// Records an entry for an explicit actor (logins, background jobs) in the given transaction.
-pub async fn record_as(txn: &WriteTxn, actor: &AuditActor, meta: &RequestMeta, entry: Entry<'_>) -> Result<(), DbErr> {
-    txn.order_commits().await?;
-    audit_log::Entity::insert(row(actor, meta, entry, txn.audit_retention())).exec(&**txn).await?;
-    Ok(())
+pub fn record_as(txn: &WriteTxn, actor: &AuditActor, meta: &RequestMeta, entry: Entry<'_>) {
+    txn.append_audit(row(actor, meta, entry, txn.audit_retention()));
 }
 
 /// Records an entry for a read, in a transaction of its own.
 pub async fn record_read(store: &Store, caller: &Principal, entry: Entry<'_>) -> Result<(), DbErr> {
     let txn = store.begin_write().await?;
-    record(&txn, caller, entry).await?;
+    record(&txn, caller, entry);
     txn.commit().await
 }

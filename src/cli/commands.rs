@@ -146,6 +146,10 @@ pub enum SecretsCommand {
         key: String,
         /// Secret value.
         value: String,
+        /// Check-and-set: update the existing secret only if it is at this version now (else exit non-zero
+        /// naming the current version); never creates.
+        #[arg(long)]
+        expected_version: Option<u32>,
         #[command(flatten)]
         folder: Folder,
     },
@@ -171,6 +175,10 @@ pub enum SecretsCommand {
     Delete {
         /// Secret key.
         key: String,
+        /// Check-and-delete: delete only if the secret is at this version now (else exit non-zero naming the
+        /// current version).
+        #[arg(long)]
+        expected_version: Option<u32>,
         #[command(flatten)]
         folder: Folder,
     },
@@ -178,30 +186,35 @@ pub enum SecretsCommand {
 
 pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
-        SecretsCommand::Set { key, value, folder } => {
+        SecretsCommand::Set { key, value, expected_version, folder } => {
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
-            let create = pb::CreateSecretRequest {
+            let update = pb::UpdateSecretRequest {
                 project_id: folder.project.clone(),
                 environment: folder.environment.clone(),
                 secret_path: folder.path.clone(),
                 key: key.clone(),
                 value: value.clone(),
-                comment: String::new(),
+                comment: None,
+                expected_version,
             };
-            let secret = match client.create_secret(create).await {
-                Ok(response) => response.into_inner().secret,
-                Err(status) if status.code() == tonic::Code::AlreadyExists => {
-                    let update = pb::UpdateSecretRequest {
-                        project_id: folder.project,
-                        environment: folder.environment,
-                        secret_path: folder.path,
-                        key,
-                        value,
-                        comment: None,
-                    };
-                    client.update_secret(update).await.map_err(rpc)?.into_inner().secret
+            let secret = if expected_version.is_some() {
+                client.update_secret(update).await.map_err(rpc)?.into_inner().secret
+            } else {
+                let create = pb::CreateSecretRequest {
+                    project_id: folder.project,
+                    environment: folder.environment,
+                    secret_path: folder.path,
+                    key,
+                    value,
+                    comment: String::new(),
+                };
+                match client.create_secret(create).await {
+                    Ok(response) => response.into_inner().secret,
+                    Err(status) if status.code() == tonic::Code::AlreadyExists => {
+                        client.update_secret(update).await.map_err(rpc)?.into_inner().secret
+                    }
+                    Err(status) => return Err(rpc(status)),
                 }
-                Err(status) => return Err(rpc(status)),
             };
             let secret = secret.context("server sent no secret")?;
             eprintln!("{} is at version {}", secret.key, secret.version);
@@ -240,13 +253,14 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 request.page_token = page.next_page_token;
             }
         }
-        SecretsCommand::Delete { key, folder } => {
+        SecretsCommand::Delete { key, expected_version, folder } => {
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::DeleteSecretRequest {
                 project_id: folder.project,
                 environment: folder.environment,
                 secret_path: folder.path,
                 key,
+                expected_version,
             };
             client.delete_secret(request).await.map_err(rpc)?;
             eprintln!("deleted");

@@ -15,7 +15,10 @@ pub use hub::{EventHub, HubSettings};
 pub use registration::{EventPattern, Registration};
 pub use subscription::{SubscribeRequest, SubscriptionItem};
 
-use crate::identity::{Denied, Principal};
+use crate::{
+    identity::{Denied, Principal},
+    store::DbError,
+};
 
 /// Kinds of secret events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,9 +133,15 @@ pub enum EventsError {
     /// The resume cursor is older than the outbox retention.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// The database failed.
+    /// The database failed, or refused the change (see [`DbError`]).
     #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] DbError),
+}
+
+impl From<sea_orm::DbErr> for EventsError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Db(error.into())
+    }
 }
 
 impl From<crate::secrets::SecretsError> for EventsError {
@@ -143,7 +152,7 @@ impl From<crate::secrets::SecretsError> for EventsError {
             S::NotFound(what) => EventsError::NotFound(what),
             S::PermissionDenied(denied) => EventsError::PermissionDenied(denied),
             S::Db(db) => EventsError::Db(db),
-            other @ (S::AlreadyExists(_) | S::FailedPrecondition(_) | S::Integrity { .. }) => {
+            other @ (S::AlreadyExists(_) | S::FailedPrecondition(_) | S::Aborted(_) | S::Integrity { .. }) => {
                 EventsError::FailedPrecondition(other.to_string())
             }
         }

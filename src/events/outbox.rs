@@ -1,10 +1,10 @@
 //! Writing and reading the event outbox.
 //!
-//! Rows become visible in `seq` order (see `WriteTxn::order_commits`), so a tailer that reads rows after the
+//! Rows become visible in `seq` order (see `WriteTxn::commit`), so a tailer that reads rows after the
 //! last `seq` it saw never skips one.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::{Actor, Event, EventType, Payload};
 use crate::store::{
@@ -12,8 +12,7 @@ use crate::store::{
     entities::{event, outbox_state},
 };
 
-/// PostgreSQL NOTIFY channel that wakes the tailers of every instance.
-pub const NOTIFY_CHANNEL: &str = "hush_events";
+pub use crate::store::NOTIFY_CHANNEL;
 
 /// An event to append.
 #[derive(Debug, Clone)]
@@ -25,11 +24,7 @@ pub struct NewEvent {
 }
 
 /// Appends events in the caller's transaction; they become visible, in order, when it commits.
-pub async fn append(txn: &WriteTxn, events: Vec<NewEvent>) -> Result<(), DbErr> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    txn.order_commits().await?;
+pub fn append(txn: &WriteTxn, events: Vec<NewEvent>) {
     let now = Utc::now();
     let rows = events.into_iter().map(|e| event::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
@@ -40,13 +35,7 @@ pub async fn append(txn: &WriteTxn, events: Vec<NewEvent>) -> Result<(), DbErr> 
         created_at: Set(now),
         ..Default::default()
     });
-    event::Entity::insert_many(rows).exec(&**txn).await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Delivered to listeners only when the transaction commits.
-        txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
-    }
-    txn.mark_events_appended();
-    Ok(())
+    txn.append_events(rows);
 }
 
 fn decode(row: event::Model) -> Option<Event> {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, Set};
 use serde::Serialize;
 
 use super::{IdentityError, credentials};
@@ -35,6 +35,11 @@ pub struct BootstrapCredentials {
 /// to `<data_dir>/bootstrap.json`. Returns the file's path when it was written.
 pub async fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<PathBuf>, IdentityError> {
     let txn = store.begin_write().await?;
+    if store.backend() == DbBackend::Postgres {
+        // Two instances starting at once on an empty database: the second waits here and then finds the org,
+        // instead of both finding none and making two. (The mode conflicts with itself, not with reads.)
+        txn.execute_unprepared("LOCK TABLE orgs IN SHARE ROW EXCLUSIVE MODE").await?;
+    }
     if org::Entity::find().count(&*txn).await? > 0 {
         return Ok(None);
     }

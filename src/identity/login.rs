@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Set};
 
 use serde_json::json;
 
@@ -78,7 +78,7 @@ pub async fn login(
             let txn = store.begin_write().await?;
             let metadata =
                 json!({ "clientId": client_id, "success": false, "unknownClientId": true, "attempts": attempts });
-            audit::record_as(&txn, &unknown(String::new()), meta, Entry::org("login-identity", metadata)).await?;
+            audit::record_as(&txn, &unknown(String::new()), meta, Entry::org("login-identity", metadata));
             txn.commit().await?;
         }
         return Err(IdentityError::Unauthenticated(BAD_CREDENTIALS));
@@ -96,7 +96,7 @@ pub async fn login(
         }
     };
     let entry = Entry::org("login-identity", json!({ "clientId": client_id, "success": result.is_ok() }));
-    audit::record_as(&txn, &actor, meta, entry).await?;
+    audit::record_as(&txn, &actor, meta, entry);
     // A failed login commits too: its audit entry (and nothing else) is what it leaves behind.
     txn.commit().await?;
     result
@@ -110,9 +110,12 @@ async fn issue_token(
     ttl: Duration,
 ) -> Result<Result<LoginOutcome, &'static str>, IdentityError> {
     let now = Utc::now();
+    // Locked until commit: `uses` is read, checked against `max_uses` and written back, so two logins with a
+    // single-use secret on two instances must not both read 0.
     let secret = client_secret::Entity::find()
         .filter(client_secret::Column::SecretHash.eq(credentials::hash(client_secret)))
         .filter(client_secret::Column::IdentityId.eq(&identity.id))
+        .lock_exclusive()
         .one(&**txn)
         .await?;
     let Some(secret) = secret else { return Ok(Err(BAD_CREDENTIALS)) };

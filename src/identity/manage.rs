@@ -154,8 +154,7 @@ impl Identities {
             &txn,
             caller,
             Entry::org("create-identity", json!({ "identityId": row.id, "name": row.name, "orgRole": row.org_role })),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(row.into())
     }
@@ -190,10 +189,11 @@ impl Identities {
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Delete, Resource::default())?;
         let row = self.identity_in_org(&*txn, caller, identity_id).await?;
         no_escalation::require_holds_all_of(&*txn, caller, &row).await?;
-        audit::record(&txn, caller, Entry::org("delete-identity", json!({ "identityId": row.id, "name": row.name })))
-            .await?;
+        let entry = Entry::org("delete-identity", json!({ "identityId": row.id, "name": row.name }));
         row.delete(&*txn).await?;
         bump_version(&*txn).await?;
+        // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
+        audit::record(&txn, caller, entry);
         txn.commit().await?;
         Ok(())
     }
@@ -240,7 +240,7 @@ impl Identities {
         .insert(&*txn)
         .await?;
         let entry = json!({ "identityId": identity.id, "clientSecretId": row.id, "prefix": row.prefix });
-        audit::record(&txn, caller, Entry::org("create-client-secret", entry)).await?;
+        audit::record(&txn, caller, Entry::org("create-client-secret", entry));
         txn.commit().await?;
         Ok(NewClientSecret { client_id: identity.client_id, client_secret: secret, info: row.into() })
     }
@@ -277,8 +277,7 @@ impl Identities {
                 "revoke-client-secret",
                 json!({ "identityId": identity.id, "clientSecretId": secret_id, "tokensRevoked": tokens }),
             ),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(())
     }
@@ -295,7 +294,7 @@ impl Identities {
         let tokens = revoke_tokens(&*txn, access_token::Column::IdentityId.eq(&identity.id), Utc::now()).await?;
         bump_version(&*txn).await?;
         let entry = json!({ "identityId": identity.id, "tokensRevoked": tokens });
-        audit::record(&txn, caller, Entry::org("revoke-identity-tokens", entry)).await?;
+        audit::record(&txn, caller, Entry::org("revoke-identity-tokens", entry));
         txn.commit().await?;
         Ok(tokens)
     }
@@ -319,7 +318,7 @@ impl Identities {
             active.update(&*txn).await?;
             bump_version(&*txn).await?;
         }
-        audit::record(&txn, caller, Entry::org("revoke-token", json!({ "ownToken": token.is_empty() }))).await?;
+        audit::record(&txn, caller, Entry::org("revoke-token", json!({ "ownToken": token.is_empty() })));
         txn.commit().await?;
         Ok(())
     }

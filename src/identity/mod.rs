@@ -16,6 +16,8 @@ mod roles;
 
 use sea_orm::DbErr;
 
+use crate::store::DbError;
+
 pub use access::{Denied, Grants};
 pub use bootstrap::{BootstrapCredentials, bootstrap};
 pub use login::{LoginOutcome, RejectedToken, authenticate, login, revalidate};
@@ -72,9 +74,9 @@ pub enum IdentityError {
     /// The request is valid but the current state forbids it.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// The database failed.
+    /// The database failed, or refused the change (see [`DbError`]).
     #[error("database: {0}")]
-    Db(#[from] DbErr),
+    Db(#[from] DbError),
     /// A credentials file could not be written.
     #[error("writing {path}: {source}")]
     Io {
@@ -83,6 +85,12 @@ pub enum IdentityError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl From<DbErr> for IdentityError {
+    fn from(error: DbErr) -> Self {
+        Self::Db(error.into())
+    }
 }
 
 impl IdentityError {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder,
-    Set,
+    QuerySelect, Set,
 };
 
 use super::{
@@ -76,6 +76,15 @@ fn validate_role(name: &str, raw: &[RawPolicy]) -> Result<Vec<Policy>, IdentityE
         .collect()
 }
 
+/// Fails with INVALID_ARGUMENT unless `role_id` (not a built-in role name) can be a custom role's id.
+fn check_custom_role_id(field: &str, role_id: &str) -> Result<(), IdentityError> {
+    if uuid::Uuid::parse_str(role_id).is_ok() {
+        return Ok(());
+    }
+    let reason = format!("'{role_id}' is neither a built-in role (admin, member, viewer) nor a role id");
+    Err(IdentityError::invalid(field, reason))
+}
+
 /// The form policies are stored in (JSON in the roles table).
 fn stored_form(policies: &[Policy]) -> serde_json::Value {
     let raw: Vec<RawPolicy> = policies.iter().map(RawPolicy::from).collect();
@@ -83,7 +92,9 @@ fn stored_form(policies: &[Policy]) -> serde_json::Value {
 }
 
 impl Identities {
-    /// Resolves a role reference (built-in name or custom role id of the caller's org) to its id.
+    /// Resolves a role reference (built-in name or custom role id of the caller's org) to its id. A custom role
+    /// stays share-locked until the transaction ends, so it is neither edited nor deleted while it is given
+    /// (an edit or delete of it waits, or it is NOT_FOUND here).
     pub(super) async fn role_in_org(
         &self,
         db: &impl ConnectionTrait,
@@ -94,18 +105,18 @@ impl Identities {
         if policy::built_in_role(role_id).is_some() {
             return Ok(role_id.to_owned());
         }
-        if uuid::Uuid::parse_str(role_id).is_err() {
-            let reason = format!("'{role_id}' is neither a built-in role (admin, member, viewer) nor a role id");
-            return Err(IdentityError::invalid(field, reason));
-        }
+        check_custom_role_id(field, role_id)?;
         role::Entity::find_by_id(role_id)
             .filter(role::Column::OrgId.eq(&caller.org_id))
+            .lock_shared()
             .one(db)
             .await?
             .map(|r| r.id)
             .ok_or_else(|| IdentityError::NotFound(format!("role '{role_id}'")))
     }
 
+    /// A custom role of the caller's org, locked (`FOR UPDATE`) until the transaction ends: edits and deletes of
+    /// one role happen one after the other, each checking the role as the previous one left it.
     async fn custom_role(
         &self,
         db: &impl ConnectionTrait,
@@ -115,8 +126,13 @@ impl Identities {
         if policy::built_in_role(role_id).is_some() {
             return Err(IdentityError::FailedPrecondition(format!("built-in role '{role_id}' cannot be changed")));
         }
-        let id = self.role_in_org(db, caller, "role_id", role_id).await?;
-        role::Entity::find_by_id(id).one(db).await?.ok_or_else(|| IdentityError::NotFound(format!("role '{role_id}'")))
+        check_custom_role_id("role_id", role_id)?;
+        role::Entity::find_by_id(role_id)
+            .filter(role::Column::OrgId.eq(&caller.org_id))
+            .lock_exclusive()
+            .one(db)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("role '{role_id}'")))
     }
 
     /// Creates a custom role.
@@ -147,8 +163,7 @@ impl Identities {
             &txn,
             caller,
             Entry::org("create-role", json!({ "roleId": row.id, "name": row.name, "policies": row.policies })),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(custom_record(row))
     }
@@ -182,8 +197,7 @@ impl Identities {
             &txn,
             caller,
             Entry::org("update-role", json!({ "roleId": row.id, "name": row.name, "policies": row.policies })),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(custom_record(row))
     }
@@ -219,9 +233,11 @@ impl Identities {
             active.org_role = Set(None);
             active.update(&*txn).await?;
         }
-        audit::record(&txn, caller, Entry::org("delete-role", json!({ "roleId": row.id, "name": row.name }))).await?;
+        let entry = Entry::org("delete-role", json!({ "roleId": row.id, "name": row.name }));
         row.delete(&*txn).await?;
         bump_version(&*txn).await?;
+        // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
+        audit::record(&txn, caller, entry);
         txn.commit().await?;
         Ok(())
     }
@@ -239,8 +255,11 @@ impl Identities {
         if uuid::Uuid::parse_str(project_id).is_err() {
             return Err(IdentityError::invalid("project_id", format!("'{project_id}' is not a UUID")));
         }
+        // The project row orders membership changes: two calls for one identity run one after the other, each
+        // replacing what the previous one left (and a deletion of the project waits for them).
         let project = project::Entity::find_by_id(project_id)
             .filter(project::Column::OrgId.eq(&caller.org_id))
+            .lock_exclusive()
             .one(&*txn)
             .await?
             .ok_or_else(|| IdentityError::NotFound(format!("project '{project_id}'")))?;
@@ -251,6 +270,11 @@ impl Identities {
         }
         mine.require(Subject::Projects, Action::Edit, Resource::default())?;
         let member = self.identity_in_org(&*txn, caller, identity_id).await?;
+        // Before the current membership is touched: a deletion of the role locks it, then its memberships.
+        let role_id = match role_id {
+            "" => None,
+            role_id => Some(self.role_in_org(&*txn, caller, "role_id", role_id).await?),
+        };
         let existing = project_membership::Entity::find()
             .filter(project_membership::Column::ProjectId.eq(&project.id))
             .filter(project_membership::Column::IdentityId.eq(&member.id))
@@ -262,15 +286,14 @@ impl Identities {
             mine.require_covers(&held, &format!("identity '{}' (its current role)", member.name))?;
             existing.delete(&*txn).await?;
         }
-        if !role_id.is_empty() {
-            let role_id = self.role_in_org(&*txn, caller, "role_id", role_id).await?;
-            let given = access::project_role_policies(&*txn, &caller.org_id, &role_id).await?;
+        if let Some(role_id) = &role_id {
+            let given = access::project_role_policies(&*txn, &caller.org_id, role_id).await?;
             mine.require_covers(&given, &format!("role '{role_id}'"))?;
-            add_membership(&*txn, &project.id, &member.id, &role_id).await?;
+            add_membership(&*txn, &project.id, &member.id, role_id).await?;
         }
         bump_version(&*txn).await?;
-        let entry = json!({ "identityId": member.id, "roleId": role_id });
-        audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry)).await?;
+        let entry = json!({ "identityId": member.id, "roleId": role_id.unwrap_or_default() });
+        audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry));
         txn.commit().await?;
         Ok(())
     }

@@ -7,9 +7,11 @@
 //!   idle connections closed).
 //! - `body_deadline`: a request body must arrive whole within a time limit.
 //! - `shed`: load shedding beyond the in-flight limit, and the deadline of unary RPCs.
+//! - `detach`: every handler runs to completion, so a cancelled request never leaves a transaction half-done.
 
 mod body_deadline;
 pub mod connections;
+mod detach;
 pub mod shed;
 
 use std::time::Duration;

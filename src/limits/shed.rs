@@ -4,7 +4,8 @@
 //! also bounds the memory held by request bodies to `max_in_flight` × 4 MiB. A unary request that takes
 //! longer than the deadline (or than the caller's own `grpc-timeout`, when shorter), body upload included,
 //! ends with DEADLINE_EXCEEDED. Event streams (gRPC and
-//! SSE), health checks, reflection and the HTTP routes are neither counted nor timed.
+//! SSE), health checks, reflection and the HTTP routes are neither counted nor timed. Whatever is answered,
+//! every request's handler runs on to its end (see [`super::detach`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,7 +14,7 @@ use tokio::sync::Semaphore;
 use tonic::{Code, Status, body::Body};
 use tower::Layer;
 
-use super::RETRY_AFTER_SECS;
+use super::{RETRY_AFTER_SECS, detach::run_to_completion};
 use crate::{
     around::{Around, BoxFuture, Inner, Step, around},
     gateway::{errors, json::method},
@@ -112,7 +113,7 @@ impl Step for UnaryLimitsLayer {
     fn step<S: Inner>(&self, request: Request<Body>, mut inner: S) -> BoxFuture<Response<Body>, S::Error> {
         let unary = method(request.uri().path()).is_some_and(|m| !m.is_server_streaming() && !m.is_client_streaming());
         if !unary {
-            return Box::pin(inner.call(request));
+            return Box::pin(run_to_completion(inner.call(request), None));
         }
         let protocol = protocol(&request);
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
@@ -120,8 +121,8 @@ impl Step for UnaryLimitsLayer {
         };
         let deadline = caller_deadline(&request).map_or(self.deadline, |d| d.min(self.deadline));
         Box::pin(async move {
-            let answer = tokio::time::timeout(deadline, inner.call(request)).await;
-            drop(permit);
+            // The deadline ends the wait for the answer, not the work (see `detach`), which keeps the permit.
+            let answer = tokio::time::timeout(deadline, run_to_completion(inner.call(request), Some(permit))).await;
             answer.unwrap_or_else(|_| Ok(too_slow(&protocol, deadline)))
         })
     }

@@ -39,19 +39,15 @@ pub(super) async fn secrets_changed(
     for importer in importers(txn, scope, &paths).await? {
         events.push(new_event(scope, caller, EventType::ImportMutation, import_payload(importer)));
     }
-    Ok(outbox::append(txn, events).await?)
+    outbox::append(txn, events);
+    Ok(())
 }
 
 /// Appends a `secret:import-mutation` for one folder whose imports changed.
-pub(super) async fn imports_changed(
-    txn: &WriteTxn,
-    scope: &EnvScope,
-    caller: &Principal,
-    path: &str,
-) -> Result<(), SecretsError> {
+pub(super) fn imports_changed(txn: &WriteTxn, scope: &EnvScope, caller: &Principal, path: &str) {
     let folder = ImportMutation { environment: scope.env.slug.clone(), secret_path: path.to_owned() };
     let event = new_event(scope, caller, EventType::ImportMutation, import_payload(folder));
-    Ok(outbox::append(txn, vec![event]).await?)
+    outbox::append(txn, vec![event]);
 }
 
 fn import_payload(folder: ImportMutation) -> Payload {

@@ -104,14 +104,13 @@ impl Vault {
     ) -> Result<FolderRecord, SecretsError> {
         let path = validate::folder_path("path", raw_path)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::SecretFolders, Action::Create, &path)?;
         if path == "/" || find(&*txn, &scope.env.id, &path).await?.is_some() {
             return Err(SecretsError::AlreadyExists(format!("folder {}:{path}", scope.env.slug)));
         }
         let row = ensure(&*txn, &scope.env.id, &path).await?.expect("a non-root path has a deepest folder");
-        audit::record(&txn, caller, folder_entry("create-folder", &scope, &path, json!({ "folderId": row.id })))
-            .await?;
+        audit::record(&txn, caller, folder_entry("create-folder", &scope, &path, json!({ "folderId": row.id })));
         txn.commit().await?;
         Ok(folder_record(&scope, row))
     }
@@ -167,7 +166,7 @@ impl Vault {
             });
         }
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::SecretFolders, Action::Delete, &path)?;
         require(&*txn, &scope, &path).await?;
         // Every member, not only the named folder: deny rules and path conditions below it hold too.
@@ -198,8 +197,7 @@ impl Vault {
             .exec(&*txn)
             .await?;
         secret_import::Entity::delete_many().filter(secret_import::Column::Id.is_in(import_ids)).exec(&*txn).await?;
-        audit::record(&txn, caller, folder_entry("delete-folder", &scope, &path, json!({ "deletedSecrets": deleted })))
-            .await?;
+        audit::record(&txn, caller, folder_entry("delete-folder", &scope, &path, json!({ "deletedSecrets": deleted })));
         txn.commit().await?;
         Ok(deleted)
     }

@@ -52,6 +52,8 @@ impl Vault {
         let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
         let source_env =
             scope::environment_of(&*txn, &scope.project_scope(), "import_environment", import_environment).await?;
+        // Both folders must still exist when the import commits (a delete of either removes its imports).
+        scope::lock_environments(&txn, &[&scope.env, &source_env]).await?;
         let source = scope.with_env(source_env);
         scope.require(Subject::SecretImports, Action::Create, &path)?;
         // An import exposes the source's secrets to readers of this folder: only what the caller can read.
@@ -82,10 +84,10 @@ impl Vault {
         }
         .insert(&*txn)
         .await?;
-        changes::imports_changed(&txn, &scope, caller, &row.path).await?;
+        changes::imports_changed(&txn, &scope, caller, &row.path);
         let imported =
             json!({ "secretImportId": row.id, "importEnvironment": source.env.slug, "importPath": row.import_path });
-        audit::record(&txn, caller, folder_entry("create-secret-import", &scope, &row.path, imported)).await?;
+        audit::record(&txn, caller, folder_entry("create-secret-import", &scope, &row.path, imported));
         txn.commit().await?;
         Ok(import_record(&scope, &source.env.slug, row))
     }
@@ -134,10 +136,11 @@ impl Vault {
             .ok_or_else(not_found)?;
         let env = env.filter(|e| e.project_id == project.project.id).ok_or_else(not_found)?;
         project.grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
+        scope::lock_environments(&txn, &[&env]).await?;
         let importer = EnvScope { project: project.project, env, grants: project.grants };
-        changes::imports_changed(&txn, &importer, caller, &row.path).await?;
+        changes::imports_changed(&txn, &importer, caller, &row.path);
         let entry = folder_entry("delete-secret-import", &importer, &row.path, json!({ "secretImportId": import_id }));
-        audit::record(&txn, caller, entry).await?;
+        audit::record(&txn, caller, entry);
         row.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())

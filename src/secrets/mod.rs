@@ -2,6 +2,7 @@
 
 mod audit_entries;
 mod changes;
+mod expected;
 mod folders;
 mod imports;
 mod listing;
@@ -18,7 +19,7 @@ use sea_orm::DbErr;
 
 use crate::{
     crypto::{CryptoError, RootKey},
-    store::Store,
+    store::{DbError, Store},
 };
 
 pub use folders::FolderRecord;
@@ -59,9 +60,18 @@ pub enum SecretsError {
         /// The cryptographic failure.
         source: CryptoError,
     },
-    /// The database failed.
+    /// The secret is not at the version the caller expected (optimistic concurrency).
+    #[error("{0}")]
+    Aborted(String),
+    /// The database failed, or refused the change (see [`DbError`]).
     #[error("database: {0}")]
-    Db(#[from] DbErr),
+    Db(#[from] DbError),
+}
+
+impl From<DbErr> for SecretsError {
+    fn from(error: DbErr) -> Self {
+        Self::Db(error.into())
+    }
 }
 
 /// The secrets domain's entry point: every operation is scoped to the caller's org.

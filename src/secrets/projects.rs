@@ -112,7 +112,7 @@ impl Vault {
         {
             identity::add_membership(&*txn, &id, &caller.identity_id, "admin").await?;
         }
-        audit::record(&txn, caller, Entry::project("create-project", &id, json!({ "name": project.name }))).await?;
+        audit::record(&txn, caller, Entry::project("create-project", &id, json!({ "name": project.name })));
         txn.commit().await?;
         Ok((project.into(), envs))
     }
@@ -162,14 +162,17 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::project(&*txn, caller, project_id).await?;
         scope.grants.require(Subject::Projects, Action::Delete, Resource::default())?;
-        // Everything in it goes: the caller must be able to delete every member of every environment.
+        scope::lock_project(&txn, &scope.project).await?;
+        // Everything in it goes: the caller must be able to delete every member of every environment, and
+        // no write may be half-way inside one of them.
         let envs =
             environment::Entity::find().filter(environment::Column::ProjectId.eq(&scope.project.id)).all(&*txn).await?;
+        scope::lock_environments(&txn, &envs.iter().collect::<Vec<_>>()).await?;
         for env in envs {
             subtree::require_delete(&*txn, &scope.with_env(env), "/").await?;
         }
         let entry = Entry::project("delete-project", &scope.project.id, json!({ "name": scope.project.name }));
-        audit::record(&txn, caller, entry).await?;
+        audit::record(&txn, caller, entry);
         scope.project.clone().delete(&*txn).await?;
         txn.commit().await?;
         Ok(())
@@ -189,6 +192,8 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope::ProjectScope { project, grants } = scope::project(&*txn, caller, project_id).await?;
         grants.require(Subject::Projects, Action::Edit, Resource::default())?;
+        // Orders concurrent creations: the slug check and the next position see each other's rows.
+        scope::lock_project(&txn, &project).await?;
         let existing =
             environment::Entity::find().filter(environment::Column::ProjectId.eq(&project.id)).all(&*txn).await?;
         if existing.iter().any(|e| e.slug == slug) {
@@ -197,7 +202,7 @@ impl Vault {
         let position = existing.iter().map(|e| e.position + 1).max().unwrap_or(0);
         let env = new_environment(&project.id, slug, name, position).insert(&*txn).await?;
         let entry = Entry::project("create-environment", &project.id, json!({ "environment": slug, "name": name }));
-        audit::record(&txn, caller, entry).await?;
+        audit::record(&txn, caller, entry);
         txn.commit().await?;
         Ok(env.into())
     }
@@ -229,7 +234,7 @@ impl Vault {
         slug: &str,
     ) -> Result<u64, SecretsError> {
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, project_id, slug).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, project_id, slug).await?;
         scope.grants.require(Subject::Projects, Action::Edit, Resource::default())?;
         subtree::require_delete(&*txn, &scope, "/").await?;
         let changed: Vec<(String, String)> = secret::Entity::find()
@@ -245,7 +250,7 @@ impl Vault {
             &scope.project.id,
             json!({ "environment": scope.env.slug, "deletedSecrets": changed.len() }),
         );
-        audit::record(&txn, caller, entry).await?;
+        audit::record(&txn, caller, entry);
         scope.env.clone().delete(&*txn).await?;
         txn.commit().await?;
         Ok(changed.len() as u64)

@@ -1,8 +1,12 @@
 //! Resolving `(caller, project id, environment slug)` to stored rows and the caller's grants there. Anything
 //! outside the caller's org, and anything the caller may not see (see [`super::visibility`]), is NOT_FOUND, so
 //! ids and slugs it has no business with are indistinguishable from unknown ones.
+//!
+//! Writes lock what orders them before anything else (see [`env_scope_for_write`]); the lock order is
+//! project, then environments by id, and the commit-order lock of the outbox comes last (`WriteTxn::order_commits`),
+//! so two writers never wait for each other in a cycle.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{SecretsError, Vault, validate, visibility};
 use crate::{
@@ -11,7 +15,10 @@ use crate::{
         Grants, Principal, access,
         policy::{Action, Resource, Subject},
     },
-    store::entities::{environment, project},
+    store::{
+        WriteTxn,
+        entities::{environment, project},
+    },
 };
 
 /// A project of the caller's org with the caller's grants in it.
@@ -75,6 +82,50 @@ pub async fn env_scope(
     let scope = project(db, caller, project_id).await?;
     let env = environment_of(db, &scope, "environment", env_slug).await?;
     Ok(EnvScope { project: scope.project, env, grants: scope.grants })
+}
+
+/// Like [`env_scope`], for a write inside the environment: its row stays locked (`SELECT … FOR UPDATE` on
+/// PostgreSQL; SQLite has one writer at a time anyway) until the transaction ends.
+///
+/// Why the environment and not each secret: it orders every read-modify-write inside it with one rule (the
+/// version a secret update reads, the folders `mkdir -p` creates, the position of a new import, a subtree
+/// delete racing a create below it), so no unique index is ever hit by two writers that both checked first,
+/// and no lock can be taken in two orders. Writes to one environment are rare next to reads, and reads take
+/// no lock.
+pub async fn env_scope_for_write(
+    txn: &WriteTxn,
+    caller: &Principal,
+    project_id: &str,
+    env_slug: &str,
+) -> Result<EnvScope, SecretsError> {
+    let scope = env_scope(&**txn, caller, project_id, env_slug).await?;
+    lock_environments(txn, &[&scope.env]).await?;
+    Ok(scope)
+}
+
+/// Locks the rows of `envs` until the transaction ends, in id order (the one order every writer uses).
+/// An environment deleted meanwhile is NOT_FOUND.
+pub async fn lock_environments(txn: &WriteTxn, envs: &[&environment::Model]) -> Result<(), SecretsError> {
+    let ids: Vec<&str> = envs.iter().map(|e| e.id.as_str()).collect();
+    let locked = environment::Entity::find()
+        .filter(environment::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(environment::Column::Id)
+        .lock_exclusive()
+        .all(&**txn)
+        .await?;
+    match envs.iter().find(|e| !locked.iter().any(|l| l.id == e.id)) {
+        Some(gone) => Err(SecretsError::NotFound(format!("environment '{}'", gone.slug))),
+        None => Ok(()),
+    }
+}
+
+/// Locks the project's row until the transaction ends: what orders changes to its list of environments
+/// and its deletion. A project deleted meanwhile is NOT_FOUND.
+pub async fn lock_project(txn: &WriteTxn, project: &project::Model) -> Result<(), SecretsError> {
+    match project::Entity::find_by_id(&project.id).lock_exclusive().one(&**txn).await? {
+        Some(_) => Ok(()),
+        None => Err(SecretsError::NotFound(format!("project '{}'", project.id))),
+    }
 }
 
 impl ProjectScope {

@@ -1,5 +1,7 @@
 //! Secrets and their versions: create, read, update, delete, batches, history and rollback.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder,
@@ -10,7 +12,7 @@ use zeroize::Zeroizing;
 use super::{
     SecretsError, Vault,
     audit_entries::{batch_entry, read_entry, secret_entry},
-    changes, folders, scope,
+    changes, expected, folders, scope,
     scope::EnvScope,
     validate,
 };
@@ -212,17 +214,15 @@ async fn insert_new(
     store_version(db, dk, scope, row, 1, &input.value, input.comment.clone()).await
 }
 
-/// Updates an existing secret to a new version; an empty comment keeps the current one.
-async fn update_existing(
+/// Writes `value` as the next version of `row`; `comment: None` keeps the current one.
+async fn next_version(
     db: &impl ConnectionTrait,
     dk: &DataKey,
     scope: &EnvScope,
-    path: &str,
-    key: &str,
+    row: secret::Model,
     value: &str,
     comment: Option<&str>,
 ) -> Result<secret::Model, SecretsError> {
-    let row = find(db, &scope.env.id, path, key).await?.ok_or_else(|| not_found(scope, path, key))?;
     let comment = comment.map_or_else(|| row.comment.clone(), str::to_owned);
     let version = row.version + 1;
     store_version(db, dk, scope, row, version, value, comment).await
@@ -255,13 +255,13 @@ impl Vault {
         let input =
             SecretInput { key: addr.key.clone(), value: Zeroizing::new(value.to_owned()), comment: comment.to_owned() };
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
         let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, &[(path.clone(), row.key.clone())]).await?;
-        audit::record(&txn, caller, secret_entry("create-secret", &scope, &row)).await?;
+        audit::record(&txn, caller, secret_entry("create-secret", &scope, &row));
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
@@ -309,13 +309,15 @@ impl Vault {
         Ok(out)
     }
 
-    /// Replaces a secret's value with a new version; `comment: None` keeps the current comment.
+    /// Replaces a secret's value with a new version; `comment: None` keeps the current comment. With
+    /// `expected_version`, only if the secret is at that version now (else ABORTED).
     pub async fn update_secret(
         &self,
         caller: &Principal,
         addr: &SecretAddress,
         value: &str,
         comment: Option<&str>,
+        expected_version: Option<u32>,
     ) -> Result<SecretRecord, SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
@@ -323,27 +325,39 @@ impl Vault {
         if let Some(comment) = comment {
             validate::comment("comment", comment)?;
         }
+        expected::validate_one(expected_version)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
-        let row = update_existing(&*txn, &dk, &scope, &path, &addr.key, value, comment).await?;
+        let row =
+            find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        expected::require(&scope, &row, expected_version, "")?;
+        let row = next_version(&*txn, &dk, &scope, row, value, comment).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
-        audit::record(&txn, caller, secret_entry("update-secret", &scope, &row)).await?;
+        audit::record(&txn, caller, secret_entry("update-secret", &scope, &row));
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }
 
-    /// Deletes a secret and its history.
-    pub async fn delete_secret(&self, caller: &Principal, addr: &SecretAddress) -> Result<(), SecretsError> {
+    /// Deletes a secret and its history. With `expected_version`, only if the secret is at that version now
+    /// (else ABORTED).
+    pub async fn delete_secret(
+        &self,
+        caller: &Principal,
+        addr: &SecretAddress,
+        expected_version: Option<u32>,
+    ) -> Result<(), SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
+        expected::validate_one(expected_version)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
         let row =
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
-        audit::record(&txn, caller, secret_entry("delete-secret", &scope, &row)).await?;
+        expected::require(&scope, &row, expected_version, "")?;
+        audit::record(&txn, caller, secret_entry("delete-secret", &scope, &row));
         row.delete(&*txn).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &[(path.clone(), addr.key.clone())]).await?;
         txn.commit().await?;
@@ -362,7 +376,7 @@ impl Vault {
         let path = validate::folder_path("secret_path", raw_path)?;
         validate_batch(inputs)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
@@ -376,14 +390,13 @@ impl Vault {
             &txn,
             caller,
             batch_entry("create-secrets-batch", &scope, &path, rows.iter().map(|r| r.key.as_str())),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
 
-    /// Updates several secrets of one folder in one transaction: any failure writes nothing.
-    /// An empty comment keeps the secret's current comment.
+    /// Updates several secrets of one folder in one transaction: any failure (a version other than the one in
+    /// `expected_versions` included) writes nothing. An empty comment keeps the secret's current comment.
     pub async fn batch_update_secrets(
         &self,
         caller: &Principal,
@@ -391,17 +404,23 @@ impl Vault {
         environment: &str,
         raw_path: &str,
         inputs: &[SecretInput],
+        expected_versions: &HashMap<String, u32>,
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
         validate_batch(inputs)?;
+        expected::validate_batch(expected_versions, inputs.iter().map(|i| i.key.as_str()))?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let mut rows = Vec::with_capacity(inputs.len());
-        for input in inputs {
+        for (i, input) in inputs.iter().enumerate() {
+            let row = find(&*txn, &scope.env.id, &path, &input.key)
+                .await?
+                .ok_or_else(|| not_found(&scope, &path, &input.key))?;
+            expected::require(&scope, &row, expected_versions.get(&input.key).copied(), &format!("secrets[{i}]: "))?;
             let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
-            rows.push(update_existing(&*txn, &dk, &scope, &path, &input.key, &input.value, comment).await?);
+            rows.push(next_version(&*txn, &dk, &scope, row, &input.value, comment).await?);
         }
         let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, &changed).await?;
@@ -409,13 +428,13 @@ impl Vault {
             &txn,
             caller,
             batch_entry("update-secrets-batch", &scope, &path, rows.iter().map(|r| r.key.as_str())),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
 
-    /// Deletes several secrets of one folder in one transaction: a missing key deletes nothing.
+    /// Deletes several secrets of one folder in one transaction: a missing key, or one at another version than
+    /// `expected_versions` names, deletes nothing.
     pub async fn batch_delete_secrets(
         &self,
         caller: &Principal,
@@ -423,14 +442,17 @@ impl Vault {
         environment: &str,
         raw_path: &str,
         keys: &[String],
+        expected_versions: &HashMap<String, u32>,
     ) -> Result<(), SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
         validate::batch_keys("keys", keys.iter().map(String::as_str))?;
+        expected::validate_batch(expected_versions, keys.iter().map(String::as_str))?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, project_id, environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
-        for key in keys {
+        for (i, key) in keys.iter().enumerate() {
             let row = find(&*txn, &scope.env.id, &path, key).await?.ok_or_else(|| not_found(&scope, &path, key))?;
+            expected::require(&scope, &row, expected_versions.get(key).copied(), &format!("keys[{i}]: "))?;
             row.delete(&*txn).await?;
         }
         let changed: Vec<_> = keys.iter().map(|key| (path.clone(), key.clone())).collect();
@@ -439,8 +461,7 @@ impl Vault {
             &txn,
             caller,
             batch_entry("delete-secrets-batch", &scope, &path, keys.iter().map(String::as_str)),
-        )
-        .await?;
+        );
         txn.commit().await?;
         Ok(())
     }
@@ -480,24 +501,28 @@ impl Vault {
         Ok(versions)
     }
 
-    /// Makes the value of `version` current again, as a new version.
+    /// Makes the value of `version` current again, as a new version. With `expected_version`, only if the
+    /// secret is at that version now (else ABORTED).
     pub async fn rollback_secret(
         &self,
         caller: &Principal,
         addr: &SecretAddress,
         version: u32,
+        expected_version: Option<u32>,
     ) -> Result<SecretRecord, SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         if version == 0 {
             return Err(SecretsError::InvalidArgument { field: "version".into(), reason: "must be 1 or more".into() });
         }
+        expected::validate_one(expected_version)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope(&*txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row =
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        expected::require(&scope, &row, expected_version, "")?;
         let old = secret_version::Entity::find()
             .filter(secret_version::Column::SecretId.eq(&row.id))
             .filter(secret_version::Column::Version.eq(version as i32))
@@ -505,10 +530,9 @@ impl Vault {
             .await?
             .ok_or_else(|| SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key)))?;
         let value = open(&dk, &scope, &row, old.version, &old.sealed_value)?;
-        let next = row.version + 1;
-        let row = store_version(&*txn, &dk, &scope, row, next, value.expose(), old.comment).await?;
+        let row = next_version(&*txn, &dk, &scope, row, value.expose(), Some(&old.comment)).await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
-        audit::record(&txn, caller, secret_entry("rollback-secret", &scope, &row)).await?;
+        audit::record(&txn, caller, secret_entry("rollback-secret", &scope, &row));
         txn.commit().await?;
         Ok(record(&scope, row, None))
     }

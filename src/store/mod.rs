@@ -2,22 +2,25 @@
 //!
 //! SQLite (the default, one file in the data dir) allows a single writer; a deferred SQLite transaction
 //! that reads and then writes fails with `SQLITE_BUSY` instead of waiting when another writer is active.
-//! So writes on SQLite take an in-process lock first; PostgreSQL needs none.
+//! So writes on SQLite take an in-process lock first. On PostgreSQL (several instances on one database)
+//! each write locks the rows that order it (`SELECT … FOR UPDATE`, see `secrets::scope` and
+//! `identity::roles`) before anything else, and the rows of the sequence-ordered logs are inserted last, at
+//! commit (see [`WriteTxn::commit`]). Database errors get their meaning in one place, [`DbError`].
 
 pub mod entities;
+mod error;
 mod migrations;
+
+pub use error::DbError;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
@@ -25,6 +28,8 @@ use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 /// PostgreSQL advisory lock key serialising appends to the sequence-ordered logs ("hush" + 1).
 const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
+/// PostgreSQL NOTIFY channel that wakes the event tailers of every instance.
+pub const NOTIFY_CHANNEL: &str = "hush_events";
 /// Default retention of audit entries: 90 days.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How long an SQLite connection waits for a lock held by another process before failing.
@@ -48,10 +53,17 @@ pub struct Store {
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _writer: Option<OwnedMutexGuard<()>>,
-    appended_events: AtomicBool,
-    commit_ordered: AtomicBool,
+    /// Rows of the sequence-ordered logs, inserted at commit.
+    sequenced: std::sync::Mutex<Sequenced>,
     outbox_signal: Arc<Notify>,
     audit_retention: Duration,
+}
+
+/// The outbox and audit rows a transaction appends.
+#[derive(Default)]
+struct Sequenced {
+    events: Vec<entities::event::ActiveModel>,
+    audit: Vec<entities::audit_log::ActiveModel>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -62,39 +74,53 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
-    /// Commits the transaction and releases the writer lock; wakes the tailer if events were appended.
+    /// Inserts the appended outbox and audit rows, commits, and releases the writer lock; wakes the tailer if
+    /// events were appended.
+    ///
+    /// The rows of the sequence-ordered logs must become visible in sequence order: with concurrent writers an
+    /// auto-increment id is not commit order (row 11 can commit before row 10, and a reader that moved past 11
+    /// would never see 10). On PostgreSQL a transaction that appends takes one transaction-scoped advisory lock,
+    /// then draws its ids and commits, so the next one draws its ids only after this one is visible. Taking it
+    /// here, after every row lock the transaction will ever take, keeps it out of any lock cycle (a writer
+    /// holding it never waits for a row) and holds it only for the inserts and the commit. SQLite has a single
+    /// writer and needs nothing.
     pub async fn commit(self) -> Result<(), DbErr> {
+        let Sequenced { events, audit } = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
+        let appended_events = !events.is_empty();
+        let postgres = self.txn.get_database_backend() == DbBackend::Postgres;
+        if postgres && (appended_events || !audit.is_empty()) {
+            self.txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
+        }
+        if appended_events {
+            entities::event::Entity::insert_many(events).exec(&self.txn).await?;
+            if postgres {
+                // Delivered to listeners only when the transaction commits.
+                self.txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
+            }
+        }
+        if !audit.is_empty() {
+            entities::audit_log::Entity::insert_many(audit).exec(&self.txn).await?;
+        }
         self.txn.commit().await?;
-        if self.appended_events.load(Ordering::Relaxed) {
+        if appended_events {
             self.outbox_signal.notify_one();
         }
         Ok(())
     }
 
-    /// Makes the rows this transaction inserts into sequence-ordered logs (the event outbox, the audit log)
-    /// become visible in sequence order.
-    ///
-    /// With concurrent writers an auto-increment id is not commit order: row 11 can commit before row 10, and a
-    /// reader that moved past 11 would never see 10. On PostgreSQL each such transaction takes one
-    /// transaction-scoped advisory lock right before inserting, at the very end of the transaction, so the next
-    /// one draws its ids only after this one has committed and become visible; the lock is held for the inserts
-    /// and the commit only. SQLite has a single writer and needs nothing.
-    pub async fn order_commits(&self) -> Result<(), DbErr> {
-        if self.txn.get_database_backend() == DbBackend::Postgres && !self.commit_ordered.swap(true, Ordering::Relaxed)
-        {
-            self.txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
-        }
-        Ok(())
+    /// Appends outbox rows: inserted at commit, in commit order (see [`commit`](Self::commit)).
+    pub fn append_events(&self, rows: impl IntoIterator<Item = entities::event::ActiveModel>) {
+        self.sequenced.lock().expect("no panic holds it").events.extend(rows);
+    }
+
+    /// Appends an audit log row: inserted at commit, in commit order (see [`commit`](Self::commit)).
+    pub fn append_audit(&self, row: entities::audit_log::ActiveModel) {
+        self.sequenced.lock().expect("no panic holds it").audit.push(row);
     }
 
     /// How long the audit entries written in this transaction are kept.
     pub fn audit_retention(&self) -> Duration {
         self.audit_retention
-    }
-
-    /// Records that this transaction appended outbox rows.
-    pub fn mark_events_appended(&self) {
-        self.appended_events.store(true, Ordering::Relaxed);
     }
 }
 
@@ -200,8 +226,7 @@ impl Store {
         Ok(WriteTxn {
             txn: self.conn.begin().await?,
             _writer: writer,
-            appended_events: AtomicBool::new(false),
-            commit_ordered: AtomicBool::new(false),
+            sequenced: Default::default(),
             outbox_signal: self.outbox_signal.clone(),
             audit_retention: self.audit_retention,
         })

@@ -196,7 +196,7 @@ impl Worker {
         } else {
             self.deliver(config, &batch.entries, azure_token, shutdown).await?
         };
-        self.record(&batch, backfill, outcome).await?;
+        self.record(&batch, backfill, after, outcome).await?;
         Ok(true)
     }
 
@@ -314,15 +314,18 @@ impl Worker {
         Ok(())
     }
 
-    /// Moves the cursor past the batch and counts the outcome, only while this instance holds the lease.
-    async fn record(&self, batch: &Batch, backfill: bool, outcome: Outcome) -> Result<(), StepError> {
+    /// Moves the position past the batch and counts the outcome, only while this instance holds the lease and
+    /// the position is still `after`, where the batch started: a backfill requested meanwhile may have moved
+    /// it back, and must not be overwritten (the batch is then sent again: delivery is at-least-once).
+    async fn record(&self, batch: &Batch, backfill: bool, after: i64, outcome: Outcome) -> Result<(), StepError> {
         let sent = batch.entries.len() as i64;
         let position =
             if backfill { audit_stream_state::Column::BackfillFrom } else { audit_stream_state::Column::Cursor };
         let mut update = audit_stream_state::Entity::update_many()
             .col_expr(position, Expr::value(batch.last_seq))
             .filter(audit_stream_state::Column::StreamId.eq(&self.stream_id))
-            .filter(audit_stream_state::Column::LeaseOwner.eq(&self.owner));
+            .filter(audit_stream_state::Column::LeaseOwner.eq(&self.owner))
+            .filter(position.eq(after));
         let col = |c: audit_stream_state::Column, n: i64| Expr::col(c).add(n);
         match &outcome {
             Outcome::Abandoned => return Ok(()),

@@ -32,7 +32,7 @@ use crate::{
         policy::{Action, Resource, Subject},
     },
     store::{
-        Store,
+        DbError, Store,
         entities::{audit_log, audit_stream, audit_stream_state},
     },
 };
@@ -53,10 +53,19 @@ pub enum StreamsError {
     PermissionDenied(#[from] Denied),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A concurrent request changed what this one was based on; nothing was written.
+    #[error("{0}")]
+    Aborted(String),
     #[error("stored configuration of audit stream {0} failed to decrypt")]
     Integrity(String, #[source] CryptoError),
     #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] DbError),
+}
+
+impl From<sea_orm::DbErr> for StreamsError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Db(error.into())
+    }
 }
 
 /// A stream as callers see it: credentials redacted.
@@ -229,7 +238,7 @@ impl Streams {
         .insert(&*txn)
         .await?;
         let entry = json!({ "auditStreamId": id, "name": name, "provider": config.kind() });
-        audit::record(&txn, caller, Entry::org("create-audit-stream", entry)).await?;
+        audit::record(&txn, caller, Entry::org("create-audit-stream", entry));
         txn.commit().await?;
         self.record(&stream)
     }
@@ -292,9 +301,18 @@ impl Streams {
         }
         active.updated_at = Set(Utc::now());
         let txn = self.store.begin_write().await?;
+        // The new configuration was checked against the stored one read above (outside the transaction: the
+        // destination check resolves names). Locked and compared here, so a concurrent update is never
+        // overwritten by one that did not see it.
+        let current = audit_stream::Entity::find_by_id(&stream.id).lock_exclusive().one(&*txn).await?;
+        if current.as_ref() != Some(&stream) {
+            return Err(StreamsError::Aborted(format!(
+                "audit stream '{id}' was changed or deleted by a concurrent request; read it again and retry"
+            )));
+        }
         let updated = active.update(&*txn).await?;
         let entry = json!({ "auditStreamId": id, "name": updated.name, "provider": updated.provider });
-        audit::record(&txn, caller, Entry::org("update-audit-stream", entry)).await?;
+        audit::record(&txn, caller, Entry::org("update-audit-stream", entry));
         txn.commit().await?;
         self.record(&updated)
     }
@@ -305,7 +323,7 @@ impl Streams {
         let stream = self.find(caller, id).await?;
         let txn = self.store.begin_write().await?;
         let entry = json!({ "auditStreamId": id, "name": stream.name });
-        audit::record(&txn, caller, Entry::org("delete-audit-stream", entry)).await?;
+        audit::record(&txn, caller, Entry::org("delete-audit-stream", entry));
         stream.delete(&*txn).await?;
         txn.commit().await?;
         Ok(())
@@ -405,7 +423,9 @@ impl Streams {
             .one(&*txn)
             .await?;
         if let Some((Some(first), Some(last))) = bounds {
+            // Locked: the range is widened from what is stored, and two backfills must not lose each other's.
             let state = audit_stream_state::Entity::find_by_id(&stream.id)
+                .lock_exclusive()
                 .one(&*txn)
                 .await?
                 .ok_or_else(|| StreamsError::NotFound(format!("audit stream '{id}'")))?;
@@ -418,7 +438,7 @@ impl Streams {
             active.update(&*txn).await?;
         }
         let entry = json!({ "auditStreamId": id, "startTime": start, "endTime": end, "queuedEvents": count });
-        audit::record(&txn, caller, Entry::org("backfill-audit-stream", entry)).await?;
+        audit::record(&txn, caller, Entry::org("backfill-audit-stream", entry));
         txn.commit().await?;
         Ok(count)
     }

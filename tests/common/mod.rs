@@ -10,6 +10,7 @@ pub mod members;
 pub mod raw;
 pub mod receiver;
 pub mod serve_binary;
+pub mod stored;
 
 use std::{net::SocketAddr, time::Duration};
 

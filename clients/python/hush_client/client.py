@@ -231,11 +231,38 @@ class HushClient:
         *,
         secret_path: str = "/",
         comment: Optional[str] = None,
+        expected_version: Optional[int] = None,
     ) -> secrets_pb2.Secret:
         """Create the secret, or update it if it exists (a new version). Returns it without its value.
 
-        ``comment=None`` leaves an existing secret's comment as it is.
+        ``comment=None`` leaves an existing secret's comment as it is. With ``expected_version`` (check-and-set)
+        the existing secret is updated only if it is at that version now; otherwise ``grpc.RpcError`` with
+        ``ABORTED`` names the current version and nothing is written (it never creates).
         """
+        if expected_version is None:
+            created = self._create_unless_exists(project_id, environment, key, value, secret_path, comment)
+            if created is not None:
+                return created
+        request = secrets_pb2.UpdateSecretRequest(
+            project_id=project_id, environment=environment, secret_path=secret_path, key=key, value=value
+        )
+        if comment is not None:
+            request.comment = comment
+        if expected_version is not None:
+            request.expected_version = expected_version
+        updated: secrets_pb2.UpdateSecretResponse = self._secrets.UpdateSecret(request, timeout=self.timeout)
+        return updated.secret
+
+    def _create_unless_exists(
+        self,
+        project_id: str,
+        environment: str,
+        key: str,
+        value: str,
+        secret_path: str,
+        comment: Optional[str],
+    ) -> Optional[secrets_pb2.Secret]:
+        """Create the secret; None if it exists already."""
         try:
             created: secrets_pb2.CreateSecretResponse = self._secrets.CreateSecret(
                 secrets_pb2.CreateSecretRequest(
@@ -252,13 +279,7 @@ class HushClient:
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-        request = secrets_pb2.UpdateSecretRequest(
-            project_id=project_id, environment=environment, secret_path=secret_path, key=key, value=value
-        )
-        if comment is not None:
-            request.comment = comment
-        updated: secrets_pb2.UpdateSecretResponse = self._secrets.UpdateSecret(request, timeout=self.timeout)
-        return updated.secret
+        return None
 
     def get_secret(
         self,
@@ -318,14 +339,23 @@ class HushClient:
             if not page_token:
                 return secrets
 
-    def delete_secret(self, project_id: str, environment: str, key: str, *, secret_path: str = "/") -> None:
-        """Delete a secret and its versions."""
-        self._secrets.DeleteSecret(
-            secrets_pb2.DeleteSecretRequest(
-                project_id=project_id, environment=environment, secret_path=secret_path, key=key
-            ),
-            timeout=self.timeout,
+    def delete_secret(
+        self,
+        project_id: str,
+        environment: str,
+        key: str,
+        *,
+        secret_path: str = "/",
+        expected_version: Optional[int] = None,
+    ) -> None:
+        """Delete a secret and its versions; with ``expected_version``, only if it is at that version now
+        (otherwise ``grpc.RpcError`` with ``ABORTED``, and nothing is deleted)."""
+        request = secrets_pb2.DeleteSecretRequest(
+            project_id=project_id, environment=environment, secret_path=secret_path, key=key
         )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        self._secrets.DeleteSecret(request, timeout=self.timeout)
 
     def subscribe(
         self,

@@ -104,3 +104,17 @@ def test_invalid_key_is_invalid_argument(client: HushClient, project_id: str) ->
         client.set_secret(project_id, "dev", "bad key!", "v")
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "v" not in (info.value.details() or "").split()
+
+
+def test_check_and_set_refuses_a_stale_version(client: HushClient, project_id: str) -> None:
+    assert client.set_secret(project_id, "dev", "CAS", "v1").version == 1
+    assert client.set_secret(project_id, "dev", "CAS", "v2", expected_version=1).version == 2
+    with pytest.raises(grpc.RpcError) as info:
+        client.set_secret(project_id, "dev", "CAS", "stale", expected_version=1)
+    assert info.value.code() == grpc.StatusCode.ABORTED
+    assert "is at version 2, not the expected version 1" in (info.value.details() or "")
+    with pytest.raises(grpc.RpcError) as info:
+        client.delete_secret(project_id, "dev", "CAS", expected_version=1)
+    assert info.value.code() == grpc.StatusCode.ABORTED
+    assert client.get_secret(project_id, "dev", "CAS").value == "v2"
+    client.delete_secret(project_id, "dev", "CAS", expected_version=2)
