@@ -99,10 +99,10 @@ async fn readyz_is_503_while_postgres_is_unreachable() {
     let mut proxy = Proxy::start(upstream).await;
     let proxy_port = proxy.addr.port();
     let server = TestServer::start_with(Backend::Postgres, |config| {
-        let mut url = url::Url::parse(config.database_url.as_deref().unwrap()).unwrap();
+        let mut url = url::Url::parse(config.storage.database_url.as_deref().unwrap()).unwrap();
         url.set_host(Some("127.0.0.1")).unwrap();
         url.set_port(Some(proxy_port)).unwrap();
-        config.database_url = Some(url.to_string());
+        config.storage.database_url = Some(url.to_string());
     })
     .await;
     readyz_becomes(server.addr, 200, Duration::from_secs(5)).await;

@@ -9,12 +9,17 @@ mod session;
 mod streams_command;
 mod time_args;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
 
 pub use session::Session;
+
+/// Connections the kernel queues before `accept` (what `TcpListener::bind` uses).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// hush: a gRPC-first secrets service.
 #[derive(Debug, Parser)]
@@ -70,8 +75,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     init_tracing();
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    // Bound now, so a port in use fails before anything is written, but listening only once storage and the
+    // root key check are ready: a refused start never accepts a connection.
+    let socket = if config.listen.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .and_then(|socket| socket.set_reuseaddr(true).map(|()| socket))
+        .and_then(|socket| socket.bind(config.listen).map(|()| socket))
+        .with_context(|| format!("binding {}", config.listen))?;
     let server = crate::server::Server::prepare(config).await?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     if let Some(path) = &server.bootstrap_file {
         tracing::info!(path = %path.display(), "first start: admin credentials written (mode 0600); log in with them");
     }

@@ -8,6 +8,10 @@ use super::entities::{
     folder, identity, org, outbox_state, project, project_membership, role, secret, secret_import, secret_version,
 };
 
+// The later migrations live in files of their own (`migrations/`), one per migration.
+#[path = "migrations/m0002_root_key_check.rs"]
+mod m0002_root_key_check;
+
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]
@@ -20,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(AuditLogs),
             Box::new(AuditStreams),
             Box::new(IdentityHygiene),
+            Box::new(m0002_root_key_check::Migration),
         ]
     }
 }

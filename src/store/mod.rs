@@ -5,6 +5,7 @@
 //! So writes on SQLite take an in-process lock first; PostgreSQL needs none.
 
 pub mod entities;
+mod lock;
 mod migration;
 
 use std::{
@@ -23,6 +24,8 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
+pub use lock::DatabaseLock;
+
 /// PostgreSQL advisory lock key serialising appends to the sequence-ordered logs ("hush" + 1).
 const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
 /// Default retention of audit entries: 90 days.
@@ -34,6 +37,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     conn: DatabaseConnection,
+    /// The SQLite database file; `None` on PostgreSQL and for in-memory SQLite.
+    sqlite_file: Option<PathBuf>,
     /// Held for the length of a write transaction on SQLite; `None` on PostgreSQL.
     write_lock: Option<Arc<Mutex<()>>>,
     /// Signalled after a transaction that appended outbox rows commits, to wake this instance's tailer.
@@ -142,6 +147,7 @@ impl Store {
         migration::Migrator::up(&conn, None).await?;
         Ok(Self {
             conn,
+            sqlite_file,
             write_lock,
             outbox_signal: Arc::new(Notify::new()),
             audit_retention: DEFAULT_AUDIT_RETENTION,
