@@ -15,6 +15,13 @@ pub fn write_private_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Like [`write_private_synced`], but fails with `AlreadyExists` instead of replacing an existing file.
+pub fn create_private_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut file = open_private(path, true)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 /// Opens `path` for writing with mode 0600: a new file only when `new`, else created or truncated.
 fn open_private(path: &Path, new: bool) -> io::Result<std::fs::File> {
     if let Some(parent) = path.parent() {

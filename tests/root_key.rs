@@ -5,17 +5,25 @@
 
 mod common;
 
+use std::time::Duration;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 use common::{
     Backend, Bootstrap, create_secret,
-    deployment::{Deployment, Served},
+    deployment::{Deployment, Output, Served},
     get_secret,
     receiver::Receiver,
 };
 use hush::pb::{self, audit_streams_service_client::AuditStreamsServiceClient};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
-backend_tests!(another_key_is_refused_before_listening, data_without_a_key_check_is_checked_against_its_sealed_values,);
+backend_tests!(
+    another_key_is_refused_before_listening,
+    rotation_moves_every_value_to_the_new_key,
+    failed_rotation_changes_nothing,
+    killed_rotation_leaves_the_old_key_working,
+    data_without_a_key_check_is_checked_against_its_sealed_values,
+);
 
 /// The header credential of the seeded audit stream: it must survive a rotation byte for byte.
 const STREAM_CREDENTIAL: &str = "stream-credential-7f3a";
@@ -213,12 +221,205 @@ async fn root_key_command_supplies_the_key_and_fails_clearly() {
     assert_refused(&refused.stderr, "both --root-key (HUSH_ROOT_KEY) and --root-key-command", &[&key]);
 }
 
+/// `hush keys rotate` on this deployment with extra arguments.
+async fn rotate(data: &Deployment, new_key_file: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = data.command(&["keys", "rotate", "--new-root-key-file", new_key_file.to_str().unwrap()]);
+    command.args(args);
+    let output = command.output().await.expect("run hush keys rotate");
+    Output {
+        status: output.status,
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+async fn rotation_moves_every_value_to_the_new_key(backend: Backend) {
+    let receiver = Receiver::default();
+    let (receiver_url, _receiving) = receiver.start().await;
+    let allow_private = ["--streams-allow-private", "true"];
+    let data = Deployment::new(backend).await;
+    let served = data.serve_ok(&allow_private).await;
+    let bootstrap = data.bootstrap();
+    let seeded = seed(&served, &bootstrap, Some(&receiver_url)).await;
+    let old = data.key_file().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let new_file = keys.path().join("new.key");
+
+    // Not while a server runs: it would go on sealing with the old key.
+    let refused = rotate(&data, &new_file, &[]).await;
+    assert!(!refused.status.success());
+    assert_refused(&refused.stderr, "a hush server is using this database", &[&old]);
+    assert_eq!(data.key_file().unwrap(), old);
+    served.stop().await;
+
+    // The new key file does not exist: rotate generates it (0600), and root.key follows.
+    let rotated = rotate(&data, &new_file, &[]).await;
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(
+        rotated.stdout.contains("re-sealed 3 project data keys, 1 audit stream configurations"),
+        "{}",
+        rotated.stdout
+    );
+    let new = std::fs::read_to_string(&new_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&new_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(data.key_file().unwrap().trim(), new.trim(), "root.key holds the new key");
+    assert!(!data.path().join("root.key.next").exists());
+    for output in [&rotated.stdout, &rotated.stderr] {
+        assert!(!output.contains(old.trim()) && !output.contains(new.trim()), "key material printed: {output}");
+    }
+
+    let refused = data.serve_refused(&["--root-key", &old]).await;
+    assert_refused(&refused.stderr, "does not match this data", &[&old, &new]);
+    let served = data.serve_ok(&allow_private).await;
+    assert_everything_opens(&served, &bootstrap, &seeded, Some(&receiver)).await;
+    served.stop().await;
+
+    // A rotation that died after its commit but before its rename leaves the old key in root.key and the new
+    // one staged: the next start finishes the rename.
+    std::fs::write(data.path().join("root.key"), &old).unwrap();
+    std::fs::write(data.path().join("root.key.next"), &new).unwrap();
+    let served = data.serve_ok(&allow_private).await;
+    assert!(served.process.lines().iter().any(|l| l.contains("finished an interrupted root key rotation")));
+    assert_eq!(data.key_file().unwrap().trim(), new.trim());
+    assert!(!data.path().join("root.key.next").exists());
+    assert_everything_opens(&served, &bootstrap, &seeded, None).await;
+    served.stop().await;
+
+    // Again with the current key given by a command: root.key is left alone, the new key goes where the
+    // operator keeps it.
+    let current_file = keys.path().join("current.key");
+    std::fs::write(&current_file, &new).unwrap();
+    let newer_file = keys.path().join("newer.key");
+    let newer = random_key();
+    std::fs::write(&newer_file, &newer).unwrap();
+    let command = format!("cat '{}'", current_file.display());
+    let rotated = rotate(&data, &newer_file, &["--root-key-command", &command]).await;
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(rotated.stdout.contains("store the new key"), "{}", rotated.stdout);
+    assert_eq!(data.key_file().unwrap().trim(), new.trim(), "root.key is not touched");
+    let refused = data.serve_refused(&["--root-key-command", &command]).await;
+    assert_refused(&refused.stderr, "does not match this data", &[&new, &newer]);
+    assert!(refused.stderr.contains("--new-root-key-file"), "{}", refused.stderr);
+    std::fs::write(&current_file, &newer).unwrap();
+    let mut args = vec!["--root-key-command", command.as_str()];
+    args.extend(allow_private);
+    let served = data.serve_ok(&args).await;
+    assert_everything_opens(&served, &bootstrap, &seeded, Some(&receiver)).await;
+    served.stop().await;
+
+    // Rotating to the key in use, or with the wrong current key, changes nothing.
+    let same = rotate(&data, &newer_file, &["--root-key", &newer]).await;
+    assert_refused(&same.stderr, "the new root key is the current one", &[&newer]);
+    let wrong = rotate(&data, &new_file, &["--root-key", &old]).await;
+    assert_refused(&wrong.stderr, "does not match this data", &[&old, &new, &newer]);
+    let served = data.serve_ok(&["--root-key", &newer]).await;
+    assert_everything_opens(&served, &bootstrap, &seeded, None).await;
+}
+
+async fn failed_rotation_changes_nothing(backend: Backend) {
+    let data = Deployment::new(backend).await;
+    let served = data.serve_ok(&[]).await;
+    let bootstrap = data.bootstrap();
+    let mut seeded = seed(&served, &bootstrap, None).await;
+    served.stop().await;
+    let old = data.key_file().unwrap();
+
+    // The last project in id order gets a damaged data key, so the rotation has re-sealed the others before it
+    // meets it.
+    let damaged = seeded.values.iter().map(|s| s.project.clone()).max().unwrap();
+    let db = data.raw_db().await;
+    let sql = format!(
+        "UPDATE projects SET sealed_data_key = sealed_data_key || {} WHERE id = '{damaged}'",
+        byte_literal(db.get_database_backend())
+    );
+    db.execute_unprepared(&sql).await.unwrap();
+
+    let keys = tempfile::tempdir().unwrap();
+    let new_file = keys.path().join("new.key");
+    let failed = rotate(&data, &new_file, &[]).await;
+    assert!(!failed.status.success(), "{failed:?}");
+    assert_refused(&failed.stderr, &format!("project '{damaged}' data key does not open"), &[&old]);
+    assert!(failed.stderr.contains("changed nothing"), "{}", failed.stderr);
+    assert_eq!(data.key_file().unwrap(), old, "root.key keeps the old key");
+    assert!(!data.path().join("root.key.next").exists(), "the staged key is removed");
+    let new = std::fs::read_to_string(&new_file).expect("the generated new key is kept");
+
+    let refused = data.serve_refused(&["--root-key", &new]).await;
+    assert_refused(&refused.stderr, "does not match this data", &[&old, &new]);
+    let served = data.serve_ok(&[]).await;
+    seeded.values.retain(|s| s.project != damaged);
+    assert_everything_opens(&served, &bootstrap, &seeded, None).await;
+}
+
 /// SQL appending one byte to a blob.
 fn byte_literal(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => "'\\x00'::bytea",
         _ => "X'00'",
     }
+}
+
+async fn killed_rotation_leaves_the_old_key_working(backend: Backend) {
+    let data = Deployment::new(backend).await;
+    let served = data.serve_ok(&[]).await;
+    let bootstrap = data.bootstrap();
+    let seeded = seed(&served, &bootstrap, None).await;
+    served.stop().await;
+    let old = data.key_file().unwrap();
+
+    // Another connection holds a write lock on the last project, so the rotation stops inside its transaction:
+    // on PostgreSQL after re-sealing the other projects (a row lock), on SQLite at its first write (the
+    // database's one writer lock). It is killed there.
+    let last = seeded.values.iter().map(|s| s.project.clone()).max().unwrap();
+    let db = data.raw_db().await;
+    let blocker = db.begin().await.unwrap();
+    blocker.execute_unprepared(&format!("UPDATE projects SET name = name WHERE id = '{last}'")).await.unwrap();
+
+    let keys = tempfile::tempdir().unwrap();
+    let new_file = keys.path().join("new.key");
+    let command = data.command(&["keys", "rotate", "--new-root-key-file", new_file.to_str().unwrap()]);
+    let mut rotation = common::serve_binary::Collected::spawn(command);
+    let staged = data.path().join("root.key.next");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = match backend {
+            Backend::Postgres => {
+                let sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%projects%'";
+                let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.unwrap().unwrap();
+                row.try_get::<i64>("", "n").unwrap() > 0
+            }
+            // The staged key is written right before the transaction starts; give it time to reach the lock.
+            Backend::Sqlite => {
+                staged.exists() && {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    true
+                }
+            }
+        };
+        if waiting {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotation never waited on the lock: {:?}",
+            rotation.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(staged.exists(), "the new key is staged before the transaction");
+    rotation.kill().await;
+    blocker.rollback().await.unwrap();
+    drop(db);
+
+    let new = std::fs::read_to_string(&new_file).unwrap();
+    let refused = data.serve_refused(&["--root-key", &new]).await;
+    assert_refused(&refused.stderr, "does not match this data", &[&old, &new]);
+    let served = data.serve_ok(&[]).await;
+    assert_eq!(data.key_file().unwrap(), old);
+    assert!(!staged.exists(), "the start removed the staged key of the rotation that did not commit");
+    assert!(served.process.lines().iter().any(|l| l.contains("removed a staged root key")));
+    assert_everything_opens(&served, &bootstrap, &seeded, None).await;
 }
 
 async fn data_without_a_key_check_is_checked_against_its_sealed_values(backend: Backend) {

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod events_command;
 mod identity_commands;
+mod keys_command;
 mod session;
 mod streams_command;
 mod time_args;
@@ -56,6 +57,9 @@ enum Command {
     /// Manage audit streams: create, list, check status, test, backfill and delete destinations.
     #[command(subcommand)]
     Streams(streams_command::StreamsCommand),
+    /// Root key maintenance: `hush keys rotate` (offline).
+    #[command(subcommand)]
+    Keys(keys_command::KeysCommand),
 }
 
 /// Runs one command line.
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(command) => events_command::events(command).await,
         Command::Audit(command) => audit_command::audit(command).await,
         Command::Streams(command) => streams_command::streams(command).await,
+        Command::Keys(command) => keys_command::keys(command).await,
     }
 }
 

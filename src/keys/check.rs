@@ -60,3 +60,16 @@ pub(super) fn mismatch(source: &KeySource) -> KeyError {
     let hint = if source.key_file().is_some() { FILE_HINT } else { GIVEN_HINT };
     KeyError::Mismatch { origin: source.origin(), hint }
 }
+
+/// Seals the check with `new` in `txn` (rotation; the caller has verified the current key under the exclusive
+/// database lock). It is the transaction's first statement, and a write: on SQLite a transaction that writes
+/// first waits for the writer lock, while one that reads first fails at once if another connection writes.
+pub(super) async fn reseal(txn: &impl ConnectionTrait, new: &RootKey) -> Result<(), DbErr> {
+    let row = root_key_check::ActiveModel {
+        id: Set(CHECK_ID),
+        sealed_check: Set(new.seal_check()),
+        sealed_at: Set(Utc::now()),
+    };
+    root_key_check::Entity::update(row).exec(txn).await?;
+    Ok(())
+}

@@ -81,6 +81,12 @@ impl KeyFile {
         }
     }
 
+    /// Writes `key` to `root.key.next`, on disk before this returns.
+    pub(super) fn stage(&self, key: &RootKey) -> Result<(), KeyError> {
+        crate::fs_private::write_private_synced(&self.staged, key.to_base64().as_bytes())
+            .map_err(|e| self.io(&self.staged, e))
+    }
+
     /// Renames `root.key.next` over `root.key`.
     pub(super) fn promote(&self) -> Result<(), KeyError> {
         crate::fs_private::replace_synced(&self.staged, &self.path).map_err(|e| self.io(&self.path, e))
@@ -89,6 +95,22 @@ impl KeyFile {
     /// Removes `root.key.next` (best effort: the next start removes it otherwise).
     pub(super) fn discard_staged(&self) {
         let _ = std::fs::remove_file(&self.staged);
+    }
+
+    /// Whether `path` is `root.key` or `root.key.next` (which a rotation replaces or removes).
+    pub(super) fn is_one_of_its_files(&self, path: &Path) -> bool {
+        // By folder and name, since the files need not exist yet.
+        let resolved = |file: &Path| {
+            let folder = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(std::fs::canonicalize(folder).ok()?.join(file.file_name()?))
+        };
+        let theirs = resolved(path);
+        theirs.is_some() && (theirs == resolved(&self.path) || theirs == resolved(&self.staged))
+    }
+
+    /// `root.key.next`.
+    pub(super) fn staged_path(&self) -> &Path {
+        &self.staged
     }
 
     fn io(&self, path: &Path, source: std::io::Error) -> KeyError {
@@ -107,5 +129,21 @@ pub(super) fn read(path: &Path) -> Result<Option<RootKey>, KeyError> {
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(KeyError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn its_files_are_recognised_by_any_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let file = KeyFile::in_dir(&dir.path().join("."));
+        assert!(file.is_one_of_its_files(&dir.path().join("root.key.next")));
+        assert!(file.is_one_of_its_files(&dir.path().join("sub/../root.key")));
+        assert!(!file.is_one_of_its_files(&dir.path().join("sub/root.key")));
+        assert!(!file.is_one_of_its_files(&dir.path().join("new.key")));
     }
 }

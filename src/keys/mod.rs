@@ -1,8 +1,10 @@
 //! The root key's life (docs/ARCHITECTURE.md, "Root key"): where it comes from (`source`, `key_file`), the
-//! check that refuses a start with another key (`check`), and everything it seals (`sealed`).
+//! check that refuses a start with another key (`check`), everything it seals (`sealed`) and rotation to a new
+//! key (`rotate`).
 
 pub mod check;
 mod key_file;
+pub mod rotate;
 mod sealed;
 mod source;
 
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use sea_orm::DbErr;
 
+pub use sealed::Resealed;
 pub use source::KeySource;
 
 use crate::{config::RootKeyFlags, crypto::RootKey, store::Store};
@@ -72,6 +75,25 @@ pub enum KeyError {
         /// The first that did not open, e.g. `project '…' data key`.
         first: String,
     },
+    /// A rotation found a value the current key does not open; nothing was changed.
+    #[error(
+        "{0} does not open with the current root key, so the rotation stopped and changed nothing (the current key \
+         still opens everything else); restore that value from a backup, or delete what it belongs to, and rotate \
+         again"
+    )]
+    Unreadable(String),
+    /// `--new-root-key-file` names the data dir's key file or its staged successor.
+    #[error(
+        "--new-root-key-file must not be root.key or root.key.next of the data dir (the rotation replaces those): \
+         put the new key in a file of its own"
+    )]
+    NewKeyFileInPlace,
+    /// The new key is the current one.
+    #[error("the new root key is the current one: nothing to rotate")]
+    SameKey,
+    /// A server (or another rotation) uses the database.
+    #[error("a hush server is using this database (it holds the database lock): stop every `hush serve` on it first")]
+    InUse,
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] DbErr),

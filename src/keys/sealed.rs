@@ -4,11 +4,13 @@
 //! Values are read a page at a time in id order, so a database with very many projects is checked and
 //! re-sealed in constant memory.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
 
 use super::{KeyError, KeySource};
 use crate::{
-    crypto::RootKey,
+    crypto::{CryptoError, RootKey},
     store::entities::{audit_stream, project},
 };
 
@@ -60,6 +62,28 @@ impl Kind {
             Self::StreamConfig => key.open_record(crate::streams::SEAL_KIND, id, sealed).is_ok(),
         }
     }
+
+    /// `sealed` re-sealed from `old` to `new`.
+    fn reseal(self, old: &RootKey, new: &RootKey, id: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self {
+            Self::ProjectDataKey => old.reseal_data_key(new, id, sealed),
+            Self::StreamConfig => old.reseal_record(new, crate::streams::SEAL_KIND, id, sealed),
+        }
+    }
+
+    /// Stores the re-sealed value of `id`.
+    async fn store(self, conn: &impl ConnectionTrait, id: &str, sealed: Vec<u8>) -> Result<(), DbErr> {
+        match self {
+            Self::ProjectDataKey => {
+                store_one::<project::Entity>(conn, project::Column::Id, project::Column::SealedDataKey, id, sealed)
+                    .await
+            }
+            Self::StreamConfig => {
+                let columns = (audit_stream::Column::Id, audit_stream::Column::SealedConfig);
+                store_one::<audit_stream::Entity>(conn, columns.0, columns.1, id, sealed).await
+            }
+        }
+    }
 }
 
 async fn page_of<E: EntityTrait>(
@@ -78,6 +102,17 @@ async fn page_of<E: EntityTrait>(
         .into_tuple()
         .all(conn)
         .await
+}
+
+async fn store_one<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    id: E::Column,
+    sealed: E::Column,
+    value_id: &str,
+    value: Vec<u8>,
+) -> Result<(), DbErr> {
+    E::update_many().col_expr(sealed, Expr::value(value)).filter(id.eq(value_id)).exec(conn).await?;
+    Ok(())
 }
 
 /// Calls `each` with every sealed value, in kind and id order; stops at its first error.
@@ -128,4 +163,30 @@ pub async fn verify_all(conn: &impl ConnectionTrait, key: &RootKey, source: &Key
         Some(_) if opened == 0 => Err(super::check::mismatch(source)),
         Some(first) => Err(KeyError::Damaged { origin: source.origin(), opened, total, first }),
     }
+}
+
+/// What a rotation re-sealed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resealed {
+    /// Project data keys.
+    pub project_keys: usize,
+    /// Audit stream configurations.
+    pub stream_configs: usize,
+}
+
+/// Re-seals every sealed value from `old` to `new` within `txn`. The first value `old` does not open fails
+/// the whole rotation (naming it), so nothing is ever left that neither key opens.
+pub async fn reseal_all(txn: &impl ConnectionTrait, old: &RootKey, new: &RootKey) -> Result<Resealed, KeyError> {
+    let mut done = Resealed::default();
+    for_each(txn, async |kind, id, sealed| {
+        let resealed = kind.reseal(old, new, &id, &sealed).map_err(|_| KeyError::Unreadable(kind.describe(&id)))?;
+        kind.store(txn, &id, resealed).await?;
+        match kind {
+            Kind::ProjectDataKey => done.project_keys += 1,
+            Kind::StreamConfig => done.stream_configs += 1,
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(done)
 }

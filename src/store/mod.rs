@@ -155,6 +155,15 @@ impl Store {
         })
     }
 
+    /// Like [`Store::connect`], but refuses an SQLite database file that does not exist yet instead of creating
+    /// it: for maintenance commands, which must not make an empty database out of a mistyped `--data-dir`.
+    pub async fn connect_existing(url: &str) -> Result<Self, DbErr> {
+        if let Some(file) = sqlite_file(url).filter(|file| !file.exists()) {
+            return Err(DbErr::Custom(format!("there is no hush database at {}", file.display())));
+        }
+        Self::connect(url).await
+    }
+
     /// Keeps audit entries written from now on for `retention`; in stream-only mode only until every audit
     /// stream delivered them, and they cannot be queried.
     pub fn with_audit_settings(mut self, retention: Duration, stream_only: bool) -> Self {
