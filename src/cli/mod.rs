@@ -1,6 +1,7 @@
 //! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`, `identities`, `roles`).
 
 mod audit_command;
+mod backup_command;
 mod client;
 mod commands;
 mod events_command;
@@ -60,6 +61,10 @@ enum Command {
     /// Root key maintenance: `hush keys rotate` (offline).
     #[command(subcommand)]
     Keys(keys_command::KeysCommand),
+    /// Copy the SQLite database of a (running) server to a new file; on PostgreSQL, explains pg_dump.
+    Backup(backup_command::BackupArgs),
+    /// Put a `hush backup` file into a new data dir for `hush serve`.
+    Restore(backup_command::RestoreArgs),
 }
 
 /// Runs one command line.
@@ -75,6 +80,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => audit_command::audit(command).await,
         Command::Streams(command) => streams_command::streams(command).await,
         Command::Keys(command) => keys_command::keys(command).await,
+        Command::Backup(args) => backup_command::backup(args).await,
+        Command::Restore(args) => backup_command::restore(args).await,
     }
 }
 

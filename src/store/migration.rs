@@ -29,6 +29,11 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// The names of every migration this build knows.
+pub fn names() -> Vec<String> {
+    Migrator::migrations().iter().map(|m| m.name().to_owned()).collect()
+}
+
 /// Orgs, identities, credentials, projects, environments, folders, secrets, versions and imports.
 struct Foundation;
 

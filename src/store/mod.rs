@@ -4,6 +4,7 @@
 //! that reads and then writes fails with `SQLITE_BUSY` instead of waiting when another writer is active.
 //! So writes on SQLite take an in-process lock first; PostgreSQL needs none.
 
+pub mod backup;
 pub mod entities;
 mod lock;
 mod migration;
@@ -105,7 +106,7 @@ impl WriteTxn {
 
 /// The database file of an SQLite URL (`sqlite://<path>?<options>`); `None` for other databases and for
 /// in-memory SQLite.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let path = url.strip_prefix("sqlite://")?.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
