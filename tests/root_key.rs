@@ -92,6 +92,18 @@ async fn seed(served: &Served, bootstrap: &Bootstrap, receiver_url: Option<&str>
     Seeded { values, stream_id }
 }
 
+/// A deployment whose first server (which generated root.key) wrote [`seed`]'s data and stopped: the data,
+/// the admin's credentials, what was seeded and the root key.
+async fn seeded_deployment(backend: Backend, receiver_url: Option<&str>) -> (Deployment, Bootstrap, Seeded, String) {
+    let data = Deployment::new(backend).await;
+    let served = data.serve_ok(&["--streams-allow-private", "true"]).await;
+    let bootstrap = data.bootstrap();
+    let seeded = seed(&served, &bootstrap, receiver_url).await;
+    served.stop().await;
+    let key = data.key_file().expect("the first start generated root.key");
+    (data, bootstrap, seeded, key)
+}
+
 /// Every seeded value reads back as written, and the stream's credential reaches its destination intact.
 async fn assert_everything_opens(served: &Served, bootstrap: &Bootstrap, seeded: &Seeded, receiver: Option<&Receiver>) {
     let (mut secrets, _) = served.admin_clients(bootstrap).await;
@@ -124,12 +136,7 @@ fn assert_refused(output: &str, wanted: &str, keys: &[&str]) {
 }
 
 async fn another_key_is_refused_before_listening(backend: Backend) {
-    let data = Deployment::new(backend).await;
-    let served = data.serve_ok(&[]).await;
-    let bootstrap = data.bootstrap();
-    let seeded = seed(&served, &bootstrap, None).await;
-    served.stop().await;
-    let right = data.key_file().expect("the first start generated root.key");
+    let (data, bootstrap, seeded, right) = seeded_deployment(backend, None).await;
     let wrong = random_key();
 
     let command = format!("echo {wrong}");
@@ -237,11 +244,8 @@ async fn rotation_moves_every_value_to_the_new_key(backend: Backend) {
     let receiver = Receiver::default();
     let (receiver_url, _receiving) = receiver.start().await;
     let allow_private = ["--streams-allow-private", "true"];
-    let data = Deployment::new(backend).await;
-    let served = data.serve_ok(&allow_private).await;
-    let bootstrap = data.bootstrap();
-    let seeded = seed(&served, &bootstrap, Some(&receiver_url)).await;
-    let old = data.key_file().unwrap();
+    let (data, bootstrap, seeded, old) = seeded_deployment(backend, Some(&receiver_url)).await;
+    let served = data.serve_ok(&[]).await;
     let keys = tempfile::tempdir().unwrap();
     let new_file = keys.path().join("new.key");
 
@@ -318,12 +322,7 @@ async fn rotation_moves_every_value_to_the_new_key(backend: Backend) {
 }
 
 async fn failed_rotation_changes_nothing(backend: Backend) {
-    let data = Deployment::new(backend).await;
-    let served = data.serve_ok(&[]).await;
-    let bootstrap = data.bootstrap();
-    let mut seeded = seed(&served, &bootstrap, None).await;
-    served.stop().await;
-    let old = data.key_file().unwrap();
+    let (data, bootstrap, mut seeded, old) = seeded_deployment(backend, None).await;
 
     // The last project in id order gets a damaged data key, so the rotation has re-sealed the others before it
     // meets it.
@@ -361,12 +360,7 @@ fn byte_literal(backend: DbBackend) -> &'static str {
 }
 
 async fn killed_rotation_leaves_the_old_key_working(backend: Backend) {
-    let data = Deployment::new(backend).await;
-    let served = data.serve_ok(&[]).await;
-    let bootstrap = data.bootstrap();
-    let seeded = seed(&served, &bootstrap, None).await;
-    served.stop().await;
-    let old = data.key_file().unwrap();
+    let (data, bootstrap, seeded, old) = seeded_deployment(backend, None).await;
 
     // Another connection holds a write lock on the last project, so the rotation stops inside its transaction:
     // on PostgreSQL after re-sealing the other projects (a row lock), on SQLite at its first write (the
@@ -425,12 +419,7 @@ async fn killed_rotation_leaves_the_old_key_working(backend: Backend) {
 async fn data_without_a_key_check_is_checked_against_its_sealed_values(backend: Backend) {
     let receiver = Receiver::default();
     let (receiver_url, _receiving) = receiver.start().await;
-    let data = Deployment::new(backend).await;
-    let served = data.serve_ok(&["--streams-allow-private", "true"]).await;
-    let bootstrap = data.bootstrap();
-    let seeded = seed(&served, &bootstrap, Some(&receiver_url)).await;
-    served.stop().await;
-    let right = data.key_file().unwrap();
+    let (data, bootstrap, seeded, right) = seeded_deployment(backend, Some(&receiver_url)).await;
     let wrong = random_key();
     // As a database from 0.1.0 looks: sealed values, no key check.
     let db = data.raw_db().await;
