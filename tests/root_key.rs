@@ -23,6 +23,7 @@ backend_tests!(
     failed_rotation_changes_nothing,
     killed_rotation_leaves_the_old_key_working,
     data_without_a_key_check_is_checked_against_its_sealed_values,
+    a_server_waits_for_an_offline_operation,
 );
 
 /// The header credential of the seeded audit stream: it must survive a rotation byte for byte.
@@ -457,4 +458,38 @@ async fn data_without_a_key_check_is_checked_against_its_sealed_values(backend: 
     served.stop().await;
     let refused = data.serve_refused(&["--root-key", &wrong]).await;
     assert_refused(&refused.stderr, "does not match this data", &[&wrong, &right]);
+}
+
+/// The PostgreSQL advisory lock key of the database lock (`src/store/lock.rs`).
+const DATABASE_LOCK: i64 = 0x6875_7368_0002;
+
+async fn a_server_waits_for_an_offline_operation(backend: Backend) {
+    let (data, bootstrap, seeded, _) = seeded_deployment(backend, None).await;
+    // Hold the lock as `hush keys rotate` does.
+    let lock_file = std::fs::File::open(data.path().join("hush.db.lock"));
+    let mut options = sea_orm::ConnectOptions::new(data.database_url.clone().unwrap_or_default());
+    options.max_connections(1);
+    let pg_lock = match backend {
+        Backend::Sqlite => {
+            lock_file.as_ref().expect("the lock file beside the database").lock().unwrap();
+            None
+        }
+        Backend::Postgres => {
+            let db = sea_orm::Database::connect(options).await.unwrap();
+            db.execute_unprepared(&format!("SELECT pg_advisory_lock({DATABASE_LOCK})")).await.unwrap();
+            Some(db)
+        }
+    };
+    let mut server = common::serve_binary::Collected::spawn(data.command(&["serve", "--listen", "127.0.0.1:0"]));
+    server.wait_for_line(|l| l.contains("waiting for an offline operation"), Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.lines().iter().any(|l| l.contains("hush is listening")), "served while the lock was held");
+
+    match pg_lock {
+        Some(db) => db.close().await.unwrap(),
+        None => lock_file.unwrap().unlock().unwrap(),
+    }
+    let addr = server.listening().await.expect("listens once the lock is released");
+    let served = Served { addr, process: server };
+    assert_everything_opens(&served, &bootstrap, &seeded, None).await;
 }

@@ -16,6 +16,8 @@ use super::Store;
 
 /// PostgreSQL advisory lock key of the database lock ("hush" + 2).
 const DATABASE_LOCK: i64 = 0x6875_7368_0002;
+/// What a server logs while an offline operation holds the lock.
+const WAITING: &str = "waiting for an offline operation on this database (hush keys rotate) to finish";
 
 /// A held database lock; released when dropped.
 #[derive(Default)]
@@ -56,11 +58,19 @@ impl Store {
         Ok(match self.backend() {
             DbBackend::Postgres => {
                 let mut conn = self.dedicated_postgres_connection().await?;
-                sqlx::query("SELECT pg_advisory_lock_shared($1)")
+                let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)")
                     .bind(DATABASE_LOCK)
-                    .execute(&mut conn)
+                    .fetch_one(&mut conn)
                     .await
-                    .map_err(|e| lock_error("pg_advisory_lock_shared", e))?;
+                    .map_err(|e| lock_error("pg_try_advisory_lock_shared", e))?;
+                if !taken {
+                    tracing::info!("{WAITING}");
+                    sqlx::query("SELECT pg_advisory_lock_shared($1)")
+                        .bind(DATABASE_LOCK)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| lock_error("pg_advisory_lock_shared", e))?;
+                }
                 DatabaseLock { _postgres: Some(conn), ..Default::default() }
             }
             _ => match self.open_lock_file()? {
@@ -69,7 +79,7 @@ impl Store {
                     let file = match file.try_lock_shared() {
                         Ok(()) => file,
                         Err(std::fs::TryLockError::WouldBlock) => {
-                            tracing::info!(lock = %path.display(), "waiting for an offline operation on this database (hush keys rotate) to finish");
+                            tracing::info!(lock = %path.display(), "{WAITING}");
                             tokio::task::spawn_blocking(move || file.lock_shared().map(|()| file))
                                 .await
                                 .map_err(|e| lock_error(&path.display().to_string(), e))?
