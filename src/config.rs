@@ -10,6 +10,8 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default retention of the event outbox.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Name of the SQLite database file in the data dir.
+pub const SQLITE_FILE: &str = "hush.db";
 
 /// Whether audit entries are stored for querying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,21 +22,58 @@ pub enum AuditStorage {
     Off,
 }
 
+/// Where hush keeps its data: shared by `hush serve`, `hush keys rotate` and `hush backup`, so each finds the
+/// same database the same way.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageFlags {
+    /// Folder for the SQLite database, the generated root key and bootstrap.json.
+    #[arg(long, env = "HUSH_DATA_DIR", default_value = "./hush-data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite file `<data-dir>/hush.db`.
+    #[arg(long, env = "HUSH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StorageFlags {
+    /// The data in `data_dir`, on the default SQLite database there.
+    pub fn in_dir(data_dir: PathBuf) -> Self {
+        Self { data_dir, database_url: None }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join(SQLITE_FILE).display()),
+        }
+    }
+}
+
+/// Where the root key comes from: at most one of the two flags; with neither, the key file in the data dir
+/// (`crate::keys::KeySource`). Shared by `hush serve` and `hush keys rotate`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RootKeyFlags {
+    /// Root key, base64 of 32 bytes; default: `<data-dir>/root.key`, generated on first start.
+    #[arg(long, env = "HUSH_ROOT_KEY", hide_env_values = true)]
+    pub root_key: Option<String>,
+    /// Shell command (run with `sh -c`) that prints the root key, base64 of 32 bytes, on stdout; e.g. a secret
+    /// manager's CLI. Not together with `--root-key`.
+    #[arg(long, env = "HUSH_ROOT_KEY_COMMAND", hide_env_values = true)]
+    pub root_key_command: Option<String>,
+}
+
 /// Settings of `hush serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeConfig {
     /// Address to listen on for gRPC, grpc-web and HTTP.
     #[arg(long, env = "HUSH_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Folder for the SQLite database, the generated root key and bootstrap.json.
-    #[arg(long, env = "HUSH_DATA_DIR", default_value = "./hush-data")]
-    pub data_dir: PathBuf,
-    /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite file `<data-dir>/hush.db`.
-    #[arg(long, env = "HUSH_DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Root key, base64 of 32 bytes; default: `<data-dir>/root.key`, generated on first start.
-    #[arg(long, env = "HUSH_ROOT_KEY", hide_env_values = true)]
-    pub root_key: Option<String>,
+    /// Where the data lives.
+    #[command(flatten)]
+    pub storage: StorageFlags,
+    /// Where the root key comes from.
+    #[command(flatten)]
+    pub key: RootKeyFlags,
     /// Lifetime of access tokens, e.g. `1h`, `15m`, `30s`.
     #[arg(long, env = "HUSH_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
     pub token_ttl: Duration,
@@ -93,9 +132,8 @@ impl ServeConfig {
     pub fn with_data_dir(data_dir: PathBuf) -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
-            data_dir,
-            database_url: None,
-            root_key: None,
+            storage: StorageFlags::in_dir(data_dir),
+            key: RootKeyFlags::default(),
             token_ttl: DEFAULT_TOKEN_TTL,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
@@ -112,14 +150,6 @@ impl ServeConfig {
             metrics_listen: None,
             limits: crate::limits::LimitSettings::default(),
             tls: crate::tls::TlsFlags::default(),
-        }
-    }
-
-    /// The database URL in effect.
-    pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("hush.db").display()),
         }
     }
 }

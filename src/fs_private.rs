@@ -4,22 +4,62 @@ use std::{io, io::Write, path::Path};
 
 /// Creates (or truncates) `path` with mode 0600 and writes `contents`; parent folders are created.
 pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    open_private(path, false)?.write_all(contents)
+}
+
+/// Like [`write_private`], and the contents are on disk when it returns (for key files, which must survive a
+/// crash right after they are written).
+pub fn write_private_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut file = open_private(path, false)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Like [`write_private_synced`], but fails with `AlreadyExists` instead of replacing an existing file.
+pub fn create_private_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut file = open_private(path, true)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Opens `path` for writing with mode 0600: a new file only when `new`, else created or truncated.
+fn open_private(path: &Path, new: bool) -> io::Result<std::fs::File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true);
+    if new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
-        let mut file = options.open(path)?;
+        let file = options.open(path)?;
         // The mode above applies only when the file is new; make an existing file private too.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        return file.write_all(contents);
+        return Ok(file);
     }
     #[cfg(not(unix))]
-    options.open(path)?.write_all(contents)
+    options.open(path)
+}
+
+/// Renames `from` over `to` (atomically: a reader sees the old or the new file, never a mix) and makes the
+/// rename durable.
+pub fn replace_synced(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)?;
+    sync_parent(to)
+}
+
+/// Makes the directory entry of `path` (a new name, a rename) durable by syncing its folder.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => std::fs::File::open(".")?.sync_all(),
+    }
 }
 
 /// Creates `dir` (and parents) if missing; a folder created here is readable by its owner only (0700),

@@ -10,6 +10,7 @@ pub mod events;
 mod fs_private;
 pub mod gateway;
 pub mod identity;
+pub mod keys;
 pub mod limits;
 mod paging;
 pub mod pb;

@@ -13,13 +13,12 @@ use crate::{
     api::{self, auth::AuthLayer},
     audit::{self, TrustedProxies},
     config::{AuditStorage, ServeConfig},
-    crypto::RootKey,
     events::{EventHub, HubSettings},
     gateway::{
         self, GatewayState, access_log::AccessLogLayer, edges::HonestEdgesLayer, grpc_web::GrpcWebWhereItApplies,
         json::JsonTranscodeLayer, malformed::RefuseMalformedLayer,
     },
-    identity,
+    identity, keys,
     limits::{self, MAX_MESSAGE_BYTES, shed::UnaryLimitsLayer},
     pb,
     pb::{
@@ -28,13 +27,11 @@ use crate::{
         projects_service_server::ProjectsServiceServer, secrets_service_server::SecretsServiceServer,
     },
     secrets::Vault,
-    store::Store,
+    store::{DatabaseLock, Store},
     streams::{EngineSettings, Streams, SystemLookup, retry::RetryPolicy},
     tls,
 };
 
-/// Name of the root key file generated in the data dir when `HUSH_ROOT_KEY` is not set.
-pub const ROOT_KEY_FILE: &str = "root.key";
 /// The hush services reflection lists (health and reflection are added by their crates).
 const SERVICE_NAMES: [&str; 6] = [
     "hush.v1.ProjectsService",
@@ -62,34 +59,36 @@ pub struct Server {
     pub bootstrap_file: Option<PathBuf>,
     /// None: cleartext (loopback, or `--allow-plaintext`).
     tls: Option<tls::ReloadableConfig>,
+    /// Held shared until the server stops (see `store::lock`).
+    _database_lock: DatabaseLock,
 }
 
 impl Server {
     /// Prepares storage and keys for `config`.
     pub async fn prepare(config: ServeConfig) -> anyhow::Result<Self> {
         crate::fs_private::private_umask();
-        crate::fs_private::create_private_dir(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        if let Some(mode) = crate::fs_private::shared_mode(&config.data_dir)
-            .with_context(|| format!("reading the mode of data dir {}", config.data_dir.display()))?
+        let data_dir = &config.storage.data_dir;
+        crate::fs_private::create_private_dir(data_dir)
+            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        if let Some(mode) = crate::fs_private::shared_mode(data_dir)
+            .with_context(|| format!("reading the mode of data dir {}", data_dir.display()))?
         {
             tracing::warn!(
-                data_dir = %config.data_dir.display(),
+                data_dir = %data_dir.display(),
                 mode = format!("{mode:o}"),
                 "the data dir is readable by other users; hush keeps its files 0600, but `chmod 700` the folder"
             );
         }
-        let tls = tls::prepare(&config.tls, config.listen, &config.data_dir)?;
-        let root_key = match &config.root_key {
-            Some(encoded) => RootKey::from_base64(encoded).context("HUSH_ROOT_KEY")?,
-            None => RootKey::load_or_create(&config.data_dir.join(ROOT_KEY_FILE))?,
-        };
-        let store = Store::connect(&config.database_url())
+        let tls = tls::prepare(&config.tls, config.listen, data_dir)?;
+        let store = Store::connect(&config.storage.database_url())
             .await
             .context("opening the database")?
             .with_audit_settings(config.audit_retention, config.audit_storage == AuditStorage::Off);
-        let bootstrap_file = identity::bootstrap(&store, &config.data_dir).await?;
-        let root_key = Arc::new(root_key);
+        // Held while this server runs, so `hush keys rotate` cannot re-seal the data under it; taken before the
+        // key check, so no rotation slips in between.
+        let database_lock = store.lock_shared().await?;
+        let root_key = Arc::new(keys::for_serving(&store, &config.key, &config.storage.data_dir).await?);
+        let bootstrap_file = identity::bootstrap(&store, &config.storage.data_dir).await?;
         let vault = Vault::new(store.clone(), root_key.clone());
         let background = CancellationToken::new();
         let settings = HubSettings { heartbeat: config.heartbeat_interval, retention: config.event_retention };
@@ -113,7 +112,17 @@ impl Server {
             },
         );
         streams.start_engine(uuid::Uuid::new_v4().to_string(), background.clone());
-        Ok(Self { config, store, vault, events, streams, background, bootstrap_file, tls })
+        Ok(Self {
+            config,
+            store,
+            vault,
+            events,
+            streams,
+            background,
+            bootstrap_file,
+            tls,
+            _database_lock: database_lock,
+        })
     }
 
     /// This instance's event machinery.
@@ -172,7 +181,6 @@ impl Server {
             store: self.store.clone(),
             streams: self.streams.clone(),
             vault: self.vault.clone(),
-            root_key_verified: Default::default(),
             metrics,
         };
         if let Some(address) = self.config.metrics_listen {

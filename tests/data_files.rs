@@ -34,7 +34,7 @@ async fn files_are_private_in_a_shared_data_dir(backend: Backend) {
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let dir = shared.clone();
-    let mut server = TestServer::start_with(backend, move |config| config.data_dir = dir).await;
+    let mut server = TestServer::start_with(backend, move |config| config.storage.data_dir = dir).await;
     let project_id = server.project("p").await;
     // A write, so the WAL holds data.
     common::create_secret(&mut server.admin_secrets().await, &project_id, "dev", "/", "K", "v").await;
@@ -54,8 +54,8 @@ async fn files_are_private_in_a_shared_data_dir(backend: Backend) {
         std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let mut config = ServeConfig::with_data_dir(shared.clone());
-    config.database_url = Some(database_url);
-    config.root_key = Some(root_key);
+    config.storage.database_url = Some(database_url);
+    config.key.root_key = Some(root_key);
     let _restarted = Server::prepare(config).await.expect("restart on the same data dir");
     let database = ["hush.db", "hush.db-wal", "hush.db-shm"].map(|name| shared.join(name));
     for file in database.iter().filter(|f| f.exists()) {

@@ -9,10 +9,11 @@ use std::{
 };
 
 use common::{Backend, PG_URL_VAR, TestServer, http1};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinSet};
 
-backend_tests!(probes_answer_200_when_ready);
+backend_tests!(probes_answer_200_when_ready, readyz_notices_data_sealed_with_another_root_key);
 
 async fn probe(addr: SocketAddr, path: &str) -> (u16, Value) {
     let (status, body) = http1::exchange(addr, "GET", path, &[], "").await;
@@ -27,6 +28,26 @@ async fn probes_answer_200_when_ready(backend: Backend) {
     for check in ["database", "migrations", "root_key", "event_tailer"] {
         assert_eq!(body["checks"][check], "ok", "{body}");
     }
+}
+
+/// The key check is re-read on every probe: data re-sealed under another root key by another process while this
+/// instance runs (here: the stored check replaced by one sealed with another key) makes it unready.
+async fn readyz_notices_data_sealed_with_another_root_key(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    assert_eq!(probe(server.addr, "/readyz").await.0, 200);
+    let db = server.raw_db().await;
+    let kind = db.get_database_backend();
+    let sql = if backend == Backend::Sqlite {
+        "UPDATE root_key_check SET sealed_check = ?"
+    } else {
+        "UPDATE root_key_check SET sealed_check = $1"
+    };
+    let other = hush::crypto::RootKey::generate().seal_check();
+    db.execute_raw(Statement::from_sql_and_values(kind, sql, [other.into()])).await.unwrap();
+    let (status, body) = probe(server.addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["root_key"], "does not match the data", "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
 }
 
 /// A TCP proxy to `upstream` on a fixed local port; stopping it closes the open connections and refuses new
@@ -99,10 +120,10 @@ async fn readyz_is_503_while_postgres_is_unreachable() {
     let mut proxy = Proxy::start(upstream).await;
     let proxy_port = proxy.addr.port();
     let server = TestServer::start_with(Backend::Postgres, |config| {
-        let mut url = url::Url::parse(config.database_url.as_deref().unwrap()).unwrap();
+        let mut url = url::Url::parse(config.storage.database_url.as_deref().unwrap()).unwrap();
         url.set_host(Some("127.0.0.1")).unwrap();
         url.set_port(Some(proxy_port)).unwrap();
-        config.database_url = Some(url.to_string());
+        config.storage.database_url = Some(url.to_string());
     })
     .await;
     readyz_becomes(server.addr, 200, Duration::from_secs(5)).await;

@@ -76,6 +76,7 @@ async fn entity_schema(url: &str) -> DatabaseConnection {
     create(&txn, audit_log::Entity).await;
     create(&txn, audit_stream::Entity).await;
     create(&txn, audit_stream_state::Entity).await;
+    create(&txn, root_key_check::Entity).await;
     txn.commit().await.expect("commit");
     db
 }

@@ -1,20 +1,27 @@
 //! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`, `identities`, `roles`).
 
 mod audit_command;
+mod backup_command;
 mod client;
 mod commands;
 mod events_command;
 mod identity_commands;
+mod keys_command;
 mod session;
 mod streams_command;
 mod time_args;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
 
 pub use session::Session;
+
+/// Connections the kernel queues before `accept` (what `TcpListener::bind` uses).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// hush: a gRPC-first secrets service.
 #[derive(Debug, Parser)]
@@ -51,6 +58,13 @@ enum Command {
     /// Manage audit streams: create, list, check status, test, backfill and delete destinations.
     #[command(subcommand)]
     Streams(streams_command::StreamsCommand),
+    /// Root key maintenance: `hush keys rotate` (offline).
+    #[command(subcommand)]
+    Keys(keys_command::KeysCommand),
+    /// Copy the SQLite database of a (running) server to a new file; on PostgreSQL, explains pg_dump.
+    Backup(backup_command::BackupArgs),
+    /// Put a `hush backup` file into a new data dir for `hush serve`.
+    Restore(backup_command::RestoreArgs),
 }
 
 /// Runs one command line.
@@ -65,13 +79,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(command) => events_command::events(command).await,
         Command::Audit(command) => audit_command::audit(command).await,
         Command::Streams(command) => streams_command::streams(command).await,
+        Command::Keys(command) => keys_command::keys(command).await,
+        Command::Backup(args) => backup_command::backup(args).await,
+        Command::Restore(args) => backup_command::restore(args).await,
     }
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     init_tracing();
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    // Bound now, so a port in use fails before anything is written, but listening only once storage and the
+    // root key check are ready: a refused start never accepts a connection.
+    let socket = if config.listen.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .and_then(|socket| socket.set_reuseaddr(true).map(|()| socket))
+        .and_then(|socket| socket.bind(config.listen).map(|()| socket))
+        .with_context(|| format!("binding {}", config.listen))?;
     let server = crate::server::Server::prepare(config).await?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     if let Some(path) = &server.bootstrap_file {
         tracing::info!(path = %path.display(), "first start: admin credentials written (mode 0600); log in with them");
     }

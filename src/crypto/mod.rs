@@ -13,7 +13,7 @@ use aes_gcm::{
 };
 use zeroize::Zeroizing;
 
-pub use root_key::{RootKey, RootKeyError};
+pub use root_key::{MalformedRootKey, RootKey};
 
 /// Length of an AES-256 key in bytes.
 pub const KEY_LEN: usize = 32;

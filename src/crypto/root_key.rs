@@ -1,51 +1,43 @@
-//! The root key: from `HUSH_ROOT_KEY` (base64 of 32 bytes) or a key file generated on first start (mode 0600).
-
-use std::{io, path::Path};
+//! The root key: 32 bytes that seal every project's data key, every sealed record and the key check. Where it
+//! comes from (flag, command, data dir file) is `crate::keys`' business; this file only seals and opens.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use zeroize::Zeroizing;
 
 use super::{CryptoError, DataKey, KEY_LEN, associated_data, open, seal};
 
+/// What the key check seals: a fixed text, so opening it proves the key is the one the data was sealed with.
+const CHECK_PLAINTEXT: &[u8] = b"hush root key check";
+
 /// The key that seals every project's data key. Never leaves the process.
 pub struct RootKey(Zeroizing<[u8; KEY_LEN]>);
 
-/// Why the root key could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum RootKeyError {
-    /// The configured value is not base64 of exactly 32 bytes.
-    #[error("root key must be base64 of exactly {KEY_LEN} bytes")]
-    Malformed,
-    /// The key file could not be read or written.
-    #[error("root key file {path}: {source}")]
-    Io {
-        /// The key file.
-        path: String,
-        /// The underlying error.
-        source: io::Error,
-    },
-}
+/// The configured value is not base64 of exactly 32 bytes (the value itself is never part of the error).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a root key must be base64 of exactly {KEY_LEN} bytes")]
+pub struct MalformedRootKey;
 
 impl RootKey {
-    /// Parses base64 (standard alphabet, padded) of 32 bytes.
-    pub fn from_base64(encoded: &str) -> Result<Self, RootKeyError> {
-        let bytes = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| RootKeyError::Malformed)?);
-        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| RootKeyError::Malformed)?;
+    /// Parses base64 (standard alphabet, padded) of 32 bytes; surrounding whitespace is ignored.
+    pub fn from_base64(encoded: &str) -> Result<Self, MalformedRootKey> {
+        let bytes = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| MalformedRootKey)?);
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| MalformedRootKey)?;
         Ok(Self(Zeroizing::new(key)))
     }
 
-    /// Reads the key file, or creates it with a fresh random key (mode 0600) when it does not exist.
-    pub fn load_or_create(path: &Path) -> Result<Self, RootKeyError> {
-        let io_err = |source| RootKeyError::Io { path: path.display().to_string(), source };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_base64(&text),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                let key = DataKey::generate();
-                crate::fs_private::write_private(path, STANDARD.encode(key.0.as_ref()).as_bytes()).map_err(io_err)?;
-                Ok(Self(key.0))
-            }
-            Err(err) => Err(io_err(err)),
-        }
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        Self(DataKey::generate().0)
+    }
+
+    /// The key as base64, for writing it to a key file.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(self.0.as_ref()))
+    }
+
+    /// Whether `other` is the same key.
+    pub fn is(&self, other: &RootKey) -> bool {
+        self.0.as_ref() == other.0.as_ref()
     }
 
     /// Seals a project's data key, bound to the project id.
@@ -59,22 +51,49 @@ impl RootKey {
         let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| CryptoError::Truncated)?;
         Ok(DataKey(Zeroizing::new(key)))
     }
-}
 
-impl RootKey {
+    /// Opens a project's data key sealed with this key and seals it with `new` (root key rotation).
+    pub fn reseal_data_key(&self, new: &RootKey, project_id: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(new.seal_data_key(project_id, &self.open_data_key(project_id, sealed)?))
+    }
+
     /// Seals a small record (e.g. an audit stream's credentials) bound to its kind and id.
     pub fn seal_record(&self, kind: &str, id: &str, plaintext: &[u8]) -> Vec<u8> {
-        seal(&self.0, plaintext, &associated_data("hush/record/v1", &[kind.as_bytes(), id.as_bytes()]))
+        seal(&self.0, plaintext, &record_binding(kind, id))
     }
 
     /// Opens a record sealed by [`RootKey::seal_record`] with the same kind and id.
     pub fn open_record(&self, kind: &str, id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        open(&self.0, sealed, &associated_data("hush/record/v1", &[kind.as_bytes(), id.as_bytes()]))
+        open(&self.0, sealed, &record_binding(kind, id))
+    }
+
+    /// Opens a record sealed with this key and seals it with `new` (root key rotation).
+    pub fn reseal_record(&self, new: &RootKey, kind: &str, id: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(new.seal_record(kind, id, &self.open_record(kind, id, sealed)?))
+    }
+
+    /// The key check: a value only this key opens, stored with the data so a start with another key is refused
+    /// before anything is served.
+    pub fn seal_check(&self) -> Vec<u8> {
+        seal(&self.0, CHECK_PLAINTEXT, &check_binding())
+    }
+
+    /// Whether `sealed` is a key check sealed with this key.
+    pub fn opens_check(&self, sealed: &[u8]) -> bool {
+        open(&self.0, sealed, &check_binding()).is_ok_and(|plain| plain.as_slice() == CHECK_PLAINTEXT)
     }
 }
 
 fn data_key_binding(project_id: &str) -> Vec<u8> {
     associated_data("hush/project-data-key/v1", &[project_id.as_bytes()])
+}
+
+fn record_binding(kind: &str, id: &str) -> Vec<u8> {
+    associated_data("hush/record/v1", &[kind.as_bytes(), id.as_bytes()])
+}
+
+fn check_binding() -> Vec<u8> {
+    associated_data("hush/root-key-check/v1", &[])
 }
 
 #[cfg(test)]
@@ -83,19 +102,41 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_and_bad_base64() {
-        assert!(matches!(RootKey::from_base64("AAAA"), Err(RootKeyError::Malformed)));
-        assert!(matches!(RootKey::from_base64("not base64!"), Err(RootKeyError::Malformed)));
-        assert!(RootKey::from_base64(&STANDARD.encode([7u8; 32])).is_ok());
+        assert_eq!(RootKey::from_base64("AAAA").err(), Some(MalformedRootKey));
+        assert_eq!(RootKey::from_base64("not base64!").err(), Some(MalformedRootKey));
+        assert!(RootKey::from_base64(&format!("  {}\n", STANDARD.encode([7u8; 32]))).is_ok());
     }
 
     #[test]
-    fn key_file_is_created_once_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("root.key");
-        let first = RootKey::load_or_create(&path).unwrap();
-        let sealed = first.seal_data_key("p1", &DataKey::generate());
-        let second = RootKey::load_or_create(&path).unwrap();
-        assert!(second.open_data_key("p1", &sealed).is_ok());
-        assert!(second.open_data_key("p2", &sealed).is_err());
+    fn the_check_opens_only_with_its_own_key() {
+        let (key, other) = (RootKey::generate(), RootKey::generate());
+        let check = key.seal_check();
+        assert!(key.opens_check(&check));
+        assert!(!other.opens_check(&check));
+        assert!(!key.opens_check(&check[..20]));
+        // A record sealed with the key is not a key check, even with matching bytes.
+        assert!(!key.opens_check(&key.seal_record("", "", CHECK_PLAINTEXT)));
+    }
+
+    #[test]
+    fn resealing_moves_data_keys_and_records_to_the_new_key() {
+        let (old, new) = (RootKey::generate(), RootKey::generate());
+        let sealed = old.seal_data_key("p1", &DataKey::generate());
+        let moved = old.reseal_data_key(&new, "p1", &sealed).unwrap();
+        assert!(new.open_data_key("p1", &moved).is_ok());
+        assert!(old.open_data_key("p1", &moved).is_err());
+        assert_eq!(new.reseal_data_key(&old, "p1", &sealed).err(), Some(CryptoError::Authentication));
+
+        let record = old.seal_record("kind", "id", b"config");
+        let moved = old.reseal_record(&new, "kind", "id", &record).unwrap();
+        assert_eq!(new.open_record("kind", "id", &moved).unwrap().as_slice(), b"config");
+        assert!(old.reseal_record(&new, "kind", "other-id", &record).is_err());
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        let key = RootKey::generate();
+        assert!(RootKey::from_base64(&key.to_base64()).unwrap().is(&key));
+        assert!(!RootKey::generate().is(&key));
     }
 }

@@ -52,7 +52,6 @@ pub struct GatewayState {
     pub store: crate::store::Store,
     pub streams: crate::streams::Streams,
     pub vault: crate::secrets::Vault,
-    pub root_key_verified: probes::RootKeyVerified,
     pub metrics: metrics::Metrics,
 }
 

@@ -2,22 +2,17 @@
 //! JSON body. Liveness says only that the process answers; readiness says whether this instance can serve
 //! requests now, so a balancer sends traffic elsewhere while its database is unreachable.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
 use axum::{Json, extract::State, response::IntoResponse};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
-use tokio::sync::OnceCell;
 
 use super::GatewayState;
 
 /// Bound of each readiness check: a probe must answer before the prober gives up (Kubernetes: 1 s default
 /// timeout is often raised; 2 s keeps a hung database from hanging the probe).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Once the root key has opened a stored key it cannot stop doing so: it is checked until it succeeds.
-#[derive(Clone, Default)]
-pub struct RootKeyVerified(Arc<OnceCell<()>>);
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> Json<Value> {
@@ -41,29 +36,17 @@ async fn check<E: std::fmt::Display>(
     }
 }
 
-/// `GET /readyz`: 200 when the database answers, every migration is applied, the root key opens stored
-/// keys and the event tailer runs; 503 naming what is not.
+/// `GET /readyz`: 200 when the database answers, every migration is applied, the root key opens the stored
+/// key check and the event tailer runs; 503 naming what is not.
 pub async fn readyz(State(state): State<GatewayState>) -> impl IntoResponse {
     let store = &state.store;
     let vault = &state.vault;
-    let verified = &state.root_key_verified;
     let (database, migrations, root_key) = tokio::join!(
         check("database", "unreachable", async { store.conn().ping().await.map(|()| true) }),
         check("migrations", "pending", store.migrations_applied()),
-        check("root_key", "does not open the stored keys", async {
-            verified
-                .0
-                .get_or_try_init(|| async {
-                    match vault.root_key_opens_stored_keys().await {
-                        Ok(true) => Ok(()),
-                        Ok(false) => Err(None),
-                        Err(error) => Err(Some(error)),
-                    }
-                })
-                .await
-                .map(|_| true)
-                .or_else(|error| error.map_or(Ok(false), Err))
-        }),
+        // The start refused a key that does not match; this re-reads the stored check on every probe (one row)
+        // because a rotation by another process while this instance runs makes its key stale.
+        check("root_key", "does not match the data", vault.root_key_matches_data()),
     );
     let tailer = if state.events.tailing() { Ok(()) } else { Err("stopped") };
     let mut checks = Map::new();

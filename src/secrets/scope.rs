@@ -158,11 +158,9 @@ impl EnvScope {
 }
 
 impl Vault {
-    /// Whether the root key opens a stored project data key (true when there is no project yet): a wrong
-    /// `HUSH_ROOT_KEY` starts fine but fails every secret read, so readiness checks it.
-    pub async fn root_key_opens_stored_keys(&self) -> Result<bool, sea_orm::DbErr> {
-        let any = project::Entity::find().one(self.store.conn()).await?;
-        Ok(any.is_none_or(|project| self.data_key(&project).is_ok()))
+    /// Whether the root key opens the stored key check, i.e. still matches the data (readiness).
+    pub async fn root_key_matches_data(&self) -> Result<bool, sea_orm::DbErr> {
+        crate::keys::check::matches(self.store.conn(), &self.root_key).await
     }
 
     /// Opens the project's data key with the root key.

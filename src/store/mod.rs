@@ -7,8 +7,10 @@
 //! `identity::roles`) before anything else, and the rows of the sequence-ordered logs are inserted last, at
 //! commit (see [`WriteTxn::commit`]). Database errors get their meaning in one place, [`DbError`].
 
+pub mod backup;
 pub mod entities;
 mod error;
+mod lock;
 mod migrations;
 
 pub use error::DbError;
@@ -26,6 +28,8 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
+pub use lock::DatabaseLock;
+
 /// PostgreSQL advisory lock key serialising appends to the sequence-ordered logs ("hush" + 1).
 const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
 /// PostgreSQL NOTIFY channel that wakes the event tailers of every instance.
@@ -39,6 +43,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     conn: DatabaseConnection,
+    /// The SQLite database file; `None` on PostgreSQL and for in-memory SQLite.
+    sqlite_file: Option<PathBuf>,
     /// Held for the length of a write transaction on SQLite; `None` on PostgreSQL.
     write_lock: Option<Arc<Mutex<()>>>,
     /// Signalled after a transaction that appended outbox rows commits, to wake this instance's tailer.
@@ -126,7 +132,7 @@ impl WriteTxn {
 
 /// The database file of an SQLite URL (`sqlite://<path>?<options>`); `None` for other databases and for
 /// in-memory SQLite.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let path = url.strip_prefix("sqlite://")?.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
@@ -168,11 +174,21 @@ impl Store {
         migrations::migrate(&conn).await?;
         Ok(Self {
             conn,
+            sqlite_file,
             write_lock,
             outbox_signal: Arc::new(Notify::new()),
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
         })
+    }
+
+    /// Like [`Store::connect`], but refuses an SQLite database file that does not exist yet instead of creating
+    /// it: for maintenance commands, which must not make an empty database out of a mistyped `--data-dir`.
+    pub async fn connect_existing(url: &str) -> Result<Self, DbErr> {
+        if let Some(file) = sqlite_file(url).filter(|file| !file.exists()) {
+            return Err(DbErr::Custom(format!("there is no hush database at {}", file.display())));
+        }
+        Self::connect(url).await
     }
 
     /// Keeps audit entries written from now on for `retention`; in stream-only mode only until every audit

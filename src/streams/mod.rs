@@ -37,8 +37,8 @@ use crate::{
     },
 };
 
-/// Record kind the stream configurations are sealed under.
-const SEAL_KIND: &str = "audit-stream";
+/// Record kind the stream configurations are sealed under (root key rotation re-seals them under it too).
+pub(crate) const SEAL_KIND: &str = "audit-stream";
 /// Longest stream name.
 const MAX_NAME_LEN: usize = 64;
 

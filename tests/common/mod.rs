@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod cli;
+pub mod deployment;
 pub mod events;
 pub mod members;
 pub mod raw;
@@ -154,12 +155,12 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => {
                 let (server_url, name) = fresh_postgres_database().await;
-                config.database_url = Some(with_database(&server_url, &name));
+                config.storage.database_url = Some(with_database(&server_url, &name));
                 Some((server_url, name))
             }
         };
         adjust(&mut config);
-        let database_url = config.database_url();
+        let database_url = config.storage.database_url();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let server = Server::prepare(config).await.expect("server prepares");
@@ -187,8 +188,8 @@ impl TestServer {
     ) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServeConfig::with_data_dir(data_dir.path().to_path_buf());
-        config.database_url = Some(database_url.to_owned());
-        config.root_key = Some(root_key.to_owned());
+        config.storage.database_url = Some(database_url.to_owned());
+        config.key.root_key = Some(root_key.to_owned());
         adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -279,21 +280,6 @@ impl Drop for TestServer {
     }
 }
 
-/// Drops a test's PostgreSQL database. Called from `Drop`, inside the test's runtime, which cannot block on
-/// itself: so on a thread with a runtime of its own.
-fn drop_postgres_database(server_url: String, name: String) {
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
-            if let Ok(admin) = Database::connect(&server_url).await {
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-            }
-        });
-    })
-    .join()
-    .ok();
-}
-
 /// An empty database of a test's own: a file in a temp dir, or a fresh PostgreSQL database dropped afterwards.
 pub struct ScratchDatabase {
     pub url: String,
@@ -323,6 +309,21 @@ impl Drop for ScratchDatabase {
             drop_postgres_database(server_url, name);
         }
     }
+}
+
+/// Drops a test's PostgreSQL database, from a `Drop` impl: drop runs inside the test's runtime, which cannot
+/// block on itself, so this uses a thread with its own.
+pub fn drop_postgres_database(server_url: String, name: String) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            if let Ok(admin) = Database::connect(&server_url).await {
+                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            }
+        });
+    })
+    .join()
+    .ok();
 }
 
 /// Creates a secret as the given client; panics on failure.

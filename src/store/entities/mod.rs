@@ -15,6 +15,7 @@ pub mod outbox_state;
 pub mod project;
 pub mod project_membership;
 pub mod role;
+pub mod root_key_check;
 pub mod secret;
 pub mod secret_import;
 pub mod secret_version;

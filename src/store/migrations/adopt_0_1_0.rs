@@ -10,7 +10,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransactio
 use sea_orm_migration::{MigrationName, SchemaManager, seaql_migrations};
 
 /// What 0.1.0 recorded, in order.
-const DEVELOPMENT: [&str; 6] = [
+pub(super) const DEVELOPMENT: [&str; 6] = [
     "m0001_foundation",
     "m0002_permissions",
     "m0003_events",

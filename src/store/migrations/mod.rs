@@ -12,6 +12,7 @@
 
 mod adopt_0_1_0;
 mod m0001_schema_0_1_0;
+mod m0002_root_key_check;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use sea_orm_migration::prelude::*;
@@ -24,8 +25,15 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_schema_0_1_0::Migration)]
+        vec![Box::new(m0001_schema_0_1_0::Migration), Box::new(m0002_root_key_check::Migration)]
     }
+}
+
+/// The migration records a database may hold for this build to open it: its own migrations, and 0.1.0's
+/// development records (adopted at start).
+pub fn names() -> Vec<String> {
+    let own = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect::<Vec<_>>();
+    own.into_iter().chain(adopt_0_1_0::DEVELOPMENT.iter().map(|name| (*name).to_owned())).collect()
 }
 
 /// Brings the database to the newest schema: adopts a 0.1.0 database's records, then applies what is pending.
