@@ -39,9 +39,11 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     let mut server = TestServer::start(backend).await;
     let worker = new_member(&server, "worker", "").await;
     server.halt().await;
-    // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name.
+    // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name; and
+    // nothing newer than 0.1.0 (the root key check).
     let db = server.raw_db().await;
     for sql in [
+        r#"DROP TABLE root_key_check"#,
         r#"DROP INDEX "idx-identities-org_id-name""#,
         r#"DROP INDEX "idx-access_tokens-client_secret_id""#,
         r#"ALTER TABLE access_tokens DROP COLUMN client_secret_id"#,
@@ -58,7 +60,9 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     db.execute_raw(Statement::from_sql_and_values(backend_kind, sql, [worker.id.clone().into()])).await.unwrap();
 
     let upgraded = server.join(|_| {}).await;
-    assert_eq!(recorded(&db).await, ["m0001_schema_0_1_0"], "recorded as migration 1 once upgraded");
+    let records = recorded(&db).await;
+    assert_eq!(records.first().map(String::as_str), Some("m0001_schema_0_1_0"), "recorded as migration 1: {records:?}");
+    assert!(!records.iter().any(|r| development.contains(r)), "no development record is left: {records:?}");
     let names = db
         .query_all_raw(Statement::from_string(backend_kind, "SELECT name FROM identities ORDER BY name".to_owned()))
         .await
