@@ -460,9 +460,6 @@ async fn data_without_a_key_check_is_checked_against_its_sealed_values(backend: 
     assert_refused(&refused.stderr, "does not match this data", &[&wrong, &right]);
 }
 
-/// The PostgreSQL advisory lock key of the database lock (`src/store/lock.rs`).
-const DATABASE_LOCK: i64 = 0x6875_7368_0002;
-
 async fn a_server_waits_for_an_offline_operation(backend: Backend) {
     let (data, bootstrap, seeded, _) = seeded_deployment(backend, None).await;
     // Hold the lock as `hush keys rotate` does.
@@ -476,7 +473,7 @@ async fn a_server_waits_for_an_offline_operation(backend: Backend) {
         }
         Backend::Postgres => {
             let db = sea_orm::Database::connect(options).await.unwrap();
-            db.execute_unprepared(&format!("SELECT pg_advisory_lock({DATABASE_LOCK})")).await.unwrap();
+            db.execute_unprepared(&format!("SELECT pg_advisory_lock({})", hush::store::DATABASE_LOCK)).await.unwrap();
             Some(db)
         }
     };

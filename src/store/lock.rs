@@ -15,7 +15,7 @@ use sea_orm::{DbBackend, DbErr, sqlx};
 use super::Store;
 
 /// PostgreSQL advisory lock key of the database lock ("hush" + 3).
-const DATABASE_LOCK: i64 = 0x6875_7368_0003;
+pub const DATABASE_LOCK: i64 = 0x6875_7368_0003;
 /// What a server logs while an offline operation holds the lock.
 const WAITING: &str = "waiting for an offline operation on this database (hush keys rotate) to finish";
 

@@ -28,7 +28,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
-pub use lock::DatabaseLock;
+pub use lock::{DATABASE_LOCK, DatabaseLock};
 
 /// PostgreSQL advisory lock key serialising appends to the sequence-ordered logs ("hush" + 1).
 const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
