@@ -8,18 +8,14 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use common::{
-    Authed, Backend, Bearer,
+    Authed, Backend,
     serve_binary::ServeProcess,
     stored::{audited, evented, texts},
 };
-use hush::pb::{
-    self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
-    secrets_service_client::SecretsServiceClient,
-};
+use hush::pb::{self, projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use sea_orm::Database;
 use tokio::task::JoinSet;
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 backend_tests!(cancelled_writes_leave_no_transaction_open_and_nothing_half_written);
 
@@ -59,8 +55,7 @@ fn value(i: usize) -> String {
 }
 
 async fn connect(url: &str, token: &str) -> SecretsServiceClient<Authed> {
-    let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.expect("connect");
-    SecretsServiceClient::new(InterceptedService::new(channel, Bearer::new(token)))
+    SecretsServiceClient::new(common::authed(url, token).await)
 }
 
 /// Sends request `i` and gives it `delay`; true when it was answered OK in time, false when it was cancelled
@@ -121,21 +116,17 @@ async fn send(mut client: SecretsServiceClient<Authed>, project: &str, i: usize,
 async fn cancelled_writes_leave_no_transaction_open_and_nothing_half_written(backend: Backend) {
     let server = ServeProcess::start(backend).await;
     let bootstrap = server.bootstrap();
-    let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
-    let login = pb::LoginRequest { client_id: bootstrap.client_id, client_secret: bootstrap.client_secret };
-    let token = IdentityServiceClient::new(channel).login(login).await.unwrap().into_inner().access_token;
+    let login = common::login(&server.url(), &bootstrap.client_id, &bootstrap.client_secret).await;
+    let token = login.unwrap().access_token;
     let shared = connect(&server.url(), &token).await;
-    let project = ProjectsServiceClient::new(InterceptedService::new(
-        Channel::from_shared(server.url()).unwrap().connect().await.unwrap(),
-        Bearer::new(&token),
-    ))
-    .create_project(pb::CreateProjectRequest { name: "cancelled".into() })
-    .await
-    .unwrap()
-    .into_inner()
-    .project
-    .unwrap()
-    .id;
+    let project = ProjectsServiceClient::new(common::authed(&server.url(), &token).await)
+        .create_project(pb::CreateProjectRequest { name: "cancelled".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap()
+        .id;
     // What the updates and deletes work on.
     let mut setup = shared.clone();
     let deleted = (0..REQUESTS).filter(|i| kind(*i) == Kind::Delete).map(key);
