@@ -57,12 +57,7 @@ impl Store {
     pub async fn lock_shared(&self) -> Result<DatabaseLock, DbErr> {
         Ok(match self.backend() {
             DbBackend::Postgres => {
-                let mut conn = self.dedicated_postgres_connection().await?;
-                let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)")
-                    .bind(DATABASE_LOCK)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| lock_error("pg_try_advisory_lock_shared", e))?;
+                let (mut conn, taken) = self.try_postgres_lock("SELECT pg_try_advisory_lock_shared($1)").await?;
                 if !taken {
                     tracing::info!("{WAITING}");
                     sqlx::query("SELECT pg_advisory_lock_shared($1)")
@@ -97,12 +92,7 @@ impl Store {
     pub async fn try_lock_exclusive(&self) -> Result<Option<DatabaseLock>, DbErr> {
         Ok(Some(match self.backend() {
             DbBackend::Postgres => {
-                let mut conn = self.dedicated_postgres_connection().await?;
-                let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(DATABASE_LOCK)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| lock_error("pg_try_advisory_lock", e))?;
+                let (conn, taken) = self.try_postgres_lock("SELECT pg_try_advisory_lock($1)").await?;
                 if !taken {
                     return Ok(None);
                 }
@@ -119,10 +109,18 @@ impl Store {
         }))
     }
 
-    /// A PostgreSQL connection outside the pool, so the session lock on it lives exactly as long as the holder.
-    async fn dedicated_postgres_connection(&self) -> Result<sqlx::PgConnection, DbErr> {
+    /// Tries the advisory lock with `query` (`pg_try_advisory_lock` or its `_shared` form) on a PostgreSQL
+    /// connection outside the pool, so the session lock on it lives exactly as long as the holder; the
+    /// connection and whether the lock was taken.
+    async fn try_postgres_lock(&self, query: &'static str) -> Result<(sqlx::PgConnection, bool), DbErr> {
         let pooled =
             self.conn.get_postgres_connection_pool().acquire().await.map_err(|e| lock_error("connecting", e))?;
-        Ok(pooled.detach())
+        let mut conn = pooled.detach();
+        let taken: bool = sqlx::query_scalar(query)
+            .bind(DATABASE_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| lock_error(query, e))?;
+        Ok((conn, taken))
     }
 }
