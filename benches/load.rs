@@ -679,15 +679,31 @@ enum Op {
     Create,
     Update,
     Read,
+    /// `grpc.health.v1.Health/Check`: the cheapest gRPC request the server answers.
+    HealthCheck,
+    /// GetSecret as JSON: `POST /hush.v1.SecretsService/GetSecret` over HTTP/1.1.
+    JsonRead,
+    /// `GET /healthz` over HTTP/1.1: the cheapest HTTP request the server answers.
+    Healthz,
 }
 
-async fn throughput(server: &ServerProcess, ops: usize) -> Result<Vec<Phase>> {
+/// The throughput phases, with the ceilings their ratios are taken against measured in the same run.
+struct Throughput {
+    phases: Vec<Phase>,
+    /// Index into `phases` of GetSecret over gRPC, its ceiling, JSON GetSecret, its ceiling, and the writes.
+    grpc_read: usize,
+    grpc_ceiling: usize,
+    json_read: usize,
+    json_ceiling: usize,
+    writes: usize,
+}
+
+async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
     let load = LoadClients::connect(server).await?;
     // Half the writes create keys and half update them, so both write paths are measured on distinct keys.
     let creates = ops / 2;
     let create = load.run("CreateSecret", Op::Create, creates, creates).await?;
     let update = load.run("UpdateSecret", Op::Update, ops - creates, creates).await?;
-    let read = load.run("GetSecret", Op::Read, ops, creates).await?;
     let writes = Phase {
         name: "writes (create + update)",
         requests: create.requests + update.requests,
@@ -695,14 +711,36 @@ async fn throughput(server: &ServerProcess, ops: usize) -> Result<Vec<Phase>> {
         latencies: create.latencies.iter().chain(&update.latencies).copied().collect(),
         cpu: create.cpu.plus(&update.cpu),
     };
-    Ok(vec![create, update, writes, read])
+    // Reads are cheap: ten times as many, so each phase lasts long enough to measure.
+    let reads = ops * 10;
+    let health = load.run("grpc.health.v1.Health/Check", Op::HealthCheck, reads, creates).await?;
+    let read = load.run("GetSecret (gRPC)", Op::Read, reads, creates).await?;
+    let healthz = load.run("GET /healthz", Op::Healthz, reads, creates).await?;
+    let json_read = load.run("GetSecret (JSON)", Op::JsonRead, reads, creates).await?;
+    Ok(Throughput {
+        phases: vec![create, update, writes, health, read, healthz, json_read],
+        writes: 2,
+        grpc_ceiling: 3,
+        grpc_read: 4,
+        json_ceiling: 5,
+        json_read: 6,
+    })
+}
+
+/// One load client: a gRPC connection of its own (secrets and health share it).
+#[derive(Clone)]
+struct LoadClient {
+    secrets: Secrets,
+    health: HealthClient<Authed>,
 }
 
 /// The concurrent clients of the throughput phases.
 struct LoadClients {
     session: Arc<Session>,
-    clients: Vec<Secrets>,
+    clients: Vec<LoadClient>,
     server_pid: u32,
+    /// `host:port` of the server, for the HTTP/1.1 phases.
+    address: String,
 }
 
 impl LoadClients {
@@ -710,26 +748,38 @@ impl LoadClients {
         let session = Arc::new(Session::open(server).await?);
         let mut clients = Vec::with_capacity(THROUGHPUT_CLIENTS);
         for client in 0..THROUGHPUT_CLIENTS {
-            let mut secrets = session.secrets().await?;
+            let authed = session.authed().await?;
+            let mut secrets = SecretsServiceClient::new(authed.clone());
             // Untimed first call per connection: authentication and HTTP/2 setup paths are warm for the phases.
             session.create(&mut secrets, THROUGHPUT_PATH, &format!("WARM_{client}")).await?;
-            clients.push(secrets);
+            clients.push(LoadClient { secrets, health: HealthClient::new(authed) });
         }
-        Ok(Self { session, clients, server_pid: server.pid })
+        let address = server.url.trim_start_matches("http://").to_owned();
+        Ok(Self { session, clients, server_pid: server.pid, address })
     }
 
     /// Splits `requests` round-robin over the clients, which run concurrently, each waiting for its previous
     /// answer before the next request; request `i` touches key `i % keys`.
     async fn run(&self, name: &'static str, op: Op, requests: usize, keys: usize) -> Result<Phase> {
+        // HTTP/1.1 connections are opened before the clock starts, like the gRPC ones.
+        let mut http = Vec::new();
+        if matches!(op, Op::JsonRead | Op::Healthz) {
+            for _ in 0..THROUGHPUT_CLIENTS {
+                http.push(Some(HttpClient::connect(&self.address, &self.session.token).await?));
+            }
+        } else {
+            http.resize_with(THROUGHPUT_CLIENTS, || None);
+        }
         let cpu = CpuMeter::start(self.server_pid)?;
         let started = Instant::now();
         let tasks: Vec<JoinHandle<Result<Vec<Duration>>>> = self
             .clients
             .iter()
+            .zip(http)
             .enumerate()
-            .map(|(first, client)| {
+            .map(|(first, (client, http))| {
                 let indices = (first..requests).step_by(THROUGHPUT_CLIENTS);
-                tokio::spawn(one_client(self.session.clone(), client.clone(), op, indices, keys))
+                tokio::spawn(one_client(self.session.clone(), client.clone(), http, op, indices, keys))
             })
             .collect();
         let mut latencies = Vec::with_capacity(requests);
@@ -743,7 +793,8 @@ impl LoadClients {
 /// Makes one client's share of a phase's requests in sequence; returns each request's latency.
 async fn one_client(
     session: Arc<Session>,
-    mut client: Secrets,
+    mut client: LoadClient,
+    mut http: Option<HttpClient>,
     op: Op,
     indices: impl Iterator<Item = usize>,
     keys: usize,
@@ -752,14 +803,63 @@ async fn one_client(
     for i in indices {
         let key = format!("K{:06}", i % keys);
         let at = Instant::now();
-        match op {
-            Op::Create => session.create(&mut client, THROUGHPUT_PATH, &key).await?,
-            Op::Update => session.update(&mut client, THROUGHPUT_PATH, &key).await?,
-            Op::Read => session.read(&mut client, THROUGHPUT_PATH, &key).await?,
+        match (op, http.as_mut()) {
+            (Op::Create, _) => session.create(&mut client.secrets, THROUGHPUT_PATH, &key).await?,
+            (Op::Update, _) => session.update(&mut client.secrets, THROUGHPUT_PATH, &key).await?,
+            (Op::Read, _) => session.read(&mut client.secrets, THROUGHPUT_PATH, &key).await?,
+            (Op::HealthCheck, _) => {
+                let status = client.health.check(HealthCheckRequest { service: String::new() }).await?;
+                ensure!(status.into_inner().status() == ServingStatus::Serving, "health check: not serving");
+            }
+            (Op::JsonRead, Some(http)) => http.get_secret(&session.project, THROUGHPUT_PATH, &key).await?,
+            (Op::Healthz, Some(http)) => http.healthz().await?,
+            (Op::JsonRead | Op::Healthz, None) => bail!("HTTP phase without an HTTP connection"),
         }
         latencies.push(at.elapsed());
     }
     Ok(latencies)
+}
+
+/// One keep-alive HTTP/1.1 connection (the JSON gateway and `/healthz`).
+struct HttpClient {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    authorization: String,
+    host: String,
+}
+
+impl HttpClient {
+    async fn connect(address: &str, token: &str) -> Result<Self> {
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self { sender, authorization: format!("Bearer {token}"), host: address.to_owned() })
+    }
+
+    async fn send(&mut self, request: http::request::Builder, body: Vec<u8>) -> Result<()> {
+        let request =
+            request.header(http::header::HOST, &self.host).body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        // Read the whole body, as a client would, before the next request on the connection.
+        let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes();
+        ensure!(status.is_success(), "HTTP {status}: {}", String::from_utf8_lossy(&body));
+        Ok(())
+    }
+
+    async fn get_secret(&mut self, project: &str, path: &str, key: &str) -> Result<()> {
+        let body =
+            serde_json::json!({ "projectId": project, "environment": ENVIRONMENT, "secretPath": path, "key": key });
+        let request = http::Request::post("/hush.v1.SecretsService/GetSecret")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::AUTHORIZATION, &self.authorization);
+        self.send(request, serde_json::to_vec(&body)?).await.with_context(|| format!("JSON GetSecret {path}/{key}"))
+    }
+
+    async fn healthz(&mut self) -> Result<()> {
+        self.send(http::Request::get("/healthz"), Vec::new()).await.context("GET /healthz")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -881,15 +981,47 @@ fn percentiles(summary: &Option<Summary>) -> [String; 3] {
     }
 }
 
-fn render(backend: Backend, fanouts: &[FanoutResult], phases: &[Phase], load_before: &str, load_after: &str) -> String {
+fn render(
+    backend: Backend,
+    fanouts: &[FanoutResult],
+    phases: &Throughput,
+    load_before: &str,
+    load_after: &str,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n## {}\n", backend.name());
     let _ = writeln!(out, "Load average (1/5/15 min) before: {load_before}; after: {load_after}.\n");
     if !fanouts.is_empty() {
         render_fanouts(&mut out, fanouts);
     }
-    render_phases(&mut out, phases);
+    render_goals(&mut out, phases);
+    render_phases(&mut out, &phases.phases);
     out
+}
+
+/// The figures of the throughput goal (docs/BENCHMARKS.md), each from this run.
+fn render_goals(out: &mut String, t: &Throughput) {
+    let rate = |i: usize| t.phases[i].requests as f64 / t.phases[i].wall.as_secs_f64();
+    let [_, grpc_p99, _] = percentiles(&Summary::of(t.phases[t.grpc_read].latencies.clone()));
+    let _ = writeln!(out, "Goal figures (this run):\n");
+    let _ = writeln!(out, "| figure | value |\n|---|---:|");
+    let _ = writeln!(out, "| GetSecret over gRPC (ops/s, p99 ms) | {:.0}, {grpc_p99} |", rate(t.grpc_read));
+    let _ = writeln!(out, "| GetSecret over JSON (ops/s) | {:.0} |", rate(t.json_read));
+    let _ = writeln!(out, "| writes, CreateSecret + UpdateSecret (ops/s) | {:.0} |", rate(t.writes));
+    let _ = writeln!(
+        out,
+        "| ceiling ratio gRPC: GetSecret ÷ Health/Check | {:.2} ({:.0} ÷ {:.0}) |",
+        rate(t.grpc_read) / rate(t.grpc_ceiling),
+        rate(t.grpc_read),
+        rate(t.grpc_ceiling)
+    );
+    let _ = writeln!(
+        out,
+        "| ceiling ratio JSON: GetSecret ÷ GET /healthz | {:.2} ({:.0} ÷ {:.0}) |\n",
+        rate(t.json_read) / rate(t.json_ceiling),
+        rate(t.json_read),
+        rate(t.json_ceiling)
+    );
 }
 
 fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {

@@ -86,7 +86,7 @@ impl Server {
             .with_audit_settings(config.audit_retention, config.audit_storage == AuditStorage::Off);
         // Held while this server runs, so `hush keys rotate` cannot re-seal the data under it; taken before the
         // key check, so no rotation slips in between.
-        let database_lock = store.lock_shared().await?;
+        let database_lock = store.lock_for_serving().await?;
         let root_key = Arc::new(keys::for_serving(&store, &config.key, &config.storage.data_dir).await?);
         let bootstrap_file = identity::bootstrap(&store, &config.storage.data_dir).await?;
         let vault = Vault::new(store.clone(), root_key.clone());

@@ -199,13 +199,18 @@ async fn reqwest_like_preflight(server: &TestServer) -> (http::StatusCode, Strin
 #[tokio::test]
 async fn bootstrap_happens_once_and_is_private() {
     use std::os::unix::fs::PermissionsExt;
-    let server = TestServer::start(Backend::Sqlite).await;
+    let mut server = TestServer::start(Backend::Sqlite).await;
     let dir = server.data_dir.path().to_path_buf();
     for file in ["bootstrap.json", "root.key"] {
         let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} is readable by its owner only");
     }
     let before = std::fs::read(dir.join("bootstrap.json")).unwrap();
+    // One server per SQLite file: its writer and its in-memory permission version assume it is the only one.
+    let refused = hush::server::Server::prepare(hush::config::ServeConfig::with_data_dir(dir.clone())).await;
+    let error = refused.err().expect("a second server on the same SQLite database is refused").to_string();
+    assert!(error.contains("another hush server uses this SQLite database"), "{error}");
+    server.halt().await;
     // A second start on the same data dir keeps the org and does not write new credentials.
     let again = hush::server::Server::prepare(hush::config::ServeConfig::with_data_dir(dir.clone())).await.unwrap();
     assert!(again.bootstrap_file.is_none());

@@ -19,7 +19,7 @@ use crate::{
         AuditActor, RequestMeta, TrustedProxies,
         denials::{self, DenialAudit},
     },
-    identity::{self, Principal},
+    identity::{self, Principal, TokenCache},
     store::Store,
 };
 
@@ -61,12 +61,18 @@ pub struct AuthLayer {
     store: Store,
     trusted_proxies: Arc<TrustedProxies>,
     denials: Arc<DenialAudit>,
+    tokens: Arc<TokenCache>,
 }
 
 impl AuthLayer {
     /// Authenticates against the tokens in `store`; client IPs from `X-Forwarded-For` only via `trusted_proxies`.
     pub fn new(store: Store, trusted_proxies: TrustedProxies) -> Self {
-        Self { denials: Arc::new(DenialAudit::new(store.clone())), store, trusted_proxies: Arc::new(trusted_proxies) }
+        Self {
+            denials: Arc::new(DenialAudit::new(store.clone())),
+            store,
+            trusted_proxies: Arc::new(trusted_proxies),
+            tokens: Arc::default(),
+        }
     }
 }
 
@@ -79,6 +85,7 @@ impl<S> Layer<S> for AuthLayer {
             store: self.store.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             denials: self.denials.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -90,6 +97,7 @@ pub struct Authenticate<S> {
     store: Store,
     trusted_proxies: Arc<TrustedProxies>,
     denials: Arc<DenialAudit>,
+    tokens: Arc<TokenCache>,
 }
 
 /// Prefix of the HTTP gateway's routes, which answer errors as JSON rather than gRPC status.
@@ -126,6 +134,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
         let denials = self.denials.clone();
+        let tokens = self.tokens.clone();
         let peer = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr);
         let meta = RequestMeta::from_request(request.headers(), peer, &self.trusted_proxies);
         request.extensions_mut().insert(meta.clone());
@@ -138,7 +147,7 @@ where
                 let status = Status::unauthenticated("missing bearer token: send 'authorization: Bearer <token>'");
                 return Ok(reject(&path, status));
             };
-            let mut principal = match identity::authenticate(&store, token).await {
+            let mut principal = match tokens.authenticate(&store, token).await {
                 Ok(Ok(principal)) => principal,
                 Ok(Err(rejected)) => {
                     if let Some(owner) = &rejected.owner {

@@ -110,12 +110,7 @@ impl DenialAudit {
         if suppressed > 0 {
             metadata["suppressedBefore"] = json!(suppressed);
         }
-        let written = async {
-            let txn = self.store.begin_write().await?;
-            super::record_as(&txn, actor, meta, Entry::org(event_type, metadata));
-            txn.commit().await
-        };
-        if let Err(error) = written.await {
+        if let Err(error) = super::record_alone(&self.store, actor, meta, Entry::org(event_type, metadata)).await {
             tracing::warn!(%error, event_type, "could not audit a denied request");
         }
     }

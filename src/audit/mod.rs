@@ -1,5 +1,6 @@
 //! Audit logs (docs/ARCHITECTURE.md): every action, reads too, recorded with who, from where, what and when.
-//! Writes record their entry in the same transaction as the change; reads record theirs right after.
+//! Writes record their entry in the same transaction as the change; reads record theirs before they answer,
+//! in groups (see `store::audit_appender`).
 //! Entries never contain a secret value.
 
 pub mod caps;
@@ -96,9 +97,19 @@ pub fn record_as(txn: &WriteTxn, actor: &AuditActor, meta: &RequestMeta, entry: 
     txn.append_audit(row(actor, meta, entry, txn.audit_retention()));
 }
 
-/// Records an entry for a read, in a transaction of its own.
+/// Records an entry for a read: durable when this returns, committed together with the entries of
+/// concurrent reads (see `store::audit_appender`).
 pub async fn record_read(store: &Store, caller: &Principal, entry: Entry<'_>) -> Result<(), DbErr> {
-    let txn = store.begin_write().await?;
-    record(&txn, caller, entry);
-    txn.commit().await
+    record_alone(store, &caller.into(), &caller.meta, entry).await
+}
+
+/// Records an entry that belongs to no write (a read, a refusal) for an explicit actor; durable when this
+/// returns.
+pub async fn record_alone(
+    store: &Store,
+    actor: &AuditActor,
+    meta: &RequestMeta,
+    entry: Entry<'_>,
+) -> Result<(), DbErr> {
+    store.append_audit(row(actor, meta, entry, store.audit_retention())).await
 }

@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, outbox};
-use crate::{identity::access, store::Store};
+use crate::store::Store;
 
 /// Events buffered for local subscriptions. A subscription that falls further behind is caught up from the
 /// outbox, so this bounds memory, not correctness.
@@ -58,7 +58,7 @@ impl EventHub {
     ) -> Result<Self, sea_orm::DbErr> {
         let head = outbox::head(store.conn()).await?;
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let version = access::current_version(store.conn()).await?;
+        let version = store.permission_version().await?;
         let (authz_tx, authz) = watch::channel(version);
         let tailing = Arc::new(AtomicBool::new(true));
         tokio::spawn(tail(store.clone(), live.clone(), head, tailing.clone(), shutdown.clone()));
@@ -162,7 +162,7 @@ async fn watch_authz(store: Store, version: watch::Sender<i64>, shutdown: Cancel
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match access::current_version(store.conn()).await {
+        match store.permission_version().await {
             Ok(current) => {
                 version.send_if_modified(|seen| std::mem::replace(seen, current) != current);
             }

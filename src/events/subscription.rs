@@ -72,7 +72,7 @@ impl EventHub {
             .one(db)
             .await?
             .ok_or_else(not_found)?;
-        let grants = access::project_grants(db, &caller, &project.id).await?;
+        let grants = access::cached_project_grants(db, &caller, &project.id).await?;
         // A project the caller is not a member of answers like an unknown id.
         if !crate::secrets::sees_project(&grants) {
             return Err(not_found());

@@ -12,7 +12,10 @@ use super::{
     Principal, escalation,
     policy::{self, Action, Policy, RawPolicy, Resource, Subject},
 };
-use crate::store::entities::{authz_version, identity, project_membership, role};
+use crate::store::{
+    WriteTxn,
+    entities::{authz_version, identity, project_membership, role},
+};
 
 /// The org role that is admin in every project.
 pub(super) const ORG_ADMIN: &str = "admin";
@@ -167,18 +170,32 @@ pub async fn project_grants(
     Ok(Grants::new(project_role_policies(db, &caller.org_id, &membership.role_id).await?))
 }
 
-/// Increments the permission version in the caller's transaction (see `authz_version`).
-pub async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+/// Like [`project_grants`], remembered in the caller's [`AccessMemo`](super::AccessMemo) for the rest of its
+/// token's life at the current permission version. Only for checks against the state at the start of a
+/// request; the no-escalation checks of identity management read the database.
+pub async fn cached_project_grants(
+    db: &impl ConnectionTrait,
+    caller: &Principal,
+    project_id: &str,
+) -> Result<Grants, sea_orm::DbErr> {
+    let Some(memo) = &caller.memo else { return project_grants(db, caller, project_id).await };
+    if let Some(grants) = memo.project(project_id) {
+        return Ok(grants);
+    }
+    let grants = project_grants(db, caller, project_id).await?;
+    memo.remember(project_id, &grants);
+    Ok(grants)
+}
+
+/// Increments the permission version in the caller's transaction (see `authz_version` and
+/// [`Store::permission_version`](crate::store::Store::permission_version)).
+pub async fn bump_version(txn: &WriteTxn) -> Result<(), sea_orm::DbErr> {
     use sea_orm::sea_query::{Expr, ExprTrait};
     authz_version::Entity::update_many()
         .col_expr(authz_version::Column::Version, Expr::col(authz_version::Column::Version).add(1))
         .filter(authz_version::Column::Id.eq(1))
-        .exec(db)
+        .exec(&**txn)
         .await?;
+    txn.permissions_changed();
     Ok(())
-}
-
-/// The current permission version.
-pub async fn current_version(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
-    Ok(authz_version::Entity::find_by_id(1).one(db).await?.map_or(0, |row| row.version))
 }

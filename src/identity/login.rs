@@ -160,11 +160,14 @@ impl From<RejectedToken> for IdentityError {
     }
 }
 
-/// Resolves a bearer token to the identity behind it. Revocation and identity deletion apply to the next call
-/// because nothing is cached.
-pub async fn authenticate(store: &Store, token: &str) -> Result<Result<Principal, RejectedToken>, IdentityError> {
+/// Resolves a bearer token, by its stored hash, to the identity behind it (from the database; see
+/// [`TokenCache`](super::TokenCache) for the cached way requests take).
+pub(super) async fn authenticate_hash(
+    store: &Store,
+    token_hash: &str,
+) -> Result<Result<Principal, RejectedToken>, IdentityError> {
     let found = access_token::Entity::find()
-        .filter(access_token::Column::TokenHash.eq(credentials::hash(token)))
+        .filter(access_token::Column::TokenHash.eq(token_hash))
         .find_also_related(identity::Entity)
         .one(store.conn())
         .await?;
@@ -180,6 +183,7 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Result<Principal
         token_id: token_row.id,
         token_expires_at: token_row.expires_at,
         meta: Default::default(),
+        memo: None,
     }))
 }
 

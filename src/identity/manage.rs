@@ -191,7 +191,7 @@ impl Identities {
         no_escalation::require_holds_all_of(&*txn, caller, &row).await?;
         let entry = Entry::org("delete-identity", json!({ "identityId": row.id, "name": row.name }));
         row.delete(&*txn).await?;
-        bump_version(&*txn).await?;
+        bump_version(&txn).await?;
         // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
         audit::record(&txn, caller, entry);
         txn.commit().await?;
@@ -269,7 +269,7 @@ impl Identities {
             active.update(&*txn).await?;
         }
         let tokens = revoke_tokens(&*txn, access_token::Column::ClientSecretId.eq(secret_id), now).await?;
-        bump_version(&*txn).await?;
+        bump_version(&txn).await?;
         audit::record(
             &txn,
             caller,
@@ -292,7 +292,7 @@ impl Identities {
             no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
         }
         let tokens = revoke_tokens(&*txn, access_token::Column::IdentityId.eq(&identity.id), Utc::now()).await?;
-        bump_version(&*txn).await?;
+        bump_version(&txn).await?;
         let entry = json!({ "identityId": identity.id, "tokensRevoked": tokens });
         audit::record(&txn, caller, Entry::org("revoke-identity-tokens", entry));
         txn.commit().await?;
@@ -316,7 +316,7 @@ impl Identities {
             let mut active = row.into_active_model();
             active.revoked_at = Set(Some(Utc::now()));
             active.update(&*txn).await?;
-            bump_version(&*txn).await?;
+            bump_version(&txn).await?;
         }
         audit::record(&txn, caller, Entry::org("revoke-token", json!({ "ownToken": token.is_empty() })));
         txn.commit().await?;

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod bootstrap;
+mod cache;
 mod credentials;
 mod escalation;
 pub mod glob;
@@ -20,13 +21,14 @@ use crate::store::DbError;
 
 pub use access::{Denied, Grants};
 pub use bootstrap::{BootstrapCredentials, bootstrap};
-pub use login::{LoginOutcome, RejectedToken, authenticate, login, revalidate};
+pub use cache::{AccessMemo, TokenCache};
+pub use login::{LoginOutcome, RejectedToken, login, revalidate};
 pub use login_throttle::LoginThrottle;
 pub use manage::{ClientSecretRecord, IdentityPage, IdentityRecord, NewClientSecret};
 pub use roles::{RoleRecord, add_membership};
 
 /// Who is calling: resolved once per request from the bearer token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// The identity's id.
     pub identity_id: String,
@@ -40,6 +42,9 @@ pub struct Principal {
     pub token_expires_at: chrono::DateTime<chrono::Utc>,
     /// Where the request came from, for audit entries.
     pub meta: crate::audit::RequestMeta,
+    /// The grants this token's requests learned at the permission version its request started at; `None`
+    /// outside the request path (long-lived streams re-check from the database).
+    pub memo: Option<std::sync::Arc<AccessMemo>>,
 }
 
 /// Errors of the identity module.

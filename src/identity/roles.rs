@@ -192,7 +192,7 @@ impl Identities {
         active.description = Set(description.to_owned());
         active.policies = Set(stored_form(&validated));
         let row = active.update(&*txn).await?;
-        bump_version(&*txn).await?;
+        bump_version(&txn).await?;
         audit::record(
             &txn,
             caller,
@@ -235,7 +235,7 @@ impl Identities {
         }
         let entry = Entry::org("delete-role", json!({ "roleId": row.id, "name": row.name }));
         row.delete(&*txn).await?;
-        bump_version(&*txn).await?;
+        bump_version(&txn).await?;
         // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
         audit::record(&txn, caller, entry);
         txn.commit().await?;
@@ -291,7 +291,7 @@ impl Identities {
             mine.require_covers(&given, &format!("role '{role_id}'"))?;
             add_membership(&*txn, &project.id, &member.id, role_id).await?;
         }
-        bump_version(&*txn).await?;
+        bump_version(&txn).await?;
         let entry = json!({ "identityId": member.id, "roleId": role_id.unwrap_or_default() });
         audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry));
         txn.commit().await?;

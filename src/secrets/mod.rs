@@ -8,6 +8,7 @@ mod imports;
 mod listing;
 mod projects;
 mod scope;
+mod scope_cache;
 mod subtree;
 pub mod validate;
 mod values;
@@ -79,11 +80,12 @@ impl From<DbErr> for SecretsError {
 pub struct Vault {
     store: Store,
     root_key: Arc<RootKey>,
+    scopes: Arc<scope_cache::ScopeCache>,
 }
 
 impl Vault {
     /// A vault over `store`, sealing project keys with `root_key`.
     pub fn new(store: Store, root_key: Arc<RootKey>) -> Self {
-        Self { store, root_key }
+        Self { store, root_key, scopes: Arc::default() }
     }
 }

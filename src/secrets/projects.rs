@@ -174,6 +174,8 @@ impl Vault {
         let entry = Entry::project("delete-project", &scope.project.id, json!({ "name": scope.project.name }));
         audit::record(&txn, caller, entry);
         scope.project.clone().delete(&*txn).await?;
+        // Memberships went with it, and cached scopes must not outlive it.
+        access::bump_version(&txn).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -252,6 +254,8 @@ impl Vault {
         );
         audit::record(&txn, caller, entry);
         scope.env.clone().delete(&*txn).await?;
+        // Cached scopes must not outlive it.
+        access::bump_version(&txn).await?;
         txn.commit().await?;
         Ok(changed.len() as u64)
     }

@@ -46,7 +46,7 @@ pub async fn project(
         .one(db)
         .await?
         .ok_or_else(not_found)?;
-    let grants = access::project_grants(db, caller, &project.id).await?;
+    let grants = access::cached_project_grants(db, caller, &project.id).await?;
     if !visibility::sees_project(&grants) {
         return Err(not_found());
     }
@@ -61,7 +61,7 @@ pub async fn environment_of(
     slug: &str,
 ) -> Result<environment::Model, SecretsError> {
     validate::environment_slug(field, slug)?;
-    let not_found = || SecretsError::NotFound(format!("environment '{slug}' in project '{}'", scope.project.id));
+    let not_found = || environment_not_found(slug, &scope.project.id);
     if !visibility::sees_environment(&scope.grants, slug) {
         return Err(not_found());
     }
@@ -73,15 +73,50 @@ pub async fn environment_of(
         .ok_or_else(not_found)
 }
 
+fn environment_not_found(slug: &str, project_id: &str) -> SecretsError {
+    SecretsError::NotFound(format!("environment '{slug}' in project '{project_id}'"))
+}
+
+/// Project `project_id` and its environment `env_slug` in one query (the path every secret read takes); when
+/// either is missing or not the caller's, the long way names which.
 pub async fn env_scope(
     db: &impl ConnectionTrait,
     caller: &Principal,
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
-    let scope = project(db, caller, project_id).await?;
-    let env = environment_of(db, &scope, "environment", env_slug).await?;
-    Ok(EnvScope { project: scope.project, env, grants: scope.grants })
+    validate::id("project_id", project_id)?;
+    validate::environment_slug("environment", env_slug)?;
+    let found = environment::Entity::find()
+        .filter(environment::Column::ProjectId.eq(project_id))
+        .filter(environment::Column::Slug.eq(env_slug))
+        .find_also_related(project::Entity)
+        .filter(project::Column::OrgId.eq(&caller.org_id))
+        .one(db)
+        .await?;
+    let Some((env, Some(project))) = found else {
+        let scope = project(db, caller, project_id).await?;
+        let env = environment_of(db, &scope, "environment", env_slug).await?;
+        return Ok(scope.with_env(env));
+    };
+    visible(db, caller, project, env).await
+}
+
+/// The scope of stored rows, with the caller's grants; NOT_FOUND unless the caller may see both.
+async fn visible(
+    db: &impl ConnectionTrait,
+    caller: &Principal,
+    project: project::Model,
+    env: environment::Model,
+) -> Result<EnvScope, SecretsError> {
+    let grants = access::cached_project_grants(db, caller, &project.id).await?;
+    if !visibility::sees_project(&grants) {
+        return Err(SecretsError::NotFound(format!("project '{}'", project.id)));
+    }
+    if !visibility::sees_environment(&grants, &env.slug) {
+        return Err(environment_not_found(&env.slug, &project.id));
+    }
+    Ok(EnvScope { project, env, grants })
 }
 
 /// Like [`env_scope`], for a write inside the environment: its row stays locked (`SELECT … FOR UPDATE` on
@@ -158,6 +193,27 @@ impl EnvScope {
 }
 
 impl Vault {
+    /// Like [`env_scope`], for reads: the rows come from memory when they were read before at the permission
+    /// version the caller's request started at (see `scope_cache`).
+    pub(super) async fn read_scope(
+        &self,
+        caller: &Principal,
+        project_id: &str,
+        env_slug: &str,
+    ) -> Result<EnvScope, SecretsError> {
+        let db = self.store.conn();
+        let Some(version) = caller.memo.as_ref().map(|memo| memo.version()) else {
+            return env_scope(db, caller, project_id, env_slug).await;
+        };
+        if let Some(rows) = self.scopes.get(&caller.org_id, project_id, env_slug, version) {
+            let (project, env) = (*rows).clone();
+            return visible(db, caller, project, env).await;
+        }
+        let scope = env_scope(db, caller, project_id, env_slug).await?;
+        self.scopes.put(version, &scope.project, &scope.env);
+        Ok(scope)
+    }
+
     /// Whether the root key opens the stored key check, i.e. still matches the data (readiness).
     pub async fn root_key_matches_data(&self) -> Result<bool, sea_orm::DbErr> {
         crate::keys::check::matches(self.store.conn(), &self.root_key).await

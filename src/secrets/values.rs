@@ -278,7 +278,7 @@ impl Vault {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         let db = self.store.conn();
-        let scope = scope::env_scope(db, caller, &addr.project_id, &addr.environment).await?;
+        let scope = self.read_scope(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Read, &path)?;
         let Some(row) = find(db, &scope.env.id, &path, &addr.key).await? else {
             if include_imports && version == 0 {

@@ -4,6 +4,9 @@
 //!
 //! - SQLite: an advisory lock (`flock`) on `<database file>.lock`, which the kernel releases when the process
 //!   ends, `kill -9` included. SQLite's own locks cannot serve: they last one transaction, not a process life.
+//!   A server also holds `<database file>.serve.lock` exclusively: an SQLite database has one server, whose
+//!   writer lock, write groups and in-memory permission version assume it is the only writer (several
+//!   instances share PostgreSQL, not a file).
 //! - PostgreSQL: a session-level advisory lock on a connection of its own, released when that connection
 //!   closes. If the connection breaks while the server runs, the lock is gone until the server restarts (the
 //!   readiness probe still notices a rotation: see `keys::check::matches`).
@@ -24,6 +27,8 @@ const WAITING: &str = "waiting for an offline operation on this database (hush k
 pub struct DatabaseLock {
     /// SQLite: the locked file (none for in-memory SQLite, which no other process can reach).
     _file: Option<File>,
+    /// SQLite, servers only: the file that keeps a second server off the database.
+    _serving: Option<File>,
     /// PostgreSQL: the connection holding the session lock.
     _postgres: Option<sqlx::PgConnection>,
 }
@@ -33,17 +38,22 @@ fn lock_error(what: &str, error: impl std::fmt::Display) -> DbErr {
 }
 
 impl Store {
-    /// The lock file next to the SQLite database file.
-    fn lock_file(&self) -> Option<PathBuf> {
+    /// A lock file next to the SQLite database file.
+    fn lock_file(&self, suffix: &str) -> Option<PathBuf> {
         self.sqlite_file.as_ref().map(|file| {
             let mut name = file.clone().into_os_string();
-            name.push(".lock");
+            name.push(suffix);
             PathBuf::from(name)
         })
     }
 
     fn open_lock_file(&self) -> Result<Option<(PathBuf, File)>, DbErr> {
-        let Some(path) = self.lock_file() else { return Ok(None) };
+        self.open_file_beside(".lock")
+    }
+
+    /// Opens (creating it) `<database file><suffix>`; `None` unless the database is an SQLite file.
+    fn open_file_beside(&self, suffix: &str) -> Result<Option<(PathBuf, File)>, DbErr> {
+        let Some(path) = self.lock_file(suffix) else { return Ok(None) };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -53,8 +63,28 @@ impl Store {
         Ok(Some((path, file)))
     }
 
-    /// Takes the lock shared, for a server's lifetime; waits while a rotation holds it.
-    pub async fn lock_shared(&self) -> Result<DatabaseLock, DbErr> {
+    /// Takes the lock shared, for a server's lifetime; waits while a rotation holds it. On SQLite it fails at
+    /// once while another server uses the database file.
+    pub async fn lock_for_serving(&self) -> Result<DatabaseLock, DbErr> {
+        let serving = match self.open_file_beside(".serve.lock")? {
+            Some((path, file)) => match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(lock_error(
+                        &path.display().to_string(),
+                        "another hush server uses this SQLite database (one server per file; use PostgreSQL for \
+                         several)",
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(&path.display().to_string(), e)),
+            },
+            None => None,
+        };
+        Ok(DatabaseLock { _serving: serving, ..self.lock_shared().await? })
+    }
+
+    /// Takes the lock shared; waits while a rotation holds it.
+    async fn lock_shared(&self) -> Result<DatabaseLock, DbErr> {
         Ok(match self.backend() {
             DbBackend::Postgres => {
                 let (mut conn, taken) = self.try_postgres_lock("SELECT pg_try_advisory_lock_shared($1)").await?;

@@ -2,22 +2,28 @@
 //!
 //! SQLite (the default, one file in the data dir) allows a single writer; a deferred SQLite transaction
 //! that reads and then writes fails with `SQLITE_BUSY` instead of waiting when another writer is active.
-//! So writes on SQLite take an in-process lock first. On PostgreSQL (several instances on one database)
+//! So writes on SQLite take an in-process lock first, and run as savepoints of one shared transaction that is
+//! committed for many of them at once (`sqlite_group`). On PostgreSQL (several instances on one database)
 //! each write locks the rows that order it (`SELECT … FOR UPDATE`, see `secrets::scope` and
 //! `identity::roles`) before anything else, and the rows of the sequence-ordered logs are inserted last, at
 //! commit (see [`WriteTxn::commit`]). Database errors get their meaning in one place, [`DbError`].
 
+mod audit_appender;
 pub mod backup;
 pub mod entities;
 mod error;
 mod lock;
 mod migrations;
+mod sqlite_group;
 
 pub use error::DbError;
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
@@ -26,7 +32,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+use tokio::sync::Notify;
 
 pub use lock::{DATABASE_LOCK, DatabaseLock};
 
@@ -36,6 +42,8 @@ const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
 pub const NOTIFY_CHANNEL: &str = "hush_events";
 /// Default retention of audit entries: 90 days.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How long a pooled connection may sit idle before it is checked (pinged) on its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 /// How long an SQLite connection waits for a lock held by another process before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,24 +53,32 @@ pub struct Store {
     conn: DatabaseConnection,
     /// The SQLite database file; `None` on PostgreSQL and for in-memory SQLite.
     sqlite_file: Option<PathBuf>,
-    /// Held for the length of a write transaction on SQLite; `None` on PostgreSQL.
-    write_lock: Option<Arc<Mutex<()>>>,
+    /// The single writer of SQLite, which commits writes in groups; `None` on PostgreSQL.
+    sqlite_writer: Option<Arc<sqlite_group::SqliteWriter>>,
     /// Signalled after a transaction that appended outbox rows commits, to wake this instance's tailer.
     outbox_signal: Arc<Notify>,
     /// How long audit entries are kept.
     audit_retention: Duration,
     /// Stream-only mode: audit entries are kept only until every audit stream delivered them.
     audit_stream_only: bool,
+    /// Commits the audit entries of reads in groups; `None` only in the clone its own task writes with.
+    audit_appender: Option<audit_appender::AuditAppender>,
+    /// SQLite: the permission version, kept in memory because this process is the database's only writer (see
+    /// `lock`); PostgreSQL: `None`, it is read from the database, where every instance's changes meet.
+    local_permission_version: Option<Arc<AtomicI64>>,
 }
 
-/// A write transaction; on SQLite it also holds the writer lock until commit or drop.
+/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a savepoint in the open write group,
+/// holding the writer lock until commit or drop (see `sqlite_group`).
 pub struct WriteTxn {
-    txn: DatabaseTransaction,
-    _writer: Option<OwnedMutexGuard<()>>,
+    txn: Transaction,
     /// Rows of the sequence-ordered logs, inserted at commit.
     sequenced: std::sync::Mutex<Sequenced>,
     outbox_signal: Arc<Notify>,
     audit_retention: Duration,
+    /// Permission changes this transaction made (see [`WriteTxn::permissions_changed`]).
+    permission_changes: AtomicI64,
+    local_permission_version: Option<Arc<AtomicI64>>,
 }
 
 /// The outbox and audit rows a transaction appends.
@@ -72,16 +88,24 @@ struct Sequenced {
     audit: Vec<entities::audit_log::ActiveModel>,
 }
 
+enum Transaction {
+    Own(DatabaseTransaction),
+    InGroup(sqlite_group::Member),
+}
+
 impl std::ops::Deref for WriteTxn {
     type Target = DatabaseTransaction;
     fn deref(&self) -> &DatabaseTransaction {
-        &self.txn
+        match &self.txn {
+            Transaction::Own(txn) => txn,
+            Transaction::InGroup(member) => &member.savepoint,
+        }
     }
 }
 
 impl WriteTxn {
-    /// Inserts the appended outbox and audit rows, commits, and releases the writer lock; wakes the tailer if
-    /// events were appended.
+    /// Inserts the appended outbox and audit rows, commits (on SQLite: releases the savepoint and the writer
+    /// lock and waits for its group's commit), and wakes the tailer if events were appended.
     ///
     /// The rows of the sequence-ordered logs must become visible in sequence order: with concurrent writers an
     /// auto-increment id is not commit order (row 11 can commit before row 10, and a reader that moved past 11
@@ -93,25 +117,38 @@ impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
         let Sequenced { events, audit } = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
         let appended_events = !events.is_empty();
-        let postgres = self.txn.get_database_backend() == DbBackend::Postgres;
+        let txn: &DatabaseTransaction = &self;
+        let postgres = txn.get_database_backend() == DbBackend::Postgres;
         if postgres && (appended_events || !audit.is_empty()) {
-            self.txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
         }
         if appended_events {
-            entities::event::Entity::insert_many(events).exec(&self.txn).await?;
+            entities::event::Entity::insert_many(events).exec(txn).await?;
             if postgres {
                 // Delivered to listeners only when the transaction commits.
-                self.txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
+                txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
             }
         }
         if !audit.is_empty() {
-            entities::audit_log::Entity::insert_many(audit).exec(&self.txn).await?;
+            entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
         }
-        self.txn.commit().await?;
+        match self.txn {
+            Transaction::Own(txn) => txn.commit().await?,
+            Transaction::InGroup(member) => member.commit().await?,
+        }
+        if let Some(version) = &self.local_permission_version {
+            // Before the write is acknowledged, so the caller's next call sees the change.
+            version.fetch_add(self.permission_changes.load(Ordering::SeqCst), Ordering::SeqCst);
+        }
         if appended_events {
             self.outbox_signal.notify_one();
         }
         Ok(())
+    }
+
+    /// Records that this transaction bumped the permission version in the database (`access::bump_version`).
+    pub fn permissions_changed(&self) {
+        self.permission_changes.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Appends outbox rows: inserted at commit, in commit order (see [`commit`](Self::commit)).
@@ -152,9 +189,15 @@ impl Store {
             restrict(file)?;
         }
         let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false).max_connections(16).connect_timeout(Duration::from_secs(10));
+        options
+            .sqlx_logging(false)
+            .max_connections(16)
+            .connect_timeout(Duration::from_secs(10))
+            // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
+            // first doubled the round trips of every read. Only connections idle for a while are checked.
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
         let conn = Database::connect(options).await?;
-        let write_lock = match conn.get_database_backend() {
+        let sqlite_writer = match conn.get_database_backend() {
             DbBackend::Sqlite => {
                 // WAL lets readers proceed while one writer commits.
                 conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
@@ -167,19 +210,27 @@ impl Store {
                         restrict(Path::new(&side))?;
                     }
                 }
-                Some(Arc::new(Mutex::new(())))
+                Some(Arc::default())
             }
             _ => None,
         };
         migrations::migrate(&conn).await?;
-        Ok(Self {
+        let mut store = Self {
             conn,
             sqlite_file,
-            write_lock,
+            sqlite_writer,
             outbox_signal: Arc::new(Notify::new()),
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
-        })
+            audit_appender: None,
+            local_permission_version: None,
+        };
+        if store.backend() == DbBackend::Sqlite {
+            let stored = store.permission_version().await?;
+            store.local_permission_version = Some(Arc::new(AtomicI64::new(stored)));
+        }
+        store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()));
+        Ok(store)
     }
 
     /// Like [`Store::connect`], but refuses an SQLite database file that does not exist yet instead of creating
@@ -197,6 +248,24 @@ impl Store {
         self.audit_retention = retention;
         self.audit_stream_only = stream_only;
         self
+    }
+
+    /// How long audit entries written from now on are kept.
+    pub fn audit_retention(&self) -> Duration {
+        self.audit_retention
+    }
+
+    /// Stores an audit entry outside any write of the caller's (the entry of a read), committed together with
+    /// the entries of concurrent reads; returns once it is durable.
+    pub async fn append_audit(&self, row: entities::audit_log::ActiveModel) -> Result<(), DbErr> {
+        match &self.audit_appender {
+            Some(appender) => appender.append(row).await,
+            None => {
+                let txn = self.begin_write().await?;
+                txn.append_audit(row);
+                txn.commit().await
+            }
+        }
     }
 
     /// Whether audit entries are kept only for the audit streams (not queryable).
@@ -235,17 +304,28 @@ impl Store {
 
     /// Begins a transaction for writing (see the module note on SQLite).
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
-        let writer = match &self.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
+        let txn = match &self.sqlite_writer {
+            Some(writer) => Transaction::InGroup(writer.join(&self.conn).await?),
+            None => Transaction::Own(self.conn.begin().await?),
         };
         Ok(WriteTxn {
-            txn: self.conn.begin().await?,
-            _writer: writer,
+            txn,
             sequenced: Default::default(),
             outbox_signal: self.outbox_signal.clone(),
             audit_retention: self.audit_retention,
+            permission_changes: AtomicI64::new(0),
+            local_permission_version: self.local_permission_version.clone(),
         })
+    }
+
+    /// The permission version: it changes, before the change is acknowledged, whenever a committed write changed
+    /// what some caller may do (see `identity::access::bump_version`).
+    pub async fn permission_version(&self) -> Result<i64, DbErr> {
+        if let Some(version) = &self.local_permission_version {
+            return Ok(version.load(Ordering::SeqCst));
+        }
+        let row = entities::authz_version::Entity::find_by_id(1).one(&self.conn).await?;
+        Ok(row.map_or(0, |row| row.version))
     }
 
     /// Waits until a local transaction that appended events commits (or returns at once if one did since the

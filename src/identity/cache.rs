@@ -1,0 +1,103 @@
+//! Resolving bearer tokens, and the grants behind them, from memory.
+//!
+//! Every permission-relevant change (revoking a token or client secret, deleting an identity, editing or
+//! deleting a role, changing a membership) bumps the permission version in its own transaction
+//! (`access::bump_version`). Each request reads that version (`Store::permission_version`: on PostgreSQL one
+//! primary-key lookup of a one-row table, where every instance's changes meet; on SQLite, whose one server is
+//! its only writer, from memory) and trusts only what was cached at the same version; anything older is
+//! dropped and loaded again. So a change applies to the very next call on every instance, while an
+//! unchanged token costs no lookup of token, identity, membership or role.
+//!
+//! Bounded: [`MAX_TOKENS`] tokens (least recently used dropped first) and [`MAX_PROJECTS_PER_TOKEN`] projects'
+//! grants per token. Unknown tokens are never cached (nothing a caller invents takes memory).
+
+use std::{
+    collections::HashMap,
+    num::NonZeroUsize,
+    sync::{Arc, Mutex},
+};
+
+use chrono::Utc;
+use lru::LruCache;
+
+use super::{Grants, IdentityError, Principal, RejectedToken, credentials, login};
+use crate::store::Store;
+
+/// Tokens remembered at once.
+const MAX_TOKENS: usize = 10_000;
+/// Projects whose grants one token remembers.
+const MAX_PROJECTS_PER_TOKEN: usize = 256;
+
+/// What one token's requests learned about its permissions, valid at one permission version only.
+#[derive(Default)]
+pub struct AccessMemo {
+    version: i64,
+    projects: Mutex<HashMap<String, Grants>>,
+}
+
+impl std::fmt::Debug for AccessMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessMemo").field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+impl AccessMemo {
+    fn new(version: i64) -> Self {
+        Self { version, projects: Mutex::default() }
+    }
+
+    /// The permission version the memo is valid at: the version at the start of the request carrying it.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The grants remembered for `project_id`.
+    pub(super) fn project(&self, project_id: &str) -> Option<Grants> {
+        self.projects.lock().expect("no panic holds it").get(project_id).cloned()
+    }
+
+    /// Remembers the grants of `project_id` (unless the memo is full).
+    pub(super) fn remember(&self, project_id: &str, grants: &Grants) {
+        let mut projects = self.projects.lock().expect("no panic holds it");
+        if projects.len() < MAX_PROJECTS_PER_TOKEN {
+            projects.insert(project_id.to_owned(), grants.clone());
+        }
+    }
+}
+
+/// Tokens resolved earlier, by the hash they are stored under.
+pub struct TokenCache {
+    tokens: Mutex<LruCache<String, (i64, Principal)>>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self { tokens: Mutex::new(LruCache::new(NonZeroUsize::new(MAX_TOKENS).expect("non-zero"))) }
+    }
+}
+
+impl TokenCache {
+    /// Like [`login::authenticate`], from memory when the token was resolved before at the current permission
+    /// version and has not expired. The principal carries the token's [`AccessMemo`].
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        token: &str,
+    ) -> Result<Result<Principal, RejectedToken>, IdentityError> {
+        let version = store.permission_version().await?;
+        let hash = credentials::hash(token);
+        let cached = self.tokens.lock().expect("no panic holds it").get(&hash).cloned();
+        if let Some((at, principal)) = cached {
+            // An expired token takes the long way, which audits its rejection.
+            if at == version && principal.token_expires_at > Utc::now() {
+                return Ok(Ok(principal));
+            }
+        }
+        let mut resolved = login::authenticate_hash(store, &hash).await?;
+        if let Ok(principal) = &mut resolved {
+            principal.memo = Some(Arc::new(AccessMemo::new(version)));
+            self.tokens.lock().expect("no panic holds it").put(hash, (version, principal.clone()));
+        }
+        Ok(resolved)
+    }
+}

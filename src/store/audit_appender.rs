@@ -1,0 +1,70 @@
+//! Group commit for the audit entries of reads.
+//!
+//! A read must have its audit entry durable before its answer leaves the server. Committing each entry in a
+//! write transaction of its own made every read wait for the single SQLite writer (or the PostgreSQL
+//! commit-order lock) and pay one fsync alone. Instead one task per store takes every entry waiting in its
+//! queue, inserts them in one multi-row statement, commits once, and only then releases each caller: under
+//! load one commit serves many reads; with a single caller nothing waits longer than its own commit (there is
+//! no timer, a group is simply whatever queued while the previous group was committing).
+
+use sea_orm::DbErr;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, entities::audit_log};
+
+/// Entries in one group: bounds one statement's parameters (13 per row; SQLite allows 32 766, PostgreSQL
+/// 65 535) and one transaction's size.
+const MAX_GROUP: usize = 1_000;
+/// Entries that may wait for a group at once; callers beyond it wait for room (back-pressure, not memory).
+const QUEUE: usize = 16_384;
+
+/// One entry and the caller waiting for it to be durable.
+type Waiting = (audit_log::ActiveModel, oneshot::Sender<Result<(), String>>);
+
+/// The sending side of the queue, held by every clone of the [`Store`].
+#[derive(Clone)]
+pub(super) struct AuditAppender {
+    queue: mpsc::Sender<Waiting>,
+}
+
+impl AuditAppender {
+    /// Starts the task that commits the groups of `store` (a clone without an appender of its own, so the task
+    /// ends when the last store holding this appender is dropped).
+    pub(super) fn start(store: Store) -> Self {
+        let (queue, received) = mpsc::channel(QUEUE);
+        tokio::spawn(commit_groups(store, received));
+        Self { queue }
+    }
+
+    /// Appends `row` and waits until the group holding it committed.
+    pub(super) async fn append(&self, row: audit_log::ActiveModel) -> Result<(), DbErr> {
+        let stopped = || DbErr::Custom("the audit writer stopped".to_owned());
+        let (done, durable) = oneshot::channel();
+        self.queue.send((row, done)).await.map_err(|_| stopped())?;
+        durable.await.map_err(|_| stopped())?.map_err(DbErr::Custom)
+    }
+}
+
+async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while received.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let (rows, waiting): (Vec<_>, Vec<_>) = group.drain(..).unzip();
+        let count = rows.len();
+        let outcome = commit(&store, rows).await.map_err(|error| {
+            tracing::error!(%error, entries = count, "could not store audit entries; their reads fail");
+            format!("storing the audit entry: {error}")
+        });
+        for caller in waiting {
+            // A caller that stopped waiting still has its entry stored.
+            let _ = caller.send(outcome.clone());
+        }
+    }
+}
+
+async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> Result<(), DbErr> {
+    let txn = store.begin_write().await?;
+    for row in rows {
+        txn.append_audit(row);
+    }
+    txn.commit().await
+}

@@ -1,0 +1,74 @@
+//! Group commit on SQLite: many writes, one fsync.
+//!
+//! SQLite has one writer, and every commit of the database in WAL mode with `synchronous=FULL` waits for an
+//! fsync. Writes therefore share one open transaction, a *group*: each write runs in a savepoint of its own
+//! inside it, holding the writer lock only while it runs, so a write that fails rolls back its savepoint alone.
+//! When a write is done it releases its savepoint and lets go of the lock, then takes the lock once more to
+//! commit the group, unless another member of the group committed it meanwhile. Writes that queued for the
+//! lock while one group was committing all land in the next group, and one commit makes them all durable.
+//! Nothing is acknowledged before the commit of its group succeeded; if that commit fails, every member fails.
+
+use std::sync::{Arc, OnceLock};
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// The single writer of an SQLite database.
+#[derive(Default)]
+pub(super) struct SqliteWriter {
+    open: Arc<Mutex<Option<Group>>>,
+}
+
+/// The open transaction of a group and what its members learn when it ends.
+struct Group {
+    txn: DatabaseTransaction,
+    outcome: Arc<Outcome>,
+}
+
+/// How a group ended, set once by whichever member commits it.
+type Outcome = OnceLock<Result<(), String>>;
+
+/// One write's place in a group: its savepoint, with the writer lock held until it is released.
+pub(super) struct Member {
+    pub(super) savepoint: DatabaseTransaction,
+    writer: OwnedMutexGuard<Option<Group>>,
+    outcome: Arc<Outcome>,
+    lock: Arc<Mutex<Option<Group>>>,
+}
+
+impl SqliteWriter {
+    /// Joins the open group (opening one if none is) with a savepoint of its own; holds the writer lock.
+    pub(super) async fn join(&self, conn: &DatabaseConnection) -> Result<Member, DbErr> {
+        let mut writer = self.open.clone().lock_owned().await;
+        if writer.is_none() {
+            *writer = Some(Group { txn: conn.begin().await?, outcome: Arc::default() });
+        }
+        let group = writer.as_ref().expect("opened above");
+        let savepoint = group.txn.begin().await?;
+        let outcome = group.outcome.clone();
+        Ok(Member { savepoint, writer, outcome, lock: self.open.clone() })
+    }
+}
+
+impl Member {
+    /// Releases the savepoint and returns once the group holding it is committed.
+    pub(super) async fn commit(self) -> Result<(), DbErr> {
+        let Self { savepoint, writer, outcome, lock } = self;
+        savepoint.commit().await?;
+        // Let the writers queued behind this one join the group before it is committed.
+        drop(writer);
+        let mut writer = lock.lock().await;
+        if outcome.get().is_none() {
+            // Not committed yet, so it is still the open group: a committed group is never left open.
+            let group = writer.take().expect("an uncommitted group stays open");
+            debug_assert!(Arc::ptr_eq(&group.outcome, &outcome));
+            let result = group.txn.commit().await.map_err(|error| error.to_string());
+            let _ = outcome.set(result);
+        }
+        drop(writer);
+        match outcome.get().expect("set above or by the member that committed") {
+            Ok(()) => Ok(()),
+            Err(error) => Err(DbErr::Custom(format!("committing the write group: {error}"))),
+        }
+    }
+}
