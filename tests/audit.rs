@@ -12,7 +12,11 @@ use hush::pb::{
 };
 use tonic::Code;
 
-backend_tests!(every_action_is_recorded_without_values, filters_and_pages_are_stable_under_concurrent_inserts);
+backend_tests!(
+    every_action_is_recorded_without_values,
+    filters_and_pages_are_stable_under_concurrent_inserts,
+    a_read_is_audited_before_its_answer_arrives
+);
 
 /// A value that must never show up in the audit log.
 const VALUE: &str = "audit-scan-marker-4b1e7d";
@@ -276,4 +280,47 @@ async fn ndjson_export_over_http() {
     assert_eq!(status, 400, "{body}");
     let (status, _) = http1::exchange(server.addr, "GET", "/api/v1/audit-logs/export", &[], "").await;
     assert_eq!(status, 401);
+}
+
+/// Reads in the burst of [`a_read_is_audited_before_its_answer_arrives`], and how many run at once.
+const READS: usize = 1_000;
+const READERS: usize = 64;
+
+/// Reads' entries are committed in groups, but each read's entry is durable before its answer leaves: a test
+/// that looks in the database right after each of 1 000 concurrent reads finds that read's entry every time.
+async fn a_read_is_audited_before_its_answer_arrives(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let server = TestServer::start(backend).await;
+    let project = server.project("reads").await;
+    let mut secrets = server.admin_secrets().await;
+    let keys: Vec<String> = (0..READS).map(|i| format!("READ_{i:04}")).collect();
+    let inputs =
+        keys.iter().map(|key| pb::SecretInput { key: key.clone(), value: VALUE.into(), comment: String::new() });
+    let request = pb::BatchCreateSecretsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/".into(),
+        secrets: inputs.collect(),
+    };
+    secrets.batch_create_secrets(request).await.expect("batch create");
+    let db = std::sync::Arc::new(server.raw_db().await);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(READERS));
+    let reads = keys.into_iter().map(|key| {
+        let (mut secrets, project, db, slots) = (secrets.clone(), project.clone(), db.clone(), slots.clone());
+        tokio::spawn(async move {
+            let _slot = slots.acquire().await.expect("open semaphore");
+            get_secret(&mut secrets, &project, "dev", "/", &key).await.expect("read");
+            // Keys are unique, so this matches this read's entry and nothing else.
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM audit_logs WHERE event_type = 'get-secret' \
+                 AND CAST(event_metadata AS TEXT) LIKE '%\"{key}\"%'"
+            );
+            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+            let count: i64 = row.expect("a count").try_get("", "n").unwrap();
+            assert_eq!(count, 1, "the entry of the read of {key} is stored when its answer arrives");
+        })
+    });
+    for read in reads.collect::<Vec<_>>() {
+        read.await.expect("reader");
+    }
 }

@@ -1,6 +1,7 @@
 //! Crash safety with real processes: `hush serve` is killed with SIGKILL in the middle of a burst of
-//! concurrent writes, then started again on the same data. Every write the server acknowledged must be there:
-//! readable with its value, its event replayable from the outbox, its audit entry stored.
+//! concurrent writes (or reads), then started again on the same data. Every write the server acknowledged must be
+//! there: readable with its value, its event replayable from the outbox, its audit entry stored; every read it
+//! answered must have its audit entry.
 
 mod common;
 
@@ -16,7 +17,7 @@ use hush::pb::{
     secrets_service_client::SecretsServiceClient,
 };
 
-backend_tests!(acknowledged_writes_survive_kill_9);
+backend_tests!(acknowledged_writes_survive_kill_9, answered_reads_stay_audited_after_kill_9);
 
 /// Concurrent writers in the burst.
 const WRITERS: usize = 16;
@@ -75,18 +76,43 @@ async fn write_until_killed(channel: common::Authed, project: String, writer: us
     }
 }
 
+async fn new_project(channel: common::Authed) -> String {
+    let mut projects = ProjectsServiceClient::new(channel);
+    let created = projects.create_project(pb::CreateProjectRequest { name: "crash".into() }).await;
+    created.expect("create project").into_inner().project.expect("project").id
+}
+
+/// The audit entries of `event_types` in `project`, as `secretKey` and `secretVersion` of their metadata.
+async fn audited_secrets(
+    server: &ServeProcess,
+    token: &str,
+    project: &str,
+    event_types: &[&str],
+) -> Vec<(String, String)> {
+    let filter = pb::AuditLogFilter {
+        event_types: event_types.iter().map(|t| t.to_string()).collect(),
+        project_id: project.into(),
+        ..Default::default()
+    };
+    export_entries(authed(&server.url(), token).await, filter)
+        .await
+        .into_iter()
+        .map(|entry| {
+            let fields = entry.event_metadata.expect("metadata").fields;
+            let text = |name: &str| match fields.get(name).and_then(|v| v.kind.clone()) {
+                Some(prost_types::value::Kind::StringValue(s)) => s,
+                Some(prost_types::value::Kind::NumberValue(n)) => n.to_string(),
+                other => panic!("{name} in the audit metadata: {other:?}"),
+            };
+            (text("secretKey"), text("secretVersion"))
+        })
+        .collect()
+}
+
 async fn acknowledged_writes_survive_kill_9(backend: Backend) {
     let server = ServeProcess::start(backend).await;
     let (_, channel) = admin(&server).await;
-    let mut projects = ProjectsServiceClient::new(channel.clone());
-    let project = projects
-        .create_project(pb::CreateProjectRequest { name: "crash".into() })
-        .await
-        .expect("create project")
-        .into_inner()
-        .project
-        .expect("project")
-        .id;
+    let project = new_project(channel.clone()).await;
     let mut secrets = SecretsServiceClient::new(channel.clone());
     for writer in 0..WRITERS {
         secrets.create_secret(create(&project, &format!("OWN_{writer}"), "initial")).await.expect("own secret");
@@ -151,29 +177,65 @@ async fn acknowledged_writes_survive_kill_9(backend: Backend) {
     }
 
     // And every acknowledged write has its audit entry.
-    let filter = pb::AuditLogFilter {
-        event_types: vec!["create-secret".into(), "update-secret".into()],
-        project_id: project.clone(),
-        ..Default::default()
-    };
-    let audited: BTreeSet<(String, String)> = export_entries(authed(&server.url(), &token).await, filter)
-        .await
-        .into_iter()
-        .map(|entry| {
-            let fields = entry.event_metadata.expect("metadata").fields;
-            let text = |name: &str| match fields.get(name).and_then(|v| v.kind.clone()) {
-                Some(prost_types::value::Kind::StringValue(s)) => s,
-                Some(prost_types::value::Kind::NumberValue(n)) => n.to_string(),
-                other => panic!("{name} in the audit metadata: {other:?}"),
-            };
-            (text("secretKey"), text("secretVersion"))
-        })
-        .collect();
+    let audited: BTreeSet<(String, String)> =
+        audited_secrets(&server, &token, &project, &["create-secret", "update-secret"]).await.into_iter().collect();
     for key in acked.created.keys() {
         assert!(audited.contains(&(key.clone(), "1".into())), "audit entry of the create of {key}");
     }
     for (key, (version, _)) in &acked.updated {
         assert!(audited.contains(&(key.clone(), version.to_string())), "audit entry of {key} version {version}");
+    }
+    server.stop().await;
+}
+
+/// One reader: reads its own secret until the server goes away, counting the answers.
+async fn read_until_killed(
+    channel: common::Authed,
+    project: String,
+    key: String,
+    answered: Arc<Mutex<BTreeMap<String, usize>>>,
+) {
+    let mut secrets = SecretsServiceClient::new(channel);
+    while common::get_secret(&mut secrets, &project, "dev", "/", &key).await.is_ok() {
+        *answered.lock().unwrap().entry(key.clone()).or_default() += 1;
+    }
+}
+
+/// Reads' audit entries are committed in groups; a read is answered only once its group is durable, so a
+/// kill in the middle of a read burst loses no entry of a read that was answered.
+async fn answered_reads_stay_audited_after_kill_9(backend: Backend) {
+    let server = ServeProcess::start(backend).await;
+    let (_, channel) = admin(&server).await;
+    let project = new_project(channel.clone()).await;
+    let mut secrets = SecretsServiceClient::new(channel.clone());
+    let keys: Vec<String> = (0..WRITERS).map(|reader| format!("READ_{reader}")).collect();
+    for key in &keys {
+        secrets.create_secret(create(&project, key, "read me")).await.expect("secret to read");
+    }
+    let answered = Arc::new(Mutex::new(BTreeMap::new()));
+    let readers: Vec<_> = keys
+        .iter()
+        .map(|key| tokio::spawn(read_until_killed(channel.clone(), project.clone(), key.clone(), answered.clone())))
+        .collect();
+    let kill_after = 200 + rand::random::<usize>() % 300;
+    while answered.lock().unwrap().values().sum::<usize>() < kill_after {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let server = server.crash_and_restart().await;
+    for reader in readers {
+        tokio::time::timeout(Duration::from_secs(30), reader).await.expect("readers stop once killed").unwrap();
+    }
+    let answered = std::mem::take(&mut *answered.lock().unwrap());
+
+    let (token, _) = admin(&server).await;
+    let mut audited: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, _) in audited_secrets(&server, &token, &project, &["get-secret"]).await {
+        *audited.entry(key).or_default() += 1;
+    }
+    for (key, reads) in &answered {
+        // More entries than answers is fine (a read audited, then killed before its answer left).
+        let entries = audited.get(key).copied().unwrap_or(0);
+        assert!(entries >= *reads, "{key}: {reads} reads answered before the kill, {entries} audited");
     }
     server.stop().await;
 }
