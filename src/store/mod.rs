@@ -42,6 +42,12 @@ const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
 pub const NOTIFY_CHANNEL: &str = "hush_events";
 /// Default retention of audit entries: 90 days.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Pooled connections to PostgreSQL.
+const POSTGRES_CONNECTIONS: u32 = 16;
+/// Pooled connections to SQLite. Each one is a thread of its own (sqlx runs SQLite on a worker thread per
+/// connection), and every statement is handed to it and back; on a machine with few cores more threads only
+/// add context switches, and SQLite work is short.
+const SQLITE_CONNECTIONS: u32 = 4;
 /// How long a pooled connection may sit idle before it is checked (pinged) on its next use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 /// How long an SQLite connection waits for a lock held by another process before failing.
@@ -191,7 +197,11 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .max_connections(16)
+            .max_connections(if sqlite_file.is_some() || url.starts_with("sqlite:") {
+                SQLITE_CONNECTIONS
+            } else {
+                POSTGRES_CONNECTIONS
+            })
             .connect_timeout(Duration::from_secs(10))
             // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
             // first doubled the round trips of every read. Only connections idle for a while are checked.
