@@ -1008,20 +1008,16 @@ fn render_goals(out: &mut String, t: &Throughput) {
     let _ = writeln!(out, "| GetSecret over gRPC (ops/s, p99 ms) | {:.0}, {grpc_p99} |", rate(t.grpc_read));
     let _ = writeln!(out, "| GetSecret over JSON (ops/s) | {:.0} |", rate(t.json_read));
     let _ = writeln!(out, "| writes, CreateSecret + UpdateSecret (ops/s) | {:.0} |", rate(t.writes));
-    let _ = writeln!(
-        out,
-        "| ceiling ratio gRPC: GetSecret ÷ Health/Check | {:.2} ({:.0} ÷ {:.0}) |",
-        rate(t.grpc_read) / rate(t.grpc_ceiling),
-        rate(t.grpc_read),
-        rate(t.grpc_ceiling)
-    );
-    let _ = writeln!(
-        out,
-        "| ceiling ratio JSON: GetSecret ÷ GET /healthz | {:.2} ({:.0} ÷ {:.0}) |\n",
-        rate(t.json_read) / rate(t.json_ceiling),
-        rate(t.json_read),
-        rate(t.json_ceiling)
-    );
+    let ratio = |name: &str, read: usize, ceiling: usize, end: &str| {
+        format!(
+            "| ceiling ratio {name} | {:.2} ({:.0} ÷ {:.0}) |\n{end}",
+            rate(read) / rate(ceiling),
+            rate(read),
+            rate(ceiling)
+        )
+    };
+    out.push_str(&ratio("gRPC: GetSecret ÷ Health/Check", t.grpc_read, t.grpc_ceiling, ""));
+    out.push_str(&ratio("JSON: GetSecret ÷ GET /healthz", t.json_read, t.json_ceiling, "\n"));
 }
 
 fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {

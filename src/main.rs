@@ -2,11 +2,6 @@
 
 use clap::Parser;
 
-/// glibc's allocator spent about a seventh of a loaded server's CPU in malloc/free (consolidating chunks freed by
-/// other threads); mimalloc's per-thread heaps avoid that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = hush::cli::Cli::parse();
