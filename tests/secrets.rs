@@ -13,6 +13,7 @@ backend_tests!(
     folders_nest_list_and_delete,
     deleting_an_environment_removes_its_secrets,
     write_responses_never_carry_values,
+    reads_follow_deleted_and_recreated_scopes,
 );
 
 fn input(key: &str, value: &str) -> pb::SecretInput {
@@ -366,4 +367,39 @@ async fn write_responses_never_carry_values(backend: Backend) {
         .await
         .unwrap_err();
     assert!(!err.message().contains("do-not-echo"));
+}
+
+/// Reads resolve project and environment from memory once seen (`secrets/scope_cache.rs`): deleting the
+/// environment or the project must still show on the very next read, on the same token, and an environment
+/// created again under the same slug is a new one, without the old secrets.
+async fn reads_follow_deleted_and_recreated_scopes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("scopes").await;
+    let mut projects = server.admin_projects().await;
+    let mut secrets = server.admin_secrets().await;
+    let qa = pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "qa".into(), name: String::new() };
+    projects.create_environment(qa.clone()).await.expect("create qa");
+    create_secret(&mut secrets, &project, "qa", "/", "TOKEN", "old").await;
+    assert_eq!(get_secret(&mut secrets, &project, "qa", "/", "TOKEN").await.expect("read").value, "old");
+
+    let delete = pb::DeleteEnvironmentRequest { project_id: project.clone(), environment: "qa".into() };
+    projects.delete_environment(delete).await.expect("delete qa");
+    let gone = get_secret(&mut secrets, &project, "qa", "/", "TOKEN").await.expect_err("qa is gone");
+    assert_eq!(gone.code(), Code::NotFound);
+    assert!(gone.message().contains("environment 'qa'"), "{}", gone.message());
+
+    projects.create_environment(qa).await.expect("create qa again");
+    let fresh = get_secret(&mut secrets, &project, "qa", "/", "TOKEN").await.expect_err("a new qa is empty");
+    assert_eq!(fresh.code(), Code::NotFound);
+    assert!(
+        fresh.message().contains("TOKEN"),
+        "the environment exists again, the secret does not: {}",
+        fresh.message()
+    );
+
+    assert!(get_secret(&mut secrets, &project, "dev", "/", "NONE").await.is_err());
+    projects.delete_project(pb::DeleteProjectRequest { project_id: project.clone() }).await.expect("delete project");
+    let gone = get_secret(&mut secrets, &project, "dev", "/", "NONE").await.expect_err("the project is gone");
+    assert_eq!(gone.code(), Code::NotFound);
+    assert!(gone.message().contains(&format!("project '{project}'")), "{}", gone.message());
 }
