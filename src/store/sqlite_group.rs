@@ -57,16 +57,22 @@ impl Member {
         savepoint.commit().await?;
         // Let the writers queued behind this one join the group before it is committed.
         drop(writer);
-        let mut writer = lock.lock().await;
-        if outcome.get().is_none() {
-            // Not committed yet, so it is still the open group: a committed group is never left open.
-            let group = writer.take().expect("an uncommitted group stays open");
-            debug_assert!(Arc::ptr_eq(&group.outcome, &outcome));
-            let result = group.txn.commit().await.map_err(|error| error.to_string());
-            let _ = outcome.set(result);
-        }
-        drop(writer);
-        match outcome.get().expect("set above or by the member that committed") {
+        // In a task of its own: a caller that stops waiting must not leave its released savepoint in a group
+        // nobody commits (holding SQLite's write lock until the next write).
+        let committing = outcome.clone();
+        tokio::spawn(async move {
+            let mut writer = lock.lock().await;
+            if committing.get().is_none() {
+                // Not committed yet, so it is still the open group: a committed group is never left open.
+                let group = writer.take().expect("an uncommitted group stays open");
+                debug_assert!(Arc::ptr_eq(&group.outcome, &committing));
+                let result = group.txn.commit().await.map_err(|error| error.to_string());
+                let _ = committing.set(result);
+            }
+        })
+        .await
+        .map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?;
+        match outcome.get().expect("set by this member's task or by the member that committed") {
             Ok(()) => Ok(()),
             Err(error) => Err(DbErr::Custom(format!("committing the write group: {error}"))),
         }
