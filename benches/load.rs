@@ -687,15 +687,31 @@ enum Op {
     Healthz,
 }
 
-/// The throughput phases, with the ceilings their ratios are taken against measured in the same run.
+/// The throughput phases; each read is measured next to its ceiling (the cheapest request over the same
+/// transport) in the same run.
 struct Throughput {
-    phases: Vec<Phase>,
-    /// Index into `phases` of GetSecret over gRPC, its ceiling, JSON GetSecret, its ceiling, and the writes.
-    grpc_read: usize,
-    grpc_ceiling: usize,
-    json_read: usize,
-    json_ceiling: usize,
-    writes: usize,
+    create: Phase,
+    update: Phase,
+    writes: Phase,
+    grpc_ceiling: Phase,
+    grpc_read: Phase,
+    json_ceiling: Phase,
+    json_read: Phase,
+}
+
+impl Throughput {
+    /// Every phase, in the order they ran (the writes' total after them).
+    fn phases(&self) -> [&Phase; 7] {
+        [
+            &self.create,
+            &self.update,
+            &self.writes,
+            &self.grpc_ceiling,
+            &self.grpc_read,
+            &self.json_ceiling,
+            &self.json_read,
+        ]
+    }
 }
 
 async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
@@ -713,18 +729,11 @@ async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
     };
     // Reads are cheap: ten times as many, so each phase lasts long enough to measure.
     let reads = ops * 10;
-    let health = load.run("grpc.health.v1.Health/Check", Op::HealthCheck, reads, creates).await?;
-    let read = load.run("GetSecret (gRPC)", Op::Read, reads, creates).await?;
-    let healthz = load.run("GET /healthz", Op::Healthz, reads, creates).await?;
+    let grpc_ceiling = load.run("grpc.health.v1.Health/Check", Op::HealthCheck, reads, creates).await?;
+    let grpc_read = load.run("GetSecret (gRPC)", Op::Read, reads, creates).await?;
+    let json_ceiling = load.run("GET /healthz", Op::Healthz, reads, creates).await?;
     let json_read = load.run("GetSecret (JSON)", Op::JsonRead, reads, creates).await?;
-    Ok(Throughput {
-        phases: vec![create, update, writes, health, read, healthz, json_read],
-        writes: 2,
-        grpc_ceiling: 3,
-        grpc_read: 4,
-        json_ceiling: 5,
-        json_read: 6,
-    })
+    Ok(Throughput { create, update, writes, grpc_ceiling, grpc_read, json_ceiling, json_read })
 }
 
 /// One load client: a gRPC connection of its own (secrets and health share it).
@@ -995,20 +1004,20 @@ fn render(
         render_fanouts(&mut out, fanouts);
     }
     render_goals(&mut out, phases);
-    render_phases(&mut out, &phases.phases);
+    render_phases(&mut out, &phases.phases());
     out
 }
 
 /// The figures of the throughput goal (docs/BENCHMARKS.md), each from this run.
 fn render_goals(out: &mut String, t: &Throughput) {
-    let rate = |i: usize| t.phases[i].requests as f64 / t.phases[i].wall.as_secs_f64();
-    let [_, grpc_p99, _] = percentiles(&Summary::of(t.phases[t.grpc_read].latencies.clone()));
+    let rate = |phase: &Phase| phase.requests as f64 / phase.wall.as_secs_f64();
+    let [_, grpc_p99, _] = percentiles(&Summary::of(t.grpc_read.latencies.clone()));
     let _ = writeln!(out, "Goal figures (this run):\n");
     let _ = writeln!(out, "| figure | value |\n|---|---:|");
-    let _ = writeln!(out, "| GetSecret over gRPC (ops/s, p99 ms) | {:.0}, {grpc_p99} |", rate(t.grpc_read));
-    let _ = writeln!(out, "| GetSecret over JSON (ops/s) | {:.0} |", rate(t.json_read));
-    let _ = writeln!(out, "| writes, CreateSecret + UpdateSecret (ops/s) | {:.0} |", rate(t.writes));
-    let ratio = |name: &str, read: usize, ceiling: usize, end: &str| {
+    let _ = writeln!(out, "| GetSecret over gRPC (ops/s, p99 ms) | {:.0}, {grpc_p99} |", rate(&t.grpc_read));
+    let _ = writeln!(out, "| GetSecret over JSON (ops/s) | {:.0} |", rate(&t.json_read));
+    let _ = writeln!(out, "| writes, CreateSecret + UpdateSecret (ops/s) | {:.0} |", rate(&t.writes));
+    let ratio = |name: &str, read: &Phase, ceiling: &Phase, end: &str| {
         format!(
             "| ceiling ratio {name} | {:.2} ({:.0} ÷ {:.0}) |\n{end}",
             rate(read) / rate(ceiling),
@@ -1016,8 +1025,8 @@ fn render_goals(out: &mut String, t: &Throughput) {
             rate(ceiling)
         )
     };
-    out.push_str(&ratio("gRPC: GetSecret ÷ Health/Check", t.grpc_read, t.grpc_ceiling, ""));
-    out.push_str(&ratio("JSON: GetSecret ÷ GET /healthz", t.json_read, t.json_ceiling, "\n"));
+    out.push_str(&ratio("gRPC: GetSecret ÷ Health/Check", &t.grpc_read, &t.grpc_ceiling, ""));
+    out.push_str(&ratio("JSON: GetSecret ÷ GET /healthz", &t.json_read, &t.json_ceiling, "\n"));
 }
 
 fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
@@ -1055,7 +1064,7 @@ fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
     let _ = writeln!(out);
 }
 
-fn render_phases(out: &mut String, phases: &[Phase]) {
+fn render_phases(out: &mut String, phases: &[&Phase]) {
     let _ = writeln!(
         out,
         "Throughput: {THROUGHPUT_CLIENTS} concurrent clients, one connection each; CPU in % of one core.\n"

@@ -18,10 +18,9 @@ use std::{
 };
 
 use chrono::Utc;
-use lru::LruCache;
 
 use super::{Grants, IdentityError, Principal, RejectedToken, credentials, login};
-use crate::store::Store;
+use crate::store::{Store, VersionedCache};
 
 /// Tokens remembered at once.
 const MAX_TOKENS: usize = 10_000;
@@ -29,7 +28,6 @@ const MAX_TOKENS: usize = 10_000;
 const MAX_PROJECTS_PER_TOKEN: usize = 256;
 
 /// What one token's requests learned about its permissions, valid at one permission version only.
-#[derive(Default)]
 pub struct AccessMemo {
     version: i64,
     projects: Mutex<HashMap<String, Grants>>,
@@ -67,18 +65,18 @@ impl AccessMemo {
 
 /// Tokens resolved earlier, by the hash they are stored under.
 pub struct TokenCache {
-    tokens: Mutex<LruCache<String, (i64, Principal)>>,
+    tokens: VersionedCache<String, Principal>,
 }
 
 impl Default for TokenCache {
     fn default() -> Self {
-        Self { tokens: Mutex::new(LruCache::new(NonZeroUsize::new(MAX_TOKENS).expect("non-zero"))) }
+        Self { tokens: VersionedCache::new(NonZeroUsize::new(MAX_TOKENS).expect("non-zero")) }
     }
 }
 
 impl TokenCache {
-    /// Like [`login::authenticate`], from memory when the token was resolved before at the current permission
-    /// version and has not expired. The principal carries the token's [`AccessMemo`].
+    /// Like [`login::authenticate_hash`], from memory when the token was resolved before at the current
+    /// permission version and has not expired. The principal carries the token's [`AccessMemo`].
     pub async fn authenticate(
         &self,
         store: &Store,
@@ -86,17 +84,14 @@ impl TokenCache {
     ) -> Result<Result<Principal, RejectedToken>, IdentityError> {
         let version = store.permission_version().await?;
         let hash = credentials::hash(token);
-        let cached = self.tokens.lock().expect("no panic holds it").get(&hash).cloned();
-        if let Some((at, principal)) = cached {
-            // An expired token takes the long way, which audits its rejection.
-            if at == version && principal.token_expires_at > Utc::now() {
-                return Ok(Ok(principal));
-            }
+        // An expired token takes the long way, which audits its rejection.
+        if let Some(principal) = self.tokens.get(&hash, version).filter(|p| p.token_expires_at > Utc::now()) {
+            return Ok(Ok(principal));
         }
         let mut resolved = login::authenticate_hash(store, &hash).await?;
         if let Ok(principal) = &mut resolved {
             principal.memo = Some(Arc::new(AccessMemo::new(version)));
-            self.tokens.lock().expect("no panic holds it").put(hash, (version, principal.clone()));
+            self.tokens.put(hash, version, principal.clone());
         }
         Ok(resolved)
     }

@@ -40,7 +40,7 @@ pub async fn project(
     project_id: &str,
 ) -> Result<ProjectScope, SecretsError> {
     validate::id("project_id", project_id)?;
-    let not_found = || SecretsError::NotFound(format!("project '{project_id}'"));
+    let not_found = || project_not_found(project_id);
     let project = project::Entity::find_by_id(project_id)
         .filter(project::Column::OrgId.eq(&caller.org_id))
         .one(db)
@@ -71,6 +71,10 @@ pub async fn environment_of(
         .one(db)
         .await?
         .ok_or_else(not_found)
+}
+
+fn project_not_found(project_id: &str) -> SecretsError {
+    SecretsError::NotFound(format!("project '{project_id}'"))
 }
 
 fn environment_not_found(slug: &str, project_id: &str) -> SecretsError {
@@ -111,7 +115,7 @@ async fn visible(
 ) -> Result<EnvScope, SecretsError> {
     let grants = access::cached_project_grants(db, caller, &project.id).await?;
     if !visibility::sees_project(&grants) {
-        return Err(SecretsError::NotFound(format!("project '{}'", project.id)));
+        return Err(project_not_found(&project.id));
     }
     if !visibility::sees_environment(&grants, &env.slug) {
         return Err(environment_not_found(&env.slug, &project.id));
@@ -159,7 +163,7 @@ pub async fn lock_environments(txn: &WriteTxn, envs: &[&environment::Model]) -> 
 pub async fn lock_project(txn: &WriteTxn, project: &project::Model) -> Result<(), SecretsError> {
     match project::Entity::find_by_id(&project.id).lock_exclusive().one(&**txn).await? {
         Some(_) => Ok(()),
-        None => Err(SecretsError::NotFound(format!("project '{}'", project.id))),
+        None => Err(project_not_found(&project.id)),
     }
 }
 

@@ -5,14 +5,12 @@
 //! `identity::AccessMemo`), so a deleted one is never served. Rows that never existed are not remembered.
 //! Bounded to [`MAX_SCOPES`] environments, least recently used dropped first.
 
-use std::{
-    num::NonZeroUsize,
-    sync::{Arc, Mutex},
+use std::{num::NonZeroUsize, sync::Arc};
+
+use crate::store::{
+    VersionedCache,
+    entities::{environment, project},
 };
-
-use lru::LruCache;
-
-use crate::store::entities::{environment, project};
 
 /// Environments remembered at once.
 const MAX_SCOPES: usize = 4_096;
@@ -22,12 +20,12 @@ type Key = (String, String, String);
 
 /// Project and environment rows by (org, project id, slug), each with the version it was read at.
 pub(super) struct ScopeCache {
-    entries: Mutex<LruCache<Key, (i64, Arc<(project::Model, environment::Model)>)>>,
+    entries: VersionedCache<Key, Arc<(project::Model, environment::Model)>>,
 }
 
 impl Default for ScopeCache {
     fn default() -> Self {
-        Self { entries: Mutex::new(LruCache::new(NonZeroUsize::new(MAX_SCOPES).expect("non-zero"))) }
+        Self { entries: VersionedCache::new(NonZeroUsize::new(MAX_SCOPES).expect("non-zero")) }
     }
 }
 
@@ -40,18 +38,12 @@ impl ScopeCache {
         slug: &str,
         version: i64,
     ) -> Option<Arc<(project::Model, environment::Model)>> {
-        let key = (org_id.to_owned(), project_id.to_owned(), slug.to_owned());
-        let mut entries = self.entries.lock().expect("no panic holds it");
-        match entries.get(&key) {
-            Some((at, rows)) if *at == version => Some(rows.clone()),
-            _ => None,
-        }
+        self.entries.get(&(org_id.to_owned(), project_id.to_owned(), slug.to_owned()), version)
     }
 
     /// Remembers rows read at `version`.
     pub(super) fn put(&self, version: i64, project: &project::Model, env: &environment::Model) {
         let key = (project.org_id.clone(), project.id.clone(), env.slug.clone());
-        let rows = Arc::new((project.clone(), env.clone()));
-        self.entries.lock().expect("no panic holds it").put(key, (version, rows));
+        self.entries.put(key, version, Arc::new((project.clone(), env.clone())));
     }
 }

@@ -61,7 +61,8 @@ async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>) {
     }
 }
 
-async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> Result<(), DbErr> {
+/// Commits `rows` in one transaction.
+pub(super) async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> Result<(), DbErr> {
     let txn = store.begin_write().await?;
     for row in rows {
         txn.append_audit(row);

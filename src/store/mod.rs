@@ -15,8 +15,10 @@ mod error;
 mod lock;
 mod migrations;
 mod sqlite_group;
+mod versioned_cache;
 
 pub use error::DbError;
+pub use versioned_cache::VersionedCache;
 
 use std::{
     path::{Path, PathBuf},
@@ -197,11 +199,7 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .max_connections(if sqlite_file.is_some() || url.starts_with("sqlite:") {
-                SQLITE_CONNECTIONS
-            } else {
-                POSTGRES_CONNECTIONS
-            })
+            .max_connections(if url.starts_with("sqlite:") { SQLITE_CONNECTIONS } else { POSTGRES_CONNECTIONS })
             .connect_timeout(Duration::from_secs(10))
             // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
             // first doubled the round trips of every read. Only connections idle for a while are checked.
@@ -270,11 +268,7 @@ impl Store {
     pub async fn append_audit(&self, row: entities::audit_log::ActiveModel) -> Result<(), DbErr> {
         match &self.audit_appender {
             Some(appender) => appender.append(row).await,
-            None => {
-                let txn = self.begin_write().await?;
-                txn.append_audit(row);
-                txn.commit().await
-            }
+            None => audit_appender::commit(self, vec![row]).await,
         }
     }
 
