@@ -12,7 +12,7 @@ use common::{
     serve_binary::ServeProcess,
     stored::{audited, evented, texts},
 };
-use hush::pb::{self, projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient};
+use hush::pb::{self, secrets_service_client::SecretsServiceClient};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use sea_orm::Database;
 use tokio::task::JoinSet;
@@ -119,14 +119,7 @@ async fn cancelled_writes_leave_no_transaction_open_and_nothing_half_written(bac
     let login = common::login(&server.url(), &bootstrap.client_id, &bootstrap.client_secret).await;
     let token = login.unwrap().access_token;
     let shared = connect(&server.url(), &token).await;
-    let project = ProjectsServiceClient::new(common::authed(&server.url(), &token).await)
-        .create_project(pb::CreateProjectRequest { name: "cancelled".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .project
-        .unwrap()
-        .id;
+    let project = common::create_project(common::authed(&server.url(), &token).await, "cancelled").await;
     // What the updates and deletes work on.
     let mut setup = shared.clone();
     let deleted = (0..REQUESTS).filter(|i| kind(*i) == Kind::Delete).map(key);

@@ -12,10 +12,7 @@ use std::{
 };
 
 use common::{Backend, authed, events::next_event, export_entries, login, serve_binary::ServeProcess};
-use hush::pb::{
-    self, events_service_client::EventsServiceClient, projects_service_client::ProjectsServiceClient,
-    secrets_service_client::SecretsServiceClient,
-};
+use hush::pb::{self, events_service_client::EventsServiceClient, secrets_service_client::SecretsServiceClient};
 
 backend_tests!(acknowledged_writes_survive_kill_9, answered_reads_stay_audited_after_kill_9);
 
@@ -76,12 +73,6 @@ async fn write_until_killed(channel: common::Authed, project: String, writer: us
     }
 }
 
-async fn new_project(channel: common::Authed) -> String {
-    let mut projects = ProjectsServiceClient::new(channel);
-    let created = projects.create_project(pb::CreateProjectRequest { name: "crash".into() }).await;
-    created.expect("create project").into_inner().project.expect("project").id
-}
-
 /// The audit entries of `event_types` in `project`, as `secretKey` and `secretVersion` of their metadata.
 async fn audited_secrets(
     server: &ServeProcess,
@@ -112,7 +103,7 @@ async fn audited_secrets(
 async fn acknowledged_writes_survive_kill_9(backend: Backend) {
     let server = ServeProcess::start(backend).await;
     let (_, channel) = admin(&server).await;
-    let project = new_project(channel.clone()).await;
+    let project = common::create_project(channel.clone(), "crash").await;
     let mut secrets = SecretsServiceClient::new(channel.clone());
     for writer in 0..WRITERS {
         secrets.create_secret(create(&project, &format!("OWN_{writer}"), "initial")).await.expect("own secret");
@@ -206,7 +197,7 @@ async fn read_until_killed(
 async fn answered_reads_stay_audited_after_kill_9(backend: Backend) {
     let server = ServeProcess::start(backend).await;
     let (_, channel) = admin(&server).await;
-    let project = new_project(channel.clone()).await;
+    let project = common::create_project(channel.clone(), "crash").await;
     let mut secrets = SecretsServiceClient::new(channel.clone());
     let keys: Vec<String> = (0..WRITERS).map(|reader| format!("READ_{reader}")).collect();
     for key in &keys {

@@ -12,7 +12,7 @@ use std::{
 use common::{Backend, Bearer, TestServer};
 use hush::pb::{
     self, events_service_client::EventsServiceClient, identity_service_client::IdentityServiceClient,
-    projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient,
+    secrets_service_client::SecretsServiceClient,
 };
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::{
@@ -114,14 +114,8 @@ async fn grpc_json_sse_grpc_web_and_ui_work_over_https(backend: Backend) {
     // gRPC (HTTP/2 via ALPN) with the CA, unary and streaming.
     let token = login(https_channel(&https, &ca.pem(), None).await.expect("TLS connect"), &server).await.unwrap();
     let authed = InterceptedService::new(https_channel(&https, &ca.pem(), None).await.unwrap(), Bearer::new(&token));
-    let project = ProjectsServiceClient::new(authed.clone())
-        .create_project(pb::CreateProjectRequest { name: "tls".into() })
-        .await
-        .expect("create project over https")
-        .into_inner()
-        .project
-        .unwrap()
-        .id;
+    // Over https: the channel is TLS.
+    let project = common::create_project(authed.clone(), "tls").await;
     let mut events = EventsServiceClient::new(authed.clone())
         .subscribe(pb::SubscribeRequest { project_id: project.clone(), registrations: vec![], resume_after: None })
         .await
@@ -458,14 +452,7 @@ async fn sighup_serves_replaced_certificates_while_open_streams_go_on() {
     };
     let token = IdentityServiceClient::new(old_channel.clone()).login(request).await.unwrap().into_inner().access_token;
     let old = InterceptedService::new(old_channel, Bearer::new(&token));
-    let project = ProjectsServiceClient::new(old.clone())
-        .create_project(pb::CreateProjectRequest { name: "reload".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .project
-        .unwrap()
-        .id;
+    let project = common::create_project(old.clone(), "reload").await;
     let mut open_stream = EventsServiceClient::new(old)
         .subscribe(pb::SubscribeRequest { project_id: project.clone(), registrations: vec![], resume_after: None })
         .await

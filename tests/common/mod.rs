@@ -141,6 +141,13 @@ pub async fn authed(url: &str, token: &str) -> Authed {
     InterceptedService::new(channel(url).await, Bearer::new(token))
 }
 
+/// Creates a project over `channel` and returns its id.
+pub async fn create_project(channel: Authed, name: &str) -> String {
+    let mut projects = ProjectsServiceClient::new(channel);
+    let response = projects.create_project(pb::CreateProjectRequest { name: name.into() }).await;
+    response.expect("create project").into_inner().project.expect("project").id
+}
+
 impl TestServer {
     /// Starts a server on `backend` with default settings.
     pub async fn start(backend: Backend) -> Self {
@@ -246,10 +253,7 @@ impl TestServer {
 
     /// Creates a project as the admin and returns its id.
     pub async fn project(&self, name: &str) -> String {
-        let mut projects = self.admin_projects().await;
-        let response =
-            projects.create_project(pb::CreateProjectRequest { name: name.into() }).await.expect("create project");
-        response.into_inner().project.expect("project").id
+        create_project(self.authed(&self.admin_token().await).await, name).await
     }
 
     /// A direct connection to the server's database, for tests that inspect or damage stored rows.
