@@ -65,6 +65,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between health checks while the server starts.
 const STARTUP_POLL: Duration = Duration::from_millis(50);
+/// The server's counter of database statements (`/metrics`).
+const STATEMENTS_METRIC: &str = "hush_db_statements_total";
+/// Open streams allowed per identity on the benchmarked server: every subscriber is the same identity.
+const STREAMS_PER_IDENTITY: &str = "1000000";
 /// Concurrent clients of the throughput phases, each on a connection of its own.
 const THROUGHPUT_CLIENTS: usize = 16;
 /// Clock ticks per second of `/proc/<pid>/stat` CPU times (USER_HZ, 100 on every Linux build in use).
@@ -147,6 +151,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    // Every connection of the benchmark is a file descriptor of this process too.
+    hush::limits::open_files::raise_to_hard_limit();
     ensure!(
         args.ops >= 2 * THROUGHPUT_CLIENTS,
         "--ops must be at least {} (every client creates, updates and reads)",
@@ -217,6 +223,7 @@ impl ServerProcess {
             // The caller's own HUSH_* settings must not redirect the benchmark to another database or key.
             .env_remove("HUSH_DATABASE_URL")
             .env_remove("HUSH_ROOT_KEY")
+            .env("HUSH_MAX_STREAMS_PER_IDENTITY", STREAMS_PER_IDENTITY)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -242,6 +249,11 @@ impl ServerProcess {
                 Err(error)
             }
         }
+    }
+
+    /// `host:port` of the server.
+    fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 
     /// Polls grpc.health.v1 until the server answers SERVING; fails early if the process exits.
@@ -464,6 +476,8 @@ struct FanoutResult {
     received: usize,
     expected: usize,
     write_rpc: Option<Summary>,
+    /// Database statements of the server per measured write, its event's fan-out included.
+    statements_per_write: f64,
     /// During the measured writes and until every event was received.
     cpu: CpuUse,
 }
@@ -505,10 +519,13 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle_kib = rss_kib(server.pid)?;
 
+    let mut metrics = HttpClient::connect(server.address(), "").await?;
+    let statements_before = metrics.metric(STATEMENTS_METRIC).await?;
     let cpu = CpuMeter::start(server.pid)?;
     let (write_times, write_rpc) = measured_writes(&session, &mut writer).await?;
     let receipts = open.collect().await?;
     let cpu = cpu.stop()?;
+    let statements = metrics.metric(STATEMENTS_METRIC).await? - statements_before;
 
     let received = receipts.len();
     let latencies = receipts.into_iter().map(|(index, at)| at.saturating_duration_since(write_times[index - 1]));
@@ -522,6 +539,7 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
         received,
         expected: subscribers * MEASURED_WRITES,
         write_rpc: Summary::of(write_rpc),
+        statements_per_write: statements / MEASURED_WRITES as f64,
         cpu,
     })
 }
@@ -763,7 +781,7 @@ impl LoadClients {
             session.create(&mut secrets, THROUGHPUT_PATH, &format!("WARM_{client}")).await?;
             clients.push(LoadClient { secrets, health: HealthClient::new(authed) });
         }
-        let address = server.url.trim_start_matches("http://").to_owned();
+        let address = server.address().to_owned();
         Ok(Self { session, clients, server_pid: server.pid, address })
     }
 
@@ -845,7 +863,7 @@ impl HttpClient {
         Ok(Self { sender, authorization: format!("Bearer {token}"), host: address.to_owned() })
     }
 
-    async fn send(&mut self, request: http::request::Builder, body: Vec<u8>) -> Result<()> {
+    async fn send(&mut self, request: http::request::Builder, body: Vec<u8>) -> Result<bytes::Bytes> {
         let request =
             request.header(http::header::HOST, &self.host).body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
         self.sender.ready().await?;
@@ -854,7 +872,7 @@ impl HttpClient {
         // Read the whole body, as a client would, before the next request on the connection.
         let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes();
         ensure!(status.is_success(), "HTTP {status}: {}", String::from_utf8_lossy(&body));
-        Ok(())
+        Ok(body)
     }
 
     async fn get_secret(&mut self, project: &str, path: &str, key: &str) -> Result<()> {
@@ -863,11 +881,24 @@ impl HttpClient {
         let request = http::Request::post("/hush.v1.SecretsService/GetSecret")
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::AUTHORIZATION, &self.authorization);
-        self.send(request, serde_json::to_vec(&body)?).await.with_context(|| format!("JSON GetSecret {path}/{key}"))
+        self.send(request, serde_json::to_vec(&body)?).await.with_context(|| format!("JSON GetSecret {path}/{key}"))?;
+        Ok(())
     }
 
     async fn healthz(&mut self) -> Result<()> {
-        self.send(http::Request::get("/healthz"), Vec::new()).await.context("GET /healthz")
+        self.send(http::Request::get("/healthz"), Vec::new()).await.context("GET /healthz")?;
+        Ok(())
+    }
+
+    /// A counter of the server's `/metrics` (served to loopback peers).
+    async fn metric(&mut self, name: &str) -> Result<f64> {
+        let body = self.send(http::Request::get("/metrics"), Vec::new()).await.context("GET /metrics")?;
+        let text = String::from_utf8_lossy(&body);
+        let line = text
+            .lines()
+            .find(|line| line.split(' ').next() == Some(name))
+            .with_context(|| format!("{name} in /metrics"))?;
+        line.rsplit(' ').next().unwrap_or_default().parse().with_context(|| format!("{name} value"))
     }
 }
 
@@ -1038,25 +1069,28 @@ fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
     );
     let _ = writeln!(
         out,
-        "| subscribers | connections | open all (ms) | server RSS before → idle (MiB) | RSS per idle subscriber (KiB) \
-         | events received | latency p50 (ms) | p99 (ms) | max (ms) | write RPC p50 / p99 (ms) | server CPU | bench CPU |"
+        "| subscribers | connections | open all (ms) | Subscribe/s | server RSS before → idle (MiB) \
+         | RSS per idle subscriber (KiB) | events received | latency p50 (ms) | p99 (ms) | max (ms) \
+         | write RPC p50 / p99 (ms) | statements per write | server CPU | bench CPU |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for f in fanouts {
         let per_subscriber = (f.rss_idle_kib as f64 - f.rss_before_kib as f64) / f.subscribers as f64;
         let [p50, p99, max] = percentiles(&f.latency);
         let [write_p50, write_p99, _] = percentiles(&f.write_rpc);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} → {} | {per_subscriber:.1} | {}/{} | {p50} | {p99} | {max} | {write_p50} / {write_p99} \
-             | {:.0}% | {:.0}% |",
+            "| {} | {} | {} | {:.0} | {} → {} | {per_subscriber:.1} | {}/{} | {p50} | {p99} | {max} \
+             | {write_p50} / {write_p99} | {:.1} | {:.0}% | {:.0}% |",
             f.subscribers,
             f.connections,
             ms(f.open_time),
+            f.subscribers as f64 / f.open_time.as_secs_f64(),
             mib(f.rss_before_kib),
             mib(f.rss_idle_kib),
             f.received,
             f.expected,
+            f.statements_per_write,
             f.cpu.server_percent(),
             f.cpu.bench_percent(),
         );

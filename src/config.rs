@@ -10,6 +10,10 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default retention of the event outbox.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Default cap on open event subscriptions of one identity on one server.
+pub const DEFAULT_MAX_STREAMS_PER_IDENTITY: usize = 1000;
+/// Default cap on open event subscriptions on one client connection.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: usize = 200;
 /// Name of the SQLite database file in the data dir.
 pub const SQLITE_FILE: &str = "hush.db";
 
@@ -83,6 +87,14 @@ pub struct ServeConfig {
     /// Events are kept this long for resuming streams, then pruned.
     #[arg(long, env = "HUSH_EVENT_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub event_retention: Duration,
+    /// Most open event subscriptions (gRPC, grpc-web, SSE) of one identity on this server; beyond it Subscribe
+    /// answers RESOURCE_EXHAUSTED (HTTP 429).
+    #[arg(long, env = "HUSH_MAX_STREAMS_PER_IDENTITY", default_value_t = DEFAULT_MAX_STREAMS_PER_IDENTITY)]
+    pub max_streams_per_identity: usize,
+    /// Most open event subscriptions on one client connection (below the HTTP/2 stream limit, so that unary
+    /// calls still fit next to them).
+    #[arg(long, env = "HUSH_MAX_STREAMS_PER_CONNECTION", default_value_t = DEFAULT_MAX_STREAMS_PER_CONNECTION)]
+    pub max_streams_per_connection: usize,
     /// Audit entries are kept this long, then pruned.
     #[arg(long, env = "HUSH_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub audit_retention: Duration,
@@ -137,6 +149,8 @@ impl ServeConfig {
             token_ttl: DEFAULT_TOKEN_TTL,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
+            max_streams_per_identity: DEFAULT_MAX_STREAMS_PER_IDENTITY,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
             ui_dir: None,
             audit_retention: crate::store::DEFAULT_AUDIT_RETENTION,
             trusted_proxies: Vec::new(),

@@ -13,7 +13,7 @@ use crate::{
     api::{self, auth::AuthLayer},
     audit::{self, TrustedProxies},
     config::{AuditStorage, ServeConfig},
-    events::{EventHub, HubSettings},
+    events::{EventHub, HubSettings, StreamLimits},
     gateway::{
         self, GatewayState, access_log::AccessLogLayer, edges::HonestEdgesLayer, grpc_web::GrpcWebWhereItApplies,
         json::JsonTranscodeLayer, malformed::RefuseMalformedLayer,
@@ -23,7 +23,7 @@ use crate::{
     pb,
     pb::{
         audit_logs_service_server::AuditLogsServiceServer, audit_streams_service_server::AuditStreamsServiceServer,
-        events_service_server::EventsServiceServer, identity_service_server::IdentityServiceServer,
+        identity_service_server::IdentityServiceServer,
         projects_service_server::ProjectsServiceServer, secrets_service_server::SecretsServiceServer,
     },
     secrets::Vault,
@@ -91,7 +91,14 @@ impl Server {
         let bootstrap_file = identity::bootstrap(&store, &config.storage.data_dir).await?;
         let vault = Vault::new(store.clone(), root_key.clone());
         let background = CancellationToken::new();
-        let settings = HubSettings { heartbeat: config.heartbeat_interval, retention: config.event_retention };
+        let settings = HubSettings {
+            heartbeat: config.heartbeat_interval,
+            retention: config.event_retention,
+            limits: StreamLimits {
+                per_identity: config.max_streams_per_identity,
+                per_connection: config.max_streams_per_connection,
+            },
+        };
         let events = EventHub::start(store.clone(), settings, background.clone()).await?;
         audit::pruner::spawn(store.clone(), config.audit_retention, background.clone());
         if store.audit_stream_only() {
@@ -132,6 +139,8 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let open_files = crate::limits::open_files::raise_to_hard_limit();
+        tracing::info!(?open_files, "open-files limit");
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
             health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
@@ -207,7 +216,7 @@ impl Server {
                 self.store.clone(),
                 self.config.token_ttl
             ))))
-            .add_service(sized!(EventsServiceServer::new(api::EventsApi::new(self.events.clone()))))
+            .add_service(api::EventsApi::new(self.events.clone()))
             .add_service(sized!(AuditLogsServiceServer::new(api::AuditLogsApi::new(self.store.clone()))))
             .add_service(sized!(AuditStreamsServiceServer::new(api::AuditStreamsApi::new(self.streams.clone()))));
         let http = gateway::router(gateway_state, self.config.ui_dir.as_deref());

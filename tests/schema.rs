@@ -71,6 +71,7 @@ async fn entity_schema(url: &str) -> DatabaseConnection {
     create(&txn, role::Entity).await;
     create(&txn, project_membership::Entity).await;
     create(&txn, authz_version::Entity).await;
+    create(&txn, permission_change::Entity).await;
     create(&txn, event::Entity).await;
     create(&txn, outbox_state::Entity).await;
     create(&txn, audit_log::Entity).await;

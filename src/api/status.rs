@@ -95,6 +95,7 @@ impl From<EventsError> for Status {
             EventsError::PermissionDenied(denied) => permission_denied(denied),
             EventsError::Unauthenticated(message) => Status::unauthenticated(message),
             EventsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            EventsError::ResourceExhausted(message) => Status::resource_exhausted(message),
             EventsError::Db(ref db) => database(db),
         }
     }

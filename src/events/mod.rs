@@ -6,6 +6,7 @@ pub mod cloudevent;
 mod hub;
 pub mod outbox;
 mod registration;
+mod subscribers;
 mod subscription;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use hub::{EventHub, HubSettings};
 pub use registration::{EventPattern, Registration};
-pub use subscription::{SubscribeRequest, SubscriptionItem};
+pub use subscribers::StreamLimits;
+pub use subscription::{SubscribeRequest, Subscription, SubscriptionItem};
 
 use crate::{
     identity::{Denied, Principal},
@@ -115,6 +117,44 @@ impl Event {
     }
 }
 
+/// The wire formats an event is sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// A protobuf `SubscribeResponse` (gRPC and grpc-web).
+    Protobuf,
+    /// The `data:` of an SSE frame in the common project-events shape.
+    ProjectEvents,
+    /// The `data:` of an SSE frame as CloudEvents 1.0 JSON.
+    CloudEvents,
+}
+
+/// An event as subscriptions send it. Every subscription that may see the whole event shares one `Delivery`,
+/// and each wire format is encoded once, by the first transport that needs it, for all of them.
+#[derive(Debug)]
+pub struct Delivery {
+    event: Event,
+    encodings: [std::sync::OnceLock<bytes::Bytes>; 3],
+}
+
+impl Delivery {
+    /// A delivery of `event`, not encoded yet.
+    pub fn new(event: Event) -> Self {
+        Self { event, encodings: Default::default() }
+    }
+
+    /// The event in `wire` format: made by `encode` the first time, shared afterwards.
+    pub fn encoded(&self, wire: Wire, encode: impl FnOnce(&Event) -> bytes::Bytes) -> bytes::Bytes {
+        self.encodings[wire as usize].get_or_init(|| encode(&self.event)).clone()
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
 /// Errors of the events domain.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -133,6 +173,9 @@ pub enum EventsError {
     /// The resume cursor is older than the outbox retention.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Too many open subscriptions (of this identity, or on this connection).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The database failed, or refused the change (see [`DbError`]).
     #[error("database: {0}")]
     Db(#[from] DbError),

@@ -1,33 +1,40 @@
-//! One subscription: validation before the stream opens, then a task that replays from a cursor, follows the
-//! live broadcast without gap or duplicate, filters every event by registrations and current permissions,
-//! sends heartbeats, and ends the stream when the caller's access goes away.
-//!
-//! Each subscription owns a small bounded queue to its client. A client that stops reading blocks only its
-//! own task; the broadcast then overflows for that task alone, and it catches up from the outbox (events are
-//! stored) when the client reads again. Writers and other subscribers never wait.
+//! Opening a subscription (validation, permission, caps, audit, where it starts) and the catch-up that sends
+//! what a subscription missed from the outbox. Live delivery, heartbeats and access re-checks are shared by
+//! every subscription (see `subscribers` and `hub`).
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
-
-use super::{Event, EventHub, EventsError, Payload, Registration, outbox, registration};
 use serde_json::json;
+use tokio::sync::mpsc;
 
+use super::{
+    Delivery, EventHub, EventsError, Registration, outbox, registration,
+    subscribers::{Item, Listed, NewSubscriber, Subscriber},
+};
 use crate::{
     audit::{self, Entry},
     identity::{
-        self, Grants, Principal, access,
-        policy::{Action, Resource, Subject},
+        Grants, Principal, access,
+        policy::{Action, Subject},
     },
     store::entities::project,
 };
 
-/// Messages queued per subscription before its task waits for the client.
-const SUBSCRIPTION_BUFFER: usize = 64;
+/// Messages queued per subscription. An idle stream costs its queue; a client that falls further behind
+/// catches up from the outbox instead.
+const SUBSCRIPTION_BUFFER: usize = 16;
 /// Outbox rows read per replay query.
 const REPLAY_BATCH: u64 = 500;
+/// How long the final error of an ended subscription may wait for room in its queue.
+const FINAL_SEND: Duration = Duration::from_secs(10);
 
 /// What a client asks for.
 #[derive(Debug, Clone, Default)]
@@ -37,13 +44,16 @@ pub struct SubscribeRequest {
     pub registrations: Vec<(String, String, String)>,
     /// Resume after this cursor: replay what followed it, then go live.
     pub resume_after: Option<String>,
+    /// The client connection it arrived on, for the per-connection cap.
+    pub connection: Option<SocketAddr>,
 }
 
 /// What a subscription sends.
 #[derive(Debug, Clone)]
 pub enum SubscriptionItem {
-    /// An event, its payload narrowed to what the caller registered for and may see.
-    Event(Event),
+    /// An event, its payload narrowed to what the caller registered for and may see (shared between the
+    /// subscriptions that see the same).
+    Event(Arc<Delivery>),
     /// Nothing happened for a heartbeat interval.
     Heartbeat(DateTime<Utc>),
     /// The subscription cannot continue without losing events; resume from `resume_after` (when still
@@ -51,14 +61,46 @@ pub enum SubscriptionItem {
     Lagged { resume_after: String, reason: String },
 }
 
-/// The stream a subscription feeds; an `Err` is the last item.
-pub type Subscription = mpsc::Receiver<Result<SubscriptionItem, EventsError>>;
+/// The stream of one subscription; an `Err` is the last item. Dropping it ends the subscription.
+pub struct Subscription {
+    items: mpsc::Receiver<Item>,
+    _listed: Listed,
+}
+
+impl tokio_stream::Stream for Subscription {
+    type Item = Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        self.items.poll_recv(cx)
+    }
+}
 
 fn parse_cursor(text: &str) -> Result<i64, EventsError> {
     text.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| EventsError::InvalidArgument {
         field: "resume_after".into(),
         reason: format!("'{text}' is not a cursor (cursors are the `cursor` field of events)"),
     })
+}
+
+/// Fails unless some registration covers a place where the caller could be allowed to subscribe: a
+/// subscription that could never deliver anything is refused instead of staying silent forever.
+pub(super) fn require_some_scope(grants: &Grants, registrations: &[Registration]) -> Result<(), EventsError> {
+    let mut denied = None;
+    for r in registrations {
+        match grants.require_within(
+            Subject::SecretEvents,
+            Action::Subscribe,
+            r.environment.as_deref(),
+            r.secret_path.as_ref(),
+        ) {
+            Ok(()) => return Ok(()),
+            Err(error) => denied = denied.or(Some(error)),
+        }
+    }
+    Err(denied.map_or_else(
+        || EventsError::InvalidArgument { field: "registrations".into(), reason: "none given".into() },
+        EventsError::PermissionDenied,
+    ))
 }
 
 impl EventHub {
@@ -72,6 +114,12 @@ impl EventHub {
             .one(db)
             .await?
             .ok_or_else(not_found)?;
+        // The grants below are current at the version the caller's token was checked at (its memo's, or an
+        // older one); without a memo they are read now, after this version.
+        let grants_version = match &caller.memo {
+            Some(memo) => memo.version(),
+            None => self.store.permission_version().await?,
+        };
         let grants = access::cached_project_grants(db, &caller, &project.id).await?;
         // A project the caller is not a member of answers like an unknown id.
         if !crate::secrets::sees_project(&grants) {
@@ -81,6 +129,25 @@ impl EventHub {
         let registrations = registration::parse_all(
             request.registrations.iter().map(|(t, e, p)| (t.as_str(), e.as_str(), p.as_str())),
         )?;
+        require_some_scope(&grants, &registrations)?;
+        let start = match &request.resume_after {
+            Some(cursor) => Some(parse_cursor(cursor)?),
+            None => None,
+        };
+
+        let (out, items) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let new = NewSubscriber {
+            caller: caller.clone(),
+            project_id: project.id.clone(),
+            registrations,
+            grants,
+            grants_version,
+            connection: request.connection,
+        };
+        // Registered (and so collecting what it misses) before deciding where it starts, so nothing
+        // committed in between is lost.
+        let subscriber = self.registry.register(new, out, self.settings.limits)?;
+        let listed = self.registry.listing(&subscriber);
 
         let registered: Vec<_> = request
             .registrations
@@ -90,11 +157,8 @@ impl EventHub {
         let entry = json!({ "registrations": registered, "resumeAfter": request.resume_after });
         audit::record_read(&self.store, &caller, Entry::project("subscribe-events", &project.id, entry)).await?;
 
-        // Listen before deciding where the replay ends, so nothing committed in between is missed.
-        let live = self.live.subscribe();
-        let last = match &request.resume_after {
+        match start {
             Some(cursor) => {
-                let cursor = parse_cursor(cursor)?;
                 let pruned = outbox::pruned_through(db).await?;
                 if cursor < pruned {
                     return Err(EventsError::FailedPrecondition(format!(
@@ -103,187 +167,101 @@ impl EventHub {
                         self.settings.retention.as_secs()
                     )));
                 }
-                Some(cursor)
+                subscriber.state().last = cursor;
+                self.catch_up(subscriber);
             }
-            None => None,
-        };
-        // Without a cursor the stream starts now: anything at or below the current head happened before.
-        let last = match last {
-            Some(cursor) => Pending::Replay(cursor),
-            None => Pending::Live(outbox::head(db).await?),
-        };
-        let (out, stream) = mpsc::channel(SUBSCRIPTION_BUFFER);
-        let task = Task { hub: self.clone(), caller, project_id: project.id, registrations, grants, out };
-        self.open.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(task.run(live, last));
-        Ok(stream)
-    }
-}
-
-/// Where a new subscription starts.
-enum Pending {
-    /// Replay everything after this cursor first.
-    Replay(i64),
-    /// Go live; skip anything at or below this cursor.
-    Live(i64),
-}
-
-struct Task {
-    hub: EventHub,
-    caller: Principal,
-    project_id: String,
-    registrations: Vec<Registration>,
-    grants: Grants,
-    out: mpsc::Sender<Result<SubscriptionItem, EventsError>>,
-}
-
-/// Why a subscription task stopped early.
-enum Stop {
-    /// The client went away or the server is shutting down.
-    Gone,
-}
-
-impl Task {
-    async fn run(mut self, mut live: tokio::sync::broadcast::Receiver<Arc<Event>>, start: Pending) {
-        let open = self.hub.open.clone();
-        let _ = self.follow(&mut live, start).await;
-        open.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    async fn follow(
-        &mut self,
-        live: &mut tokio::sync::broadcast::Receiver<Arc<Event>>,
-        start: Pending,
-    ) -> Result<(), Stop> {
-        let mut last = match start {
-            Pending::Replay(cursor) => self.replay(cursor).await?,
-            Pending::Live(head) => head,
-        };
-        let heartbeat_every = self.hub.settings.heartbeat;
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut authz = self.hub.authz.clone();
-        let expiry = (self.caller.token_expires_at - Utc::now()).to_std().unwrap_or_default();
-        let expires = tokio::time::sleep(expiry);
-        tokio::pin!(expires);
-        let shutdown = self.hub.shutdown.clone();
-        loop {
-            tokio::select! {
-                () = self.out.closed() => return Err(Stop::Gone),
-                () = shutdown.cancelled() => return Err(Stop::Gone),
-                received = live.recv() => match received {
-                    Ok(event) if event.seq <= last => {}
-                    Ok(event) => {
-                        last = event.seq;
-                        if self.deliver(&event).await? {
-                            heartbeat.reset();
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        // Fell behind the broadcast: listen afresh, then fill the hole from the outbox.
-                        *live = self.hub.live.subscribe();
-                        last = self.replay(last).await?;
-                    }
-                    Err(RecvError::Closed) => return Err(Stop::Gone),
-                },
-                _ = heartbeat.tick() => self.send(Ok(SubscriptionItem::Heartbeat(Utc::now()))).await?,
-                changed = authz.changed() => {
-                    if changed.is_err() {
-                        return Err(Stop::Gone);
-                    }
-                    self.recheck_access().await?;
-                }
-                () = &mut expires => {
-                    self.send(Err(EventsError::Unauthenticated("access token expired"))).await?;
-                    return Err(Stop::Gone);
+            None => {
+                // The stream starts now: anything at or below the current head happened before.
+                let head = outbox::head(db).await?;
+                let mut state = subscriber.state();
+                state.last = head;
+                if state.missed > head {
+                    drop(state);
+                    self.catch_up(subscriber);
+                } else {
+                    state.catching_up = false;
                 }
             }
         }
+        Ok(Subscription { items, _listed: listed })
     }
 
-    /// Sends outbox events after `cursor` of this project; returns the last cursor read.
-    async fn replay(&mut self, mut cursor: i64) -> Result<i64, Stop> {
-        loop {
-            let db = self.hub.store.conn();
-            let pruned = match outbox::pruned_through(db).await {
-                Ok(pruned) => pruned,
-                Err(error) => return self.fail(error.into()).await,
-            };
-            if cursor < pruned {
-                let reason = format!("events after cursor {cursor} were pruned before they could be delivered");
-                self.send(Ok(SubscriptionItem::Lagged { resume_after: pruned.to_string(), reason })).await?;
-                return Err(Stop::Gone);
+    /// Sends what `subscriber` missed from the outbox, at its client's pace, then hands it back to the
+    /// dispatcher.
+    pub(super) fn catch_up(&self, subscriber: Arc<Subscriber>) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                // Its stream ends with the server's: the sweeper drops the subscription, this its last sender.
+                () = hub.shutdown.cancelled() => {}
+                replayed = hub.replay(&subscriber) => {
+                    if let Err(error) = replayed {
+                        hub.end(&subscriber, error);
+                    }
+                }
             }
-            let events = match outbox::after(db, cursor, Some(&self.project_id), REPLAY_BATCH).await {
-                Ok(events) => events,
-                Err(error) => return self.fail(error.into()).await,
-            };
+        });
+    }
+
+    async fn replay(&self, subscriber: &Subscriber) -> Result<(), EventsError> {
+        let db = self.store.conn();
+        loop {
+            let from = subscriber.state().last;
+            let pruned = outbox::pruned_through(db).await?;
+            if from < pruned {
+                let reason = format!("events after cursor {from} were pruned before they could be delivered");
+                let lagged = SubscriptionItem::Lagged { resume_after: pruned.to_string(), reason };
+                let _ = subscriber.out.send(Ok(lagged)).await;
+                self.registry.remove(&subscriber.project_id, subscriber.id());
+                subscriber.state().ended = true;
+                return Ok(());
+            }
+            let events = outbox::after(db, from, Some(&subscriber.project_id), REPLAY_BATCH).await?;
             let done = (events.len() as u64) < REPLAY_BATCH;
             for event in events {
-                cursor = event.seq;
-                self.deliver(&event).await?;
+                let event = Arc::new(Delivery::new(event));
+                let visible = {
+                    let state = subscriber.state();
+                    if state.ended {
+                        return Ok(());
+                    }
+                    subscriber.narrow(&event, &state.grants)
+                };
+                if let Some(visible) = visible
+                    && subscriber.out.send(Ok(SubscriptionItem::Event(visible))).await.is_err()
+                {
+                    return Ok(()); // the client went away
+                }
+                let mut state = subscriber.state();
+                state.last = state.last.max(event.seq);
+                state.last_sent = std::time::Instant::now();
             }
             if done {
-                return Ok(cursor);
+                let mut state = subscriber.state();
+                // The dispatcher passed over events committed while this ran: read again.
+                if state.missed > state.last {
+                    continue;
+                }
+                state.catching_up = false;
+                return Ok(());
             }
         }
     }
 
-    /// Sends the part of `event` the caller registered for and may see; returns whether anything was sent.
-    async fn deliver(&mut self, event: &Event) -> Result<bool, Stop> {
-        if event.project_id != self.project_id {
-            return Ok(false);
-        }
-        let visible = |env: &str, path: &str| {
-            registration::wanted(&self.registrations, event, env, path)
-                && self.grants.can(Subject::SecretEvents, Action::Subscribe, Resource::at(env, path))
-        };
-        let narrowed = match &event.payload.import_mutation {
-            Some(m) => visible(&m.environment, &m.secret_path).then(|| event.clone()),
-            None => {
-                let secrets: Vec<_> =
-                    event.payload.secrets.iter().filter(|s| visible(&s.environment, &s.secret_path)).cloned().collect();
-                (!secrets.is_empty())
-                    .then(|| Event { payload: Payload { secrets, import_mutation: None }, ..event.clone() })
+    /// Ends a subscription with `error` as its last item.
+    pub(super) fn end(&self, subscriber: &Arc<Subscriber>, error: EventsError) {
+        {
+            let mut state = subscriber.state();
+            if state.ended {
+                return;
             }
-        };
-        match narrowed {
-            Some(event) => {
-                self.send(Ok(SubscriptionItem::Event(event))).await?;
-                Ok(true)
-            }
-            None => Ok(false),
+            state.ended = true;
         }
-    }
-
-    /// Permissions may have changed: end the stream if the caller lost its token or its right to subscribe,
-    /// otherwise filter by the new grants from now on.
-    async fn recheck_access(&mut self) -> Result<(), Stop> {
-        if let Err(error) = identity::revalidate(&self.hub.store, &self.caller).await {
-            let error = match error {
-                identity::IdentityError::Db(db) => EventsError::Db(db),
-                _ => EventsError::Unauthenticated("access token was revoked or its identity deleted"),
-            };
-            return self.fail(error).await;
-        }
-        let grants = match access::project_grants(self.hub.store.conn(), &self.caller, &self.project_id).await {
-            Ok(grants) => grants,
-            Err(error) => return self.fail(error.into()).await,
-        };
-        if let Err(denied) = grants.require_anywhere(Subject::SecretEvents, Action::Subscribe) {
-            return self.fail(denied.into()).await;
-        }
-        self.grants = grants;
-        Ok(())
-    }
-
-    async fn send(&self, item: Result<SubscriptionItem, EventsError>) -> Result<(), Stop> {
-        self.out.send(item).await.map_err(|_| Stop::Gone)
-    }
-
-    /// Sends a final error and stops.
-    async fn fail<T>(&self, error: EventsError) -> Result<T, Stop> {
-        self.send(Err(error)).await?;
-        Err(Stop::Gone)
+        self.registry.remove(&subscriber.project_id, subscriber.id());
+        let subscriber = subscriber.clone();
+        // The stream ends when the last sender is gone: after this send, or when its client is gone.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(FINAL_SEND, subscriber.out.send(Err(error))).await;
+        });
     }
 }

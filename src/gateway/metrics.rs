@@ -173,6 +173,16 @@ pub async fn render(State(state): State<GatewayState>) -> Response {
     let subscriptions = Gauge::<i64>::default();
     subscriptions.set(state.events.open_subscriptions());
     registry.register("event_subscriptions_open", "Event subscriptions open on this instance", subscriptions);
+    let rechecks = Counter::<u64>::default();
+    rechecks.inc_by(state.events.access_rechecks());
+    registry.register(
+        "event_access_rechecks",
+        "Access re-reads for open event streams after permission changes (one per token and project affected)",
+        rechecks,
+    );
+    let statements = Counter::<u64>::default();
+    statements.inc_by(state.store.statements_executed());
+    registry.register("db_statements", "Statements sent to the database by this instance", statements);
     let (open, idle) = state.store.pool_usage();
     let (in_use, opened) = (Gauge::<i64>::default(), Gauge::<i64>::default());
     in_use.set(i64::from(open) - idle as i64);

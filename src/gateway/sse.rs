@@ -20,11 +20,12 @@ use axum::{
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::transport::server::TcpConnectInfo;
 
 use super::{GatewayState, errors};
 use crate::{
-    events::{Event, SubscribeRequest, SubscriptionItem, cloudevent},
+    events::{Event, SubscribeRequest, SubscriptionItem, Wire, cloudevent},
     identity::Principal,
 };
 
@@ -81,9 +82,14 @@ fn project_event_json(event: &Event) -> Value {
 
 fn frame(item: Result<SubscriptionItem, crate::events::EventsError>, cloudevents: bool) -> SseEvent {
     match item {
-        Ok(SubscriptionItem::Event(event)) => {
-            let data = if cloudevents { cloudevent::to_json(&event) } else { project_event_json(&event) };
-            SseEvent::default().id(event.cursor()).data(data.to_string())
+        Ok(SubscriptionItem::Event(delivery)) => {
+            // Serialized once per delivery for every stream that sends it in the same shape.
+            let data = if cloudevents {
+                delivery.encoded(Wire::CloudEvents, |event| Bytes::from(cloudevent::to_json(event).to_string()))
+            } else {
+                delivery.encoded(Wire::ProjectEvents, |event| Bytes::from(project_event_json(event).to_string()))
+            };
+            SseEvent::default().id(delivery.cursor()).data(String::from_utf8_lossy(&data))
         }
         Ok(SubscriptionItem::Heartbeat(_)) => SseEvent::default().comment("heartbeat"),
         Ok(SubscriptionItem::Lagged { resume_after, reason }) => SseEvent::default()
@@ -101,6 +107,7 @@ pub async fn subscribe(
     Extension(caller): Extension<Principal>,
     Query(format): Query<Format>,
     headers: http::HeaderMap,
+    extensions: http::Extensions,
     body: Bytes,
 ) -> Response {
     let cloudevents = match format.format.as_deref() {
@@ -125,11 +132,11 @@ pub async fn subscribe(
             })
             .collect(),
         resume_after,
+        connection: extensions.get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
     };
     match state.events.subscribe(caller, request).await {
         Ok(subscription) => {
-            let stream =
-                ReceiverStream::new(subscription).map(move |item| Ok::<_, Infallible>(frame(item, cloudevents)));
+            let stream = subscription.map(move |item| Ok::<_, Infallible>(frame(item, cloudevents)));
             sse(stream).into_response()
         }
         Err(error) => errors::response(&tonic::Status::from(error)),

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::store::{
     WriteTxn,
-    entities::{authz_version, identity, project_membership, role},
+    entities::{authz_version, identity, permission_change, project_membership, role},
 };
 
 /// The org role that is admin in every project.
@@ -62,6 +62,27 @@ impl Grants {
     pub fn require_anywhere(&self, subject: Subject, action: Action) -> Result<(), Denied> {
         let any = self.policies.iter().any(|p| !p.inverted && p.subject == subject && p.actions.contains(&action));
         if any { Ok(()) } else { Err(Denied { subject, action, location: String::new() }) }
+    }
+
+    /// Fails unless the action could be allowed for some folder inside `environment` (`None`: any) and `glob`
+    /// (`None`: any path).
+    pub fn require_within(
+        &self,
+        subject: Subject,
+        action: Action,
+        environment: Option<&str>,
+        glob: Option<&super::glob::PathGlob>,
+    ) -> Result<(), Denied> {
+        if policy::could_allow_within(&self.policies, subject, action, environment, glob) {
+            return Ok(());
+        }
+        let location = match (environment, glob) {
+            (Some(env), Some(glob)) => format!(" in {env}:{}", glob.as_str()),
+            (Some(env), None) => format!(" in {env}"),
+            (None, Some(glob)) => format!(" in {}", glob.as_str()),
+            (None, None) => String::new(),
+        };
+        Err(Denied { subject, action, location })
     }
 
     /// Whether these grants allow nothing at all (the caller is not a member of the project).
@@ -187,15 +208,60 @@ pub async fn cached_project_grants(
     Ok(grants)
 }
 
-/// Increments the permission version in the caller's transaction (see `authz_version` and
-/// [`Store::permission_version`](crate::store::Store::permission_version)).
-pub async fn bump_version(txn: &WriteTxn) -> Result<(), sea_orm::DbErr> {
+/// Whose permissions a change affects.
+#[derive(Debug, Clone, Copy)]
+pub enum Affected<'a> {
+    /// Possibly anyone's (a project or environment went away).
+    Everyone,
+    /// Only these identities'.
+    Identities(&'a [String]),
+}
+
+/// Increments the permission version in the caller's transaction and records whom the change affects (see
+/// `authz_version`, `permission_change` and [`Store::permission_version`](crate::store::Store::permission_version)):
+/// cached tokens and live streams of other identities stay valid.
+pub async fn bump_version(txn: &WriteTxn, affected: Affected<'_>) -> Result<(), sea_orm::DbErr> {
     use sea_orm::sea_query::{Expr, ExprTrait};
     authz_version::Entity::update_many()
         .col_expr(authz_version::Column::Version, Expr::col(authz_version::Column::Version).add(1))
         .filter(authz_version::Column::Id.eq(1))
         .exec(&**txn)
         .await?;
+    let version = authz_version::Entity::find_by_id(1).one(&**txn).await?.map_or(0, |row| row.version);
+    let identities: Vec<&str> = match affected {
+        Affected::Everyone => vec![permission_change::EVERYONE],
+        Affected::Identities(ids) => ids.iter().map(String::as_str).collect(),
+    };
+    if !identities.is_empty() {
+        let rows = identities.into_iter().map(|id| permission_change::ActiveModel {
+            version: sea_orm::Set(version),
+            identity_id: sea_orm::Set(id.to_owned()),
+        });
+        permission_change::Entity::insert_many(rows).on_conflict_do_nothing().exec(&**txn).await?;
+    }
     txn.permissions_changed();
     Ok(())
+}
+
+/// The identities holding role `role_id`, as org role or in some project.
+pub async fn role_holders(db: &impl ConnectionTrait, role_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
+    use sea_orm::QuerySelect;
+    let mut holders: Vec<String> = project_membership::Entity::find()
+        .select_only()
+        .column(project_membership::Column::IdentityId)
+        .filter(project_membership::Column::RoleId.eq(role_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let org: Vec<String> = identity::Entity::find()
+        .select_only()
+        .column(identity::Column::Id)
+        .filter(identity::Column::OrgRole.eq(role_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    holders.extend(org);
+    holders.sort();
+    holders.dedup();
+    Ok(holders)
 }

@@ -1,12 +1,14 @@
 //! Resolving bearer tokens, and the grants behind them, from memory.
 //!
 //! Every permission-relevant change (revoking a token or client secret, deleting an identity, editing or
-//! deleting a role, changing a membership) bumps the permission version in its own transaction
-//! (`access::bump_version`). Each request reads that version (`Store::permission_version`: on PostgreSQL one
-//! primary-key lookup of a one-row table, where every instance's changes meet; on SQLite, whose one server is
-//! its only writer, from memory) and trusts only what was cached at the same version; anything older is
-//! dropped and loaded again. So a change applies to the very next call on every instance, while an
-//! unchanged token costs no lookup of token, identity, membership or role.
+//! deleting a role, changing a membership) bumps the permission version in its own transaction and records
+//! whose permissions it changed (`access::bump_version`). Each request reads that version
+//! (`Store::permission_version`: on PostgreSQL one primary-key lookup of a one-row table, where every
+//! instance's changes meet; on SQLite, whose one server is its only writer, from memory). A token cached at an
+//! older version is trusted only if no change since touched its identity (`Store::permissions_changed_since`,
+//! one read of the change log per instance and version); otherwise it is loaded again. So a change applies to
+//! the very next call on every instance, while an unchanged token costs no lookup of token, identity,
+//! membership or role, whatever happens to other identities.
 //!
 //! Bounded: [`MAX_TOKENS`] tokens (least recently used dropped first) and [`MAX_PROJECTS_PER_TOKEN`] projects'
 //! grants per token. Unknown tokens are never cached (nothing a caller invents takes memory).
@@ -85,8 +87,16 @@ impl TokenCache {
         let version = store.permission_version().await?;
         let hash = credentials::hash(token);
         // An expired token takes the long way, which audits its rejection.
-        if let Some(principal) = self.tokens.get(&hash, version).filter(|p| p.token_expires_at > Utc::now()) {
-            return Ok(Ok(principal));
+        let cached = self.tokens.get_stamped(&hash).filter(|(_, p)| p.token_expires_at > Utc::now());
+        if let Some((stamp, principal)) = cached {
+            if stamp == version {
+                return Ok(Ok(principal));
+            }
+            // Changes since that did not touch this identity leave its token and grants as they were.
+            if !store.permissions_changed_since(&principal.identity_id, stamp).await? {
+                self.tokens.put(hash, version, principal.clone());
+                return Ok(Ok(principal));
+            }
         }
         let mut resolved = login::authenticate_hash(store, &hash).await?;
         if let Ok(principal) = &mut resolved {

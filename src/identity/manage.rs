@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{
     Identities, IdentityError, Principal,
-    access::{self, bump_version},
+    access::{self, Affected, bump_version},
     credentials, no_escalation,
     policy::{Action, Resource, Subject},
 };
@@ -190,8 +190,9 @@ impl Identities {
         let row = self.identity_in_org(&*txn, caller, identity_id).await?;
         no_escalation::require_holds_all_of(&*txn, caller, &row).await?;
         let entry = Entry::org("delete-identity", json!({ "identityId": row.id, "name": row.name }));
+        let deleted = [row.id.clone()];
         row.delete(&*txn).await?;
-        bump_version(&txn).await?;
+        bump_version(&txn, Affected::Identities(&deleted)).await?;
         // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
         audit::record(&txn, caller, entry);
         txn.commit().await?;
@@ -269,7 +270,7 @@ impl Identities {
             active.update(&*txn).await?;
         }
         let tokens = revoke_tokens(&*txn, access_token::Column::ClientSecretId.eq(secret_id), now).await?;
-        bump_version(&txn).await?;
+        bump_version(&txn, Affected::Identities(&[identity.id.clone()])).await?;
         audit::record(
             &txn,
             caller,
@@ -292,7 +293,7 @@ impl Identities {
             no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
         }
         let tokens = revoke_tokens(&*txn, access_token::Column::IdentityId.eq(&identity.id), Utc::now()).await?;
-        bump_version(&txn).await?;
+        bump_version(&txn, Affected::Identities(&[identity.id.clone()])).await?;
         let entry = json!({ "identityId": identity.id, "tokensRevoked": tokens });
         audit::record(&txn, caller, Entry::org("revoke-identity-tokens", entry));
         txn.commit().await?;
@@ -313,10 +314,11 @@ impl Identities {
         };
         let row = row.ok_or_else(|| IdentityError::NotFound("access token".into()))?;
         if row.revoked_at.is_none() {
+            let identity_id = row.identity_id.clone();
             let mut active = row.into_active_model();
             active.revoked_at = Set(Some(Utc::now()));
             active.update(&*txn).await?;
-            bump_version(&txn).await?;
+            bump_version(&txn, Affected::Identities(&[identity_id])).await?;
         }
         audit::record(&txn, caller, Entry::org("revoke-token", json!({ "ownToken": token.is_empty() })));
         txn.commit().await?;

@@ -149,6 +149,17 @@ impl Conditions {
     fn could_hold_in(&self, environment: &str) -> bool {
         self.environments.is_empty() || self.environments.iter().any(|e| e == environment)
     }
+
+    /// Whether some folder inside `environment` (`None`: any) and `glob` (`None`: any path) could satisfy the
+    /// conditions. Conservative: "yes" when the globs' overlap cannot be ruled out.
+    fn could_overlap(&self, environment: Option<&str>, glob: Option<&PathGlob>) -> bool {
+        let env_ok = environment.is_none_or(|env| self.could_hold_in(env));
+        let path_ok = match (&self.secret_path, glob) {
+            (Some(ours), Some(theirs)) => !super::glob_relations::disjoint(ours, theirs),
+            _ => true,
+        };
+        env_ok && path_ok
+    }
 }
 
 /// One rule of a role.
@@ -271,6 +282,20 @@ pub fn allows(policies: &[Policy], subject: Subject, action: Action, resource: &
 pub fn allows_somewhere_in(policies: &[Policy], subject: Subject, action: Action, environment: &str) -> bool {
     policies.iter().any(|p| {
         !p.inverted && p.subject == subject && p.actions.contains(&action) && p.conditions.could_hold_in(environment)
+    })
+}
+
+/// Whether `policies` could allow `action` on `subject` for some folder inside `environment` (`None`: any) and
+/// `glob` (`None`: any path). Deny rules are not weighed: this tells "nothing there can ever be allowed" only.
+pub fn could_allow_within(
+    policies: &[Policy],
+    subject: Subject,
+    action: Action,
+    environment: Option<&str>,
+    glob: Option<&PathGlob>,
+) -> bool {
+    policies.iter().any(|p| {
+        !p.inverted && p.subject == subject && p.actions.contains(&action) && p.conditions.could_overlap(environment, glob)
     })
 }
 

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::{
     Identities, IdentityError, Principal,
-    access::{self, bump_version},
+    access::{self, Affected, bump_version},
     no_escalation,
     policy::{self, Action, Policy, RawPolicy, Resource, Subject},
 };
@@ -187,12 +187,13 @@ impl Identities {
         no_escalation::require_may_define_role(&*txn, caller, Some(&row.id), &current, &what).await?;
         no_escalation::require_may_define_role(&*txn, caller, Some(&row.id), &validated, &what).await?;
         name_is_free(&*txn, caller, name, Some(&row.id)).await?;
+        let holders = access::role_holders(&*txn, &row.id).await?;
         let mut active = row.into_active_model();
         active.name = Set(name.trim().to_owned());
         active.description = Set(description.to_owned());
         active.policies = Set(stored_form(&validated));
         let row = active.update(&*txn).await?;
-        bump_version(&txn).await?;
+        bump_version(&txn, Affected::Identities(&holders)).await?;
         audit::record(
             &txn,
             caller,
@@ -224,6 +225,7 @@ impl Identities {
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Roles, Action::Delete, Resource::default())?;
         let row = self.custom_role(&*txn, caller, role_id).await?;
+        let holders = access::role_holders(&*txn, &row.id).await?;
         project_membership::Entity::delete_many()
             .filter(project_membership::Column::RoleId.eq(&row.id))
             .exec(&*txn)
@@ -235,7 +237,7 @@ impl Identities {
         }
         let entry = Entry::org("delete-role", json!({ "roleId": row.id, "name": row.name }));
         row.delete(&*txn).await?;
-        bump_version(&txn).await?;
+        bump_version(&txn, Affected::Identities(&holders)).await?;
         // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
         audit::record(&txn, caller, entry);
         txn.commit().await?;
@@ -291,7 +293,7 @@ impl Identities {
             mine.require_covers(&given, &format!("role '{role_id}'"))?;
             add_membership(&*txn, &project.id, &member.id, role_id).await?;
         }
-        bump_version(&txn).await?;
+        bump_version(&txn, Affected::Identities(&[member.id.clone()])).await?;
         let entry = json!({ "identityId": member.id, "roleId": role_id.unwrap_or_default() });
         audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry));
         txn.commit().await?;

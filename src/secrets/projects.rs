@@ -175,7 +175,7 @@ impl Vault {
         audit::record(&txn, caller, entry);
         scope.project.clone().delete(&*txn).await?;
         // Memberships went with it, and cached scopes must not outlive it.
-        access::bump_version(&txn).await?;
+        access::bump_version(&txn, access::Affected::Everyone).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -255,7 +255,7 @@ impl Vault {
         audit::record(&txn, caller, entry);
         scope.env.clone().delete(&*txn).await?;
         // Cached scopes must not outlive it.
-        access::bump_version(&txn).await?;
+        access::bump_version(&txn, access::Affected::Everyone).await?;
         txn.commit().await?;
         Ok(changed.len() as u64)
     }

@@ -14,17 +14,19 @@ pub mod entities;
 mod error;
 mod lock;
 mod migrations;
+mod permission_log;
 mod sqlite_group;
 mod versioned_cache;
 
 pub use error::DbError;
+pub use permission_log::Changed;
 pub use versioned_cache::VersionedCache;
 
 use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -74,6 +76,10 @@ pub struct Store {
     /// SQLite: the permission version, kept in memory because this process is the database's only writer (see
     /// `lock`); PostgreSQL: `None`, it is read from the database, where every instance's changes meet.
     local_permission_version: Option<Arc<AtomicI64>>,
+    /// Whose permissions changed since which version.
+    permission_log: Arc<permission_log::PermissionLog>,
+    /// Statements sent to the database since start (for `/metrics`: database work per request or event).
+    statements: Arc<AtomicU64>,
 }
 
 /// A write transaction: on PostgreSQL a transaction of its own; on SQLite a savepoint in the open write group,
@@ -169,6 +175,12 @@ impl WriteTxn {
         self.sequenced.lock().expect("no panic holds it").audit.push(row);
     }
 
+    /// Forgets which identities old permission versions changed (see `permission_log`); returns how many
+    /// records were deleted.
+    pub async fn prune_permission_changes(&self) -> Result<u64, DbErr> {
+        permission_log::prune(&**self).await
+    }
+
     /// How long the audit entries written in this transaction are kept.
     pub fn audit_retention(&self) -> Duration {
         self.audit_retention
@@ -204,7 +216,12 @@ impl Store {
             // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
             // first doubled the round trips of every read. Only connections idle for a while are checked.
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
-        let conn = Database::connect(options).await?;
+        let mut conn = Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         let sqlite_writer = match conn.get_database_backend() {
             DbBackend::Sqlite => {
                 // WAL lets readers proceed while one writer commits.
@@ -232,11 +249,14 @@ impl Store {
             audit_stream_only: false,
             audit_appender: None,
             local_permission_version: None,
+            permission_log: Arc::new(permission_log::PermissionLog::starting_at(0)),
+            statements,
         };
+        let stored = store.permission_version().await?;
         if store.backend() == DbBackend::Sqlite {
-            let stored = store.permission_version().await?;
             store.local_permission_version = Some(Arc::new(AtomicI64::new(stored)));
         }
+        store.permission_log = Arc::new(permission_log::PermissionLog::starting_at(stored));
         store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()));
         Ok(store)
     }
@@ -296,6 +316,11 @@ impl Store {
         }
     }
 
+    /// Statements sent to the database by this process since it connected.
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
     /// The connection, for reads.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
@@ -330,6 +355,27 @@ impl Store {
         }
         let row = entities::authz_version::Entity::find_by_id(1).one(&self.conn).await?;
         Ok(row.map_or(0, |row| row.version))
+    }
+
+    /// Whether anything changed what `identity_id` may do after permission version `since` (always true when
+    /// that is not known, e.g. before this process started).
+    pub async fn permissions_changed_since(&self, identity_id: &str, since: i64) -> Result<bool, DbErr> {
+        let current = self.permission_version().await?;
+        if current == since {
+            return Ok(false);
+        }
+        self.permission_log.catch_up(&self.conn, current).await?;
+        Ok(self.permission_log.changed_since(identity_id, since))
+    }
+
+    /// Whose permissions changed after version `since`, and the version that answer is current at.
+    pub async fn permission_changes_since(&self, since: i64) -> Result<(i64, Changed), DbErr> {
+        let current = self.permission_version().await?;
+        if current == since {
+            return Ok((current, Changed::Nobody));
+        }
+        self.permission_log.catch_up(&self.conn, current).await?;
+        Ok((current, self.permission_log.changes_since(since)))
     }
 
     /// Waits until a local transaction that appended events commits (or returns at once if one did since the

@@ -24,6 +24,11 @@ impl<K: Hash + Eq, V: Clone> VersionedCache<K, V> {
         }
     }
 
+    /// The value stored under `key` and the version it was read at, if any.
+    pub fn get_stamped(&self, key: &K) -> Option<(i64, V)> {
+        self.entries.lock().expect("no panic holds it").get(key).cloned()
+    }
+
     /// Stores `value`, read at `version`, under `key`.
     pub fn put(&self, key: K, version: i64, value: V) {
         self.entries.lock().expect("no panic holds it").put(key, (version, value));

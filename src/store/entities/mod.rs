@@ -12,6 +12,7 @@ pub mod folder;
 pub mod identity;
 pub mod org;
 pub mod outbox_state;
+pub mod permission_change;
 pub mod project;
 pub mod project_membership;
 pub mod role;

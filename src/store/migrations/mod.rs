@@ -13,6 +13,7 @@
 mod adopt_0_1_0;
 mod m0001_schema_0_1_0;
 mod m0002_root_key_check;
+mod m0003_permission_changes;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use sea_orm_migration::prelude::*;
@@ -25,7 +26,11 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_schema_0_1_0::Migration), Box::new(m0002_root_key_check::Migration)]
+        vec![
+            Box::new(m0001_schema_0_1_0::Migration),
+            Box::new(m0002_root_key_check::Migration),
+            Box::new(m0003_permission_changes::Migration),
+        ]
     }
 }
 

@@ -1,0 +1,319 @@
+//! The live subscriptions of this instance, grouped by project, and the one place events reach them.
+//!
+//! The tailer hands each committed event to [`Registry::dispatch`] once. It visits only the subscriptions of
+//! the event's project, narrows the event to what each may see (sharing it, not copying it, when nothing is
+//! filtered out) and puts it on that subscription's bounded queue without waiting. A subscription that keeps
+//! up has no task of its own: an idle stream is a queue and its state. One whose queue is full (its client
+//! stopped reading) switches to catching up: a task of its own reads what it missed from the outbox, where
+//! events are stored, at the client's pace, then hands the subscription back to the dispatcher. So a slow client
+//! lags only itself, and costs the dispatcher nothing while it lags.
+//!
+//! Open subscriptions are capped per identity and per connection ([`StreamLimits`]).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::{Delivery, Event, EventsError, Payload, Registration, SubscriptionItem, registration};
+use crate::identity::{
+    Grants, Principal,
+    policy::{Action, Resource, Subject},
+};
+
+/// What a subscription's queue carries; an `Err` is the last item.
+pub(super) type Item = Result<SubscriptionItem, EventsError>;
+
+/// Subscriptions visited by the dispatcher between two yields to the runtime, so that fanning an event out to
+/// many thousands of streams never holds a worker thread for long (unary calls wait behind it otherwise).
+const DISPATCH_CHUNK: usize = 256;
+
+/// Limits on open subscriptions.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Open subscriptions of one identity on this instance.
+    pub per_identity: usize,
+    /// Open subscriptions on one client connection.
+    pub per_connection: usize,
+}
+
+/// One open subscription, as the dispatcher sees it.
+pub(super) struct Subscriber {
+    id: u64,
+    pub caller: Principal,
+    pub project_id: String,
+    pub registrations: Vec<Registration>,
+    connection: Option<SocketAddr>,
+    pub out: mpsc::Sender<Item>,
+    state: Mutex<State>,
+}
+
+/// What changes while a subscription is open.
+pub(super) struct State {
+    /// The highest cursor handled (sent or filtered out).
+    pub last: i64,
+    /// A task of its own sends what the subscription missed; the dispatcher leaves it alone meanwhile.
+    pub catching_up: bool,
+    /// The highest cursor the dispatcher passed over while the subscription was catching up.
+    pub missed: i64,
+    /// What the caller may see, re-read when its permissions change.
+    pub grants: Grants,
+    /// The permission version `grants` are known to be current at (or an older one).
+    pub grants_version: i64,
+    /// When something was last queued, for heartbeats.
+    pub last_sent: Instant,
+    /// Ended (access lost, token expired): nothing more is queued.
+    pub ended: bool,
+}
+
+/// What [`Subscriber::offer`] left to do.
+pub(super) enum Offered {
+    /// Queued, filtered out, or not this subscription's business.
+    Done,
+    /// The queue is full: the subscription must catch up from the outbox.
+    MustCatchUp,
+}
+
+impl Subscriber {
+    /// The state, locked. Held only for short, non-blocking work.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues the part of `event` this subscription registered for and may see, without waiting.
+    pub fn offer(&self, event: &Arc<Delivery>) -> Offered {
+        let mut state = self.state();
+        if state.ended || event.seq <= state.last {
+            return Offered::Done;
+        }
+        if state.catching_up {
+            state.missed = state.missed.max(event.seq);
+            return Offered::Done;
+        }
+        let Some(visible) = self.narrow(event, &state.grants) else {
+            state.last = event.seq;
+            return Offered::Done;
+        };
+        match self.out.try_send(Ok(SubscriptionItem::Event(visible))) {
+            Ok(()) => {
+                state.last = event.seq;
+                state.last_sent = Instant::now();
+                Offered::Done
+            }
+            Err(TrySendError::Full(_)) => {
+                state.catching_up = true;
+                state.missed = event.seq;
+                Offered::MustCatchUp
+            }
+            Err(TrySendError::Closed(_)) => {
+                state.ended = true;
+                Offered::Done
+            }
+        }
+    }
+
+    /// The part of `event` the caller registered for and may see with `grants`; the event itself when that is
+    /// all of it.
+    pub fn narrow(&self, event: &Arc<Delivery>, grants: &Grants) -> Option<Arc<Delivery>> {
+        if event.project_id != self.project_id {
+            return None;
+        }
+        let visible = |env: &str, path: &str| {
+            registration::wanted(&self.registrations, event, env, path)
+                && grants.can(Subject::SecretEvents, Action::Subscribe, Resource::at(env, path))
+        };
+        if let Some(folder) = &event.payload.import_mutation {
+            return visible(&folder.environment, &folder.secret_path).then(|| event.clone());
+        }
+        let shown = event.payload.secrets.iter().filter(|s| visible(&s.environment, &s.secret_path)).count();
+        match shown {
+            0 => None,
+            n if n == event.payload.secrets.len() => Some(event.clone()),
+            _ => {
+                let secrets =
+                    event.payload.secrets.iter().filter(|s| visible(&s.environment, &s.secret_path)).cloned().collect();
+                let narrowed = Event { payload: Payload { secrets, import_mutation: None }, ..Event::clone(event) };
+                Some(Arc::new(Delivery::new(narrowed)))
+            }
+        }
+    }
+
+    /// Its key in the registry.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Counts behind the caps.
+#[derive(Default)]
+struct Counts {
+    identities: HashMap<String, usize>,
+    connections: HashMap<SocketAddr, usize>,
+}
+
+/// Every open subscription of this instance, by project.
+#[derive(Default)]
+pub(super) struct Registry {
+    projects: Mutex<HashMap<String, HashMap<u64, Arc<Subscriber>>>>,
+    counts: Mutex<Counts>,
+    next_id: AtomicU64,
+}
+
+/// A new subscription's fixed parts.
+pub(super) struct NewSubscriber {
+    pub caller: Principal,
+    pub project_id: String,
+    pub registrations: Vec<Registration>,
+    pub grants: Grants,
+    /// See [`State::grants_version`].
+    pub grants_version: i64,
+    pub connection: Option<SocketAddr>,
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+impl Registry {
+    fn projects(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Subscriber>>>> {
+        self.projects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a subscription that starts out catching up (its starting point is not known yet), unless a cap
+    /// is reached.
+    pub fn register(
+        &self,
+        new: NewSubscriber,
+        out: mpsc::Sender<Item>,
+        limits: StreamLimits,
+    ) -> Result<Arc<Subscriber>, EventsError> {
+        {
+            let mut counts = self.counts();
+            let identity = counts.identities.get(&new.caller.identity_id).copied().unwrap_or(0);
+            if identity >= limits.per_identity {
+                return Err(EventsError::ResourceExhausted(format!(
+                    "this identity has {identity} open event subscriptions on this server, the most allowed \
+                     (HUSH_MAX_STREAMS_PER_IDENTITY={}); close one first",
+                    limits.per_identity
+                )));
+            }
+            if let Some(connection) = new.connection {
+                let open = counts.connections.get(&connection).copied().unwrap_or(0);
+                if open >= limits.per_connection {
+                    return Err(EventsError::ResourceExhausted(format!(
+                        "this connection has {open} open event subscriptions, the most allowed \
+                         (HUSH_MAX_STREAMS_PER_CONNECTION={}); open another connection",
+                        limits.per_connection
+                    )));
+                }
+                *counts.connections.entry(connection).or_default() += 1;
+            }
+            *counts.identities.entry(new.caller.identity_id.clone()).or_default() += 1;
+        }
+        let subscriber = Arc::new(Subscriber {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            caller: new.caller,
+            project_id: new.project_id,
+            registrations: new.registrations,
+            connection: new.connection,
+            out,
+            state: Mutex::new(State {
+                last: 0,
+                catching_up: true,
+                missed: 0,
+                grants: new.grants,
+                grants_version: new.grants_version,
+                last_sent: Instant::now(),
+                ended: false,
+            }),
+        });
+        self.projects().entry(subscriber.project_id.clone()).or_default().insert(subscriber.id, subscriber.clone());
+        Ok(subscriber)
+    }
+
+    /// Removes a subscription (again is a no-op) and releases its place under the caps.
+    pub fn remove(&self, project_id: &str, id: u64) {
+        let removed = {
+            let mut projects = self.projects();
+            let Some(subscribers) = projects.get_mut(project_id) else { return };
+            let removed = subscribers.remove(&id);
+            if subscribers.is_empty() {
+                projects.remove(project_id);
+            }
+            removed
+        };
+        if let Some(subscriber) = removed {
+            let mut counts = self.counts();
+            decrement(&mut counts.identities, &subscriber.caller.identity_id);
+            if let Some(connection) = &subscriber.connection {
+                decrement(&mut counts.connections, connection);
+            }
+        }
+    }
+
+    /// A handle that removes the subscription when dropped (held by its stream).
+    pub fn listing(self: &Arc<Self>, subscriber: &Subscriber) -> Listed {
+        Listed { registry: self.clone(), project_id: subscriber.project_id.clone(), id: subscriber.id }
+    }
+
+    /// The open subscriptions of one project.
+    fn of_project(&self, project_id: &str) -> Vec<Arc<Subscriber>> {
+        self.projects().get(project_id).map(|s| s.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Every open subscription.
+    pub fn all(&self) -> Vec<Arc<Subscriber>> {
+        self.projects().values().flat_map(|s| s.values().cloned()).collect()
+    }
+
+    /// Open subscriptions.
+    pub fn open(&self) -> usize {
+        self.projects().values().map(HashMap::len).sum()
+    }
+
+    /// Offers `event` to its project's subscriptions; returns those that must catch up.
+    pub async fn dispatch(&self, event: &Arc<Delivery>) -> Vec<Arc<Subscriber>> {
+        let subscribers = self.of_project(&event.project_id);
+        let mut lagging = Vec::new();
+        for chunk in subscribers.chunks(DISPATCH_CHUNK) {
+            for subscriber in chunk {
+                if let Offered::MustCatchUp = subscriber.offer(event) {
+                    lagging.push(subscriber.clone());
+                }
+            }
+            if subscribers.len() > DISPATCH_CHUNK {
+                tokio::task::yield_now().await;
+            }
+        }
+        lagging
+    }
+}
+
+/// Keeps a subscription registered while its stream exists.
+pub(super) struct Listed {
+    registry: Arc<Registry>,
+    project_id: String,
+    id: u64,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.registry.remove(&self.project_id, self.id);
+    }
+}
