@@ -251,6 +251,12 @@ impl ServerProcess {
         }
     }
 
+    /// A counter of the server's `/metrics`, over a connection of its own (a kept-alive HTTP/1 connection
+    /// would be closed by the server's header timeout between two distant reads).
+    async fn metric(&self, name: &str) -> Result<f64> {
+        HttpClient::connect(self.address(), "").await?.metric(name).await
+    }
+
     /// `host:port` of the server.
     fn address(&self) -> &str {
         self.url.trim_start_matches("http://")
@@ -519,13 +525,12 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle_kib = rss_kib(server.pid)?;
 
-    let mut metrics = HttpClient::connect(server.address(), "").await?;
-    let statements_before = metrics.metric(STATEMENTS_METRIC).await?;
+    let statements_before = server.metric(STATEMENTS_METRIC).await?;
     let cpu = CpuMeter::start(server.pid)?;
     let (write_times, write_rpc) = measured_writes(&session, &mut writer).await?;
     let receipts = open.collect().await?;
     let cpu = cpu.stop()?;
-    let statements = metrics.metric(STATEMENTS_METRIC).await? - statements_before;
+    let statements = server.metric(STATEMENTS_METRIC).await? - statements_before;
 
     let received = receipts.len();
     let latencies = receipts.into_iter().map(|(index, at)| at.saturating_duration_since(write_times[index - 1]));

@@ -99,7 +99,8 @@ impl Server {
                 per_connection: config.max_streams_per_connection,
             },
         };
-        let events = EventHub::start(store.clone(), settings, background.clone()).await?;
+        let streams = crate::limits::fairness::streams_runtime();
+        let events = EventHub::start(store.clone(), settings, streams, background.clone()).await?;
         audit::pruner::spawn(store.clone(), config.audit_retention, background.clone());
         if store.audit_stream_only() {
             audit::pruner::spawn_delivered(store.clone(), background.clone());

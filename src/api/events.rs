@@ -24,8 +24,8 @@ use crate::{
     pb,
 };
 
-/// The one method of the service.
-const SUBSCRIBE_PATH: &str = "/hush.v1.EventsService/Subscribe";
+/// The one method of the service (gRPC and grpc-web).
+pub const SUBSCRIBE_PATH: &str = "/hush.v1.EventsService/Subscribe";
 
 /// The EventsService, served over gRPC and grpc-web.
 #[derive(Clone)]

@@ -63,14 +63,17 @@ pub struct EventHub {
     rechecks: Arc<AtomicU64>,
     /// Cancelled when the server shuts down.
     pub(super) shutdown: CancellationToken,
+    /// Where the hub's tasks run.
+    pub(super) runtime: tokio::runtime::Handle,
 }
 
 impl EventHub {
-    /// Starts the tailer, the sweeper, the permission watcher and the pruner; they stop when `shutdown` is
-    /// cancelled.
+    /// Starts the tailer, the sweeper, the permission watcher and the pruner on `runtime` (where the event
+    /// streams' own tasks run); they stop when `shutdown` is cancelled.
     pub async fn start(
         store: Store,
         settings: HubSettings,
+        runtime: &tokio::runtime::Handle,
         shutdown: CancellationToken,
     ) -> Result<Self, sea_orm::DbErr> {
         let head = outbox::head(store.conn()).await?;
@@ -82,11 +85,12 @@ impl EventHub {
             tailing: Arc::new(AtomicBool::new(true)),
             rechecks: Arc::default(),
             shutdown: shutdown.clone(),
+            runtime: runtime.clone(),
         };
-        tokio::spawn(hub.clone().tail(head, shutdown.clone()));
-        tokio::spawn(hub.clone().sweep(shutdown.clone()));
-        tokio::spawn(hub.clone().watch_authz(version, shutdown.clone()));
-        tokio::spawn(prune(store, settings.retention, shutdown));
+        runtime.spawn(hub.clone().tail(head, shutdown.clone()));
+        runtime.spawn(hub.clone().sweep(shutdown.clone()));
+        runtime.spawn(hub.clone().watch_authz(version, shutdown.clone()));
+        runtime.spawn(prune(store, settings.retention, shutdown));
         Ok(hub)
     }
 

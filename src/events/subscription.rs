@@ -28,9 +28,9 @@ use crate::{
     store::entities::project,
 };
 
-/// Messages queued per subscription. An idle stream costs its queue; a client that falls further behind
-/// catches up from the outbox instead.
-const SUBSCRIPTION_BUFFER: usize = 16;
+/// Messages queued per subscription before it catches up from the outbox instead. The queue takes memory
+/// as it fills (in blocks of 32 messages), so an idle stream holds one small block whatever this is.
+const SUBSCRIPTION_BUFFER: usize = 64;
 /// Outbox rows read per replay query.
 const REPLAY_BATCH: u64 = 500;
 /// How long the final error of an ended subscription may wait for room in its queue.
@@ -190,7 +190,7 @@ impl EventHub {
     /// dispatcher.
     pub(super) fn catch_up(&self, subscriber: Arc<Subscriber>) {
         let hub = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             tokio::select! {
                 // Its stream ends with the server's: the sweeper drops the subscription, this its last sender.
                 () = hub.shutdown.cancelled() => {}
@@ -260,7 +260,7 @@ impl EventHub {
         self.registry.remove(&subscriber.project_id, subscriber.id());
         let subscriber = subscriber.clone();
         // The stream ends when the last sender is gone: after this send, or when its client is gone.
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let _ = tokio::time::timeout(FINAL_SEND, subscriber.out.send(Err(error))).await;
         });
     }

@@ -16,9 +16,8 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
-    service::TowerToHyperService,
 };
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -28,7 +27,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{body::Body, transport::server::TcpConnectInfo};
 use tower::{Service, ServiceExt};
 
-use super::{LimitSettings, body_deadline::DeadlineBody};
+use super::{
+    LimitSettings,
+    body_deadline::DeadlineBody,
+    fairness::{FairExecutor, route_next_request},
+};
 use crate::tls::{self, ReloadableConfig};
 
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
@@ -49,7 +52,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(FairExecutor);
     builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
     builder
         .http2()
@@ -105,7 +108,7 @@ where
 
 /// One accepted connection and what it needs to be served.
 struct Connection {
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<FairExecutor>>,
     info: TcpConnectInfo,
     idle_timeout: Duration,
     body_timeout: Duration,
@@ -132,7 +135,7 @@ impl Connection {
             open_requests: Arc::new(open_requests),
             body_timeout: self.body_timeout,
         };
-        let connection = self.builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(per_connection));
+        let connection = self.builder.serve_connection(TokioIo::new(stream), per_connection);
         let mut connection = std::pin::pin!(connection);
         let mut idle = std::pin::pin!(idle_for(watch_open, self.idle_timeout));
         let mut closing = false;
@@ -202,7 +205,14 @@ impl Drop for OpenRequest {
     }
 }
 
-impl<S, B> Service<Request<Incoming>> for PerConnection<S>
+/// Whether a request is an event stream, whose task runs on the streams runtime (see `fairness`).
+fn is_event_stream(path: &str) -> bool {
+    path == crate::api::SUBSCRIBE_PATH || path == crate::gateway::SSE_SUBSCRIBE_PATH
+}
+
+/// A hyper service rather than a tower one: hyper calls it for a new HTTP/2 request right before it spawns
+/// the request's task, which is when the task's runtime is chosen (`fairness`).
+impl<S, B> hyper::service::Service<Request<Incoming>> for PerConnection<S>
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -213,11 +223,8 @@ where
     type Error = Infallible;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        route_next_request(is_event_stream(request.uri().path()));
         let open = OpenRequest::new(self.open_requests.clone());
         let mut request = if streams_its_body(request.uri().path()) {
             request.map(Body::new)

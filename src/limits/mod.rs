@@ -8,11 +8,13 @@
 //! - `body_deadline`: a request body must arrive whole within a time limit.
 //! - `shed`: load shedding beyond the in-flight limit, and the deadline of unary RPCs.
 //! - `detach`: every handler runs to completion, so a cancelled request never leaves a transaction half-done.
+//! - `fairness`: event streams run on a runtime of their own, so fan-out never queues unary calls behind it.
 //! - `open_files`: the open-files limit is raised so that connections, not the default limit, bound a node.
 
 mod body_deadline;
 pub mod connections;
 mod detach;
+pub mod fairness;
 pub mod open_files;
 pub mod shed;
 
