@@ -2,13 +2,15 @@
 //!
 //! - event fan-out: write→receive latency over N Subscribe streams and the server's memory per idle
 //!   subscriber;
+//! - idle streams (`--idle`): how fast N streams open and what each costs the server while idle;
 //! - secret throughput: CreateSecret, UpdateSecret and GetSecret from 16 concurrent clients;
 //!
 //! on SQLite and on PostgreSQL, and prints a Markdown table per backend. Method and results:
 //! `docs/BENCHMARKS.md`.
 //!
 //! ```sh
-//! cargo bench --bench load -- [--backend sqlite|postgres|both] [--subscribers 1,100,1000,10000] [--ops 2000]
+//! cargo bench --bench load -- [--backend sqlite|postgres|both] [--subscribers 1,100,1000,10000] [--idle 50000]
+//!     [--ops 2000]
 //! ```
 //!
 //! PostgreSQL runs create a fresh database on the server named by `HUSH_BENCH_DATABASE_URL` (default
@@ -98,6 +100,9 @@ struct Args {
     /// Subscriber counts of the fan-out runs.
     #[arg(long, value_delimiter = ',', default_value = "1,100,1000,10000")]
     subscribers: Vec<usize>,
+    /// Subscriber counts of the idle runs (open, one event, memory; no measured writes).
+    #[arg(long, value_delimiter = ',')]
+    idle: Vec<usize>,
     /// Writes, and then reads, of the throughput run.
     #[arg(long, default_value_t = 2000)]
     ops: usize,
@@ -158,7 +163,7 @@ async fn run(args: Args) -> Result<()> {
         "--ops must be at least {} (every client creates, updates and reads)",
         2 * THROUGHPUT_CLIENTS
     );
-    ensure!(args.subscribers.iter().all(|&n| n > 0), "--subscribers counts must be positive");
+    ensure!(args.subscribers.iter().chain(&args.idle).all(|&n| n > 0), "subscriber counts must be positive");
     let backends = args.backend.backends();
     if backends.contains(&Backend::Postgres) {
         // Fail before spending minutes on SQLite when the second half cannot run.
@@ -183,13 +188,21 @@ async fn bench_backend(backend: Backend, args: &Args) -> Result<String> {
         server.stop().await?;
         fanouts.push(result.with_context(|| format!("{} fan-out to {subscribers}", backend.name()))?);
     }
+    let mut idle = Vec::new();
+    for &subscribers in &args.idle {
+        eprintln!("[{}] {subscribers} idle subscribers", backend.name());
+        let server = ServerProcess::start(backend).await?;
+        let result = idle_streams(&server, subscribers).await;
+        server.stop().await?;
+        idle.push(result.with_context(|| format!("{} {subscribers} idle subscribers", backend.name()))?);
+    }
     eprintln!("[{}] throughput, {} clients, {} ops", backend.name(), THROUGHPUT_CLIENTS, args.ops);
     let server = ServerProcess::start(backend).await?;
     let phases = throughput(&server, args.ops).await;
     server.stop().await?;
     let phases = phases.with_context(|| format!("{} throughput", backend.name()))?;
     let load_after = load_average()?;
-    Ok(render(backend, &fanouts, &phases, &load_before, &load_after))
+    Ok(render(backend, &fanouts, &idle, &phases, &load_before, &load_after))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -506,7 +519,19 @@ struct Subscribers {
     connections: usize,
 }
 
-async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResult> {
+/// Streams opened and warmed up, before anything is measured on them.
+struct Opened {
+    session: Session,
+    writer: Secrets,
+    streams: Subscribers,
+    open_time: Duration,
+    rss_before_kib: u64,
+    rss_idle_kib: u64,
+}
+
+/// Opens `subscribers` streams, checks that each receives an event, and reads the server's memory before and
+/// once they are idle.
+async fn open_streams(server: &ServerProcess, subscribers: usize) -> Result<Opened> {
     let session = Session::open(server).await?;
     let mut writer = session.secrets().await?;
     // The first write initialises what every later write shares (the project's data key, statement caches),
@@ -515,20 +540,40 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
     let rss_before_kib = rss_kib(server.pid)?;
 
     let opening = Instant::now();
-    let mut open = open_subscribers(&session, subscribers).await?;
-    open.wait_for(|s| matches!(s, Signal::Opened), subscribers).await.context("opening streams")?;
+    let mut streams = open_subscribers(&session, subscribers).await?;
+    streams.wait_for(|s| matches!(s, Signal::Opened), subscribers).await.context("opening streams")?;
     let open_time = opening.elapsed();
     // A stream is registered with the server's event hub when Subscribe answers, but only an event proves
     // the whole path works for every stream.
     session.create(&mut writer, FANOUT_PATH, &fanout_key(WARMUP_INDEX)).await?;
-    open.wait_for(|s| matches!(s, Signal::Warm), subscribers).await.context("delivering the warm-up event")?;
+    streams.wait_for(|s| matches!(s, Signal::Warm), subscribers).await.context("delivering the warm-up event")?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle_kib = rss_kib(server.pid)?;
+    Ok(Opened { session, writer, streams, open_time, rss_before_kib, rss_idle_kib })
+}
 
+/// What one idle run measured.
+struct IdleResult {
+    subscribers: usize,
+    connections: usize,
+    open_time: Duration,
+    rss_before_kib: u64,
+    rss_idle_kib: u64,
+}
+
+async fn idle_streams(server: &ServerProcess, subscribers: usize) -> Result<IdleResult> {
+    let Opened { streams, open_time, rss_before_kib, rss_idle_kib, .. } = open_streams(server, subscribers).await?;
+    streams.stop.cancel();
+    Ok(IdleResult { subscribers, connections: streams.connections, open_time, rss_before_kib, rss_idle_kib })
+}
+
+async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResult> {
+    let Opened { session, mut writer, mut streams, open_time, rss_before_kib, rss_idle_kib } =
+        open_streams(server, subscribers).await?;
     let statements_before = server.metric(STATEMENTS_METRIC).await?;
     let cpu = CpuMeter::start(server.pid)?;
     let (write_times, write_rpc) = measured_writes(&session, &mut writer).await?;
-    let receipts = open.collect().await?;
+    let receipts = streams.collect().await?;
     let cpu = cpu.stop()?;
     let statements = server.metric(STATEMENTS_METRIC).await? - statements_before;
 
@@ -536,7 +581,7 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
     let latencies = receipts.into_iter().map(|(index, at)| at.saturating_duration_since(write_times[index - 1]));
     Ok(FanoutResult {
         subscribers,
-        connections: open.connections,
+        connections: streams.connections,
         open_time,
         rss_before_kib,
         rss_idle_kib,
@@ -1029,6 +1074,7 @@ fn percentiles(summary: &Option<Summary>) -> [String; 3] {
 fn render(
     backend: Backend,
     fanouts: &[FanoutResult],
+    idle: &[IdleResult],
     phases: &Throughput,
     load_before: &str,
     load_after: &str,
@@ -1038,6 +1084,9 @@ fn render(
     let _ = writeln!(out, "Load average (1/5/15 min) before: {load_before}; after: {load_after}.\n");
     if !fanouts.is_empty() {
         render_fanouts(&mut out, fanouts);
+    }
+    if !idle.is_empty() {
+        render_idle(&mut out, idle);
     }
     render_goals(&mut out, phases);
     render_phases(&mut out, &phases.phases());
@@ -1098,6 +1147,30 @@ fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
             f.statements_per_write,
             f.cpu.server_percent(),
             f.cpu.bench_percent(),
+        );
+    }
+    let _ = writeln!(out);
+}
+
+fn render_idle(out: &mut String, runs: &[IdleResult]) {
+    let _ = writeln!(out, "Idle streams: opened, one event delivered to each, then {IDLE_SETTLE:?} idle.\n");
+    let _ = writeln!(
+        out,
+        "| subscribers | connections | open all (ms) | Subscribe/s | server RSS before → idle (MiB) \
+         | RSS per idle subscriber (KiB) |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+    for run in runs {
+        let per_subscriber = (run.rss_idle_kib as f64 - run.rss_before_kib as f64) / run.subscribers as f64;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {} → {} | {per_subscriber:.1} |",
+            run.subscribers,
+            run.connections,
+            ms(run.open_time),
+            run.subscribers as f64 / run.open_time.as_secs_f64(),
+            mib(run.rss_before_kib),
+            mib(run.rss_idle_kib),
         );
     }
     let _ = writeln!(out);

@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -59,6 +59,8 @@ pub struct EventHub {
     pub(super) registry: Arc<Registry>,
     /// Whether the tailer runs and its last outbox read succeeded.
     tailing: Arc<AtomicBool>,
+    /// The cursor of the last event the tailer began to hand to the subscriptions.
+    pub(super) dispatched: Arc<AtomicI64>,
     /// Access re-reads (token, membership, role) made for open streams.
     rechecks: Arc<AtomicU64>,
     /// Cancelled when the server shuts down.
@@ -83,6 +85,7 @@ impl EventHub {
             settings: settings.clone(),
             registry: Arc::default(),
             tailing: Arc::new(AtomicBool::new(true)),
+            dispatched: Arc::new(AtomicI64::new(head)),
             rechecks: Arc::default(),
             shutdown: shutdown.clone(),
             runtime: runtime.clone(),
@@ -121,6 +124,9 @@ impl EventHub {
                         let full = events.len() as u64 == TAIL_BATCH;
                         for event in events {
                             last = event.seq;
+                            // Before handing it out: a subscription that starts during the hand-out starts
+                            // after this event, consistently (see `subscribe`).
+                            self.dispatched.store(last, Ordering::SeqCst);
                             for lagging in self.registry.dispatch(&Arc::new(Delivery::new(event))).await {
                                 self.catch_up(lagging);
                             }

@@ -5,7 +5,7 @@
 use std::{
     net::SocketAddr,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     task::{Context, Poll},
     time::Duration,
 };
@@ -171,8 +171,10 @@ impl EventHub {
                 self.catch_up(subscriber);
             }
             None => {
-                // The stream starts now: anything at or below the current head happened before.
-                let head = outbox::head(db).await?;
+                // The stream starts now: what the tailer began to hand out before is the past; anything handed
+                // out since registering was noted as missed and is read back below. (Events committed a moment
+                // ago and not yet handed out are delivered: the stream starts no later than the call.)
+                let head = self.dispatched.load(Ordering::SeqCst);
                 let mut state = subscriber.state();
                 state.last = head;
                 if state.missed > head {
