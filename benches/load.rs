@@ -180,22 +180,8 @@ async fn run(args: Args) -> Result<()> {
 /// that one run's allocations and rows do not flatter or burden the next.
 async fn bench_backend(backend: Backend, args: &Args) -> Result<String> {
     let load_before = load_average()?;
-    let mut fanouts = Vec::new();
-    for &subscribers in &args.subscribers {
-        eprintln!("[{}] fan-out to {subscribers} subscribers", backend.name());
-        let server = ServerProcess::start(backend).await?;
-        let result = fanout(&server, subscribers).await;
-        server.stop().await?;
-        fanouts.push(result.with_context(|| format!("{} fan-out to {subscribers}", backend.name()))?);
-    }
-    let mut idle = Vec::new();
-    for &subscribers in &args.idle {
-        eprintln!("[{}] {subscribers} idle subscribers", backend.name());
-        let server = ServerProcess::start(backend).await?;
-        let result = idle_streams(&server, subscribers).await;
-        server.stop().await?;
-        idle.push(result.with_context(|| format!("{} {subscribers} idle subscribers", backend.name()))?);
-    }
+    let fanouts = on_fresh_servers(backend, &args.subscribers, "fan-out to", fanout).await?;
+    let idle = on_fresh_servers(backend, &args.idle, "idle streams:", idle_streams).await?;
     eprintln!("[{}] throughput, {} clients, {} ops", backend.name(), THROUGHPUT_CLIENTS, args.ops);
     let server = ServerProcess::start(backend).await?;
     let phases = throughput(&server, args.ops).await;
@@ -203,6 +189,24 @@ async fn bench_backend(backend: Backend, args: &Args) -> Result<String> {
     let phases = phases.with_context(|| format!("{} throughput", backend.name()))?;
     let load_after = load_average()?;
     Ok(render(backend, &fanouts, &idle, &phases, &load_before, &load_after))
+}
+
+/// Runs `measure` once per subscriber count, each on a fresh server.
+async fn on_fresh_servers<T>(
+    backend: Backend,
+    counts: &[usize],
+    what: &str,
+    measure: impl AsyncFn(&ServerProcess, usize) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut results = Vec::with_capacity(counts.len());
+    for &subscribers in counts {
+        eprintln!("[{}] {what} {subscribers} subscribers", backend.name());
+        let server = ServerProcess::start(backend).await?;
+        let result = measure(&server, subscribers).await;
+        server.stop().await?;
+        results.push(result.with_context(|| format!("{} {what} {subscribers} subscribers", backend.name()))?);
+    }
+    Ok(results)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -332,7 +332,7 @@ async fn resuming_from_before_the_retention_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_on_one_instance_reaches_a_subscriber_on_another() {
+async fn subscribers_on_two_instances_receive_writes_made_on_either() {
     if std::env::var(common::PG_URL_VAR).is_err() {
         eprintln!("{} unset: multi-instance test not run", common::PG_URL_VAR);
         return;
@@ -341,13 +341,18 @@ async fn a_write_on_one_instance_reaches_a_subscriber_on_another() {
     let b = a.join(|_| {}).await;
     let project = a.project("two-instances").await;
     let token = b.admin_token().await;
-    let mut on_b = subscribe(&b, &token, &project, vec![], None).await.unwrap();
-    let mut secrets_on_a = a.admin_secrets().await;
-    for i in 0..5 {
-        create_secret(&mut secrets_on_a, &project, "dev", "/", &format!("K{i}"), "v").await;
+    let mut streams = Vec::new();
+    for server in [&a, &b, &a, &b] {
+        streams.push(subscribe(server, &token, &project, vec![], None).await.unwrap());
+    }
+    let (mut on_a, mut on_b) = (a.admin_secrets().await, b.admin_secrets().await);
+    for i in 0..6 {
+        let writer = if i % 2 == 0 { &mut on_a } else { &mut on_b };
+        create_secret(writer, &project, "dev", "/", &format!("K{i}"), "v").await;
         let written = Instant::now();
-        let event = next_event(&mut on_b).await;
-        assert_eq!(keys(&event), vec![triple("dev", "/", &format!("K{i}"))]);
+        for stream in &mut streams {
+            assert_eq!(keys(&next_event(stream).await), vec![triple("dev", "/", &format!("K{i}"))]);
+        }
         assert!(written.elapsed() < Duration::from_secs(1), "took {:?}", written.elapsed());
     }
     b.stop().await;

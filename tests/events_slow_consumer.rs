@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     Backend, TestServer, create_secret,
-    events::{keys, next_event, subscribe, triple},
+    events::{flood_batch, keys, next_event, subscribe, triple},
 };
-use hush::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_does_not_delay_a_fast_one() {
@@ -20,20 +19,8 @@ async fn a_slow_subscriber_does_not_delay_a_fast_one() {
     // Subscribed, never read: its HTTP/2 window and queue fill up.
     let _slow = subscribe(&server, &token, &project, vec![], None).await.unwrap();
     let mut fast = subscribe(&server, &token, &project, vec![], None).await.unwrap();
-    let batch = |n: usize| pb::BatchCreateSecretsRequest {
-        project_id: project.clone(),
-        environment: "dev".into(),
-        secret_path: format!("/flood/{n}"),
-        secrets: (0..50)
-            .map(|i| pb::SecretInput {
-                key: format!("KEY_WITH_A_LONGISH_NAME_{i}"),
-                value: "v".into(),
-                comment: String::new(),
-            })
-            .collect(),
-    };
     for n in 0..60 {
-        secrets.batch_create_secrets(batch(n)).await.unwrap();
+        secrets.batch_create_secrets(flood_batch(&project, n)).await.unwrap();
         next_event(&mut fast).await;
     }
     let mut worst = Duration::ZERO;

@@ -55,6 +55,23 @@ pub async fn assert_no_event(stream: &mut Streaming<pb::SubscribeResponse>, quie
     }
 }
 
+/// 50 long-named secrets created in `/flood/{n}` as one batch: one large event (≈3 KiB), so a few dozen of them
+/// fill a stream's HTTP/2 window and queue.
+pub fn flood_batch(project: &str, n: usize) -> pb::BatchCreateSecretsRequest {
+    pb::BatchCreateSecretsRequest {
+        project_id: project.into(),
+        environment: "dev".into(),
+        secret_path: format!("/flood/{n}"),
+        secrets: (0..50)
+            .map(|i| pb::SecretInput {
+                key: format!("KEY_WITH_A_LONGISH_NAME_{i}"),
+                value: "v".into(),
+                comment: String::new(),
+            })
+            .collect(),
+    }
+}
+
 pub fn keys(event: &pb::Event) -> Vec<(String, String, String)> {
     event.secrets.iter().map(|s| (s.environment.clone(), s.secret_path.clone(), s.secret_key.clone())).collect()
 }
