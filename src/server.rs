@@ -23,8 +23,8 @@ use crate::{
     pb,
     pb::{
         audit_logs_service_server::AuditLogsServiceServer, audit_streams_service_server::AuditStreamsServiceServer,
-        identity_service_server::IdentityServiceServer,
-        projects_service_server::ProjectsServiceServer, secrets_service_server::SecretsServiceServer,
+        identity_service_server::IdentityServiceServer, projects_service_server::ProjectsServiceServer,
+        secrets_service_server::SecretsServiceServer,
     },
     secrets::Vault,
     store::{DatabaseLock, Store},

@@ -16,7 +16,10 @@ use hush::pb::{self, events_service_client::EventsServiceClient};
 use serde_json::json;
 use tonic::Code;
 
-backend_tests!(a_permission_change_rechecks_only_the_streams_it_concerns, a_stream_that_fell_behind_catches_up_in_order);
+backend_tests!(
+    a_permission_change_rechecks_only_the_streams_it_concerns,
+    a_stream_that_fell_behind_catches_up_in_order
+);
 
 const SSE_PATH: &str = "/api/v1/events/subscribe/project-events";
 
@@ -75,8 +78,8 @@ async fn streams_are_capped_per_identity_and_per_connection() {
     assert!(body.contains("HUSH_MAX_STREAMS_PER_IDENTITY=3"), "{body}");
 
     // Another identity has places of its own.
-    let other = member_with(&server, &project, "other", vec![policy("secret-events", &["subscribe"], &[], "", false)])
-        .await;
+    let other =
+        member_with(&server, &project, "other", vec![policy("secret-events", &["subscribe"], &[], "", false)]).await;
     let mut others = Vec::new();
     for _ in 0..3 {
         others.push(subscribe(&server, &other.token, &project, vec![], None).await.unwrap());
@@ -149,8 +152,8 @@ async fn a_permission_change_rechecks_only_the_streams_it_concerns(backend: Back
     let before = metric(&server, "hush_event_access_rechecks_total").await;
 
     // The target's role narrows to prod: its stream is re-checked (once), the 20 others are not.
-    let prod_only = create_role(&server, "prod-only", vec![policy("secret-events", &["subscribe"], &["prod"], "", false)])
-        .await;
+    let prod_only =
+        create_role(&server, "prod-only", vec![policy("secret-events", &["subscribe"], &["prod"], "", false)]).await;
     assign(&server, &project, &target.id, &prod_only).await;
     let mut secrets = server.admin_secrets().await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -177,10 +180,7 @@ async fn a_permission_change_rechecks_only_the_streams_it_concerns(backend: Back
         .await
         .unwrap();
     projects
-        .delete_environment(pb::DeleteEnvironmentRequest {
-            project_id: project.clone(),
-            environment: "scratch".into(),
-        })
+        .delete_environment(pb::DeleteEnvironmentRequest { project_id: project.clone(), environment: "scratch".into() })
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

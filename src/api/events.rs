@@ -58,10 +58,11 @@ impl From<&events::Event> for pb::Event {
                     secret_key: s.secret_key.clone(),
                 })
                 .collect(),
-            import_mutation: e.payload.import_mutation.as_ref().map(|m| pb::ImportMutation {
-                environment: m.environment.clone(),
-                secret_path: m.secret_path.clone(),
-            }),
+            import_mutation: e
+                .payload
+                .import_mutation
+                .as_ref()
+                .map(|m| pb::ImportMutation { environment: m.environment.clone(), secret_path: m.secret_path.clone() }),
             actor: Some(pb::Actor {
                 r#type: match e.actor.kind.as_str() {
                     "identity" => pb::ActorType::Identity,
@@ -85,7 +86,9 @@ fn encode(item: SubscriptionItem) -> Bytes {
             delivery.encoded(Wire::Protobuf, |event| message(Message::Event(event.into())))
         }
         SubscriptionItem::Heartbeat(time) => message(Message::Heartbeat(pb::Heartbeat { time: timestamp(time) })),
-        SubscriptionItem::Lagged { resume_after, reason } => message(Message::Lagged(pb::Lagged { resume_after, reason })),
+        SubscriptionItem::Lagged { resume_after, reason } => {
+            message(Message::Lagged(pb::Lagged { resume_after, reason }))
+        }
     }
 }
 

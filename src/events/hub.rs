@@ -13,8 +13,8 @@ use std::{
 };
 
 use chrono::Utc;
-use sea_orm::DbBackend;
 use futures_util::StreamExt;
+use sea_orm::DbBackend;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -279,7 +279,8 @@ async fn current_access(store: &Store, caller: &Principal, project_id: &str) -> 
     }
     let grants =
         access::project_grants(store.conn(), caller, project_id).await.map_err(|e| Lost::Database(e.to_string()))?;
-    grants.require_anywhere(identity::policy::Subject::SecretEvents, identity::policy::Action::Subscribe)
+    grants
+        .require_anywhere(identity::policy::Subject::SecretEvents, identity::policy::Action::Subscribe)
         .map_err(Lost::Denied)?;
     Ok(grants)
 }

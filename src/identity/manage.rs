@@ -270,7 +270,7 @@ impl Identities {
             active.update(&*txn).await?;
         }
         let tokens = revoke_tokens(&*txn, access_token::Column::ClientSecretId.eq(secret_id), now).await?;
-        bump_version(&txn, Affected::Identities(&[identity.id.clone()])).await?;
+        bump_version(&txn, Affected::Identities(std::slice::from_ref(&identity.id))).await?;
         audit::record(
             &txn,
             caller,
@@ -293,7 +293,7 @@ impl Identities {
             no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
         }
         let tokens = revoke_tokens(&*txn, access_token::Column::IdentityId.eq(&identity.id), Utc::now()).await?;
-        bump_version(&txn, Affected::Identities(&[identity.id.clone()])).await?;
+        bump_version(&txn, Affected::Identities(std::slice::from_ref(&identity.id))).await?;
         let entry = json!({ "identityId": identity.id, "tokensRevoked": tokens });
         audit::record(&txn, caller, Entry::org("revoke-identity-tokens", entry));
         txn.commit().await?;

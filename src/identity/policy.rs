@@ -295,7 +295,10 @@ pub fn could_allow_within(
     glob: Option<&PathGlob>,
 ) -> bool {
     policies.iter().any(|p| {
-        !p.inverted && p.subject == subject && p.actions.contains(&action) && p.conditions.could_overlap(environment, glob)
+        !p.inverted
+            && p.subject == subject
+            && p.actions.contains(&action)
+            && p.conditions.could_overlap(environment, glob)
     })
 }
 

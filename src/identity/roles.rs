@@ -293,7 +293,7 @@ impl Identities {
             mine.require_covers(&given, &format!("role '{role_id}'"))?;
             add_membership(&*txn, &project.id, &member.id, role_id).await?;
         }
-        bump_version(&txn, Affected::Identities(&[member.id.clone()])).await?;
+        bump_version(&txn, Affected::Identities(std::slice::from_ref(&member.id))).await?;
         let entry = json!({ "identityId": member.id, "roleId": role_id.unwrap_or_default() });
         audit::record(&txn, caller, Entry::project("set-project-role", &project.id, entry));
         txn.commit().await?;
