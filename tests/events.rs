@@ -304,6 +304,7 @@ async fn bad_subscriptions_fail_before_the_stream_opens(backend: Backend) {
         (vec![registration("*", "", "api/**")], None, Code::InvalidArgument, "registrations[0].conditions.secret_path"),
         (vec![registration("*", "", "/a/../b")], None, Code::InvalidArgument, "secret_path"),
         (vec![], Some("not-a-cursor".to_owned()), Code::InvalidArgument, "resume_after"),
+        (vec![], Some("999999999".to_owned()), Code::InvalidArgument, "beyond the newest event"),
     ];
     for (registrations, resume, code, needle) in cases {
         let status = subscribe(&server, &token, &project, registrations, resume).await.unwrap_err();

@@ -167,6 +167,15 @@ impl EventHub {
                         self.settings.retention.as_secs()
                     )));
                 }
+                // A cursor beyond the newest event would silently skip everything up to it. (Pruning may have
+                // emptied the outbox: the pruned cursors existed.)
+                let newest = outbox::head(db).await?.max(pruned);
+                if cursor > newest {
+                    return Err(EventsError::InvalidArgument {
+                        field: "resume_after".into(),
+                        reason: format!("cursor {cursor} is beyond the newest event ({newest})"),
+                    });
+                }
                 subscriber.state().last = cursor;
                 self.catch_up(subscriber);
             }
