@@ -108,11 +108,18 @@ async fn subscribing_where_nothing_may_be_seen_is_refused_at_once() {
     let server = TestServer::start(Backend::Sqlite).await;
     let project = server.project("scope").await;
     let dev_api = policy("secret-events", &["subscribe"], &["dev"], "/api/**", false);
-    let member = member_with(&server, &project, "dev-api", vec![dev_api]).await;
+    let no_keys = policy("secret-events", &["subscribe"], &["dev"], "/api/keys/**", true);
+    let member = member_with(&server, &project, "dev-api", vec![dev_api, no_keys]).await;
     let cases = [
         (registration("*", "prod", ""), false),
         (registration("*", "dev", "/web/**"), false),
         (registration("*", "", "/web"), false),
+        (registration("*", "dev", "/"), false),
+        (registration("*", "dev", "/a*/x/**"), true),
+        (registration("*", "dev", "/b*/x/**"), false),
+        // Allowed, but a deny rule covers all of it.
+        (registration("*", "dev", "/api/keys/**"), false),
+        (registration("*", "dev", "/api/keys"), false),
         (registration("*", "dev", ""), true),
         (registration("*", "", "/api/v1/*"), true),
         (registration("secret:update", "dev", "/api/**"), true),
@@ -190,6 +197,26 @@ async fn a_permission_change_rechecks_only_the_streams_it_concerns(backend: Back
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(metric(&server, "hush_event_access_rechecks_total").await, before + 1 + 6, "six tokens, 21 streams");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_of_a_deleted_project_end() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let project = server.project("doomed").await;
+    // The org admin: its grants do not depend on the project, its stream must end all the same.
+    let token = server.admin_token().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let mut projects = server.admin_projects().await;
+    projects.delete_project(pb::DeleteProjectRequest { project_id: project.clone() }).await.unwrap();
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.message()).await.expect("the stream ends") {
+            Err(status) => break status,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("stream closed without a status"),
+        }
+    };
+    assert_eq!(end.code(), Code::NotFound, "{end:?}");
+    assert_eq!(metric(&server, "hush_event_subscriptions_open").await, 0, "its place is free");
 }
 
 async fn a_stream_that_fell_behind_catches_up_in_order(backend: Backend) {

@@ -7,14 +7,14 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use chrono::Utc;
 use futures_util::StreamExt;
-use sea_orm::DbBackend;
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     identity::{self, Grants, Principal, access},
-    store::{Changed, Store},
+    store::{Changed, Store, entities::project},
 };
 
 /// Rows read per outbox query.
@@ -59,8 +59,6 @@ pub struct EventHub {
     pub(super) registry: Arc<Registry>,
     /// Whether the tailer runs and its last outbox read succeeded.
     tailing: Arc<AtomicBool>,
-    /// The cursor of the last event the tailer began to hand to the subscriptions.
-    pub(super) dispatched: Arc<AtomicI64>,
     /// Access re-reads (token, membership, role) made for open streams.
     rechecks: Arc<AtomicU64>,
     /// Cancelled when the server shuts down.
@@ -85,7 +83,6 @@ impl EventHub {
             settings: settings.clone(),
             registry: Arc::default(),
             tailing: Arc::new(AtomicBool::new(true)),
-            dispatched: Arc::new(AtomicI64::new(head)),
             rechecks: Arc::default(),
             shutdown: shutdown.clone(),
             runtime: runtime.clone(),
@@ -124,9 +121,6 @@ impl EventHub {
                         let full = events.len() as u64 == TAIL_BATCH;
                         for event in events {
                             last = event.seq;
-                            // Before handing it out: a subscription that starts during the hand-out starts
-                            // after this event, consistently (see `subscribe`).
-                            self.dispatched.store(last, Ordering::SeqCst);
                             for lagging in self.registry.dispatch(&Arc::new(Delivery::new(event))).await {
                                 self.catch_up(lagging);
                             }
@@ -254,6 +248,8 @@ impl EventHub {
 enum Lost {
     /// The token was revoked or expired, or its identity deleted.
     Token,
+    /// The project was deleted.
+    Project(String),
     Denied(identity::Denied),
     /// The check itself failed.
     Database(String),
@@ -263,6 +259,7 @@ impl Lost {
     fn to_error(&self) -> EventsError {
         match self {
             Lost::Token => EventsError::Unauthenticated("access token was revoked or its identity deleted"),
+            Lost::Project(id) => EventsError::NotFound(format!("project '{id}'")),
             Lost::Denied(denied) => EventsError::PermissionDenied(denied.clone()),
             Lost::Database(message) => sea_orm::DbErr::Custom(message.clone()).into(),
         }
@@ -277,8 +274,18 @@ async fn current_access(store: &Store, caller: &Principal, project_id: &str) -> 
             _ => Lost::Token,
         });
     }
-    let grants =
-        access::project_grants(store.conn(), caller, project_id).await.map_err(|e| Lost::Database(e.to_string()))?;
+    let db = store.conn();
+    let database = |e: sea_orm::DbErr| Lost::Database(e.to_string());
+    // An org admin's grants do not depend on the project: its existence is checked on its own.
+    let project = project::Entity::find_by_id(project_id)
+        .filter(project::Column::OrgId.eq(&caller.org_id))
+        .one(db)
+        .await
+        .map_err(database)?;
+    if project.is_none() {
+        return Err(Lost::Project(project_id.to_owned()));
+    }
+    let grants = access::project_grants(db, caller, project_id).await.map_err(database)?;
     grants
         .require_anywhere(identity::policy::Subject::SecretEvents, identity::policy::Action::Subscribe)
         .map_err(Lost::Denied)?;

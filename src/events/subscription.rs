@@ -5,7 +5,7 @@
 use std::{
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -180,10 +180,10 @@ impl EventHub {
                 self.catch_up(subscriber);
             }
             None => {
-                // The stream starts now: what the tailer began to hand out before is the past; anything handed
-                // out since registering was noted as missed and is read back below. (Events committed a moment
-                // ago and not yet handed out are delivered: the stream starts no later than the call.)
-                let head = self.dispatched.load(Ordering::SeqCst);
+                // The stream starts now: anything committed at or below the current head happened before (also
+                // what the tailer has not handed out yet); anything handed out since registering and above the
+                // head was noted as missed and is read back below.
+                let head = outbox::head(db).await?;
                 let mut state = subscriber.state();
                 state.last = head;
                 if state.missed > head {

@@ -34,27 +34,46 @@ fn segment_covers(outer: &str, inner: &str) -> bool {
     if inner.contains('*') { outer == inner || outer.bytes().all(|c| c == b'*') } else { match_wildcard(outer, inner) }
 }
 
-/// Whether no path can match both globs: before the first `**` of either, segments line up one to one, so a
-/// position where the two cannot agree (two different names, or a name the other's wildcard refuses) proves
-/// it; so does a different segment count when neither has a `**`.
+/// Whether no path can match both globs. `meet[i][j]` says whether some path matches both `a[i..]` and
+/// `b[j..]`: a `**` may produce nothing, or one more segment of whatever the other side produces next; two
+/// one-segment patterns must be able to match one common segment. Wildcard segments are compared by their
+/// literal prefix and suffix only, so two of them may be said to meet when they cannot (`a*b` and `*c`);
+/// never the other way round.
 pub fn disjoint(a: &PathGlob, b: &PathGlob) -> bool {
     let a: Vec<&str> = a.segments().collect();
     let b: Vec<&str> = b.segments().collect();
-    for (x, y) in a.iter().zip(&b) {
-        if *x == "**" || *y == "**" {
-            return false;
-        }
-        let x_literal = !x.contains('*');
-        let y_literal = !y.contains('*');
-        let cannot_agree = (x_literal && y_literal && x != y)
-            || (x_literal && !match_wildcard(y, x))
-            || (y_literal && !match_wildcard(x, y));
-        if cannot_agree {
-            return true;
+    let mut meet = vec![vec![false; b.len() + 1]; a.len() + 1];
+    for i in (0..=a.len()).rev() {
+        for j in (0..=b.len()).rev() {
+            let (x, y) = (a.get(i).copied(), b.get(j).copied());
+            meet[i][j] = match (x, y) {
+                (None, None) => true,
+                (Some("**"), _) if meet[i + 1][j] => true,
+                (_, Some("**")) if meet[i][j + 1] => true,
+                // Both sides produce one more segment.
+                (Some("**"), Some("**")) => false, // nothing new: covered by the cases above
+                (Some("**"), Some(_)) => meet[i][j + 1],
+                (Some(_), Some("**")) => meet[i + 1][j],
+                (Some(x), Some(y)) => segments_may_meet(x, y) && meet[i + 1][j + 1],
+                (None, Some(_)) | (Some(_), None) => false,
+            };
         }
     }
-    let unbounded = |g: &[&str]| g.contains(&"**");
-    !unbounded(&a) && !unbounded(&b) && a.len() != b.len()
+    !meet[0][0]
+}
+
+/// Whether some segment could match both one-segment patterns.
+fn segments_may_meet(x: &str, y: &str) -> bool {
+    if !x.contains('*') {
+        return match_wildcard(y, x);
+    }
+    if !y.contains('*') {
+        return match_wildcard(x, y);
+    }
+    let prefix = |p: &str| p[..p.find('*').unwrap_or(p.len())].to_owned();
+    let suffix = |p: &str| p[p.rfind('*').map_or(0, |i| i + 1)..].to_owned();
+    let (px, py, sx, sy) = (prefix(x), prefix(y), suffix(x), suffix(y));
+    (px.starts_with(&py) || py.starts_with(&px)) && (sx.ends_with(&sy) || sy.ends_with(&sx))
 }
 
 #[cfg(test)]
@@ -102,6 +121,15 @@ mod tests {
             ("/svc-*/keys", "/svc-a/**", false),
             ("/**", "/anything", false),
             ("/a/*", "/*/b", false),
+            ("/api/**", "/", true),
+            ("/", "/api/**", true),
+            ("/", "/**", false),
+            ("/**/x", "/", true),
+            ("/api/*", "/api/x/y/**", true),
+            ("/svc-*/keys", "/t*/keys", true),
+            ("/svc-*/keys", "/s*/keys", false),
+            ("/a*b", "/*c", true),
+            ("/**/b/**", "/a/**", false),
         ];
         for (a, b, expected) in cases {
             assert_eq!(disjoint(&g(a), &g(b)), expected, "{a} disjoint from {b}");

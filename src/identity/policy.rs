@@ -160,6 +160,18 @@ impl Conditions {
         };
         env_ok && path_ok
     }
+
+    /// Whether every folder inside `environment` (`None`: any) and `glob` (`None`: any path) satisfies the
+    /// conditions. Conservative: "no" when that cannot be shown.
+    fn cover(&self, environment: Option<&str>, glob: Option<&PathGlob>) -> bool {
+        let env_ok = self.environments.is_empty() || environment.is_some_and(|env| self.could_hold_in(env));
+        let path_ok = match (&self.secret_path, glob) {
+            (None, _) => true,
+            (Some(ours), Some(theirs)) => super::glob_relations::covers(ours, theirs),
+            (Some(_), None) => false,
+        };
+        env_ok && path_ok
+    }
 }
 
 /// One rule of a role.
@@ -286,7 +298,9 @@ pub fn allows_somewhere_in(policies: &[Policy], subject: Subject, action: Action
 }
 
 /// Whether `policies` could allow `action` on `subject` for some folder inside `environment` (`None`: any) and
-/// `glob` (`None`: any path). Deny rules are not weighed: this tells "nothing there can ever be allowed" only.
+/// `glob` (`None`: any path): some allowing policy overlaps that scope and no deny rule covers all of it.
+/// Conservative: "yes" whenever "no" cannot be shown, so only a scope where nothing can ever be allowed is
+/// refused.
 pub fn could_allow_within(
     policies: &[Policy],
     subject: Subject,
@@ -294,12 +308,10 @@ pub fn could_allow_within(
     environment: Option<&str>,
     glob: Option<&PathGlob>,
 ) -> bool {
-    policies.iter().any(|p| {
-        !p.inverted
-            && p.subject == subject
-            && p.actions.contains(&action)
-            && p.conditions.could_overlap(environment, glob)
-    })
+    let names = |p: &Policy| p.subject == subject && p.actions.contains(&action);
+    let allowed = policies.iter().any(|p| !p.inverted && names(p) && p.conditions.could_overlap(environment, glob));
+    let denied = policies.iter().any(|p| p.inverted && names(p) && p.conditions.cover(environment, glob));
+    allowed && !denied
 }
 
 /// Names of the built-in roles; their ids are their names.
