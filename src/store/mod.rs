@@ -187,6 +187,12 @@ impl WriteTxn {
     }
 }
 
+/// The permission version as stored (see [`Store::permission_version`]).
+async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let row = entities::authz_version::Entity::find_by_id(1).one(db).await?;
+    Ok(row.map_or(0, |row| row.version))
+}
+
 /// The database file of an SQLite URL (`sqlite://<path>?<options>`); `None` for other databases and for
 /// in-memory SQLite.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {
@@ -240,6 +246,10 @@ impl Store {
             _ => None,
         };
         migrations::migrate(&conn).await?;
+        let stored = stored_permission_version(&conn).await?;
+        // SQLite: this process is the database's only writer (see `lock`), so the version is kept in memory.
+        let local_permission_version =
+            (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(AtomicI64::new(stored)));
         let mut store = Self {
             conn,
             sqlite_file,
@@ -248,15 +258,10 @@ impl Store {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
             audit_appender: None,
-            local_permission_version: None,
-            permission_log: Arc::new(permission_log::PermissionLog::starting_at(0)),
+            local_permission_version,
+            permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             statements,
         };
-        let stored = store.permission_version().await?;
-        if store.backend() == DbBackend::Sqlite {
-            store.local_permission_version = Some(Arc::new(AtomicI64::new(stored)));
-        }
-        store.permission_log = Arc::new(permission_log::PermissionLog::starting_at(stored));
         store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()));
         Ok(store)
     }
@@ -353,29 +358,32 @@ impl Store {
         if let Some(version) = &self.local_permission_version {
             return Ok(version.load(Ordering::SeqCst));
         }
-        let row = entities::authz_version::Entity::find_by_id(1).one(&self.conn).await?;
-        Ok(row.map_or(0, |row| row.version))
+        stored_permission_version(&self.conn).await
+    }
+
+    /// The current permission version when it moved past `since`, with the change log caught up to it; `None`
+    /// when it did not move.
+    async fn moved_since(&self, since: i64) -> Result<Option<i64>, DbErr> {
+        let current = self.permission_version().await?;
+        if current == since {
+            return Ok(None);
+        }
+        self.permission_log.catch_up(&self.conn, current).await?;
+        Ok(Some(current))
     }
 
     /// Whether anything changed what `identity_id` may do after permission version `since` (always true when
     /// that is not known, e.g. before this process started).
     pub async fn permissions_changed_since(&self, identity_id: &str, since: i64) -> Result<bool, DbErr> {
-        let current = self.permission_version().await?;
-        if current == since {
-            return Ok(false);
-        }
-        self.permission_log.catch_up(&self.conn, current).await?;
-        Ok(self.permission_log.changed_since(identity_id, since))
+        Ok(self.moved_since(since).await?.is_some() && self.permission_log.changed_since(identity_id, since))
     }
 
     /// Whose permissions changed after version `since`, and the version that answer is current at.
     pub async fn permission_changes_since(&self, since: i64) -> Result<(i64, Changed), DbErr> {
-        let current = self.permission_version().await?;
-        if current == since {
-            return Ok((current, Changed::Nobody));
-        }
-        self.permission_log.catch_up(&self.conn, current).await?;
-        Ok((current, self.permission_log.changes_since(since)))
+        Ok(match self.moved_since(since).await? {
+            None => (since, Changed::Nobody),
+            Some(current) => (current, self.permission_log.changes_since(since)),
+        })
     }
 
     /// Waits until a local transaction that appended events commits (or returns at once if one did since the

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Mutex};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-use super::entities::{authz_version, permission_change};
+use super::entities::permission_change;
 
 /// Identities remembered; past this everything older counts as changed for everyone (always safe).
 const MAX_IDENTITIES: usize = 50_000;
@@ -125,7 +125,7 @@ impl PermissionLog {
 
 /// Deletes change rows more than [`KEPT_VERSIONS`] behind the current version.
 pub(super) async fn prune(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    let current = authz_version::Entity::find_by_id(1).one(db).await?.map_or(0, |row| row.version);
+    let current = super::stored_permission_version(db).await?;
     let deleted = permission_change::Entity::delete_many()
         .filter(permission_change::Column::Version.lt(current - KEPT_VERSIONS))
         .exec(db)
