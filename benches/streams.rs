@@ -102,7 +102,9 @@ async fn run_once(entries: usize) -> Result<(Duration, usize)> {
                 url: receiver_url,
                 headers: Default::default(),
                 batch: true,
+                ..Default::default()
             })),
+            ..Default::default()
         })
         .await?
         .into_inner()

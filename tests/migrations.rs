@@ -40,11 +40,13 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     let worker = new_member(&server, "worker", "").await;
     server.halt().await;
     // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name; and
-    // nothing newer than 0.1.0 (the root key check, the permission change log).
+    // nothing newer than 0.1.0 (the root key check, the permission change log, streams' failure mode).
     let db = server.raw_db().await;
     for sql in [
         r#"DROP TABLE root_key_check"#,
         r#"DROP TABLE permission_changes"#,
+        r#"ALTER TABLE audit_streams DROP COLUMN on_failure"#,
+        r#"ALTER TABLE audit_stream_states DROP COLUMN paused_at"#,
         r#"DROP INDEX "idx-identities-org_id-name""#,
         r#"DROP INDEX "idx-access_tokens-client_secret_id""#,
         r#"ALTER TABLE access_tokens DROP COLUMN client_secret_id"#,

@@ -85,7 +85,9 @@ async fn seed(served: &Served, bootstrap: &Bootstrap, receiver_url: Option<&str>
                 url: format!("{url}/in"),
                 headers: [("x-credential".to_owned(), STREAM_CREDENTIAL.to_owned())].into(),
                 batch: true,
+                ..Default::default()
             })),
+            ..Default::default()
         };
         stream_id =
             streams.create_audit_stream(request).await.expect("create stream").into_inner().audit_stream.unwrap().id;

@@ -36,6 +36,7 @@ fn custom(url: &str, batch: bool) -> pb::create_audit_stream_request::Provider {
         url: url.into(),
         headers: [("x-team-secret".to_owned(), "header-credential-77".to_owned())].into(),
         batch,
+        ..Default::default()
     })
 }
 
@@ -44,7 +45,12 @@ async fn create(
     name: &str,
     provider: pb::create_audit_stream_request::Provider,
 ) -> pb::AuditStream {
-    let request = pb::CreateAuditStreamRequest { name: name.into(), skip_test: true, provider: Some(provider) };
+    let request = pb::CreateAuditStreamRequest {
+        name: name.into(),
+        skip_test: true,
+        provider: Some(provider),
+        ..Default::default()
+    };
     client.create_audit_stream(request).await.unwrap().into_inner().audit_stream.unwrap()
 }
 
@@ -126,6 +132,13 @@ async fn each_provider_gets_its_request_shape() {
     assert!(first("/splunk/services/collector/event").body.contains("\"event\":{"));
     assert_eq!(first("/dd").headers["dd-api-key"], "dd-key-123");
     assert!(first("/dd").body.contains("\"ddsource\":\"hush\""));
+    // Datadog and Splunk HEC get gzip bodies (the receiver unpacks them); the others plain JSON.
+    for gzipped in ["/dd", "/splunk/services/collector/event"] {
+        assert_eq!(first(gzipped).headers["content-encoding"], "gzip", "{gzipped}");
+    }
+    for plain in ["/batch", "/single", "/cribl"] {
+        assert!(first(plain).headers.get("content-encoding").is_none(), "{plain}");
+    }
     assert_eq!(first("/cribl").headers["authorization"], "Bearer cribl-token");
     assert_eq!(first("/cribl").headers["content-type"], "application/x-ndjson");
     let azure = first("/dce/dataCollectionRules/dcr-abc/streams/Custom-HushAudit_CL");
@@ -274,6 +287,7 @@ async fn private_destinations_and_bad_configs_are_refused() {
             name: "internal".into(),
             skip_test: true,
             provider: Some(custom("http://127.0.0.1:9/in", true)),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -284,7 +298,12 @@ async fn private_destinations_and_bad_configs_are_refused() {
         refused.message()
     );
     let missing = client
-        .create_audit_stream(pb::CreateAuditStreamRequest { name: "none".into(), skip_test: true, provider: None })
+        .create_audit_stream(pb::CreateAuditStreamRequest {
+            name: "none".into(),
+            skip_test: true,
+            provider: None,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
@@ -302,6 +321,7 @@ async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
             name: "t".into(),
             skip_test: false,
             provider: Some(custom(&format!("{url}/in"), false)),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -312,6 +332,7 @@ async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
             name: "t".into(),
             skip_test: false,
             provider: Some(custom(&format!("{url}/in"), false)),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -331,6 +352,7 @@ async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
             url: format!("{url}/in"),
             headers: [("x-team-secret".to_owned(), "[REDACTED]".to_owned())].into(),
             batch,
+            ..Default::default()
         })
     };
     let update = |provider| pb::UpdateAuditStreamRequest {
@@ -338,6 +360,7 @@ async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
         name: String::new(),
         update_mask: None,
         provider: Some(provider),
+        ..Default::default()
     };
     let switched = client.update_audit_stream(update(to(true))).await.unwrap().into_inner().audit_stream.unwrap();
     let Some(pb::audit_stream::Provider::Custom(c)) = switched.provider else { panic!() };

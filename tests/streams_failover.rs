@@ -57,7 +57,9 @@ fn single_mode_stream(name: &str, url: &str) -> pb::CreateAuditStreamRequest {
             url: format!("{url}/in"),
             headers: Default::default(),
             batch: false,
+            ..Default::default()
         })),
+        ..Default::default()
     }
 }
 
@@ -173,6 +175,7 @@ async fn credentials_never_appear_in_responses_logs_or_errors() {
             url: format!("{url}/c"),
             headers: [("authorization".to_owned(), format!("Bearer {}", secrets[0]))].into(),
             batch: true,
+            ..Default::default()
         }),
         P::Datadog(pb::DatadogProvider { site: String::new(), api_key: secrets[1].into(), url: format!("{url}/d") }),
         P::Splunk(pb::SplunkProvider { host: format!("{url}/s"), token: secrets[2].into() }),
@@ -190,12 +193,21 @@ async fn credentials_never_appear_in_responses_logs_or_errors() {
     let mut shown = String::new();
     for (i, provider) in providers.into_iter().enumerate() {
         // With the test run first: the receiver fails it, and the error must not echo the credential.
-        let request =
-            pb::CreateAuditStreamRequest { name: format!("s{i}"), skip_test: false, provider: Some(provider.clone()) };
+        let request = pb::CreateAuditStreamRequest {
+            name: format!("s{i}"),
+            skip_test: false,
+            provider: Some(provider.clone()),
+            ..Default::default()
+        };
         if let Err(status) = streams.create_audit_stream(request).await {
             shown.push_str(status.message());
         }
-        let request = pb::CreateAuditStreamRequest { name: format!("s{i}"), skip_test: true, provider: Some(provider) };
+        let request = pb::CreateAuditStreamRequest {
+            name: format!("s{i}"),
+            skip_test: true,
+            provider: Some(provider),
+            ..Default::default()
+        };
         shown.push_str(&format!("{:?}", streams.create_audit_stream(request).await.unwrap().into_inner()));
     }
     let mut projects = ProjectsServiceClient::new(authed);

@@ -183,6 +183,7 @@ async fn stream_goes_on(server: &TestServer, token: &str) -> Receiver {
         url: format!("{url}/audit"),
         headers: [("Authorization".to_owned(), "Bearer upgraded".to_owned())].into(),
         batch: true,
+        ..Default::default()
     };
     let update = pb::UpdateAuditStreamRequest {
         audit_stream_id: stream.id.clone(),

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::{auth::principal, convert::timestamp, status::invalid_argument};
 use crate::{
     pb::{self, audit_streams_service_server::AuditStreamsService},
-    streams::{ProviderConfig, StreamRecord, StreamStatus, Streams},
+    streams::{FailureMode, ProviderConfig, StreamRecord, StreamStatus, Streams},
 };
 
 /// The AuditStreamsService handlers.
@@ -25,9 +25,12 @@ macro_rules! provider_from {
     ($oneof:path) => {{
         use $oneof as P;
         |provider: P| match provider {
-            P::Custom(c) => {
-                ProviderConfig::Custom { url: c.url, headers: c.headers.into_iter().collect(), batch: c.batch }
-            }
+            P::Custom(c) => ProviderConfig::Custom {
+                url: c.url,
+                headers: c.headers.into_iter().collect(),
+                batch: c.batch,
+                gzip: c.gzip,
+            },
             P::Datadog(d) => ProviderConfig::Datadog { site: d.site, api_key: d.api_key, url: d.url },
             P::Splunk(s) => ProviderConfig::Splunk { host: s.host, token: s.token },
             P::Cribl(c) => ProviderConfig::Cribl { url: c.url, token: c.token },
@@ -47,8 +50,8 @@ macro_rules! provider_from {
 fn to_pb_provider(config: ProviderConfig) -> pb::audit_stream::Provider {
     use pb::audit_stream::Provider as P;
     match config {
-        ProviderConfig::Custom { url, headers, batch } => {
-            P::Custom(pb::CustomProvider { url, headers: headers.into_iter().collect(), batch })
+        ProviderConfig::Custom { url, headers, batch, gzip } => {
+            P::Custom(pb::CustomProvider { url, headers: headers.into_iter().collect(), batch, gzip })
         }
         ProviderConfig::Datadog { site, api_key, url } => P::Datadog(pb::DatadogProvider { site, api_key, url }),
         ProviderConfig::Splunk { host, token } => P::Splunk(pb::SplunkProvider { host, token }),
@@ -76,6 +79,11 @@ impl From<StreamRecord> for pb::AuditStream {
             create_time: timestamp(s.created_at),
             update_time: timestamp(s.updated_at),
             provider: Some(to_pb_provider(s.config)),
+            on_failure: match s.on_failure {
+                FailureMode::Drop => pb::AuditStreamFailureMode::Drop,
+                FailureMode::Pause => pb::AuditStreamFailureMode::Pause,
+            }
+            .into(),
         }
     }
 }
@@ -93,9 +101,24 @@ impl From<StreamStatus> for pb::AuditStreamStatus {
             delivered_events: s.delivered_events,
             dropped_batches: s.dropped_batches,
             dropped_events: s.dropped_events,
+            paused: s.paused_at.is_some(),
+            pause_time: s.paused_at.and_then(timestamp),
         }
     }
 }
+
+/// The failure mode a request asks for; None when unspecified.
+fn failure_mode(value: i32) -> Result<Option<FailureMode>, Status> {
+    match pb::AuditStreamFailureMode::try_from(value) {
+        Ok(pb::AuditStreamFailureMode::Unspecified) => Ok(None),
+        Ok(pb::AuditStreamFailureMode::Drop) => Ok(Some(FailureMode::Drop)),
+        Ok(pb::AuditStreamFailureMode::Pause) => Ok(Some(FailureMode::Pause)),
+        Err(_) => Err(invalid_argument("on_failure".into(), format!("{value} is not a failure mode"))),
+    }
+}
+
+/// The fields an update mask may name.
+const UPDATABLE: [&str; 7] = ["name", "on_failure", "custom", "datadog", "splunk", "cribl", "azure"];
 
 fn required<T>(value: Option<T>) -> Result<T, Status> {
     value.ok_or_else(|| {
@@ -112,7 +135,8 @@ impl AuditStreamsService for AuditStreamsApi {
         let caller = principal(&request)?;
         let req = request.into_inner();
         let config = provider_from!(pb::create_audit_stream_request::Provider)(required(req.provider)?);
-        let stream = self.streams.create(&caller, &req.name, config, req.skip_test).await?;
+        let on_failure = failure_mode(req.on_failure)?.unwrap_or_default();
+        let stream = self.streams.create(&caller, &req.name, config, on_failure, req.skip_test).await?;
         Ok(Response::new(pb::CreateAuditStreamResponse { audit_stream: Some(stream.into()) }))
     }
 
@@ -144,13 +168,18 @@ impl AuditStreamsService for AuditStreamsApi {
         let caller = principal(&request)?;
         let req = request.into_inner();
         let paths: Vec<String> = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        if let Some(unknown) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
+            let reason = format!("'{unknown}' is not one of {}", UPDATABLE.join(", "));
+            return Err(invalid_argument("update_mask".into(), reason));
+        }
         let wants = |field: &str| paths.is_empty() || paths.iter().any(|p| p == field);
         let name = (wants("name") && !req.name.is_empty()).then_some(req.name.as_str());
+        let on_failure = if wants("on_failure") { failure_mode(req.on_failure)? } else { None };
         let config = req
             .provider
-            .filter(|_| paths.is_empty() || paths.iter().any(|p| p != "name"))
+            .filter(|_| paths.is_empty() || paths.iter().any(|p| UPDATABLE[2..].contains(&p.as_str())))
             .map(provider_from!(pb::update_audit_stream_request::Provider));
-        let stream = self.streams.update(&caller, &req.audit_stream_id, name, config).await?;
+        let stream = self.streams.update(&caller, &req.audit_stream_id, name, config, on_failure).await?;
         Ok(Response::new(pb::UpdateAuditStreamResponse { audit_stream: Some(stream.into()) }))
     }
 

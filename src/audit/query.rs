@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -77,23 +78,57 @@ impl From<audit_log::Model> for AuditRecord {
     }
 }
 
+/// An entry's JSON shape, the audit-log reference's (keys in alphabetical order, as they always were).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Shape<'a> {
+    actor: &'a str,
+    actor_metadata: ActorMetadata<'a>,
+    created_at: String,
+    event_metadata: &'a serde_json::Value,
+    event_type: &'a str,
+    expires_at: String,
+    id: &'a str,
+    ip_address: &'a str,
+    org_id: &'a str,
+    project_id: Option<&'a str>,
+    user_agent: &'a str,
+    user_agent_type: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActorMetadata<'a> {
+    identity_id: &'a str,
+    name: &'a str,
+}
+
 impl AuditRecord {
+    fn shape(&self) -> Shape<'_> {
+        Shape {
+            actor: &self.actor_type,
+            actor_metadata: ActorMetadata { identity_id: &self.actor_id, name: &self.actor_name },
+            created_at: self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            event_metadata: &self.event_metadata,
+            event_type: &self.event_type,
+            expires_at: self.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            id: &self.id,
+            ip_address: &self.ip_address,
+            org_id: &self.org_id,
+            project_id: self.project_id.as_deref(),
+            user_agent: &self.user_agent,
+            user_agent_type: &self.user_agent_type,
+        }
+    }
+
     /// The entry as one JSON object (NDJSON export, stream deliveries), in the audit-log reference's shape.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "id": self.id,
-            "actor": self.actor_type,
-            "actorMetadata": { "identityId": self.actor_id, "name": self.actor_name },
-            "ipAddress": self.ip_address,
-            "userAgent": self.user_agent,
-            "userAgentType": self.user_agent_type,
-            "eventType": self.event_type,
-            "eventMetadata": self.event_metadata,
-            "orgId": self.org_id,
-            "projectId": self.project_id,
-            "createdAt": self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "expiresAt": self.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        })
+        serde_json::to_value(self.shape()).expect("the shape serializes")
+    }
+
+    /// [`to_json`](Self::to_json) as text, made without building the object first (stream deliveries).
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(&self.shape()).expect("the shape serializes")
     }
 }
 

@@ -60,6 +60,22 @@ pub enum StreamsCommand {
     },
 }
 
+/// `--on-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnFailure {
+    Drop,
+    Pause,
+}
+
+impl From<OnFailure> for pb::AuditStreamFailureMode {
+    fn from(mode: OnFailure) -> Self {
+        match mode {
+            OnFailure::Drop => pb::AuditStreamFailureMode::Drop,
+            OnFailure::Pause => pb::AuditStreamFailureMode::Pause,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Provider {
     /// Any HTTPS endpoint: --url, optional --header K=V, --single.
@@ -105,6 +121,9 @@ pub struct CreateArgs {
     /// Send one JSON object per request, the legacy mode (custom). A stream can later move to batch, not back.
     #[arg(long)]
     single: bool,
+    /// Compress request bodies with gzip (custom; the endpoint must accept `Content-Encoding: gzip`).
+    #[arg(long)]
+    gzip: bool,
     /// Datadog site, e.g. datadoghq.com, us3.datadoghq.com, datadoghq.eu (datadog).
     #[arg(long)]
     site: Option<String>,
@@ -141,6 +160,10 @@ pub struct CreateArgs {
     /// Create the stream without first sending the destination a test event.
     #[arg(long)]
     skip_test: bool,
+    /// What to do with a batch the destination still refuses after the last retry: `drop` it (recorded, and
+    /// it can be backfilled) or `pause` the stream and retry it until accepted, losing nothing.
+    #[arg(long, value_enum, default_value_t = OnFailure::Drop)]
+    on_failure: OnFailure,
     #[command(flatten)]
     target: Target,
 }
@@ -224,6 +247,7 @@ impl CreateArgs {
             ("--header", !self.headers.is_empty(), &[Provider::Custom]),
             ("--batch", self.batch, &[Provider::Custom]),
             ("--single", self.single, &[Provider::Custom]),
+            ("--gzip", self.gzip, &[Provider::Custom]),
             ("--site", self.site.is_some(), &[Provider::Datadog]),
             ("--api-key", self.api_key.is_some(), &[Provider::Datadog]),
             ("--host", self.host.is_some(), &[Provider::Splunk]),
@@ -264,7 +288,7 @@ impl CreateArgs {
                     }
                     headers.insert(name, value);
                 }
-                P::Custom(pb::CustomProvider { url, headers, batch: !self.single })
+                P::Custom(pb::CustomProvider { url, headers, batch: !self.single, gzip: self.gzip })
             }
             Provider::Datadog => {
                 let site = self.site.filter(|s| !s.trim().is_empty());
@@ -310,10 +334,11 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
         StreamsCommand::Create(args) => {
             let name = args.name.clone();
             let skip_test = args.skip_test;
+            let on_failure = pb::AuditStreamFailureMode::from(args.on_failure).into();
             // Build (and check) the config before connecting, so flag mistakes need no server.
             let target = args.target.clone();
             let provider = args.provider()?;
-            let request = pb::CreateAuditStreamRequest { name, skip_test, provider: Some(provider) };
+            let request = pb::CreateAuditStreamRequest { name, skip_test, provider: Some(provider), on_failure };
             let response = streams_client(&target).await?.create_audit_stream(request).await.map_err(rpc)?;
             println!("{}", response.into_inner().audit_stream.context("server sent no stream")?.id);
         }
@@ -385,7 +410,7 @@ fn stream_json(stream: pb::AuditStream) -> Value {
         Some(P::Custom(c)) => {
             let headers: serde_json::Map<String, Value> =
                 c.headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
-            ("custom", json!({ "url": c.url, "headers": headers, "batch": c.batch }))
+            ("custom", json!({ "url": c.url, "headers": headers, "batch": c.batch, "gzip": c.gzip }))
         }
         Some(P::Datadog(d)) => ("datadog", json!({ "site": d.site, "apiKey": d.api_key, "url": d.url })),
         Some(P::Splunk(s)) => ("splunk", json!({ "host": s.host, "token": s.token })),
@@ -410,6 +435,7 @@ fn stream_json(stream: pb::AuditStream) -> Value {
         "orgId": stream.org_id,
         "provider": kind,
         "config": config,
+        "onFailure": on_failure_name(stream.on_failure),
         "createTime": time_json(stream.create_time),
         "updateTime": time_json(stream.update_time),
     })
@@ -429,7 +455,17 @@ fn status_json(status: pb::AuditStreamStatus) -> Value {
         "deliveredEvents": status.delivered_events,
         "droppedBatches": status.dropped_batches,
         "droppedEvents": status.dropped_events,
+        "paused": status.paused,
+        "pauseTime": time_json(status.pause_time),
     })
+}
+
+/// A failure mode as the CLI spells it.
+fn on_failure_name(mode: i32) -> &'static str {
+    match pb::AuditStreamFailureMode::try_from(mode) {
+        Ok(pb::AuditStreamFailureMode::Pause) => "pause",
+        _ => "drop",
+    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub async fn export(
         chunk.map(|entries| {
             let mut out = String::new();
             for entry in entries {
-                out.push_str(&entry.to_json().to_string());
+                out.push_str(&entry.to_json_string());
                 out.push('\n');
             }
             out

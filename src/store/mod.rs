@@ -36,7 +36,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 pub use lock::{DATABASE_LOCK, DatabaseLock};
 
@@ -44,6 +44,8 @@ pub use lock::{DATABASE_LOCK, DatabaseLock};
 const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
 /// PostgreSQL NOTIFY channel that wakes the event tailers of every instance.
 pub const NOTIFY_CHANNEL: &str = "hush_events";
+/// PostgreSQL NOTIFY channel that wakes the audit stream workers of every instance when audit entries commit.
+pub const AUDIT_NOTIFY_CHANNEL: &str = "hush_audit";
 /// Default retention of audit entries: 90 days.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Pooled connections to PostgreSQL.
@@ -67,6 +69,9 @@ pub struct Store {
     sqlite_writer: Option<Arc<sqlite_group::SqliteWriter>>,
     /// Signalled after a transaction that appended outbox rows commits, to wake this instance's tailer.
     outbox_signal: Arc<Notify>,
+    /// Bumped after a transaction that appended audit entries commits (here, or on another instance as
+    /// relayed by the audit streams' listener), to wake the audit stream workers.
+    audit_signal: Arc<watch::Sender<u64>>,
     /// How long audit entries are kept.
     audit_retention: Duration,
     /// Stream-only mode: audit entries are kept only until every audit stream delivered them.
@@ -89,6 +94,7 @@ pub struct WriteTxn {
     /// Rows of the sequence-ordered logs, inserted at commit.
     sequenced: std::sync::Mutex<Sequenced>,
     outbox_signal: Arc<Notify>,
+    audit_signal: Arc<watch::Sender<u64>>,
     audit_retention: Duration,
     /// Permission changes this transaction made (see [`WriteTxn::permissions_changed`]).
     permission_changes: AtomicI64,
@@ -136,15 +142,19 @@ impl WriteTxn {
         if postgres && (appended_events || !audit.is_empty()) {
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
         }
+        let appended_audit = !audit.is_empty();
         if appended_events {
             entities::event::Entity::insert_many(events).exec(txn).await?;
-            if postgres {
-                // Delivered to listeners only when the transaction commits.
-                txn.execute_unprepared(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).await?;
-            }
         }
-        if !audit.is_empty() {
+        if appended_audit {
             entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
+        }
+        if postgres && (appended_events || appended_audit) {
+            // Delivered to listeners only when the transaction commits; one statement for both channels.
+            let channels = [(appended_events, NOTIFY_CHANNEL), (appended_audit, AUDIT_NOTIFY_CHANNEL)];
+            let notify: Vec<String> =
+                channels.iter().filter(|(yes, _)| *yes).map(|(_, c)| format!("pg_notify('{c}', '')")).collect();
+            txn.execute_unprepared(&format!("SELECT {}", notify.join(", "))).await?;
         }
         match self.txn {
             Transaction::Own(txn) => txn.commit().await?,
@@ -156,6 +166,18 @@ impl WriteTxn {
         }
         if appended_events {
             self.outbox_signal.notify_one();
+        }
+        if appended_audit {
+            self.audit_signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    /// Sends a PostgreSQL notification on `channel` when this transaction commits, for the other instances
+    /// (nothing on SQLite, which has one instance).
+    pub async fn notify_instances(&self, channel: &str) -> Result<(), DbErr> {
+        if self.get_database_backend() == DbBackend::Postgres {
+            self.execute_unprepared(&format!("SELECT pg_notify('{channel}', '')")).await?;
         }
         Ok(())
     }
@@ -255,6 +277,7 @@ impl Store {
             sqlite_file,
             sqlite_writer,
             outbox_signal: Arc::new(Notify::new()),
+            audit_signal: Arc::new(watch::Sender::new(0)),
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
             audit_appender: None,
@@ -346,6 +369,7 @@ impl Store {
             txn,
             sequenced: Default::default(),
             outbox_signal: self.outbox_signal.clone(),
+            audit_signal: self.audit_signal.clone(),
             audit_retention: self.audit_retention,
             permission_changes: AtomicI64::new(0),
             local_permission_version: self.local_permission_version.clone(),
@@ -384,6 +408,18 @@ impl Store {
             None => (since, Changed::Nobody),
             Some(current) => (current, self.permission_log.changes_since(since)),
         })
+    }
+
+    /// Changes whenever audit entries were committed (by this instance, or by another one as relayed with
+    /// [`Store::audit_appended_elsewhere`]).
+    pub fn audit_appended(&self) -> watch::Receiver<u64> {
+        self.audit_signal.subscribe()
+    }
+
+    /// Wakes this instance's audit stream workers: another instance committed audit entries, or its
+    /// notifications may have been missed.
+    pub fn audit_appended_elsewhere(&self) {
+        self.audit_signal.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Waits until a local transaction that appended events commits (or returns at once if one did since the

@@ -14,8 +14,15 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProviderConfig {
-    /// Any HTTP endpoint: a JSON array per request (batch) or one JSON object per request (legacy single).
-    Custom { url: String, headers: BTreeMap<String, String>, batch: bool },
+    /// Any HTTP endpoint: a JSON array per request (batch) or one JSON object per request (legacy single),
+    /// gzip-compressed when `gzip` (stored before it existed: off).
+    Custom {
+        url: String,
+        headers: BTreeMap<String, String>,
+        batch: bool,
+        #[serde(default)]
+        gzip: bool,
+    },
     /// Datadog logs intake v2 (`DD-API-KEY`, JSON array).
     Datadog { site: String, api_key: String, url: String },
     /// Splunk HTTP Event Collector (`Authorization: Splunk <token>`, concatenated event objects).

@@ -1,6 +1,8 @@
 //! Audit log streams (docs/ARCHITECTURE.md): org-level destinations that receive the audit log through a durable,
-//! leased, batched and retried delivery (see `engine`). Credentials are sealed at rest and never shown.
+//! leased, batched and retried delivery (see `engine` and `worker`). Credentials are sealed at rest and never
+//! shown.
 
+mod batch;
 pub mod config;
 pub mod engine;
 mod outbound;
@@ -9,7 +11,10 @@ pub mod resolver;
 pub mod retry;
 mod routable;
 mod safety;
+mod state;
+pub mod transport;
 mod url_secrets;
+mod worker;
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,7 +37,7 @@ use crate::{
         policy::{Action, Resource, Subject},
     },
     store::{
-        DbError, Store,
+        DbError, Store, WriteTxn,
         entities::{audit_log, audit_stream, audit_stream_state},
     },
 };
@@ -68,6 +73,31 @@ impl From<sea_orm::DbErr> for StreamsError {
     }
 }
 
+/// What a stream does with a batch its destination still refuses after the last retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureMode {
+    /// Record the batch as dropped and go on (the reference behaviour).
+    #[default]
+    Drop,
+    /// Retry it at the cap interval until accepted; later entries wait behind it.
+    Pause,
+}
+
+impl FailureMode {
+    /// As stored (`audit_streams.on_failure`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureMode::Drop => "drop",
+            FailureMode::Pause => "pause",
+        }
+    }
+
+    /// From storage; anything unknown is the default.
+    pub fn parse(stored: &str) -> Self {
+        if stored == "pause" { FailureMode::Pause } else { FailureMode::Drop }
+    }
+}
+
 /// A stream as callers see it: credentials redacted.
 #[derive(Debug, Clone)]
 pub struct StreamRecord {
@@ -75,6 +105,7 @@ pub struct StreamRecord {
     pub org_id: String,
     pub name: String,
     pub config: ProviderConfig,
+    pub on_failure: FailureMode,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -93,6 +124,8 @@ pub struct StreamStatus {
     pub delivered_events: i64,
     pub dropped_batches: i64,
     pub dropped_events: i64,
+    /// Since when a stream in pause mode has been holding a batch its destination refused; None when not paused.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 /// What a test delivery got back.
@@ -112,6 +145,9 @@ pub struct Streams {
     /// Decides which addresses destinations may have; `outbound` connects through it.
     vetting: resolver::Vetting,
     outbound: outbound::Outbound,
+    /// Bumped when a stream was created, changed, backfilled or deleted (here or, relayed, elsewhere): wakes
+    /// the engine's manager and workers.
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
@@ -123,12 +159,21 @@ impl Streams {
     pub fn new(store: Store, root_key: Arc<RootKey>, engine: EngineSettings) -> Self {
         let vetting = resolver::Vetting::new(engine.lookup.clone(), engine.allow_private);
         let outbound = outbound::Outbound::new(vetting.clone());
-        Self { store, root_key, engine, vetting, outbound }
+        let changed = Arc::new(tokio::sync::watch::Sender::new(0));
+        Self { store, root_key, engine, vetting, outbound, changed }
     }
 
     /// Starts delivering on this instance as `owner` until `shutdown`.
     pub fn start_engine(&self, owner: String, shutdown: tokio_util::sync::CancellationToken) {
         engine::spawn(self.clone(), owner, shutdown);
+    }
+
+    /// Commits a change to a stream (or the stream set) and wakes the engine, here and on other instances.
+    async fn commit_change(&self, txn: WriteTxn) -> Result<(), StreamsError> {
+        txn.notify_instances(engine::STREAMS_NOTIFY_CHANNEL).await?;
+        txn.commit().await?;
+        engine::bump(&self.changed);
+        Ok(())
     }
 
     fn open_config(&self, stream: &audit_stream::Model) -> Result<ProviderConfig, StreamsError> {
@@ -151,6 +196,7 @@ impl Streams {
             org_id: stream.org_id.clone(),
             name: stream.name.clone(),
             config: self.open_config(stream)?.redacted(),
+            on_failure: FailureMode::parse(&stream.on_failure),
             created_at: stream.created_at,
             updated_at: stream.updated_at,
         })
@@ -181,6 +227,7 @@ impl Streams {
         caller: &Principal,
         name: &str,
         config: ProviderConfig,
+        on_failure: FailureMode,
         skip_test: bool,
     ) -> Result<StreamRecord, StreamsError> {
         self.require(caller, Action::Create).await?;
@@ -214,6 +261,7 @@ impl Streams {
             name: Set(name.to_owned()),
             provider: Set(config.kind().to_owned()),
             sealed_config: Set(self.seal_config(&id, &config)),
+            on_failure: Set(on_failure.as_str().to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -234,12 +282,15 @@ impl Streams {
             last_success_at: Set(None),
             last_error: Set(String::new()),
             last_error_at: Set(None),
+            paused_at: Set(None),
         }
         .insert(&*txn)
         .await?;
-        let entry = json!({ "auditStreamId": id, "name": name, "provider": config.kind() });
+        let entry = json!({
+            "auditStreamId": id, "name": name, "provider": config.kind(), "onFailure": on_failure.as_str()
+        });
         audit::record(&txn, caller, Entry::org("create-audit-stream", entry));
-        txn.commit().await?;
+        self.commit_change(txn).await?;
         self.record(&stream)
     }
 
@@ -273,6 +324,7 @@ impl Streams {
         id: &str,
         name: Option<&str>,
         config: Option<ProviderConfig>,
+        on_failure: Option<FailureMode>,
     ) -> Result<StreamRecord, StreamsError> {
         self.require(caller, Action::Edit).await?;
         let stream = self.find(caller, id).await?;
@@ -299,6 +351,9 @@ impl Streams {
             active.provider = Set(config.kind().to_owned());
             active.sealed_config = Set(self.seal_config(&stream.id, &config));
         }
+        if let Some(mode) = on_failure {
+            active.on_failure = Set(mode.as_str().to_owned());
+        }
         active.updated_at = Set(Utc::now());
         let txn = self.store.begin_write().await?;
         // The new configuration was checked against the stored one read above (outside the transaction: the
@@ -311,9 +366,11 @@ impl Streams {
             )));
         }
         let updated = active.update(&*txn).await?;
-        let entry = json!({ "auditStreamId": id, "name": updated.name, "provider": updated.provider });
+        let entry = json!({
+            "auditStreamId": id, "name": updated.name, "provider": updated.provider, "onFailure": updated.on_failure
+        });
         audit::record(&txn, caller, Entry::org("update-audit-stream", entry));
-        txn.commit().await?;
+        self.commit_change(txn).await?;
         self.record(&updated)
     }
 
@@ -325,7 +382,7 @@ impl Streams {
         let entry = json!({ "auditStreamId": id, "name": stream.name });
         audit::record(&txn, caller, Entry::org("delete-audit-stream", entry));
         stream.delete(&*txn).await?;
-        txn.commit().await?;
+        self.commit_change(txn).await?;
         Ok(())
     }
 
@@ -358,10 +415,12 @@ impl Streams {
             created_at: now,
             expires_at: now,
         };
-        let worker_less = engine::test_delivery(&self.outbound, config, &[event.to_json()]).await;
-        match worker_less {
-            Ok(status) => TestOutcome { success: true, status_code: status as i32, message: "accepted".into() },
-            Err((status, message)) => TestOutcome { success: false, status_code: status as i32, message },
+        let sent = transport::send(&self.outbound, config, &[(&event).into()], &mut None).await;
+        match sent {
+            Ok(status) => TestOutcome { success: true, status_code: status.into(), message: "accepted".into() },
+            Err(error) => {
+                TestOutcome { success: false, status_code: error.status_code().into(), message: error.to_string() }
+            }
         }
     }
 
@@ -374,11 +433,15 @@ impl Streams {
             .one(db)
             .await?
             .ok_or_else(|| StreamsError::NotFound(format!("audit stream '{id}'")))?;
-        let pending = audit_log::Entity::find()
+        // From positions, not by counting: two indexed lookups, however long the backlog.
+        let head = newest_position(db, &stream.org_id).await?;
+        let queue_depth = lag(head, &state) + (state.backfill_to - state.backfill_from).max(0);
+        let oldest = audit_log::Entity::find()
             .filter(audit_log::Column::OrgId.eq(&stream.org_id))
-            .filter(audit_log::Column::Seq.gt(state.cursor));
-        let queue_depth = pending.clone().count(db).await? as i64 + (state.backfill_to - state.backfill_from).max(0);
-        let oldest = pending.order_by_asc(audit_log::Column::Seq).one(db).await?;
+            .filter(audit_log::Column::Seq.gt(state.cursor))
+            .order_by_asc(audit_log::Column::Seq)
+            .one(db)
+            .await?;
         let cursor_lag = oldest.map(|e| (Utc::now() - e.created_at).to_std().unwrap_or_default()).unwrap_or_default();
         Ok(StreamStatus {
             stream_id: stream.id,
@@ -392,6 +455,7 @@ impl Streams {
             delivered_events: state.delivered_events,
             dropped_batches: state.dropped_batches,
             dropped_events: state.dropped_events,
+            paused_at: state.paused_at,
         })
     }
 
@@ -439,31 +503,48 @@ impl Streams {
         }
         let entry = json!({ "auditStreamId": id, "startTime": start, "endTime": end, "queuedEvents": count });
         audit::record(&txn, caller, Entry::org("backfill-audit-stream", entry));
-        txn.commit().await?;
+        self.commit_change(txn).await?;
         Ok(count)
     }
 
-    /// Per-stream counters for `/metrics`: (stream id, name, state, lag). The lag is read from the stored
-    /// cursor, not counted: the org's newest audit `seq` minus the cursor, one indexed lookup per stream. As
-    /// `seq` is shared by all orgs it is an upper bound of the entries not yet delivered, and 0 when caught up.
+    /// Per-stream counters for `/metrics`: (stream id, name, state, lag). The lag is read from positions, not
+    /// counted: one indexed lookup of the newest `seq` per org, whatever the backlog (see [`lag`]).
     pub async fn metrics(&self) -> Result<Vec<(String, String, audit_stream_state::Model, i64)>, sea_orm::DbErr> {
         let db = self.store.conn();
+        let mut heads: std::collections::HashMap<String, Option<i64>> = Default::default();
         let mut out = Vec::new();
         for (stream, state) in
             audit_stream::Entity::find().find_also_related(audit_stream_state::Entity).all(db).await?
         {
             let Some(state) = state else { continue };
-            let newest: Option<i64> = audit_log::Entity::find()
-                .select_only()
-                .column_as(audit_log::Column::Seq.max(), "newest")
-                .filter(audit_log::Column::OrgId.eq(&stream.org_id))
-                .into_tuple()
-                .one(db)
-                .await?
-                .flatten();
-            let lag = newest.map_or(0, |newest| (newest - state.cursor).max(0));
-            out.push((stream.id, stream.name, state, lag));
+            let head = match heads.get(&stream.org_id) {
+                Some(head) => *head,
+                None => {
+                    let head = newest_position(db, &stream.org_id).await?;
+                    *heads.entry(stream.org_id.clone()).or_default() = head;
+                    head
+                }
+            };
+            out.push((stream.id, stream.name, state.clone(), lag(head, &state)));
         }
         Ok(out)
     }
+}
+
+/// The newest audit log position (`seq`) of `org_id`; None when it has no entry.
+async fn newest_position(db: &impl sea_orm::ConnectionTrait, org_id: &str) -> Result<Option<i64>, sea_orm::DbErr> {
+    let newest: Option<Option<i64>> = audit_log::Entity::find()
+        .select_only()
+        .column_as(audit_log::Column::Seq.max(), "newest")
+        .filter(audit_log::Column::OrgId.eq(org_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.flatten())
+}
+
+/// Positions between a stream's cursor and its org's newest entry: 0 when caught up, and exact while one org
+/// writes the audit log; positions are shared by all orgs, so with several it is an upper bound.
+fn lag(head: Option<i64>, state: &audit_stream_state::Model) -> i64 {
+    head.map_or(0, |head| (head - state.cursor).max(0))
 }

@@ -52,6 +52,7 @@ async fn record(
 ) -> axum::response::Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or_default().to_owned();
+    let body = decoded(&headers, body);
     let now = receiver.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     receiver.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let delay = *receiver.delay.lock().unwrap();
@@ -59,6 +60,16 @@ async fn record(
     let response = answer(&receiver, path, query, headers, body);
     receiver.in_flight.fetch_sub(1, Ordering::SeqCst);
     response
+}
+
+/// The body as the sender meant it: gunzipped when it says `Content-Encoding: gzip`.
+fn decoded(headers: &HeaderMap, body: Bytes) -> Bytes {
+    if headers.get("content-encoding").is_none_or(|e| e != "gzip") {
+        return body;
+    }
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).expect("a gzip body");
+    plain.into()
 }
 
 fn answer(

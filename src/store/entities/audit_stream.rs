@@ -15,6 +15,9 @@ pub struct Model {
     pub provider: String,
     /// `streams::ProviderConfig` as JSON, sealed with the root key and bound to this stream's id.
     pub sealed_config: Vec<u8>,
+    /// `drop` or `pause`: what happens to a batch the destination still refuses after the last retry.
+    #[sea_orm(default_value = "drop")]
+    pub on_failure: String,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -24,6 +24,8 @@ pub struct Model {
     pub last_success_at: Option<ChronoDateTimeUtc>,
     pub last_error: String,
     pub last_error_at: Option<ChronoDateTimeUtc>,
+    /// Set while a stream in `pause` mode holds a batch its destination refused through every retry.
+    pub paused_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
