@@ -183,6 +183,9 @@ pub async fn render(State(state): State<GatewayState>) -> Response {
     let statements = Counter::<u64>::default();
     statements.inc_by(state.store.statements_executed());
     registry.register("db_statements", "Statements sent to the database by this instance", statements);
+    let writes = Counter::<u64>::default();
+    writes.inc_by(state.store.write_statements_executed());
+    registry.register("db_write_statements", "Of those, statements that write rows (INSERT, UPDATE, DELETE)", writes);
     let (open, idle) = state.store.pool_usage();
     let (in_use, opened) = (Gauge::<i64>::default(), Gauge::<i64>::default());
     in_use.set(i64::from(open) - idle as i64);
@@ -224,9 +227,16 @@ async fn stream_metrics(state: &GatewayState, registry: &mut Registry) {
         registry.register(metric, help, family);
     }
     let lag = Family::<StreamLabels, Gauge>::default();
-    for (id, name, _, behind) in &streams {
+    let paused = Family::<StreamLabels, Gauge>::default();
+    for (id, name, stream, behind) in &streams {
         lag.get_or_create(&label(id, name)).set(*behind);
+        paused.get_or_create(&label(id, name)).set(i64::from(stream.paused_at.is_some()));
     }
+    registry.register(
+        "audit_stream_paused",
+        "1 while a stream in pause mode holds a batch its destination refused through every retry",
+        paused,
+    );
     registry.register(
         "audit_stream_lag_events",
         "Audit log positions between the stream's cursor and its org's newest entry (an upper bound of the \

@@ -85,6 +85,8 @@ pub struct Store {
     permission_log: Arc<permission_log::PermissionLog>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
+    /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
+    write_statements: Arc<AtomicU64>,
 }
 
 /// A write transaction: on PostgreSQL a transaction of its own; on SQLite a savepoint in the open write group,
@@ -215,6 +217,12 @@ async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbE
     Ok(row.map_or(0, |row| row.version))
 }
 
+/// Whether `sql` writes rows: it starts with INSERT, UPDATE or DELETE.
+fn writes_rows(sql: &str) -> bool {
+    let verb = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default();
+    ["INSERT", "UPDATE", "DELETE"].iter().any(|w| verb.eq_ignore_ascii_case(w))
+}
+
 /// The database file of an SQLite URL (`sqlite://<path>?<options>`); `None` for other databases and for
 /// in-memory SQLite.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {
@@ -246,9 +254,13 @@ impl Store {
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
-        let counter = statements.clone();
-        conn.set_metric_callback(move |_| {
+        let write_statements = Arc::new(AtomicU64::new(0));
+        let (counter, writes) = (statements.clone(), write_statements.clone());
+        conn.set_metric_callback(move |info| {
             counter.fetch_add(1, Ordering::Relaxed);
+            if writes_rows(&info.statement.sql) {
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
         });
         let sqlite_writer = match conn.get_database_backend() {
             DbBackend::Sqlite => {
@@ -284,6 +296,7 @@ impl Store {
             local_permission_version,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             statements,
+            write_statements,
         };
         store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()));
         Ok(store)
@@ -347,6 +360,11 @@ impl Store {
     /// Statements sent to the database by this process since it connected.
     pub fn statements_executed(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Statements that write rows (INSERT, UPDATE, DELETE) sent by this process since it connected.
+    pub fn write_statements_executed(&self) -> u64 {
+        self.write_statements.load(Ordering::Relaxed)
     }
 
     /// The connection, for reads.
@@ -426,5 +444,20 @@ impl Store {
     /// last call).
     pub async fn outbox_appended(&self) {
         self.outbox_signal.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writes_rows;
+
+    #[test]
+    fn writes_are_told_from_reads_by_their_verb() {
+        for sql in ["INSERT INTO t VALUES (1)", "  update t SET a = 1", "DELETE FROM t", "Insert(x)"] {
+            assert!(writes_rows(sql), "{sql}");
+        }
+        for sql in ["SELECT * FROM t", "SELECT pg_notify('x', '')", "with x as (delete from t) select 1", ""] {
+            assert!(!writes_rows(sql), "{sql}");
+        }
     }
 }

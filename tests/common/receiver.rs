@@ -42,6 +42,17 @@ pub struct Receiver {
     max_in_flight: Arc<AtomicUsize>,
     /// How long each answer takes.
     pub delay: Arc<Mutex<Duration>>,
+    outage: Arc<Mutex<Outage>>,
+}
+
+/// A planned outage: every delivery is answered 503 for a while.
+#[derive(Debug, Clone, Copy, Default)]
+enum Outage {
+    #[default]
+    None,
+    /// Starts with the next delivery and lasts this long.
+    Armed(Duration),
+    Until(Instant),
 }
 
 async fn record(
@@ -89,6 +100,16 @@ fn answer(
         return axum::Json(serde_json::json!({ "access_token": "azure-access-token", "expires_in": 3600 }))
             .into_response();
     }
+    let down = {
+        let mut outage = receiver.outage.lock().unwrap();
+        if let Outage::Armed(length) = *outage {
+            *outage = Outage::Until(Instant::now() + length);
+        }
+        matches!(*outage, Outage::Until(end) if Instant::now() < end)
+    };
+    if down {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down on purpose").into_response();
+    }
     let answer = receiver.plan.lock().unwrap().pop_front().unwrap_or(Answer::Status(200));
     match answer {
         Answer::Status(code) if code < 300 => {
@@ -130,6 +151,21 @@ impl Receiver {
         self.plan.lock().unwrap().extend(answers.iter().copied());
     }
 
+    /// Answers every delivery 503 for `length`, starting with the next one (the worst case for a sender:
+    /// its first failure is the outage's first moment).
+    pub fn outage(&self, length: Duration) {
+        *self.outage.lock().unwrap() = Outage::Armed(length);
+    }
+
+    /// Whether a planned outage is over (or none was planned).
+    pub fn outage_over(&self) -> bool {
+        match *self.outage.lock().unwrap() {
+            Outage::None => true,
+            Outage::Armed(_) => false,
+            Outage::Until(end) => Instant::now() >= end,
+        }
+    }
+
     /// Planned answers not used yet.
     pub fn plan_left(&self) -> usize {
         self.plan.lock().unwrap().len()
@@ -144,9 +180,14 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
-    /// Every audit entry id delivered to `path` (any provider format).
+    /// Every audit entry id delivered to `path` (any provider format), in the order received.
     pub fn ids(&self, path: &str) -> Vec<String> {
-        let mut ids = Vec::new();
+        self.entries(path).iter().map(|entry| entry["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Every audit entry delivered to `path` (any provider format), in the order received.
+    pub fn entries(&self, path: &str) -> Vec<serde_json::Value> {
+        let mut entries = Vec::new();
         for r in self.received().iter().filter(|r| r.path == path) {
             let values: Vec<serde_json::Value> =
                 serde_json::Deserializer::from_str(&r.body).into_iter().map(Result::unwrap).collect();
@@ -156,12 +197,11 @@ impl Receiver {
                     other => vec![other],
                 };
                 for item in items {
-                    let entry = if item.get("event").is_some() { item["event"].clone() } else { item };
-                    ids.push(entry["id"].as_str().unwrap().to_owned());
+                    entries.push(if item.get("event").is_some() { item["event"].clone() } else { item });
                 }
             }
         }
-        ids
+        entries
     }
 }
 
