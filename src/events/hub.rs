@@ -29,7 +29,9 @@ use crate::{
 
 /// Rows read per outbox query.
 const TAIL_BATCH: u64 = 500;
-/// The tailer also polls this often, in case a wake-up was missed (e.g. a dropped LISTEN connection).
+/// On PostgreSQL the tailer also polls this often, in case a wake-up was missed (e.g. a dropped LISTEN
+/// connection), and on any database after a failed read. SQLite has one writer, this process, whose commits
+/// always wake the tailer: an idle SQLite server does not poll.
 const TAIL_FALLBACK_POLL: Duration = Duration::from_secs(1);
 /// How often the permission version is read; revocations reach live streams within about this long.
 const AUTHZ_POLL: Duration = Duration::from_millis(250);
@@ -113,6 +115,7 @@ impl EventHub {
     /// Reads committed outbox rows after `last` in cursor order and dispatches them.
     async fn tail(self, mut last: i64, shutdown: CancellationToken) {
         let mut listener = listen(&self.store).await;
+        let postgres = self.store.backend() == DbBackend::Postgres;
         loop {
             loop {
                 match outbox::after(self.store.conn(), last, None, TAIL_BATCH).await {
@@ -143,7 +146,7 @@ impl EventHub {
                 }
                 () = self.store.outbox_appended() => {}
                 () = notified(&mut listener) => {}
-                () = tokio::time::sleep(TAIL_FALLBACK_POLL) => {}
+                () = tokio::time::sleep(TAIL_FALLBACK_POLL), if postgres || !self.tailing.load(Ordering::Relaxed) => {}
             }
         }
     }

@@ -123,12 +123,14 @@ impl PermissionLog {
     }
 }
 
-/// Deletes change rows more than [`KEPT_VERSIONS`] behind the current version.
+/// Deletes change rows more than [`KEPT_VERSIONS`] behind the current version. Looks first, so that a server
+/// with nothing to prune writes nothing.
 pub(super) async fn prune(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     let current = super::stored_permission_version(db).await?;
-    let deleted = permission_change::Entity::delete_many()
-        .filter(permission_change::Column::Version.lt(current - KEPT_VERSIONS))
-        .exec(db)
-        .await?;
+    let old = permission_change::Column::Version.lt(current - KEPT_VERSIONS);
+    if permission_change::Entity::find().filter(old.clone()).one(db).await?.is_none() {
+        return Ok(0);
+    }
+    let deleted = permission_change::Entity::delete_many().filter(old).exec(db).await?;
     Ok(deleted.rows_affected)
 }
