@@ -247,3 +247,84 @@ async fn entries_committed_on_another_instance_wake_the_lease_holder() {
         assert!(started.elapsed() < Duration::from_secs(2), "round {round}: {:?}", started.elapsed());
     }
 }
+
+async fn update(
+    client: &mut AuditStreamsServiceClient<common::Authed>,
+    id: &str,
+    mask: &str,
+    name: &str,
+    url: Option<&str>,
+) -> pb::AuditStream {
+    let provider = url.map(|url| {
+        pb::update_audit_stream_request::Provider::Custom(pb::CustomProvider {
+            url: url.into(),
+            batch: true,
+            ..Default::default()
+        })
+    });
+    let request = pb::UpdateAuditStreamRequest {
+        audit_stream_id: id.into(),
+        name: name.into(),
+        update_mask: Some(prost_types::FieldMask { paths: vec![mask.into()] }),
+        provider,
+        ..Default::default()
+    };
+    client.update_audit_stream(request).await.unwrap().into_inner().audit_stream.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointing_a_paused_stream_elsewhere_delivers_at_once() {
+    // A 10 s cap: a paused stream retries every 10 s, so without the early attempt the batch would wait up to
+    // 10 s after the update.
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        outage_tolerant(c);
+        c.stream_retry_cap = Duration::from_secs(10);
+    })
+    .await;
+    let project = server.project("moving").await;
+    let mut client = streams_client(&server).await;
+    let (down, up) = (Receiver::default(), Receiver::default());
+    let ((down_url, _down), (up_url, _up)) = (down.start().await, up.start().await);
+    let stream = create(&mut client, "moving", &format!("{down_url}/in"), pb::AuditStreamFailureMode::Pause).await;
+    eventually(Duration::from_secs(10), "the creation entry", || !down.ids("/in").is_empty()).await;
+    down.outage(Duration::from_secs(600));
+    activity(&server, &project, 1).await;
+    let mut s = status(&mut client, &stream.id).await;
+    while !s.paused {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = status(&mut client, &stream.id).await;
+    }
+    // Paused: its next attempt is 10 s away.
+    let moved = Instant::now();
+    update(&mut client, &stream.id, "custom", "", Some(&format!("{up_url}/in"))).await;
+    eventually(Duration::from_secs(10), "the batch at the new destination", || !up.ids("/in").is_empty()).await;
+    assert!(moved.elapsed() < Duration::from_secs(2), "delivered {:?} after the update", moved.elapsed());
+    assert_eq!(status(&mut client, &stream.id).await.dropped_batches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_during_an_outage_do_not_hasten_the_drop() {
+    let server = TestServer::start_with(Backend::Sqlite, outage_tolerant).await;
+    let project = server.project("edited").await;
+    let mut client = streams_client(&server).await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let stream = create(&mut client, "edited", &format!("{url}/in"), pb::AuditStreamFailureMode::Drop).await;
+    eventually(Duration::from_secs(10), "the creation entry", || !receiver.ids("/in").is_empty()).await;
+    let before = receiver.ids("/in").len();
+    receiver.outage(Duration::from_secs(2));
+    activity(&server, &project, 1).await;
+    // Every edit makes an attempt at once; none of them may count towards the five that drop the batch.
+    let started = Instant::now();
+    for i in 0.. {
+        if started.elapsed() > Duration::from_millis(2500) {
+            break;
+        }
+        update(&mut client, &stream.id, "name", &format!("edited-{i}"), None).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually(Duration::from_secs(10), "the entry after the outage", || receiver.ids("/in").len() > before).await;
+    let s = status(&mut client, &stream.id).await;
+    assert_eq!(s.dropped_batches, 0, "{s:?}");
+    assert!(s.attempts >= 10, "the edits made attempts: {s:?}");
+}

@@ -175,6 +175,9 @@ impl AuditStreamsService for AuditStreamsApi {
         let wants = |field: &str| paths.is_empty() || paths.iter().any(|p| p == field);
         let name = (wants("name") && !req.name.is_empty()).then_some(req.name.as_str());
         let on_failure = if wants("on_failure") { failure_mode(req.on_failure)? } else { None };
+        if on_failure.is_none() && paths.iter().any(|p| p == "on_failure") {
+            return Err(invalid_argument("on_failure".into(), "the update mask names it: DROP or PAUSE".into()));
+        }
         let config = req
             .provider
             .filter(|_| paths.is_empty() || paths.iter().any(|p| UPDATABLE[2..].contains(&p.as_str())))

@@ -77,6 +77,7 @@ async fn manage(streams: Streams, owner: String, shutdown: CancellationToken) {
                         stream_id: id,
                         renewed: None,
                         azure_token: None,
+                        stream_changes: streams.changed.subscribe(),
                     };
                     tokio::spawn(worker.run(wake, stop));
                 }

@@ -77,6 +77,9 @@ pub(super) struct Worker {
     /// When this instance last took or renewed the lease; None when it does not hold it.
     pub renewed: Option<Instant>,
     pub azure_token: AzureToken,
+    /// Stream changes, watched while a failed batch waits for its retry: an updated destination (or failure
+    /// mode) is tried at once instead of after the backoff.
+    pub stream_changes: watch::Receiver<u64>,
 }
 
 impl Worker {
@@ -146,7 +149,7 @@ impl Worker {
             let outcome = if batch.entries.is_empty() {
                 Outcome::Delivered
             } else {
-                match self.deliver(config, FailureMode::parse(&stream.on_failure), &batch.entries, stop).await? {
+                match self.deliver(stream, config, &batch.entries, stop).await? {
                     Some(outcome) => outcome,
                     // The lease was lost or the server is stopping: nothing is recorded, the next holder resends.
                     None => continue,
@@ -182,22 +185,28 @@ impl Worker {
 
     /// Sends a batch with retries; between attempts the lease is kept alive. Each retry goes to the destination
     /// (and uses the failure mode) stored then, so a stream pointed at a working destination while a batch
-    /// waits (UpdateAuditStream) sends it there. None when the lease was lost or the server stops.
+    /// waits (UpdateAuditStream) sends it there — at once: a change to the stream ends the wait. Such an early
+    /// attempt does not count towards the drop, so the outage a batch survives keeps its floor whatever is
+    /// edited meanwhile. None when the lease was lost or the server stops.
     async fn deliver(
         &mut self,
+        stream: audit_stream::Model,
         mut config: ProviderConfig,
-        mut mode: FailureMode,
         entries: &[provider::Entry],
         stop: &CancellationToken,
     ) -> Result<Option<Outcome>, WorkerError> {
         let policy = self.streams.engine.retry;
+        let (mut mode, mut version) = (FailureMode::parse(&stream.on_failure), stream.updated_at);
         let mut failures = 0u32;
+        let mut early = false;
         loop {
             let error = match transport::send(&self.streams.outbound, &config, entries, &mut self.azure_token).await {
                 Ok(_) => return Ok(Some(Outcome::Delivered)),
                 Err(error) => error,
             };
-            failures += 1;
+            if !early {
+                failures += 1;
+            }
             let exhausted = failures >= policy.attempts;
             let retrying = !exhausted || mode == FailureMode::Pause;
             tracing::warn!(stream = %self.stream_id, attempt = failures, %error, "audit stream delivery attempt failed");
@@ -211,33 +220,58 @@ impl Worker {
             } else {
                 policy.delay(failures - 1, error.retry_after())
             };
-            if !self.wait_holding_lease(delay, stop).await? {
-                return Ok(None);
-            }
+            early = match self.wait_holding_lease(delay, version, stop).await? {
+                Waited::Elapsed => false,
+                Waited::StreamChanged => true,
+                Waited::Abandoned => return Ok(None),
+            };
             let (stream, _) = self.state().load().await?.ok_or(WorkerError::Gone)?;
             if let Some(stored) = self.config(&stream) {
                 config = stored;
             }
-            mode = FailureMode::parse(&stream.on_failure);
+            (mode, version) = (FailureMode::parse(&stream.on_failure), stream.updated_at);
         }
     }
 
-    /// Sleeps `delay`, renewing the lease on the way; false if the lease was lost or the server stops.
-    async fn wait_holding_lease(&mut self, delay: Duration, stop: &CancellationToken) -> Result<bool, sea_orm::DbErr> {
+    /// Sleeps `delay`, renewing the lease on the way, unless the stream is changed (its `updated_at` moves on
+    /// from `version`) or the lease is lost or the server stops.
+    async fn wait_holding_lease(
+        &mut self,
+        delay: Duration,
+        version: chrono::DateTime<chrono::Utc>,
+        stop: &CancellationToken,
+    ) -> Result<Waited, WorkerError> {
         let deadline = Instant::now() + delay;
+        self.stream_changes.borrow_and_update();
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Ok(true);
+                return Ok(Waited::Elapsed);
             }
             let renew_at = self.renewed.map_or(now, |at| at + self.streams.engine.lease / 3);
             tokio::select! {
-                () = stop.cancelled() => return Ok(false),
+                () = stop.cancelled() => return Ok(Waited::Abandoned),
+                Ok(()) = self.stream_changes.changed() => {
+                    // Some stream changed: this one?
+                    match self.state().load().await? {
+                        Some((stream, _)) if stream.updated_at == version => continue,
+                        _ => return Ok(Waited::StreamChanged),
+                    }
+                }
                 () = tokio::time::sleep_until(deadline.min(renew_at.max(now))) => {}
             }
             if Instant::now() < deadline && !self.hold_lease().await? {
-                return Ok(false);
+                return Ok(Waited::Abandoned);
             }
         }
     }
+}
+
+/// How a wait between two attempts ended.
+enum Waited {
+    Elapsed,
+    /// The stream was updated (or deleted) meanwhile.
+    StreamChanged,
+    /// The lease was lost or the server stops.
+    Abandoned,
 }
