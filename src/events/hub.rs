@@ -219,7 +219,7 @@ impl EventHub {
     /// Re-reads the access of `subscribers`, once per token and project however many streams share them;
     /// ends the streams that lost it and narrows the others to their new grants (current as of permission
     /// `version`, read before).
-    async fn recheck(&self, subscribers: Vec<Arc<Subscriber>>, version: i64) {
+    pub(super) async fn recheck(&self, subscribers: Vec<Arc<Subscriber>>, version: i64) {
         let mut groups: HashMap<(String, String), Vec<Arc<Subscriber>>> = HashMap::new();
         for subscriber in subscribers {
             let key = (subscriber.caller.token_id.clone(), subscriber.project_id.clone());

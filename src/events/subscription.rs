@@ -148,6 +148,12 @@ impl EventHub {
         // committed in between is lost.
         let subscriber = self.registry.register(new, out, self.settings.limits)?;
         let listed = self.registry.listing(&subscriber);
+        // A permission change committed after the grants above were read, which the watcher took in before
+        // this stream was registered, would never reach it: now that it is registered, look once more.
+        let version = self.store.permission_version().await?;
+        if self.store.permissions_changed_since(&caller.identity_id, grants_version).await? {
+            self.recheck(vec![subscriber.clone()], version).await;
+        }
 
         let registered: Vec<_> = request
             .registrations
