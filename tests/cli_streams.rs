@@ -73,6 +73,17 @@ async fn cli_manages_audit_streams() {
     assert_eq!(stream["config"]["url"], url.as_str());
     assert_eq!(stream["config"]["batch"], true, "batch is the default");
     assert_eq!(stream["config"]["headers"]["x-secret"], "[REDACTED]");
+    assert_eq!(stream["onFailure"], "drop", "drop is the default");
+
+    // Update: the failure mode and the name; nothing to change is refused before anything is sent.
+    let updated: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["streams", "update", &id, "--on-failure", "pause"]).await).unwrap();
+    assert_eq!((&updated["onFailure"], &updated["name"]), (&"pause".into(), &"siem".into()), "{updated}");
+    let renamed: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["streams", "update", &id, "--name", "siem-2"]).await).unwrap();
+    assert_eq!((&renamed["onFailure"], &renamed["name"]), (&"pause".into(), &"siem-2".into()), "{renamed}");
+    let err = hush(dir, &["streams", "update", &id]).await.unwrap_err();
+    assert!(err.contains("--name") && err.contains("--on-failure"), "{err}");
 
     // Audit activity reaches the receiver, and status says so.
     let project = ok(dir, &["projects", "create", "streamed"]).await.trim().to_owned();
@@ -100,10 +111,13 @@ async fn cli_manages_audit_streams() {
         "deliveredEvents",
         "droppedBatches",
         "droppedEvents",
+        "paused",
+        "pauseTime",
     ] {
         assert!(status.get(field).is_some(), "status has {field}: {status}");
     }
     assert!(status["lastSuccess"].is_string(), "{status}");
+    assert_eq!((&status["paused"], &status["pauseTime"]), (&false.into(), &serde_json::Value::Null), "{status}");
     assert!(status["attempts"].as_i64().unwrap() > 0, "{status}");
 
     // Test and backfill.

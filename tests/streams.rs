@@ -310,6 +310,67 @@ async fn private_destinations_and_bad_configs_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_streams_and_updates_are_refused_naming_the_field() {
+    let server = TestServer::start_with(Backend::Sqlite, fast).await;
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut client = streams_client(&server).await;
+    let with_headers = |headers: &[(&str, &str)]| {
+        pb::create_audit_stream_request::Provider::Custom(pb::CustomProvider {
+            url: format!("{url}/in"),
+            headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            batch: true,
+            ..Default::default()
+        })
+    };
+    let mut refused = async |name: &str, provider, on_failure: i32| {
+        let request =
+            pb::CreateAuditStreamRequest { name: name.into(), skip_test: true, provider: Some(provider), on_failure };
+        let status = client.create_audit_stream(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status.message().to_owned()
+    };
+    // A header value that would inject a header, and one that would cut the body short.
+    let injected = refused("s", with_headers(&[("x-a", "v\r\nX-Injected: 1")]), 0).await;
+    assert!(injected.starts_with("custom.headers.x-a: ") && !injected.contains("Injected"), "{injected}");
+    let framing = refused("s", with_headers(&[("content-length", "5")]), 0).await;
+    assert!(framing.starts_with("custom.headers.content-length: "), "{framing}");
+    assert!(refused("two\nlines", with_headers(&[]), 0).await.starts_with("name: "));
+    assert!(refused("s", with_headers(&[]), 7).await.starts_with("on_failure: "));
+
+    let stream = create(&mut client, "masked", with_headers(&[])).await;
+    let mut update = async |mask: &[&str], name: &str, provider: Option<pb::update_audit_stream_request::Provider>| {
+        let request = pb::UpdateAuditStreamRequest {
+            audit_stream_id: stream.id.clone(),
+            name: name.into(),
+            update_mask: Some(prost_types::FieldMask { paths: mask.iter().map(|p| (*p).to_owned()).collect() }),
+            provider,
+            ..Default::default()
+        };
+        client.update_audit_stream(request).await
+    };
+    let custom = pb::update_audit_stream_request::Provider::Custom(pb::CustomProvider {
+        url: format!("{url}/elsewhere"),
+        batch: true,
+        ..Default::default()
+    });
+    for (mask, name, provider, field) in [
+        (vec!["bogus"], "", None, "update_mask: "),
+        (vec!["name"], "", None, "name: "),
+        (vec!["on_failure"], "", None, "on_failure: "),
+        (vec!["custom"], "", None, "update_mask: "),
+        (vec!["datadog"], "", Some(custom.clone()), "update_mask: "),
+    ] {
+        let status = update(&mask, name, provider).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{mask:?}: {status:?}");
+        assert!(status.message().starts_with(field), "{mask:?}: {}", status.message());
+    }
+    let moved = update(&["custom"], "", Some(custom)).await.unwrap().into_inner().audit_stream.unwrap();
+    let Some(pb::audit_stream::Provider::Custom(c)) = moved.provider else { panic!() };
+    assert!(c.url.ends_with("/elsewhere"), "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_tests_the_destination_and_single_cannot_return_from_batch() {
     let server = TestServer::start_with(Backend::Sqlite, fast).await;
     let receiver = Receiver::default();

@@ -186,7 +186,7 @@ async fn pause_mode_outlasts_a_long_outage_and_keeps_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_wins_over_the_cap() {
+async fn retry_after_lengthens_waits_and_never_shortens_them() {
     let OneStream { server, project, mut client, receiver, stream, before, .. } =
         OneStream::start("asked", pb::AuditStreamFailureMode::Drop).await;
     // 3 s, longer than the 1.6 s cap: the retry waits what the destination asked for.
@@ -197,6 +197,19 @@ async fn retry_after_wins_over_the_cap() {
     assert!(started.elapsed() >= Duration::from_millis(2900), "Retry-After honoured: {:?}", started.elapsed());
     let s = status(&mut client, &stream.id).await;
     assert!(s.last_error.contains("retry-after=3") && s.dropped_batches == 0, "{s:?}");
+
+    // Asking for less than the backoff does not shorten it: five `Retry-After: 0` answers still take the
+    // 2.2 s floor to drop the batch.
+    receiver.fail_next(&[common::receiver::Answer::TooManyRequests { retry_after_secs: 0 }; 5]);
+    let started = Instant::now();
+    activity(&server, &project, 1).await;
+    let mut s = status(&mut client, &stream.id).await;
+    while s.dropped_batches == 0 {
+        assert!(started.elapsed() < Duration::from_secs(15), "{s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = status(&mut client, &stream.id).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(2200), "dropped after {:?}", started.elapsed());
 }
 
 backend_tests!(idle_streams_send_the_database_nothing);
@@ -321,6 +334,40 @@ async fn pointing_a_paused_stream_elsewhere_delivers_at_once() {
     eventually(Duration::from_secs(10), "the batch at the new destination", || !up.ids("/in").is_empty()).await;
     assert!(moved.elapsed() < Duration::from_secs(2), "delivered {:?} after the update", moved.elapsed());
     assert_eq!(status(&mut client, &stream.id).await.dropped_batches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_stream_switched_to_drop_is_not_paused_any_more() {
+    let OneStream { server, project, mut client, receiver, stream, .. } =
+        OneStream::start("switched", pb::AuditStreamFailureMode::Pause).await;
+    receiver.outage(Duration::from_secs(600));
+    activity(&server, &project, 1).await;
+    let mut s = status(&mut client, &stream.id).await;
+    while !s.paused {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = status(&mut client, &stream.id).await;
+    }
+    let request = pb::UpdateAuditStreamRequest {
+        audit_stream_id: stream.id.clone(),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["on_failure".into()] }),
+        on_failure: pb::AuditStreamFailureMode::Drop.into(),
+        ..Default::default()
+    };
+    let switched = client.update_audit_stream(request).await.unwrap().into_inner().audit_stream.unwrap();
+    assert_eq!(switched.on_failure, pb::AuditStreamFailureMode::Drop as i32);
+    let s = status(&mut client, &stream.id).await;
+    assert!(!s.paused && s.pause_time.is_none(), "{s:?}");
+    assert_eq!(metric(&server, "hush_audit_stream_paused", &stream.id).await, 0.0);
+    // The held batch is given up at once (the edit's attempt fails too), as a dropping stream would.
+    let mut s = status(&mut client, &stream.id).await;
+    for _ in 0..100 {
+        if s.dropped_batches > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = status(&mut client, &stream.id).await;
+    }
+    assert_eq!(s.dropped_batches, 1, "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,6 +117,18 @@ fn failure_mode(value: i32) -> Result<Option<FailureMode>, Status> {
     }
 }
 
+/// The mask path of an update's provider.
+fn update_provider_kind(provider: &pb::update_audit_stream_request::Provider) -> &'static str {
+    use pb::update_audit_stream_request::Provider as P;
+    match provider {
+        P::Custom(_) => "custom",
+        P::Datadog(_) => "datadog",
+        P::Splunk(_) => "splunk",
+        P::Cribl(_) => "cribl",
+        P::Azure(_) => "azure",
+    }
+}
+
 /// The fields an update mask may name.
 const UPDATABLE: [&str; 7] = ["name", "on_failure", "custom", "datadog", "splunk", "cribl", "azure"];
 
@@ -173,6 +185,17 @@ impl AuditStreamsService for AuditStreamsApi {
             return Err(invalid_argument("update_mask".into(), reason));
         }
         let wants = |field: &str| paths.is_empty() || paths.iter().any(|p| p == field);
+        let named = |field: &str| paths.iter().any(|p| p == field);
+        if named("name") && req.name.is_empty() {
+            return Err(invalid_argument("name".into(), "the update mask names it: 1 to 64 characters".into()));
+        }
+        if let Some(kind) = paths.iter().find(|p| UPDATABLE[2..].contains(&p.as_str())) {
+            let sent = req.provider.as_ref().map(update_provider_kind);
+            if sent != Some(kind.as_str()) {
+                let reason = format!("names '{kind}' but the request carries {}", sent.unwrap_or("no provider"));
+                return Err(invalid_argument("update_mask".into(), reason));
+            }
+        }
         let name = (wants("name") && !req.name.is_empty()).then_some(req.name.as_str());
         let on_failure = if wants("on_failure") { failure_mode(req.on_failure)? } else { None };
         if on_failure.is_none() && paths.iter().any(|p| p == "on_failure") {

@@ -35,6 +35,20 @@ pub enum StreamsCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Rename a stream and/or change what it does with a batch its destination keeps refusing; prints the
+    /// stream as one JSON object.
+    Update {
+        /// Stream id.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// `drop` the batch after the last retry, or `pause` and retry it until accepted.
+        #[arg(long, value_enum)]
+        on_failure: Option<OnFailure>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Print a stream's delivery health as one JSON object.
     Status {
         /// Stream id.
@@ -62,7 +76,7 @@ pub enum StreamsCommand {
 
 /// `--on-failure`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OnFailure {
+pub enum OnFailure {
     Drop,
     Pause,
 }
@@ -359,6 +373,25 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
                 }
                 page_token = page.next_page_token;
             }
+        }
+        StreamsCommand::Update { id, name, on_failure, target } => {
+            let mut paths = Vec::new();
+            if name.is_some() {
+                paths.push("name".to_owned());
+            }
+            if on_failure.is_some() {
+                paths.push("on_failure".to_owned());
+            }
+            anyhow::ensure!(!paths.is_empty(), "nothing to change: give --name and/or --on-failure");
+            let request = pb::UpdateAuditStreamRequest {
+                audit_stream_id: id,
+                name: name.unwrap_or_default(),
+                update_mask: Some(prost_types::FieldMask { paths }),
+                on_failure: on_failure.map_or(0, |mode| pb::AuditStreamFailureMode::from(mode).into()),
+                provider: None,
+            };
+            let response = streams_client(&target).await?.update_audit_stream(request).await.map_err(rpc)?;
+            println!("{}", stream_json(response.into_inner().audit_stream.context("server sent no stream")?));
         }
         StreamsCommand::Status { id, target } => {
             let request = pb::GetAuditStreamStatusRequest { audit_stream_id: id };

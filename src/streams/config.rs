@@ -52,11 +52,66 @@ fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
     StreamsError::InvalidArgument { field: field.into(), reason: reason.into() }
 }
 
+/// Longest destination URL.
+const MAX_URL_LEN: usize = 2048;
+/// Most extra headers of a Custom stream, and the longest name and value.
+const MAX_HEADERS: usize = 32;
+const MAX_HEADER_NAME_LEN: usize = 128;
+const MAX_HEADER_VALUE_LEN: usize = 4096;
+/// Largest configuration as stored (JSON): bounds every other field together.
+const MAX_CONFIG_BYTES: usize = 64 * 1024;
+/// Headers hush sets itself or that frame the request: a Custom stream may not send its own.
+const RESERVED_HEADERS: [&str; 12] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+    "expect",
+];
+
 fn require_url(field: &str, url: &str) -> Result<(), StreamsError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(invalid(field, format!("longer than {MAX_URL_LEN} bytes")));
+    }
     // Errors leave the URL out: it may carry credentials.
     let parsed = url::Url::parse(url).map_err(|e| invalid(field, format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(invalid(field, "must be an http(s) URL with a host"));
+    }
+    Ok(())
+}
+
+/// A Custom stream's extra headers: valid names and values (no line breaks or other control characters),
+/// bounded, and none that hush sets or that frame the request (a `content-length` of the caller's would cut
+/// the body short, and what is left would be read as the next request on the connection).
+fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), StreamsError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(invalid("custom.headers", format!("more than {MAX_HEADERS} headers")));
+    }
+    for (name, value) in headers {
+        let field = format!("custom.headers.{name}");
+        if name.len() > MAX_HEADER_NAME_LEN {
+            return Err(invalid("custom.headers", format!("a header name is longer than {MAX_HEADER_NAME_LEN} bytes")));
+        }
+        http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid("custom.headers", format!("'{name}' is not a header name")))?;
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(invalid(&field, "is set by hush (or frames the request) and cannot be replaced"));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN {
+            return Err(invalid(&field, format!("longer than {MAX_HEADER_VALUE_LEN} bytes")));
+        }
+        // The error never shows the value: it may be a credential.
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(invalid(&field, "must be visible ASCII, spaces and tabs (no line breaks)"));
+        }
     }
     Ok(())
 }
@@ -77,16 +132,16 @@ impl ProviderConfig {
         }
     }
 
-    /// Checks required fields and URLs; field names are those of the request (`custom.url`, …).
+    /// Checks required fields, URLs, headers and sizes; field names are those of the request (`custom.url`, …).
     pub fn validate(&self) -> Result<(), StreamsError> {
+        let size = serde_json::to_vec(self).map_or(usize::MAX, |json| json.len());
+        if size > MAX_CONFIG_BYTES {
+            return Err(invalid(self.kind(), format!("the configuration is larger than {MAX_CONFIG_BYTES} bytes")));
+        }
         match self {
             ProviderConfig::Custom { url, headers, .. } => {
                 require_url("custom.url", url)?;
-                for name in headers.keys() {
-                    http::HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|_| invalid("custom.headers", format!("'{name}' is not a header name")))?;
-                }
-                Ok(())
+                validate_headers(headers)
             }
             ProviderConfig::Datadog { site, api_key, url } => {
                 require("datadog.api_key", api_key)?;
@@ -255,5 +310,33 @@ mod tests {
         let elsewhere = ProviderConfig::Cribl { url: url.replace("c.example", "evil.example"), token: "new".into() };
         let refused = elsewhere.keep_redacted_from(&stored).unwrap_err().to_string();
         assert!(refused.starts_with("cribl.url: "), "{refused}");
+    }
+
+    #[test]
+    fn custom_headers_cannot_inject_or_reframe_and_sizes_are_bounded() {
+        let custom = |headers: &[(&str, &str)], url: &str| ProviderConfig::Custom {
+            url: url.into(),
+            headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            batch: true,
+            gzip: false,
+        };
+        let refused = |config: ProviderConfig| config.validate().unwrap_err().to_string();
+        let url = "https://r.example/in";
+        assert!(custom(&[("authorization", "Bearer x\ty")], url).validate().is_ok());
+        let injected = refused(custom(&[("x-a", "v\r\nX-Injected: 1")], url));
+        assert!(injected.starts_with("custom.headers.x-a: ") && !injected.contains("Injected"), "{injected}");
+        for name in ["Content-Length", "transfer-encoding", "host", "content-encoding", "content-type"] {
+            let reframed = refused(custom(&[(name, "5")], url));
+            assert!(reframed.starts_with(&format!("custom.headers.{name}: ")), "{reframed}");
+        }
+        let many: Vec<(String, String)> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".into())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert!(refused(custom(&many, url)).starts_with("custom.headers: "));
+        let long_value = "v".repeat(MAX_HEADER_VALUE_LEN + 1);
+        assert!(refused(custom(&[("x-a", &long_value)], url)).starts_with("custom.headers.x-a: "));
+        let long_url = format!("{url}?{}", "q".repeat(MAX_URL_LEN));
+        assert!(refused(custom(&[], &long_url)).starts_with("custom.url: "));
+        let huge = ProviderConfig::Splunk { host: url.into(), token: "t".repeat(MAX_CONFIG_BYTES) };
+        assert!(refused(huge).starts_with("splunk: "));
     }
 }

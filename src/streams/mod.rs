@@ -21,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -154,6 +154,19 @@ fn invalid(field: &str, reason: impl Into<String>) -> StreamsError {
     StreamsError::InvalidArgument { field: field.into(), reason: reason.into() }
 }
 
+/// A stream name, trimmed: 1 to [`MAX_NAME_LEN`] characters, none of them control characters (line breaks
+/// would forge lines in whatever prints names).
+fn valid_name(name: &str) -> Result<&str, StreamsError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("name", "must not contain control characters (line breaks, tabs, …)"));
+    }
+    Ok(name)
+}
+
 impl Streams {
     /// The streams of `store`, configurations sealed with `root_key`.
     pub fn new(store: Store, root_key: Arc<RootKey>, engine: EngineSettings) -> Self {
@@ -231,10 +244,7 @@ impl Streams {
         skip_test: bool,
     ) -> Result<StreamRecord, StreamsError> {
         self.require(caller, Action::Create).await?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-            return Err(invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
-        }
+        let name = valid_name(name)?;
         config.validate()?;
         safety::check(&config, &self.vetting).await?;
         if !skip_test {
@@ -331,11 +341,7 @@ impl Streams {
         let stored = self.open_config(&stream)?;
         let mut active = stream.clone().into_active_model();
         if let Some(name) = name {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-                return Err(invalid("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
-            }
-            active.name = Set(name.to_owned());
+            active.name = Set(valid_name(name)?.to_owned());
         }
         if let Some(config) = config {
             let config = config.keep_redacted_from(&stored)?;
@@ -366,6 +372,14 @@ impl Streams {
             )));
         }
         let updated = active.update(&*txn).await?;
+        if on_failure == Some(FailureMode::Drop) {
+            // A paused stream switched to drop is not paused any more: its batch is dropped at its next retry.
+            audit_stream_state::Entity::update_many()
+                .col_expr(audit_stream_state::Column::PausedAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .filter(audit_stream_state::Column::StreamId.eq(&stream.id))
+                .exec(&*txn)
+                .await?;
+        }
         let entry = json!({
             "auditStreamId": id, "name": updated.name, "provider": updated.provider, "onFailure": updated.on_failure
         });
@@ -471,7 +485,7 @@ impl Streams {
         let stream = self.find(caller, id).await?;
         let end = end.unwrap_or_else(Utc::now);
         if end <= start {
-            return Err(invalid("end_time", "must be after start_time"));
+            return Err(invalid("end_time", "must be after start_time (unset means now)"));
         }
         let txn = self.store.begin_write().await?;
         let range = audit_log::Entity::find()

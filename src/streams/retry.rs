@@ -4,7 +4,8 @@
 //! spreads failing senders out; the floor guarantees how long an outage a batch survives: the time from its
 //! first failed attempt to its drop is at least [`RetryPolicy::shortest_time_to_drop`] — with the defaults
 //! (5 attempts, base 30 s, cap 240 s) `(30 + 60 + 120 + 240) / 2` = 225 s, and with base 400 ms and cap
-//! 1.6 s, 2.2 s. A destination's `Retry-After` wins over both bounds (up to ten minutes).
+//! 1.6 s, 2.2 s. A destination's `Retry-After` can make a wait longer (up to ten minutes), never shorter: a
+//! destination answering `Retry-After: 0` must not turn retries into a busy loop or shorten the floor.
 
 use std::time::Duration;
 
@@ -24,6 +25,11 @@ pub struct RetryPolicy {
 /// Longest `Retry-After` honoured; a destination asking for more gets retried after this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
+/// `delay`, or what the destination asked for if that is longer (up to [`MAX_RETRY_AFTER`]).
+fn at_least_asked(delay: Duration, retry_after: Option<Duration>) -> Duration {
+    retry_after.map_or(delay, |asked| delay.max(asked.min(MAX_RETRY_AFTER)))
+}
+
 impl RetryPolicy {
     /// `d` of retry number `retry`: `min(cap, base·2^retry)`.
     fn ceiling(&self, retry: u32) -> Duration {
@@ -31,20 +37,18 @@ impl RetryPolicy {
     }
 
     /// The delay before retry number `retry` (0 = the first retry): uniformly random in `[d/2, d]`, or what
-    /// the destination asked for with `Retry-After` (up to ten minutes).
+    /// the destination asked for with `Retry-After` when that is longer (up to ten minutes).
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(asked) = retry_after {
-            return asked.min(MAX_RETRY_AFTER);
-        }
         let ceiling = self.ceiling(retry);
         let floor = ceiling / 2;
         let spread = (ceiling - floor).as_micros() as u64;
-        floor + Duration::from_micros(rand::thread_rng().gen_range(0..=spread))
+        let backoff = floor + Duration::from_micros(rand::thread_rng().gen_range(0..=spread));
+        at_least_asked(backoff, retry_after)
     }
 
-    /// The delay between a paused stream's retries: the cap, or what the destination asked for.
+    /// The delay between a paused stream's retries: the cap, or what the destination asked for when longer.
     pub fn paused_delay(&self, retry_after: Option<Duration>) -> Duration {
-        retry_after.map_or(self.cap, |asked| asked.min(MAX_RETRY_AFTER))
+        at_least_asked(self.cap, retry_after)
     }
 
     /// The shortest time from a batch's first failed attempt to its drop (its last attempt): the sum of the
@@ -68,10 +72,14 @@ mod tests {
                 assert!(delay >= ceiling / 2 && delay <= ceiling, "retry {retry}: {delay:?}");
             }
         }
-        assert_eq!(policy.delay(0, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        // Retry-After lengthens a wait, never shortens it (a `Retry-After: 0` is no busy loop).
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(70))), Duration::from_secs(70));
         assert_eq!(policy.delay(0, Some(Duration::from_secs(900))), Duration::from_secs(600));
+        assert!(policy.delay(0, Some(Duration::ZERO)) >= Duration::from_secs(15));
+        assert!(policy.delay(2, Some(Duration::from_secs(3))) >= Duration::from_secs(60));
         assert_eq!(policy.paused_delay(None), Duration::from_secs(240));
-        assert_eq!(policy.paused_delay(Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(policy.paused_delay(Some(Duration::ZERO)), Duration::from_secs(240));
+        assert_eq!(policy.paused_delay(Some(Duration::from_secs(500))), Duration::from_secs(500));
     }
 
     #[test]

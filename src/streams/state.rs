@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, UpdateMany,
+    ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect, UpdateMany,
     sea_query::{Expr, ExprTrait, SimpleExpr},
 };
 
@@ -59,6 +59,16 @@ impl StreamState<'_> {
             .one(self.store.conn())
             .await?;
         Ok(found.and_then(|(stream, state)| Some((stream, state?))))
+    }
+
+    /// When the stream's name or configuration last changed; None when it was deleted.
+    pub async fn version(&self) -> Result<Option<chrono::DateTime<Utc>>, DbErr> {
+        audit_stream::Entity::find_by_id(self.stream_id)
+            .select_only()
+            .column(audit_stream::Column::UpdatedAt)
+            .into_tuple()
+            .one(self.store.conn())
+            .await
     }
 
     fn update(&self) -> UpdateMany<state::Entity> {

@@ -133,10 +133,19 @@ async fn post(http: &Outbound, outgoing: Outgoing) -> Result<u16, DeliveryError>
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|_| matches!(status.as_u16(), 429 | 503))
-        .map(Duration::from_secs);
+        .and_then(retry_after)
+        .filter(|_| matches!(status.as_u16(), 429 | 503));
     Err(DeliveryError::Status { status, retry_after })
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (RFC 9110), as the time from now (zero if it is past).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
 }
 
 /// Reads at most [`MAX_ANSWER_BYTES`] of an answer.
@@ -177,5 +186,10 @@ mod tests {
         assert_eq!(plain.to_string(), "destination answered 500 Internal Server Error");
         assert_eq!(DeliveryError::Request("connection refused".into()).status_code(), 0);
         assert_eq!(urlencode("a b/c~"), "a%20b%2Fc~");
+        assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822().replace("+0000", "GMT");
+        assert!(retry_after(&soon).is_some_and(|d| d > Duration::from_secs(25) && d <= Duration::from_secs(30)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(retry_after("soon"), None);
     }
 }

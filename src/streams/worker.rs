@@ -141,6 +141,11 @@ impl Worker {
                 None if backfill => batch::Batch { entries: Vec::new(), oversize: 0, last_seq: state.backfill_to },
                 None => return Ok(Pass::Idle),
             };
+            // Entries committed after an UpdateAuditStream go where it points: if the stream changed since its
+            // configuration was read above, the batch may hold such entries, so read it again.
+            if self.state().version().await? != Some(stream.updated_at) {
+                continue;
+            }
             if !self.hold_lease().await? {
                 let expires = state.lease_expires_at.map_or(chrono::Duration::zero(), |at| at - chrono::Utc::now());
                 let wait = expires.to_std().unwrap_or_default().min(self.streams.engine.lease);
