@@ -127,25 +127,31 @@ pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
 pub struct Folder {
     /// Project id.
     #[arg(long, env = "HUSH_PROJECT")]
-    project: String,
+    pub(super) project: String,
     /// Environment slug.
     #[arg(long = "env", env = "HUSH_ENV", default_value = "dev")]
-    environment: String,
+    pub(super) environment: String,
     /// Folder path.
     #[arg(long, default_value = "/")]
-    path: String,
+    pub(super) path: String,
     #[command(flatten)]
-    target: Target,
+    pub(super) target: Target,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
-    /// Create a secret, or update it when it exists.
+    /// Create a secret, or update it when it exists. The value: an argument (visible in `ps` and shell
+    /// history), `-` to read it from stdin, `--value-file PATH`, or, with none of them on a terminal, typed at
+    /// a prompt without echo. Files and stdin are stored byte for byte (a trailing newline included).
     Set {
         /// Secret key.
         key: String,
-        /// Secret value.
-        value: String,
+        /// Secret value, or `-` for stdin.
+        #[arg(conflicts_with = "value_file", allow_hyphen_values = true)]
+        value: Option<String>,
+        /// Read the value from this file.
+        #[arg(long)]
+        value_file: Option<std::path::PathBuf>,
         /// Check-and-set: update the existing secret only if it is at this version now (else exit non-zero
         /// naming the current version); never creates.
         #[arg(long)]
@@ -153,17 +159,20 @@ pub enum SecretsCommand {
         #[command(flatten)]
         folder: Folder,
     },
-    /// Print a secret's value.
+    /// Print a secret's value (and a newline, unless --raw).
     Get {
         /// Secret key.
         key: String,
         /// Resolve the key through the folder's imports too.
         #[arg(long)]
         include_imports: bool,
+        /// Print the value's bytes exactly, without a newline after them.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         folder: Folder,
     },
-    /// Print a folder's secrets as `KEY=value` lines.
+    /// Print a folder's secrets as `KEY=value` lines, values quoted as dotenv (see `hush export`).
     List {
         /// Include imported secrets.
         #[arg(long)]
@@ -186,7 +195,8 @@ pub enum SecretsCommand {
 
 pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
-        SecretsCommand::Set { key, value, expected_version, folder } => {
+        SecretsCommand::Set { key, value, value_file, expected_version, folder } => {
+            let value = read_value(value, value_file.as_deref())?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let update = pb::UpdateSecretRequest {
                 project_id: folder.project.clone(),
@@ -219,7 +229,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             let secret = secret.context("server sent no secret")?;
             eprintln!("{} is at version {}", secret.key, secret.version);
         }
-        SecretsCommand::Get { key, include_imports, folder } => {
+        SecretsCommand::Get { key, include_imports, raw, folder } => {
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::GetSecretRequest {
                 project_id: folder.project,
@@ -230,7 +240,15 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 version: 0,
             };
             let secret = client.get_secret(request).await.map_err(rpc)?.into_inner().secret;
-            println!("{}", secret.context("server sent no secret")?.value);
+            let value = secret.context("server sent no secret")?.value;
+            if raw {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                out.write_all(value.as_bytes())?;
+                out.flush()?;
+            } else {
+                println!("{value}");
+            }
         }
         SecretsCommand::List { include_imports, folder } => {
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
@@ -245,7 +263,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             loop {
                 let page = client.list_secrets(request.clone()).await.map_err(rpc)?.into_inner();
                 for secret in page.secrets {
-                    println!("{}={}", secret.key, secret.value);
+                    println!("{}={}", secret.key, super::formats::dotenv_value(&secret.value));
                 }
                 if page.next_page_token.is_empty() {
                     break;
@@ -267,4 +285,46 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The value of `secrets set`: the argument, stdin for `-`, the file, or a prompt without echo on a terminal.
+fn read_value(value: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use std::io::{IsTerminal, Read};
+    let utf8 = |bytes: Vec<u8>, from: &str| {
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the value from {from} is not UTF-8 text"))
+    };
+    match (value, file) {
+        (Some(value), _) if value != "-" => Ok(value),
+        (Some(_), _) => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("reading the value from stdin")?;
+            utf8(bytes, "stdin")
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            utf8(bytes, &path.display().to_string())
+        }
+        (None, None) if std::io::stdin().is_terminal() => prompt_hidden("value (not shown): "),
+        (None, None) => anyhow::bail!("no value: give it as an argument, `-` to read stdin, or --value-file PATH"),
+    }
+}
+
+/// Reads one line from the terminal with echo off; the line break is not part of it.
+fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
+    use rustix::termios::{self, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let original = termios::tcgetattr(&stdin).context("reading the terminal's settings")?;
+    let mut silent = original.clone();
+    silent.local_modes.remove(LocalModes::ECHO);
+    termios::tcsetattr(&stdin, OptionalActions::Now, &silent).context("turning echo off")?;
+    eprint!("{prompt}");
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    // Echo comes back even when the read failed.
+    let restored = termios::tcsetattr(&stdin, OptionalActions::Now, &original);
+    eprintln!();
+    read.context("reading the value")?;
+    restored.context("turning echo back on")?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
 }

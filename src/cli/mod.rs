@@ -5,8 +5,10 @@ mod backup_command;
 mod client;
 mod commands;
 mod events_command;
+mod formats;
 mod identity_commands;
 mod keys_command;
+mod run_command;
 mod session;
 mod streams_command;
 mod time_args;
@@ -43,6 +45,10 @@ enum Command {
     /// Set, get, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::SecretsCommand),
+    /// Run a program with a folder's secrets as environment variables: `hush run --project P -- CMD ARGS…`.
+    Run(run_command::RunArgs),
+    /// Print a folder's secrets as dotenv, shell, JSON or YAML.
+    Export(run_command::ExportArgs),
     /// Create, list and delete machine identities; issue and revoke their client secrets; revoke tokens.
     #[command(subcommand)]
     Identities(identity_commands::IdentitiesCommand),
@@ -74,6 +80,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => commands::login(args).await,
         Command::Projects(command) => commands::projects(command).await,
         Command::Secrets(command) => commands::secrets(command).await,
+        Command::Run(args) => run_command::run(args).await,
+        Command::Export(args) => run_command::export(args).await,
         Command::Identities(command) => identity_commands::identities(command).await,
         Command::Roles(command) => identity_commands::roles(command).await,
         Command::Events(command) => events_command::events(command).await,

@@ -1,0 +1,162 @@
+//! The CLI for daily work, run as a user would against a real server: programs started with their secrets
+//! (`hush run`), exports other tools read (`hush export`), and values that never pass through the command line.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{
+    Backend, TestServer,
+    cli::{HUSH, hush},
+};
+use tokio::{io::AsyncWriteExt, process::Command};
+
+/// Values that break naive quoting: newlines, quotes, `$`, `=`, `#`, unicode, leading dashes, trailing newline.
+const TRICKY: [(&str, &str); 6] = [
+    ("MULTI_LINE", "line one\nline \"two\"\n  indented\n"),
+    ("QUOTES", "it's a \"test\" with `ticks` and \\backslashes\\"),
+    ("SHELLISH", "$HOME ${PATH} $(whoami) = # not a comment"),
+    ("UNICODE", "pässwörd ✓ 密码"),
+    ("DASHES", "--not-a-flag -x"),
+    ("EMPTY", ""),
+];
+
+/// A logged-in CLI session on a fresh server, with a project; (server, config dir, project id).
+async fn session() -> (TestServer, tempfile::TempDir, String) {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = tempfile::tempdir().unwrap();
+    let bootstrap = server.data_dir.path().join("bootstrap.json");
+    let login = ["login", "--server", &server.url(), "--from-file", bootstrap.to_str().unwrap()];
+    hush(config.path(), &login).await.unwrap();
+    let project = hush(config.path(), &["projects", "create", "daily"]).await.unwrap().trim().to_owned();
+    (server, config, project)
+}
+
+/// `hush args…` with `stdin` written to its standard input; (success, stdout, stderr, exit code).
+async fn hush_with_stdin(dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String, i32) {
+    let mut child = Command::new(HUSH)
+        .args(args)
+        .env("HUSH_CONFIG_DIR", dir)
+        .env_remove("HUSH_PROJECT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), output.stdout, stderr, output.status.code().unwrap_or(-1))
+}
+
+/// Stores each (key, value) through stdin, so that no value is ever an argument.
+async fn store(dir: &std::path::Path, project: &str, secrets: &[(&str, &str)]) {
+    for (key, value) in secrets {
+        let (ok, _, stderr, _) =
+            hush_with_stdin(dir, &["secrets", "set", key, "-", "--project", project], value.as_bytes()).await;
+        assert!(ok, "{key}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_from_stdin_and_files_are_stored_byte_exact_and_never_on_the_command_line() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    store(dir, &project, &TRICKY).await;
+    for (key, value) in TRICKY {
+        let raw = hush(dir, &["secrets", "get", key, "--raw", "--project", &project]).await.unwrap();
+        assert_eq!(raw, value, "{key}");
+    }
+    let file = dir.join("value.txt");
+    std::fs::write(&file, "from a file\n\twith a tab\n").unwrap();
+    hush(dir, &["secrets", "set", "FROM_FILE", "--value-file", file.to_str().unwrap(), "--project", &project])
+        .await
+        .unwrap();
+    let raw = hush(dir, &["secrets", "get", "FROM_FILE", "--raw", "--project", &project]).await.unwrap();
+    assert_eq!(raw, "from a file\n\twith a tab\n");
+    // Without --raw a newline follows the value, as before.
+    let printed = hush(dir, &["secrets", "get", "DASHES", "--project", &project]).await.unwrap();
+    assert_eq!(printed, "--not-a-flag -x\n");
+
+    // While `secrets set KEY -` waits for its value, the process's command line holds no trace of it.
+    let mut child = Command::new(HUSH)
+        .args(["secrets", "set", "WATCHED", "-", "--project", &project])
+        .env("HUSH_CONFIG_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id().unwrap())).unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"s3cr3t-never-in-ps").await.unwrap();
+    drop(input);
+    assert!(child.wait().await.unwrap().success());
+    assert!(!String::from_utf8_lossy(&cmdline).contains("s3cr3t"), "{cmdline:?}");
+    let raw = hush(dir, &["secrets", "get", "WATCHED", "--raw", "--project", &project]).await.unwrap();
+    assert_eq!(raw, "s3cr3t-never-in-ps");
+
+    // No value, no file, and stdin not a terminal: a clear error instead of a hang or an empty secret.
+    let (ok, _, stderr, _) = hush_with_stdin(dir, &["secrets", "set", "NOTHING", "--project", &project], b"").await;
+    assert!(!ok && stderr.contains("--value-file"), "{stderr}");
+    // `secrets list` quotes as dotenv, so a multi-line value stays on its line.
+    let listed = hush(dir, &["secrets", "list", "--project", &project]).await.unwrap();
+    assert!(listed.contains("MULTI_LINE=\"line one\\nline \\\"two\\\"\\n  indented\\n\"\n"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_starts_the_program_with_the_secrets_and_returns_its_exit_code() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    store(dir, &project, &[("DB_PASSWORD", "pa$$ word\n"), ("API_KEY", "k-1")]).await;
+    let printed =
+        hush(dir, &["run", "--project", &project, "--", "sh", "-c", r#"printf %s "$DB_PASSWORD""#]).await.unwrap();
+    assert_eq!(printed, "pa$$ word\n");
+    // The environment is kept, unless --clean-env.
+    let script = r#"printf '%s|%s' "$API_KEY" "${HUSH_TEST_MARKER-unset}""#;
+    let mut kept = Command::new(HUSH);
+    kept.args(["run", "--project", &project, "--", "/bin/sh", "-c", script]).env("HUSH_CONFIG_DIR", dir);
+    let output = kept.env("HUSH_TEST_MARKER", "inherited").output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "k-1|inherited");
+    let mut clean = Command::new(HUSH);
+    clean.args(["run", "--clean-env", "--project", &project, "--", "/bin/sh", "-c", script]);
+    let output = clean.env("HUSH_CONFIG_DIR", dir).env("HUSH_TEST_MARKER", "inherited").output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "k-1|unset");
+
+    let (ok, _, _, code) = hush_with_stdin(dir, &["run", "--project", &project, "--", "sh", "-c", "exit 7"], b"").await;
+    assert!(!ok && code == 7, "the program's exit code: {code}");
+    // A key that cannot be a variable name is named before anything starts.
+    store(dir, &project, &[("not.a-name", "x")]).await;
+    let refused = hush(dir, &["run", "--project", &project, "--", "sh", "-c", "echo started"]).await.unwrap_err();
+    assert!(refused.contains("not.a-name") && !refused.contains("started"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_round_trip_every_value() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    store(dir, &project, &TRICKY).await;
+
+    // `eval "$(hush export --format shell)"` sets every variable exactly.
+    let hush_bin = HUSH;
+    for (key, value) in TRICKY {
+        let script =
+            format!(r#"eval "$("{hush_bin}" export --format shell --project {project})" && printf %s "${key}""#);
+        let output = Command::new("bash").args(["-c", &script]).env("HUSH_CONFIG_DIR", dir).output().await.unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8(output.stdout).unwrap(), value, "{key}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&hush(dir, &["export", "--format", "json", "--project", &project]).await.unwrap())
+            .unwrap();
+    for (key, value) in TRICKY {
+        assert_eq!(json[key], value, "{key}");
+    }
+    // Every line of dotenv and YAML is one secret, whatever its value holds.
+    for format in ["dotenv", "yaml"] {
+        let text = hush(dir, &["export", "--format", format, "--project", &project]).await.unwrap();
+        assert_eq!(text.lines().count(), TRICKY.len(), "{format}: {text}");
+    }
+}
