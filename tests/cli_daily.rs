@@ -160,3 +160,73 @@ async fn exports_round_trip_every_value() {
         assert_eq!(text.lines().count(), TRICKY.len(), "{format}: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_watch_restarts_the_program_when_a_secret_changes() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    store(dir, &project, &[("V", "v1")]).await;
+    let seen = dir.join("seen.txt");
+    let script = format!(r#"printf '%s\n' "$V" >> '{}'; exec sleep 60"#, seen.display());
+    let mut watching = Command::new(HUSH)
+        .args(["run", "--watch", "--grace", "2s", "--project", &project, "--", "sh", "-c", &script])
+        .env("HUSH_CONFIG_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&seen).unwrap_or_default();
+    let wait_for = async |expected: &str| {
+        let started = std::time::Instant::now();
+        while read() != expected {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?} instead of {expected:?}", read());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    };
+    wait_for("v1\n").await;
+    // A change elsewhere in the project (another environment) does not restart it.
+    let other = ["secrets", "set", "V", "other", "--project", &project, "--env", "prod"];
+    hush(dir, &other).await.unwrap();
+    store(dir, &project, &[("V", "v2")]).await;
+    let took = wait_for("v1\nv2\n").await;
+    assert!(took < std::time::Duration::from_secs(1), "restarted {took:?} after the change");
+
+    // SIGTERM to hush reaches the program; hush exits with the program's status (killed by TERM: 143).
+    let pid = rustix::process::Pid::from_raw(watching.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), watching.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut watching.stderr.take().unwrap(), &mut stderr).await.unwrap();
+    assert!(stderr.contains("restarting"), "{stderr}");
+    assert_eq!(read(), "v1\nv2\n", "exactly one restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_watch_can_signal_instead_of_restarting() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    store(dir, &project, &[("V", "v1")]).await;
+    let seen = dir.join("seen.txt");
+    let file = seen.display();
+    let script =
+        format!(r#"echo "start $V" >> '{file}'; trap 'echo reload >> "{file}"' HUP; while :; do sleep 0.05; done"#);
+    let mut watching = Command::new(HUSH)
+        .args(["run", "--watch", "--watch-signal", "HUP", "--project", &project, "--", "sh", "-c", &script])
+        .env("HUSH_CONFIG_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&seen).unwrap_or_default();
+    common::receiver::eventually(std::time::Duration::from_secs(10), "the start", || read() == "start v1\n").await;
+    store(dir, &project, &[("V", "v2")]).await;
+    common::receiver::eventually(std::time::Duration::from_secs(5), "the reload", || read() == "start v1\nreload\n")
+        .await;
+    // SIGTERM to hush ends the program too (a SIGKILL would leave it running).
+    let pid = rustix::process::Pid::from_raw(watching.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), watching.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "{status:?}");
+}

@@ -9,6 +9,7 @@ mod formats;
 mod identity_commands;
 mod keys_command;
 mod run_command;
+mod run_watch;
 mod session;
 mod streams_command;
 mod time_args;
