@@ -230,3 +230,104 @@ async fn run_watch_can_signal_instead_of_restarting() {
     let status = tokio::time::timeout(std::time::Duration::from_secs(10), watching.wait()).await.unwrap().unwrap();
     assert!(!status.success(), "{status:?}");
 }
+
+/// `hush serve` as its own process on `listen` with `data`, answering health checks when this returns.
+async fn serve(data: &std::path::Path, listen: &str) -> tokio::process::Child {
+    let child = Command::new(HUSH)
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", listen])
+        .env_remove("HUSH_DATABASE_URL")
+        .env_remove("HUSH_ROOT_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}");
+    for _ in 0..100 {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            if health.check(tonic_health::pb::HealthCheckRequest::default()).await.is_ok() {
+                return child;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("hush serve did not come up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_subscribe_survives_a_server_restart_and_stops_on_a_refusal() {
+    use tokio::io::AsyncBufReadExt;
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = serve(data.path(), &listen).await;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path();
+    let bootstrap = data.path().join("bootstrap.json");
+    hush(dir, &["login", "--server", &format!("http://{listen}"), "--from-file", bootstrap.to_str().unwrap()])
+        .await
+        .unwrap();
+    let project = hush(dir, &["projects", "create", "followed"]).await.unwrap().trim().to_owned();
+    let mut subscriber = Command::new(HUSH)
+        .args(["events", "subscribe", "secret:*", "--project", &project])
+        .env("HUSH_CONFIG_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut notes = tokio::io::BufReader::new(subscriber.stderr.take().unwrap()).lines();
+    let mut events = tokio::io::BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let note = notes.next_line().await.unwrap().unwrap();
+    assert!(note.contains("subscribed to project") && note.contains("new events only"), "{note}");
+    let set = async |key: &str| hush(dir, &["secrets", "set", key, "v", "--project", &project]).await.unwrap();
+    let key_of = |line: String| {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        event["data"]["payload"]["secrets"][0]["secretKey"].as_str().unwrap().to_owned()
+    };
+    set("BEFORE_RESTART").await;
+    assert_eq!(key_of(events.next_line().await.unwrap().unwrap()), "BEFORE_RESTART");
+
+    // The server stops; a change is made as soon as it is back, before the subscriber can have returned.
+    let pid = rustix::process::Pid::from_raw(server.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    server.wait().await.unwrap();
+    server = serve(data.path(), &listen).await;
+    set("WHILE_AWAY").await;
+    set("AFTER_RESTART").await;
+    let mut after = Vec::new();
+    while after.len() < 2 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), events.next_line()).await;
+        after.push(key_of(line.expect("events after the restart").unwrap().unwrap()));
+    }
+    assert_eq!(after, ["WHILE_AWAY", "AFTER_RESTART"], "none lost, none repeated");
+    let mut resumed = false;
+    while let Ok(Ok(Some(note))) = tokio::time::timeout(std::time::Duration::from_millis(200), notes.next_line()).await
+    {
+        resumed |= note.contains("subscribed to project") && note.contains("after cursor");
+    }
+    assert!(resumed, "says it resumed");
+
+    // The project is deleted: a refusal, not a disconnect. It exits non-zero and says why.
+    let session: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    let token: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", session["access_token"].as_str().unwrap()).parse().unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{listen}")).unwrap().connect().await.unwrap();
+    let mut projects = hush::pb::projects_service_client::ProjectsServiceClient::with_interceptor(
+        channel,
+        move |mut request: tonic::Request<()>| {
+            request.metadata_mut().insert("authorization", token.clone());
+            Ok(request)
+        },
+    );
+    projects.delete_project(hush::pb::DeleteProjectRequest { project_id: project.clone() }).await.unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), subscriber.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "{status:?}");
+    let mut rest = String::new();
+    while let Ok(Some(line)) = notes.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(rest.contains("NotFound"), "{rest}");
+    drop(server);
+}

@@ -1,20 +1,23 @@
 //! `hush events subscribe`: one CloudEvents 1.0 JSON object per line per event, like `vault events subscribe`.
+//! It says on stderr when it is subscribed, follows the stream across disconnects and server restarts (resuming
+//! after the last event printed: none lost, none repeated), and exits non-zero with the reason on a refusal.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::{
-    client,
-    commands::{Target, rpc},
+    commands::Target,
+    event_follower::{Followed, Follower},
 };
 use crate::{
     events::{self, Actor, EventType, ImportMutation, Payload, SecretRef, cloudevent},
-    pb::{self, events_service_client::EventsServiceClient, subscribe_response::Message},
+    pb,
 };
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Stream events as CloudEvents JSON lines until interrupted. Heartbeats are not printed.
+    /// Stream events as CloudEvents JSON lines until interrupted, resuming after disconnects. Heartbeats are
+    /// not printed.
     Subscribe(SubscribeArgs),
 }
 
@@ -41,7 +44,6 @@ pub struct SubscribeArgs {
 
 pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Subscribe(args) = command;
-    let mut client = EventsServiceClient::new(client::authed(&args.target).await?);
     let conditions = pb::EventConditions { environment_slug: args.environment, secret_path: args.path };
     let request = pb::SubscribeRequest {
         project_id: args.project,
@@ -52,17 +54,20 @@ pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
             .collect(),
         resume_after: args.resume_after,
     };
-    let mut stream = client.subscribe(request).await.map_err(rpc)?.into_inner();
-    while let Some(message) = stream.message().await.map_err(rpc)? {
-        match message.message {
-            Some(Message::Event(event)) => println!("{}", cloudevent::to_json(&domain_event(event)?)),
-            Some(Message::Lagged(lagged)) => {
-                anyhow::bail!("stream lagged ({}); resume with --resume-after {}", lagged.reason, lagged.resume_after)
+    let mut follower = Follower::start(args.target, request).await?;
+    loop {
+        match follower.next().await {
+            Ok(Followed::Event(event)) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", cloudevent::to_json(&domain_event(event)?))?;
+                // Each line out at once: a consumer acts on it, and a killed process lost nothing it printed.
+                out.flush()?;
             }
-            Some(Message::Heartbeat(_)) | None => {}
+            Ok(Followed::Resumed) => {}
+            Err(reason) => anyhow::bail!("the subscription ended: {reason}"),
         }
     }
-    Ok(())
 }
 
 /// The wire event in the domain shape that the CloudEvents framing takes.

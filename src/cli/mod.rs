@@ -4,6 +4,7 @@ mod audit_command;
 mod backup_command;
 mod client;
 mod commands;
+mod event_follower;
 mod events_command;
 mod formats;
 mod identity_commands;

@@ -8,16 +8,13 @@ use std::time::Duration;
 use tokio::{process::Child, sync::mpsc};
 
 use super::{
-    client,
-    commands::rpc,
+    event_follower::{Followed, Follower},
     run_command::{RunArgs, Secrets},
 };
-use crate::pb::{self, events_service_client::EventsServiceClient, subscribe_response::Message};
+use crate::pb;
 
 /// Changes arriving this close together cause one restart.
 const SETTLE: Duration = Duration::from_millis(100);
-/// Longest pause between two attempts to subscribe again.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What the subscription tells the main loop.
 enum Watched {
@@ -31,28 +28,17 @@ enum Watched {
 /// once it exits on its own or after a signal hush passed on.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let (tx, mut changes) = mpsc::channel(16);
-    let request = subscribe_request(&args);
-    let target = args.scope.folder.target.clone();
-    // Subscribed (the first call answered) before the secrets are read again below.
-    let mut stream = subscribe(&target, request.clone()).await?;
+    // Subscribed (the first call answered) before the secrets are read.
+    let mut follower = Follower::start(args.scope.folder.target.clone(), subscribe_request(&args)).await?;
     let mut secrets: Secrets = super::run_command::fetch(&args.scope).await?;
     tokio::spawn(async move {
-        let mut request = request;
         loop {
-            let ended = follow(&mut stream, &mut request, &tx).await;
-            if let Err(reason) = ended {
-                let _ = tx.send(Watched::Failed(reason)).await;
-                return;
-            }
-            stream = match resubscribe(&target, &request).await {
-                Ok(stream) => stream,
-                Err(reason) => {
-                    let _ = tx.send(Watched::Failed(reason)).await;
-                    return;
-                }
+            let watched = match follower.next().await {
+                Ok(Followed::Event(_) | Followed::Resumed) => Watched::Changed,
+                Err(reason) => Watched::Failed(reason),
             };
-            // Anything may have changed while disconnected (and resuming replays what did).
-            if tx.send(Watched::Changed).await.is_err() {
+            let failed = matches!(watched, Watched::Failed(_));
+            if tx.send(watched).await.is_err() || failed {
                 return;
             }
         }
@@ -122,65 +108,6 @@ fn subscribe_request(args: &RunArgs) -> pb::SubscribeRequest {
         project_id: folder.project.clone(),
         registrations: registrations.collect(),
         resume_after: None,
-    }
-}
-
-type Stream = tonic::Streaming<pb::SubscribeResponse>;
-
-async fn subscribe(target: &super::commands::Target, request: pb::SubscribeRequest) -> anyhow::Result<Stream> {
-    let mut client = EventsServiceClient::new(client::authed(target).await?);
-    Ok(client.subscribe(request).await.map_err(rpc)?.into_inner())
-}
-
-/// Whether a failed call is worth retrying: the server or the network went away, not the caller's rights.
-fn transient(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Aborted
-    )
-}
-
-/// Subscribes again from the request's cursor, with backoff while the server is away.
-async fn resubscribe(target: &super::commands::Target, request: &pb::SubscribeRequest) -> Result<Stream, String> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        tokio::time::sleep(backoff).await;
-        let mut client = match client::authed(target).await {
-            Ok(channel) => EventsServiceClient::new(channel),
-            Err(error) => return Err(error.to_string()),
-        };
-        match client.subscribe(request.clone()).await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status) if transient(&status) => {}
-            Err(status) => return Err(rpc(status).to_string()),
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// Reads the stream, noting each event's cursor in `request` (to resume from) and announcing changes; Ok when
-/// the stream ended or broke in a way worth resuming, Err with the reason when not.
-async fn follow(
-    stream: &mut Stream,
-    request: &mut pb::SubscribeRequest,
-    tx: &mpsc::Sender<Watched>,
-) -> Result<(), String> {
-    loop {
-        match stream.message().await {
-            Ok(Some(pb::SubscribeResponse { message: Some(Message::Event(event)) })) => {
-                request.resume_after = Some(event.cursor);
-                if tx.send(Watched::Changed).await.is_err() {
-                    return Err("the program ended".into());
-                }
-            }
-            Ok(Some(pb::SubscribeResponse { message: Some(Message::Lagged(lagged)) })) => {
-                request.resume_after = Some(lagged.resume_after);
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(()),
-            Err(status) if transient(&status) => return Ok(()),
-            Err(status) => return Err(rpc(status).to_string()),
-        }
     }
 }
 
