@@ -253,6 +253,7 @@ async fn check_and_set_on_every_write_refuses_a_stale_version(backend: Backend) 
         secret_path: "/load".into(),
         secrets: items(&["B", "C"]),
         expected_versions: expected.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        allow_missing: false,
     };
     let stale = secrets.batch_update_secrets(batch_update(&[("B", 1), ("C", 7)])).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);

@@ -118,6 +118,7 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
         secret_path: "/svc".into(),
         secrets: items,
         expected_versions: Default::default(),
+        allow_missing: false,
     };
     let err = secrets.batch_update_secrets(update(vec![input("A", "10"), input("MISSING", "x")])).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -125,6 +126,46 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
     secrets.batch_update_secrets(update(vec![input("A", "10"), input("B", "20")])).await.unwrap();
     let b = get_secret(&mut secrets, &project, "dev", "/svc", "B").await.unwrap();
     assert_eq!((b.value.as_str(), b.version), ("20", 2));
+
+    // Update with allow_missing: existing keys get a new version, missing ones are created, in one transaction
+    // (a folder that does not exist yet included); a key with an expected version must exist.
+    let upsert = |path: &str, items, expected: &[(&str, u32)]| pb::BatchUpdateSecretsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: path.into(),
+        secrets: items,
+        expected_versions: expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        allow_missing: true,
+    };
+    let refused = secrets
+        .batch_update_secrets(upsert("/svc", vec![input("B", "21"), input("NEW", "n")], &[("NEW", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    let upserted = secrets
+        .batch_update_secrets(upsert("/svc", vec![input("B", "21"), input("NEW", "n")], &[("B", 2)]))
+        .await
+        .unwrap()
+        .into_inner()
+        .secrets;
+    let versions: Vec<_> = upserted.iter().map(|s| (s.key.as_str(), s.version)).collect();
+    assert_eq!(versions, [("B", 3), ("NEW", 1)], "request order, each at its new version");
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/svc", "NEW").await.unwrap().value, "n");
+    secrets.batch_update_secrets(upsert("/fresh/folder", vec![input("F", "f")], &[])).await.unwrap();
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/fresh/folder", "F").await.unwrap().value, "f");
+    // Creating through an update needs the create permission too: an editor alone is refused, nothing written.
+    let editor = common::members::member_with(
+        &server,
+        &project,
+        "editor",
+        vec![common::members::policy("secrets", &["read", "edit"], &[], "", false)],
+    )
+    .await;
+    let mut as_editor = editor.secrets(&server).await;
+    let refused =
+        as_editor.batch_update_secrets(upsert("/svc", vec![input("B", "22"), input("SNEAK", "s")], &[])).await;
+    assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(get_secret(&mut secrets, &project, "dev", "/svc", "B").await.unwrap().value, "21");
 
     // Delete: one missing key deletes nothing.
     let delete = |keys: &[&str]| pb::BatchDeleteSecretsRequest {
@@ -138,7 +179,8 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
     assert!(get_secret(&mut secrets, &project, "dev", "/svc", "A").await.is_ok());
     secrets.batch_delete_secrets(delete(&["A", "B"])).await.unwrap();
     let keys = list_secrets(&mut secrets, &project, "dev", "/svc", false).await.unwrap();
-    assert_eq!(keys.len(), 1);
+    let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["EXISTING", "NEW"]);
 
     // Duplicate keys in one batch are rejected up front.
     let err = secrets.batch_create_secrets(batch(vec![input("D", "1"), input("D", "2")])).await.unwrap_err();

@@ -120,6 +120,7 @@ impl SecretsService for SecretsApi {
                 &req.secret_path,
                 &inputs(req.secrets),
                 &req.expected_versions,
+                req.allow_missing,
             )
             .await?;
         Ok(Response::new(pb::BatchUpdateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))

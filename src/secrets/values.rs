@@ -396,7 +396,9 @@ impl Vault {
     }
 
     /// Updates several secrets of one folder in one transaction: any failure (a version other than the one in
-    /// `expected_versions` included) writes nothing. An empty comment keeps the secret's current comment.
+    /// `expected_versions` included) writes nothing. An empty comment keeps the secret's current comment. With
+    /// `allow_missing`, keys that do not exist are created in the same transaction (an upsert of the batch).
+    #[allow(clippy::too_many_arguments)]
     pub async fn batch_update_secrets(
         &self,
         caller: &Principal,
@@ -405,6 +407,7 @@ impl Vault {
         raw_path: &str,
         inputs: &[SecretInput],
         expected_versions: &HashMap<String, u32>,
+        allow_missing: bool,
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", raw_path)?;
         validate_batch(inputs)?;
@@ -412,23 +415,38 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
+        if allow_missing {
+            scope.require(Subject::Secrets, Action::Create, &path)?;
+            folders::ensure(&*txn, &scope.env.id, &path).await?;
+        }
         let dk = self.data_key(&scope.project)?;
-        let mut rows = Vec::with_capacity(inputs.len());
+        let (mut rows, mut created) = (Vec::with_capacity(inputs.len()), std::collections::HashSet::new());
         for (i, input) in inputs.iter().enumerate() {
-            let row = find(&*txn, &scope.env.id, &path, &input.key)
-                .await?
-                .ok_or_else(|| not_found(&scope, &path, &input.key))?;
-            expected::require(&scope, &row, expected_versions.get(&input.key).copied(), &format!("secrets[{i}]: "))?;
+            let expected = expected_versions.get(&input.key).copied();
+            let row = match find(&*txn, &scope.env.id, &path, &input.key).await? {
+                Some(row) => row,
+                None if allow_missing && expected.is_none() => {
+                    created.insert(input.key.clone());
+                    rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
+                    continue;
+                }
+                None => return Err(not_found(&scope, &path, &input.key)),
+            };
+            expected::require(&scope, &row, expected, &format!("secrets[{i}]: "))?;
             let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
             rows.push(next_version(&*txn, &dk, &scope, row, &input.value, comment).await?);
         }
-        let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
-        changes::secrets_changed(&txn, &scope, caller, EventType::Update, &changed).await?;
-        audit::record(
-            &txn,
-            caller,
-            batch_entry("update-secrets-batch", &scope, &path, rows.iter().map(|r| r.key.as_str())),
-        );
+        let (new, updated): (Vec<_>, Vec<_>) = rows.iter().partition(|r| created.contains(&r.key));
+        for (event, audited, rows) in
+            [(EventType::Create, "create-secrets-batch", new), (EventType::Update, "update-secrets-batch", updated)]
+        {
+            if rows.is_empty() {
+                continue;
+            }
+            let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
+            changes::secrets_changed(&txn, &scope, caller, event, &changed).await?;
+            audit::record(&txn, caller, batch_entry(audited, &scope, &path, rows.iter().map(|r| r.key.as_str())));
+        }
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
