@@ -331,3 +331,53 @@ async fn events_subscribe_survives_a_server_restart_and_stops_on_a_refusal() {
     assert!(rest.contains("NotFound"), "{rest}");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_import_round_trips_in_one_batch() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    store(dir, &project, &TRICKY).await;
+    let dotenv = hush(dir, &["export", "--format", "dotenv", "--project", &project]).await.unwrap();
+    let file = dir.join("exported.env");
+    std::fs::write(&file, &dotenv).unwrap();
+    let into = ["--project", project.as_str(), "--path", "/copy"];
+    let import = |extra: &'static [&'static str]| {
+        let mut args = vec!["secrets", "import", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&into);
+        args
+    };
+    // Dry run: what would happen, keys only, nothing written.
+    let planned = hush(dir, &import(&["--dry-run"])).await.unwrap();
+    assert_eq!(planned.lines().filter(|l| l.starts_with("create ")).count(), TRICKY.len(), "{planned}");
+    assert!(!planned.contains("line one"), "no value is printed: {planned}");
+    let listed = hush(dir, &["secrets", "list", "--project", &project, "--path", "/copy"]).await;
+    assert!(listed.is_err() || listed.unwrap().is_empty(), "the dry run wrote nothing");
+
+    hush(dir, &import(&[])).await.unwrap();
+    for (key, value) in TRICKY {
+        let raw = hush(dir, &["secrets", "get", key, "--raw", "--project", &project, "--path", "/copy"]).await.unwrap();
+        assert_eq!(raw, value, "{key}");
+    }
+    // Again: nothing changes; one edited value is an update.
+    let again = hush(dir, &import(&[])).await.unwrap();
+    assert_eq!(again.lines().filter(|l| l.starts_with("unchanged ")).count(), TRICKY.len(), "{again}");
+    std::fs::write(&file, format!("{dotenv}ADDED=new\n").replace("DASHES='--not-a-flag -x'", "DASHES=changed"))
+        .unwrap();
+    let changed = hush(dir, &import(&[])).await.unwrap();
+    assert!(changed.contains("update DASHES\n") && changed.contains("create ADDED\n"), "{changed}");
+    let raw = hush(dir, &["secrets", "get", "DASHES", "--raw", "--project", &project, "--path", "/copy"]).await;
+    assert_eq!(raw.unwrap(), "changed");
+
+    // JSON too; a broken file changes nothing and says where.
+    let json = dir.join("secrets.json");
+    std::fs::write(&json, r#"{"FROM_JSON": "j\nk"}"#).unwrap();
+    hush(dir, &["secrets", "import", json.to_str().unwrap(), "--project", &project]).await.unwrap();
+    let raw = hush(dir, &["secrets", "get", "FROM_JSON", "--raw", "--project", &project]).await.unwrap();
+    assert_eq!(raw, "j\nk");
+    std::fs::write(&file, "GOOD=1\nBAD='unclosed\n").unwrap();
+    let refused = hush(dir, &import(&[])).await.unwrap_err();
+    assert!(refused.contains("line 2") && refused.contains("BAD"), "{refused}");
+    let good = hush(dir, &["secrets", "get", "GOOD", "--project", &project, "--path", "/copy"]).await;
+    assert!(good.is_err(), "nothing of a refused file is written");
+}

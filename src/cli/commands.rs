@@ -180,6 +180,9 @@ pub enum SecretsCommand {
         #[command(flatten)]
         folder: Folder,
     },
+    /// Set the secrets of a dotenv or JSON file in one atomic batch (created or updated); --dry-run shows
+    /// what would change.
+    Import(super::import_command::ImportArgs),
     /// Delete a secret.
     Delete {
         /// Secret key.
@@ -271,6 +274,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 request.page_token = page.next_page_token;
             }
         }
+        SecretsCommand::Import(args) => super::import_command::import(args).await?,
         SecretsCommand::Delete { key, expected_version, folder } => {
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::DeleteSecretRequest {

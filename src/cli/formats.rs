@@ -92,6 +92,102 @@ pub fn render(format: Format, secrets: &[(String, String)]) -> anyhow::Result<St
     Ok(out)
 }
 
+/// Reads a dotenv document: `KEY=value` lines (an `export ` prefix allowed), `#` comments and blank lines;
+/// values bare (up to a ` #` comment), single-quoted (taken as they are) or double-quoted (with `\\`, `\"`,
+/// `\n`, `\r`, `\t` escapes); quoted values may span lines. No interpolation. A key given twice is refused.
+pub fn parse_dotenv(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let mut rest = text;
+    let mut line = 1;
+    loop {
+        // Skip blank lines and comments.
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        line += rest[..rest.len() - trimmed.len()].matches('\n').count();
+        rest = trimmed;
+        if rest.is_empty() {
+            return Ok(secrets);
+        }
+        if rest.starts_with('#') {
+            rest = rest.find('\n').map_or("", |end| &rest[end..]);
+            continue;
+        }
+        let statement = rest.strip_prefix("export ").unwrap_or(rest);
+        let Some(equals) = statement.find('=').filter(|&at| !statement[..at].contains('\n')) else {
+            bail!("line {line}: expected KEY=value");
+        };
+        let key = statement[..equals].trim().to_owned();
+        if key.is_empty() {
+            bail!("line {line}: the key is empty");
+        }
+        let (value, after) = dotenv_value_at(statement[equals + 1..].trim_start_matches([' ', '\t']))
+            .map_err(|reason| anyhow::anyhow!("line {line} ({key}): {reason}"))?;
+        if secrets.iter().any(|(k, _)| *k == key) {
+            bail!("line {line}: {key} is given more than once");
+        }
+        line += rest[..rest.len() - after.len()].matches('\n').count();
+        secrets.push((key, value));
+        rest = after;
+    }
+}
+
+/// One dotenv value at the start of `text`, and what follows its line.
+fn dotenv_value_at(text: &str) -> Result<(String, &str), String> {
+    let rest_of_line = |after: &str| -> Result<usize, String> {
+        let end = after.find('\n').unwrap_or(after.len());
+        let trailing = after[..end].trim();
+        if trailing.is_empty() || trailing.starts_with('#') { Ok(end) } else { Err(format!("unexpected '{trailing}'")) }
+    };
+    if let Some(quoted) = text.strip_prefix('\'') {
+        let close = quoted.find('\'').ok_or("the single quote is never closed")?;
+        let after = &quoted[close + 1..];
+        let end = rest_of_line(after)?;
+        return Ok((quoted[..close].to_owned(), &after[end..]));
+    }
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '"' => {
+                    let after = &quoted[at + 1..];
+                    let end = rest_of_line(after)?;
+                    return Ok((value, &after[end..]));
+                }
+                '\\' => match chars.next().map(|(_, c)| c) {
+                    Some('n') => value.push('\n'),
+                    Some('r') => value.push('\r'),
+                    Some('t') => value.push('\t'),
+                    Some(other @ ('\\' | '"' | '$')) => value.push(other),
+                    Some(other) => {
+                        value.push('\\');
+                        value.push(other);
+                    }
+                    None => break,
+                },
+                c => value.push(c),
+            }
+        }
+        return Err("the double quote is never closed".into());
+    }
+    let end = text.find('\n').unwrap_or(text.len());
+    let line = text[..end].trim_end_matches('\r');
+    let value = line.find(" #").map_or(line, |comment| &line[..comment]).trim_end();
+    Ok((value.to_owned(), &text[end..]))
+}
+
+/// Reads a JSON object of string values.
+pub fn parse_json(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("not a JSON object of strings: {e}"))?;
+    object
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(value) => Ok((key, value)),
+            other => bail!("{key}: the value is {other}, not a string"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +209,25 @@ mod tests {
         assert_eq!(rendered, "export A='x'\n");
         let refused = render(Format::Shell, &[("a.b".into(), "x".into()), ("9x".into(), "y".into())]).unwrap_err();
         assert!(refused.to_string().contains("a.b, 9x"), "{refused}");
+    }
+
+    #[test]
+    fn dotenv_round_trips_and_reads_what_people_write() {
+        let values = ["plain", "", "a b#c $HOME=1", "it's\nmulti\r\n", "say \"hi\"\\ \t'", "--x", "ünï ✓"];
+        let secrets: Vec<(String, String)> =
+            values.iter().enumerate().map(|(i, v)| (format!("K{i}"), (*v).to_owned())).collect();
+        assert_eq!(parse_dotenv(&render(Format::Dotenv, &secrets).unwrap()).unwrap(), secrets);
+        let written = "# comment\n\nexport A=1 # trailing\nB = 'x # y'\nC=\"two\nlines\"\r\nD=\n";
+        let parsed = parse_dotenv(written).unwrap();
+        let expected = [("A", "1"), ("B", "x # y"), ("C", "two\nlines"), ("D", "")];
+        assert_eq!(parsed, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        for (bad, said) in
+            [("A=1\nA=2", "line 2: A is given more than once"), ("A='x", "never closed"), ("junk", "line 1")]
+        {
+            let error = parse_dotenv(bad).unwrap_err().to_string();
+            assert!(error.contains(said), "{bad:?}: {error}");
+        }
+        assert!(parse_json(r#"{"A": 1}"#).unwrap_err().to_string().contains("A: the value is 1"));
     }
 
     #[test]

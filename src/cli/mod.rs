@@ -8,6 +8,7 @@ mod event_follower;
 mod events_command;
 mod formats;
 mod identity_commands;
+mod import_command;
 mod keys_command;
 mod run_command;
 mod run_watch;
