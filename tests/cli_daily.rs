@@ -381,3 +381,67 @@ async fn export_then_import_round_trips_in_one_batch() {
     let good = hush(dir, &["secrets", "get", "GOOD", "--project", &project, "--path", "/copy"]).await;
     assert!(good.is_err(), "nothing of a refused file is written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_clearly_renew_from_the_environment_and_log_out() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path();
+    // An address without a scheme is plain HTTP, as `hush serve --listen` takes it.
+    let bare = server.url().trim_start_matches("http://").to_owned();
+    let bootstrap = server.data_dir.path().join("bootstrap.json");
+    hush(dir, &["login", "--server", &bare, "--from-file", bootstrap.to_str().unwrap()]).await.unwrap();
+    hush(dir, &["projects", "list"]).await.unwrap();
+
+    // An expired session says what to do; with credentials in the environment it logs in again by itself.
+    let path = dir.join("session.json");
+    let mut session: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let old_token = session["access_token"].as_str().unwrap().to_owned();
+    session["expires_at"] = "2020-01-01T00:00:00+00:00".into();
+    std::fs::write(&path, session.to_string()).unwrap();
+    let expired = hush(dir, &["projects", "list"]).await.unwrap_err();
+    assert!(expired.contains("session expired") && expired.contains("hush login"), "{expired}");
+    let renewed = Command::new(HUSH)
+        .args(["projects", "list"])
+        .env("HUSH_CONFIG_DIR", dir)
+        .env("HUSH_CLIENT_ID", &server.bootstrap.client_id)
+        .env("HUSH_CLIENT_SECRET", &server.bootstrap.client_secret)
+        .output()
+        .await
+        .unwrap();
+    assert!(renewed.status.success(), "{}", String::from_utf8_lossy(&renewed.stderr));
+    let session: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(token, old_token, "a new token was saved");
+
+    // Logout revokes the token on the server and deletes the session.
+    hush(dir, &["logout"]).await.unwrap();
+    assert!(!path.exists());
+    let mut with_old = Command::new(HUSH);
+    with_old.args(["projects", "list", "--server", &server.url()]).env("HUSH_TOKEN", &token);
+    let output = with_old.env("HUSH_CONFIG_DIR", dir).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("Unauthenticated"), "{stderr}");
+    assert!(hush(dir, &["projects", "list"]).await.unwrap_err().contains("hush login"));
+
+    // A server that is not there is said once, with what to check.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut nowhere = Command::new(HUSH);
+    nowhere.args(["projects", "list", "--server", &format!("127.0.0.1:{port}")]).env("HUSH_TOKEN", "t");
+    let output = nowhere.env("HUSH_CONFIG_DIR", dir).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("tcp connect error").count(), 1, "{stderr}");
+    assert!(stderr.contains("Connection refused") && stderr.contains("hush serve"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_generate_for_three_shells() {
+    let config = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = hush(config.path(), &["completions", shell]).await.unwrap();
+        assert!(script.contains("hush") && script.contains("export") && script.len() > 1000, "{shell}");
+    }
+    let bash = hush(config.path(), &["completions", "bash"]).await.unwrap();
+    let checked = Command::new("bash").args(["-n", "-c", &bash]).status().await.unwrap();
+    assert!(checked.success(), "the bash script parses");
+}

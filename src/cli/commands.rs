@@ -9,6 +9,32 @@ use crate::pb::{
     secrets_service_client::SecretsServiceClient,
 };
 
+/// `hush logout`: revokes the saved session's token on the server, then deletes the session file. A token the
+/// server no longer accepts (expired, revoked) has nothing left to revoke.
+pub async fn logout(target: Target) -> anyhow::Result<()> {
+    let path = Session::path()?;
+    if !path.exists() {
+        eprintln!("not logged in");
+        return Ok(());
+    }
+    let session = Session::load()?;
+    let server = target.server.unwrap_or(session.server);
+    let ca_cert = target.ca_cert.or(session.ca_cert);
+    let mut client = IdentityServiceClient::new(client::connect(&server, ca_cert.as_deref()).await?);
+    let token: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", session.access_token).parse().context("the saved token is not a header value")?;
+    let mut request = tonic::Request::new(pb::RevokeTokenRequest { access_token: String::new() });
+    request.metadata_mut().insert("authorization", token);
+    match client.revoke_token(request).await {
+        Ok(_) => {}
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {}
+        Err(status) => return Err(rpc(status)),
+    }
+    std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+    eprintln!("logged out: the token is revoked and {} deleted", path.display());
+    Ok(())
+}
+
 /// Turns a gRPC error into a one-line CLI error.
 pub(super) fn rpc(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
@@ -53,14 +79,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give --client-id and --client-secret, or --from-file"),
     };
     let ca_cert = args.ca_cert.as_deref().map(std::path::absolute).transpose().context("--ca-cert path")?;
-    let mut client = IdentityServiceClient::new(client::connect(&args.server, ca_cert.as_deref()).await?);
-    let response = client.login(pb::LoginRequest { client_id, client_secret }).await.map_err(rpc)?.into_inner();
-    let expires_at = response
-        .expires_at
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default();
-    let session = Session { server: args.server, ca_cert, access_token: response.access_token, expires_at };
+    let session = client::login(args.server, ca_cert, client_id, client_secret).await?;
     let path = session.save()?;
     eprintln!("logged in; token saved to {} (expires {})", path.display(), session.expires_at);
     Ok(())

@@ -42,6 +42,16 @@ enum Command {
     Serve(ServeConfig),
     /// Log in with a machine identity's client id and secret; the token is kept in the user config file.
     Login(commands::LoginArgs),
+    /// Revoke the saved session's token and delete the session.
+    Logout {
+        #[command(flatten)]
+        target: commands::Target,
+    },
+    /// Print a completion script for a shell: `hush completions bash > /etc/bash_completion.d/hush`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Create and list projects.
     #[command(subcommand)]
     Projects(commands::ProjectsCommand),
@@ -81,6 +91,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Login(args) => commands::login(args).await,
+        Command::Logout { target } => commands::logout(target).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hush", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Projects(command) => commands::projects(command).await,
         Command::Secrets(command) => commands::secrets(command).await,
         Command::Run(args) => run_command::run(args).await,
