@@ -445,3 +445,23 @@ async fn completions_generate_for_three_shells() {
     let checked = Command::new("bash").args(["-n", "-c", &bash]).status().await.unwrap();
     assert!(checked.success(), "the bash script parses");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_stand_for_ids_and_near_misses_are_suggested() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    // `session` made the project "daily": its name works wherever its id does.
+    hush(dir, &["secrets", "set", "BY_NAME", "v", "--project", "daily"]).await.unwrap();
+    assert_eq!(hush(dir, &["secrets", "get", "BY_NAME", "--raw", "--project", &project]).await.unwrap(), "v");
+    let near = hush(dir, &["secrets", "list", "--project", "dialy"]).await.unwrap_err();
+    assert!(near.contains("no project is named 'dialy'; did you mean daily?"), "{near}");
+    // (A name several projects share is refused listing their ids: `names` unit tests.)
+
+    // Roles are given by names too: project, identity and role.
+    hush(dir, &["identities", "create", "ci-runner"]).await.unwrap();
+    let assign = ["roles", "assign", "--project", "daily", "--identity", "ci-runner", "--role", "viewer"];
+    hush(dir, &assign).await.unwrap();
+    let unknown = ["roles", "assign", "--project", "daily", "--identity", "ci-runer", "--role", "viewer"];
+    let refused = hush(dir, &unknown).await.unwrap_err();
+    assert!(refused.contains("did you mean ci-runner?"), "{refused}");
+}

@@ -144,7 +144,7 @@ pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
 /// A folder of a project's environment.
 #[derive(Debug, Args)]
 pub struct Folder {
-    /// Project id.
+    /// Project id or name.
     #[arg(long, env = "HUSH_PROJECT")]
     pub(super) project: String,
     /// Environment slug.
@@ -215,10 +215,19 @@ pub enum SecretsCommand {
     },
 }
 
+impl Folder {
+    /// Replaces a project name with the project's id (see `names`).
+    pub(super) async fn resolve(&mut self) -> anyhow::Result<()> {
+        self.project = super::names::project_id(&self.target, &self.project).await?;
+        Ok(())
+    }
+}
+
 pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
-        SecretsCommand::Set { key, value, value_file, expected_version, folder } => {
+        SecretsCommand::Set { key, value, value_file, expected_version, mut folder } => {
             let value = read_value(value, value_file.as_deref())?;
+            folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let update = pb::UpdateSecretRequest {
                 project_id: folder.project.clone(),
@@ -251,7 +260,8 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             let secret = secret.context("server sent no secret")?;
             eprintln!("{} is at version {}", secret.key, secret.version);
         }
-        SecretsCommand::Get { key, include_imports, raw, folder } => {
+        SecretsCommand::Get { key, include_imports, raw, mut folder } => {
+            folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::GetSecretRequest {
                 project_id: folder.project,
@@ -272,7 +282,8 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 println!("{value}");
             }
         }
-        SecretsCommand::List { include_imports, folder } => {
+        SecretsCommand::List { include_imports, mut folder } => {
+            folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let mut request = pb::ListSecretsRequest {
                 project_id: folder.project,
@@ -294,7 +305,8 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             }
         }
         SecretsCommand::Import(args) => super::import_command::import(args).await?,
-        SecretsCommand::Delete { key, expected_version, folder } => {
+        SecretsCommand::Delete { key, expected_version, mut folder } => {
+            folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let request = pb::DeleteSecretRequest {
                 project_id: folder.project,

@@ -26,7 +26,7 @@ pub struct SubscribeArgs {
     /// Event types: `secret:create`, `secret:update`, `secret:delete`, `secret:import-mutation`, `secret:*`.
     #[arg(required = true)]
     event_types: Vec<String>,
-    /// Project id.
+    /// Project id or name.
     #[arg(long, env = "HUSH_PROJECT")]
     project: String,
     /// Only events in this environment.
@@ -43,7 +43,8 @@ pub struct SubscribeArgs {
 }
 
 pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
-    let EventsCommand::Subscribe(args) = command;
+    let EventsCommand::Subscribe(mut args) = command;
+    args.project = super::names::project_id(&args.target, &args.project).await?;
     let conditions = pb::EventConditions { environment_slug: args.environment, secret_path: args.path };
     let request = pb::SubscribeRequest {
         project_id: args.project,

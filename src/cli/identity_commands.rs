@@ -223,13 +223,13 @@ pub enum RolesCommand {
     },
     /// Give an identity a role in a project, replacing its current one; `--role ''` removes it from the project.
     Assign {
-        /// Project id.
+        /// Project id or name.
         #[arg(long)]
         project: String,
-        /// Identity id.
+        /// Identity id or name.
         #[arg(long)]
         identity: String,
-        /// admin, member, viewer or a custom role id; empty removes the membership.
+        /// admin, member, viewer, or a custom role's id or name; empty removes the membership.
         #[arg(long)]
         role: String,
         #[command(flatten)]
@@ -300,6 +300,9 @@ pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
             eprintln!("deleted");
         }
         RolesCommand::Assign { project, identity, role, target } => {
+            let project = super::names::project_id(&target, &project).await?;
+            let identity = super::names::identity_id(&target, &identity).await?;
+            let role = super::names::role_id(&target, &role).await?;
             let removing = role.is_empty();
             let request = pb::SetProjectRoleRequest { project_id: project, identity_id: identity, role_id: role };
             identity_client(&target).await?.set_project_role(request).await.map_err(rpc)?;

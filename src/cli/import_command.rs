@@ -31,7 +31,7 @@ pub struct ImportArgs {
     folder: Folder,
 }
 
-pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
     let text = if args.file == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading stdin")?
     } else {
@@ -44,6 +44,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let wanted = if json { formats::parse_json(&text)? } else { formats::parse_dotenv(&text)? };
     anyhow::ensure!(wanted.len() <= MAX_IMPORT, "{} secrets: one import sets at most {MAX_IMPORT}", wanted.len());
 
+    args.folder.resolve().await?;
     let folder = &args.folder;
     let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
     let mut current = std::collections::HashMap::new();

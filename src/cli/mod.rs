@@ -10,6 +10,7 @@ mod formats;
 mod identity_commands;
 mod import_command;
 mod keys_command;
+mod names;
 mod run_command;
 mod run_watch;
 mod session;

@@ -124,7 +124,8 @@ pub(super) async fn fetch(scope: &Scope) -> anyhow::Result<Secrets> {
 }
 
 /// `hush export`: prints the scope's secrets in the chosen format.
-pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+pub async fn export(mut args: ExportArgs) -> anyhow::Result<()> {
+    args.scope.folder.resolve().await?;
     let secrets = fetch(&args.scope).await?;
     print!("{}", formats::render(args.format, &secrets)?);
     Ok(())
@@ -132,7 +133,8 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
 
 /// `hush run`: starts the program with the secrets in its environment and exits with its exit code (128 + the
 /// signal's number when a signal ended it). SIGTERM, SIGINT and SIGHUP sent to hush are passed on to it.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    args.scope.folder.resolve().await?;
     let code = if args.watch {
         super::run_watch::run(args).await?
     } else {

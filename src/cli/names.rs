@@ -1,0 +1,154 @@
+//! Names where ids are expected: `--project`, `--identity` and `--role` take either. An id (a UUID, or a
+//! built-in role's name) is used as it is, without a call; a name is looked up among what the caller may list.
+//! A name that matches nothing is an error listing the near matches; one that matches several lists their ids.
+
+use super::{
+    client,
+    commands::{Target, rpc},
+};
+use crate::pb::{self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient};
+
+/// Most near matches an error lists.
+const MAX_SUGGESTIONS: usize = 5;
+/// Built-in roles, whose ids are their names.
+const BUILT_IN_ROLES: [&str; 3] = ["admin", "member", "viewer"];
+
+fn is_id(given: &str) -> bool {
+    uuid::Uuid::parse_str(given).is_ok()
+}
+
+/// The id of the project `given` names (an id, or a project name).
+pub async fn project_id(target: &Target, given: &str) -> anyhow::Result<String> {
+    if is_id(given) {
+        return Ok(given.to_owned());
+    }
+    let mut client = ProjectsServiceClient::new(client::authed(target).await?);
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_projects(pb::ListProjectsRequest { page_size: 1000, page_token })
+            .await
+            .map_err(rpc)?
+            .into_inner();
+        all.extend(page.projects.into_iter().map(|p| (p.id, p.name)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    pick("project", given, all)
+}
+
+/// The id of the identity `given` names (an id, or an identity name).
+pub async fn identity_id(target: &Target, given: &str) -> anyhow::Result<String> {
+    if is_id(given) {
+        return Ok(given.to_owned());
+    }
+    let mut client = IdentityServiceClient::new(client::authed(target).await?);
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_identities(pb::ListIdentitiesRequest { page_size: 1000, page_token })
+            .await
+            .map_err(rpc)?
+            .into_inner();
+        all.extend(page.identities.into_iter().map(|i| (i.id, i.name)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    pick("identity", given, all)
+}
+
+/// The id of the role `given` names (a built-in role, a custom role's id, or its name; empty stays empty).
+pub async fn role_id(target: &Target, given: &str) -> anyhow::Result<String> {
+    if given.is_empty() || is_id(given) || BUILT_IN_ROLES.contains(&given) {
+        return Ok(given.to_owned());
+    }
+    let mut client = IdentityServiceClient::new(client::authed(target).await?);
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page =
+            client.list_roles(pb::ListRolesRequest { page_size: 1000, page_token }).await.map_err(rpc)?.into_inner();
+        all.extend(page.roles.into_iter().map(|r| (r.id, r.name)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    pick("role", given, all)
+}
+
+/// The id of the one candidate named `given` (candidates are (id, name)).
+fn pick(kind: &str, given: &str, candidates: Vec<(String, String)>) -> anyhow::Result<String> {
+    let exact: Vec<&(String, String)> = candidates.iter().filter(|(_, name)| name == given).collect();
+    match exact.as_slice() {
+        [(id, _)] => Ok(id.clone()),
+        [] => {
+            let wanted = given.to_lowercase();
+            let mut near: Vec<(usize, &str)> = candidates
+                .iter()
+                .map(|(_, name)| (distance(&wanted, &name.to_lowercase()), name.as_str()))
+                .filter(|(d, name)| {
+                    *d <= 2 || name.to_lowercase().contains(&wanted) || wanted.contains(&name.to_lowercase())
+                })
+                .collect();
+            near.sort();
+            near.dedup_by(|a, b| a.1 == b.1);
+            let near: Vec<&str> = near.into_iter().take(MAX_SUGGESTIONS).map(|(_, name)| name).collect();
+            if near.is_empty() {
+                anyhow::bail!("no {kind} is named '{given}'");
+            }
+            anyhow::bail!("no {kind} is named '{given}'; did you mean {}?", near.join(", "))
+        }
+        several => {
+            let ids: Vec<&str> = several.iter().map(|(id, _)| id.as_str()).collect();
+            anyhow::bail!("{} {kind}s are named '{given}': give one of their ids ({})", several.len(), ids.join(", "))
+        }
+    }
+}
+
+/// Levenshtein distance of two short names (by characters).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates() -> Vec<(String, String)> {
+        [("id-1", "payments"), ("id-2", "billing"), ("id-3", "dup"), ("id-4", "dup")]
+            .into_iter()
+            .map(|(id, name)| (id.to_owned(), name.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn names_resolve_and_mistakes_say_what_is_near() {
+        assert_eq!(pick("project", "billing", candidates()).unwrap(), "id-2");
+        let near = pick("project", "paymnts", candidates()).unwrap_err().to_string();
+        assert_eq!(near, "no project is named 'paymnts'; did you mean payments?");
+        let none = pick("project", "zzzzzz", candidates()).unwrap_err().to_string();
+        assert_eq!(none, "no project is named 'zzzzzz'");
+        let several = pick("project", "dup", candidates()).unwrap_err().to_string();
+        assert!(several.starts_with("2 projects are named 'dup'") && several.contains("id-3, id-4"), "{several}");
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert!(is_id("0194f3c2-5b7e-7c3a-9f00-000000000001") && !is_id("demo"));
+    }
+}
