@@ -442,7 +442,9 @@ async fn completions_generate_for_three_shells() {
         assert!(script.contains("hush") && script.contains("export") && script.len() > 1000, "{shell}");
     }
     let bash = hush(config.path(), &["completions", "bash"]).await.unwrap();
-    let checked = Command::new("bash").args(["-n", "-c", &bash]).status().await.unwrap();
+    let file = config.path().join("hush.bash");
+    std::fs::write(&file, &bash).unwrap();
+    let checked = Command::new("bash").arg("-n").arg(&file).status().await.unwrap();
     assert!(checked.success(), "the bash script parses");
 }
 
@@ -464,4 +466,47 @@ async fn names_stand_for_ids_and_near_misses_are_suggested() {
     let unknown = ["roles", "assign", "--project", "daily", "--identity", "ci-runer", "--role", "viewer"];
     let refused = hush(dir, &unknown).await.unwrap_err();
     assert!(refused.contains("did you mean ci-runner?"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_versions_rollback_recursive_lists_and_project_deletion() {
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    let p = ["--project", project.as_str()];
+    let with = |args: &[&'static str], extra: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string())
+            .chain(extra.iter().map(|a| a.to_string()))
+            .chain(p.iter().map(|a| a.to_string()))
+            .collect()
+    };
+    let run = async |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        hush(dir, &args).await
+    };
+    run(with(&["folders", "create"], &["--path", "/api/v1"])).await.unwrap();
+    assert_eq!(run(with(&["folders", "list", "--recursive"], &[])).await.unwrap(), "/api\n/api/v1\n");
+    run(with(&["secrets", "set", "ROOT", "r"], &[])).await.unwrap();
+    run(with(&["secrets", "set", "DEEP", "one"], &["--path", "/api/v1"])).await.unwrap();
+    run(with(&["secrets", "set", "DEEP", "two"], &["--path", "/api/v1"])).await.unwrap();
+    let listed = run(with(&["secrets", "list", "--recursive"], &[])).await.unwrap();
+    assert_eq!(listed, "# /\nROOT=r\n# /api/v1\nDEEP=two\n");
+
+    let versions = run(with(&["secrets", "versions", "DEEP"], &["--path", "/api/v1"])).await.unwrap();
+    let numbers: Vec<&str> = versions.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(numbers, ["2", "1"], "newest first: {versions}");
+    assert!(!versions.contains("one") && !versions.contains("two"), "no values: {versions}");
+    run(with(&["secrets", "rollback", "DEEP"], &["--to", "1", "--path", "/api/v1"])).await.unwrap();
+    let raw = run(with(&["secrets", "get", "DEEP", "--raw"], &["--path", "/api/v1"])).await.unwrap();
+    assert_eq!(raw, "one");
+
+    let unconfirmed = run(with(&["folders", "delete"], &["--path", "/api"])).await.unwrap_err();
+    assert!(unconfirmed.contains("--yes"), "{unconfirmed}");
+    run(with(&["folders", "delete", "--yes"], &["--path", "/api"])).await.unwrap();
+    assert_eq!(run(with(&["folders", "list", "--recursive"], &[])).await.unwrap(), "");
+
+    let refused = hush(dir, &["projects", "delete", "daily"]).await.unwrap_err();
+    assert!(refused.contains("--yes"), "{refused}");
+    hush(dir, &["projects", "delete", "daily", "--yes"]).await.unwrap();
+    assert!(!hush(dir, &["projects", "list"]).await.unwrap().contains(&project));
 }

@@ -110,6 +110,16 @@ pub enum ProjectsCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Delete a project with its environments, folders and secrets (their events and audit entries stay).
+    Delete {
+        /// Project id or name.
+        project: String,
+        /// Confirm: nothing is deleted without it.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
@@ -118,6 +128,13 @@ pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
             let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
             let response = client.create_project(pb::CreateProjectRequest { name }).await.map_err(rpc)?.into_inner();
             println!("{}", response.project.context("server sent no project")?.id);
+        }
+        ProjectsCommand::Delete { project, yes, target } => {
+            let id = super::names::project_id(&target, &project).await?;
+            anyhow::ensure!(yes, "deleting project {id} removes all of its secrets: add --yes to confirm");
+            let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
+            client.delete_project(pb::DeleteProjectRequest { project_id: id.clone() }).await.map_err(rpc)?;
+            eprintln!("deleted project {id}");
         }
         ProjectsCommand::List { target } => {
             let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
@@ -196,12 +213,35 @@ pub enum SecretsCommand {
         /// Include imported secrets.
         #[arg(long)]
         include_imports: bool,
+        /// Include every subfolder; each folder's lines follow a `# <path>` comment line.
+        #[arg(long)]
+        recursive: bool,
         #[command(flatten)]
         folder: Folder,
     },
     /// Set the secrets of a dotenv or JSON file in one atomic batch (created or updated); --dry-run shows
     /// what would change.
     Import(super::import_command::ImportArgs),
+    /// List a secret's versions as `version<TAB>time<TAB>comment`, newest first (values are not printed).
+    Versions {
+        /// Secret key.
+        key: String,
+        #[command(flatten)]
+        folder: Folder,
+    },
+    /// Make an earlier version's value current again (as a new version).
+    Rollback {
+        /// Secret key.
+        key: String,
+        /// The version whose value comes back.
+        #[arg(long)]
+        to: u32,
+        /// Check-and-set: only if the secret is at this version now.
+        #[arg(long)]
+        expected_version: Option<u32>,
+        #[command(flatten)]
+        folder: Folder,
+    },
     /// Delete a secret.
     Delete {
         /// Secret key.
@@ -282,7 +322,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 println!("{value}");
             }
         }
-        SecretsCommand::List { include_imports, mut folder } => {
+        SecretsCommand::List { include_imports, recursive, mut folder } => {
             folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
             let mut request = pb::ListSecretsRequest {
@@ -290,12 +330,18 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 environment: folder.environment,
                 secret_path: folder.path,
                 include_imports,
+                recursive,
                 ..Default::default()
             };
             // The server answers in pages: follow them so the whole folder is printed.
+            let mut current_path = None;
             loop {
                 let page = client.list_secrets(request.clone()).await.map_err(rpc)?.into_inner();
                 for secret in page.secrets {
+                    if recursive && current_path.as_ref() != Some(&secret.secret_path) {
+                        println!("# {}", secret.secret_path);
+                        current_path = Some(secret.secret_path.clone());
+                    }
                     println!("{}={}", secret.key, super::formats::dotenv_value(&secret.value));
                 }
                 if page.next_page_token.is_empty() {
@@ -305,6 +351,39 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             }
         }
         SecretsCommand::Import(args) => super::import_command::import(args).await?,
+        SecretsCommand::Versions { key, mut folder } => {
+            folder.resolve().await?;
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+            let request = pb::ListSecretVersionsRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+                key,
+            };
+            for version in client.list_secret_versions(request).await.map_err(rpc)?.into_inner().versions {
+                let time = version
+                    .create_time
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default();
+                println!("{}\t{time}\t{}", version.version, version.comment);
+            }
+        }
+        SecretsCommand::Rollback { key, to, expected_version, mut folder } => {
+            folder.resolve().await?;
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+            let request = pb::RollbackSecretRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+                key,
+                version: to,
+                expected_version,
+            };
+            let secret = client.rollback_secret(request).await.map_err(rpc)?.into_inner().secret;
+            let secret = secret.context("server sent no secret")?;
+            eprintln!("{} is at version {} (the value of version {to})", secret.key, secret.version);
+        }
         SecretsCommand::Delete { key, expected_version, mut folder } => {
             folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);

@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod event_follower;
 mod events_command;
+mod folder_commands;
 mod formats;
 mod identity_commands;
 mod import_command;
@@ -59,6 +60,9 @@ enum Command {
     /// Set, get, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::SecretsCommand),
+    /// List, create and delete folders.
+    #[command(subcommand)]
+    Folders(folder_commands::FoldersCommand),
     /// Run a program with a folder's secrets as environment variables: `hush run --project P -- CMD ARGS…`.
     Run(run_command::RunArgs),
     /// Print a folder's secrets as dotenv, shell, JSON or YAML.
@@ -100,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projects(command) => commands::projects(command).await,
         Command::Secrets(command) => commands::secrets(command).await,
+        Command::Folders(command) => folder_commands::folders(command).await,
         Command::Run(args) => run_command::run(args).await,
         Command::Export(args) => run_command::export(args).await,
         Command::Identities(command) => identity_commands::identities(command).await,
