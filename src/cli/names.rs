@@ -17,26 +17,39 @@ fn is_id(given: &str) -> bool {
     uuid::Uuid::parse_str(given).is_ok()
 }
 
+/// One page of a list call: its (id, name) pairs and the next page's token (empty at the end).
+type Page = Result<(Vec<(String, String)>, String), tonic::Status>;
+
+/// Every (id, name) a paged list call returns: `page` asks `client` for the page at a token.
+async fn every_page<C, F>(client: &mut C, mut page: F) -> anyhow::Result<Vec<(String, String)>>
+where
+    F: for<'a> FnMut(&'a mut C, String) -> futures_util::future::BoxFuture<'a, Page>,
+{
+    let (mut all, mut token) = (Vec::new(), String::new());
+    loop {
+        let (items, next) = page(client, token).await.map_err(rpc)?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
+
 /// The id of the project `given` names (an id, or a project name).
 pub async fn project_id(target: &Target, given: &str) -> anyhow::Result<String> {
     if is_id(given) {
         return Ok(given.to_owned());
     }
     let mut client = ProjectsServiceClient::new(client::authed(target).await?);
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_projects(pb::ListProjectsRequest { page_size: 1000, page_token })
-            .await
-            .map_err(rpc)?
-            .into_inner();
-        all.extend(page.projects.into_iter().map(|p| (p.id, p.name)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let all = every_page(&mut client, |client, page_token| {
+        Box::pin(async move {
+            let page = client.list_projects(pb::ListProjectsRequest { page_size: 1000, page_token }).await?;
+            let page = page.into_inner();
+            Ok((page.projects.into_iter().map(|p| (p.id, p.name)).collect(), page.next_page_token))
+        })
+    })
+    .await?;
     pick("project", given, all)
 }
 
@@ -46,20 +59,14 @@ pub async fn identity_id(target: &Target, given: &str) -> anyhow::Result<String>
         return Ok(given.to_owned());
     }
     let mut client = IdentityServiceClient::new(client::authed(target).await?);
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_identities(pb::ListIdentitiesRequest { page_size: 1000, page_token })
-            .await
-            .map_err(rpc)?
-            .into_inner();
-        all.extend(page.identities.into_iter().map(|i| (i.id, i.name)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let all = every_page(&mut client, |client, page_token| {
+        Box::pin(async move {
+            let page = client.list_identities(pb::ListIdentitiesRequest { page_size: 1000, page_token }).await?;
+            let page = page.into_inner();
+            Ok((page.identities.into_iter().map(|i| (i.id, i.name)).collect(), page.next_page_token))
+        })
+    })
+    .await?;
     pick("identity", given, all)
 }
 
@@ -69,17 +76,14 @@ pub async fn role_id(target: &Target, given: &str) -> anyhow::Result<String> {
         return Ok(given.to_owned());
     }
     let mut client = IdentityServiceClient::new(client::authed(target).await?);
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page =
-            client.list_roles(pb::ListRolesRequest { page_size: 1000, page_token }).await.map_err(rpc)?.into_inner();
-        all.extend(page.roles.into_iter().map(|r| (r.id, r.name)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let all = every_page(&mut client, |client, page_token| {
+        Box::pin(async move {
+            let page = client.list_roles(pb::ListRolesRequest { page_size: 1000, page_token }).await?;
+            let page = page.into_inner();
+            Ok((page.roles.into_iter().map(|r| (r.id, r.name)).collect(), page.next_page_token))
+        })
+    })
+    .await?;
     pick("role", given, all)
 }
 
