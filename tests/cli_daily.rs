@@ -98,6 +98,11 @@ async fn values_from_stdin_and_files_are_stored_byte_exact_and_never_on_the_comm
     let raw = hush(dir, &["secrets", "get", "WATCHED", "--raw", "--project", &project]).await.unwrap();
     assert_eq!(raw, "s3cr3t-never-in-ps");
 
+    // A value larger than a secret may hold is refused before it is read whole, and nothing is stored.
+    let huge = vec![b'x'; 64 * 1024 + 1];
+    let (ok, _, stderr, _) = hush_with_stdin(dir, &["secrets", "set", "HUGE", "-", "--project", &project], &huge).await;
+    assert!(!ok && stderr.contains("65536 bytes"), "{stderr}");
+    assert!(hush(dir, &["secrets", "get", "HUGE", "--project", &project]).await.is_err());
     // No value, no file, and stdin not a terminal: a clear error instead of a hang or an empty secret.
     let (ok, _, stderr, _) = hush_with_stdin(dir, &["secrets", "set", "NOTHING", "--project", &project], b"").await;
     assert!(!ok && stderr.contains("--value-file"), "{stderr}");

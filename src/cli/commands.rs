@@ -255,6 +255,23 @@ pub enum SecretsCommand {
     },
 }
 
+/// Every secret a ListSecrets request returns, its pages followed (a page may be short, or empty, while more
+/// follow).
+pub(super) async fn list_all(
+    client: &mut SecretsServiceClient<client::AuthedChannel>,
+    mut request: pb::ListSecretsRequest,
+) -> Result<Vec<pb::Secret>, tonic::Status> {
+    let mut secrets = Vec::new();
+    loop {
+        let page = client.list_secrets(request.clone()).await?.into_inner();
+        secrets.extend(page.secrets);
+        if page.next_page_token.is_empty() {
+            return Ok(secrets);
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
 impl Folder {
     /// Replaces a project name with the project's id (see `names`).
     pub(super) async fn resolve(&mut self) -> anyhow::Result<()> {
@@ -325,7 +342,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
         SecretsCommand::List { include_imports, recursive, mut folder } => {
             folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
-            let mut request = pb::ListSecretsRequest {
+            let request = pb::ListSecretsRequest {
                 project_id: folder.project,
                 environment: folder.environment,
                 secret_path: folder.path,
@@ -333,21 +350,13 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 recursive,
                 ..Default::default()
             };
-            // The server answers in pages: follow them so the whole folder is printed.
             let mut current_path = None;
-            loop {
-                let page = client.list_secrets(request.clone()).await.map_err(rpc)?.into_inner();
-                for secret in page.secrets {
-                    if recursive && current_path.as_ref() != Some(&secret.secret_path) {
-                        println!("# {}", secret.secret_path);
-                        current_path = Some(secret.secret_path.clone());
-                    }
-                    println!("{}={}", secret.key, super::formats::dotenv_value(&secret.value));
+            for secret in list_all(&mut client, request).await.map_err(rpc)? {
+                if recursive && current_path.as_ref() != Some(&secret.secret_path) {
+                    println!("# {}", secret.secret_path);
+                    current_path = Some(secret.secret_path.clone());
                 }
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                request.page_token = page.next_page_token;
+                println!("{}={}", secret.key, super::formats::dotenv_value(&secret.value));
             }
         }
         SecretsCommand::Import(args) => super::import_command::import(args).await?,
@@ -407,16 +416,20 @@ fn read_value(value: Option<String>, file: Option<&std::path::Path>) -> anyhow::
     let utf8 = |bytes: Vec<u8>, from: &str| {
         String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the value from {from} is not UTF-8 text"))
     };
+    // Read no more than a value may hold (and one byte to tell), however large the input.
+    let limit = crate::secrets::validate::MAX_VALUE_BYTES;
+    let bounded = |input: &mut dyn Read, from: &str| -> anyhow::Result<String> {
+        let mut bytes = Vec::new();
+        input.take(limit as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("reading {from}"))?;
+        anyhow::ensure!(bytes.len() <= limit, "the value from {from} is larger than {limit} bytes, the limit");
+        utf8(bytes, from)
+    };
     match (value, file) {
         (Some(value), _) if value != "-" => Ok(value),
-        (Some(_), _) => {
-            let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes).context("reading the value from stdin")?;
-            utf8(bytes, "stdin")
-        }
+        (Some(_), _) => bounded(&mut std::io::stdin(), "stdin"),
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            utf8(bytes, &path.display().to_string())
+            let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+            bounded(&mut file, &path.display().to_string())
         }
         (None, None) if std::io::stdin().is_terminal() => prompt_hidden("value (not shown): "),
         (None, None) => anyhow::bail!("no value: give it as an argument, `-` to read stdin, or --value-file PATH"),

@@ -97,6 +97,8 @@ pub fn render(format: Format, secrets: &[(String, String)]) -> anyhow::Result<St
 /// `\n`, `\r`, `\t` escapes); quoted values may span lines. No interpolation. A key given twice is refused.
 pub fn parse_dotenv(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut secrets: Vec<(String, String)> = Vec::new();
+    // Keys seen so far: a duplicate check that stays linear however long the file is.
+    let mut seen = std::collections::HashSet::new();
     let mut rest = text;
     let mut line = 1;
     loop {
@@ -121,7 +123,7 @@ pub fn parse_dotenv(text: &str) -> anyhow::Result<Vec<(String, String)>> {
         }
         let (value, after) = dotenv_value_at(statement[equals + 1..].trim_start_matches([' ', '\t']))
             .map_err(|reason| anyhow::anyhow!("line {line} ({key}): {reason}"))?;
-        if secrets.iter().any(|(k, _)| *k == key) {
+        if !seen.insert(key.clone()) {
             bail!("line {line}: {key} is given more than once");
         }
         line += rest[..rest.len() - after.len()].matches('\n').count();

@@ -4,7 +4,11 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::{client, commands::Folder, commands::rpc, formats};
+use super::{
+    client,
+    commands::{Folder, list_all, rpc},
+    formats,
+};
 use crate::pb::{self, secrets_service_client::SecretsServiceClient};
 
 /// Most secrets one import sets: the batch limit of the server, so the import stays one transaction.
@@ -47,26 +51,19 @@ pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
     args.folder.resolve().await?;
     let folder = &args.folder;
     let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
-    let mut current = std::collections::HashMap::new();
-    let mut request = pb::ListSecretsRequest {
+    let request = pb::ListSecretsRequest {
         project_id: folder.project.clone(),
         environment: folder.environment.clone(),
         secret_path: folder.path.clone(),
         ..Default::default()
     };
-    loop {
-        let page = match client.list_secrets(request.clone()).await {
-            Ok(page) => page.into_inner(),
-            // A folder that does not exist yet has nothing in it; the import creates it.
-            Err(status) if status.code() == tonic::Code::NotFound && status.message().contains("folder") => break,
-            Err(status) => return Err(rpc(status)),
-        };
-        current.extend(page.secrets.into_iter().map(|s| (s.key, s.value)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        request.page_token = page.next_page_token;
-    }
+    let listed = match list_all(&mut client, request).await {
+        Ok(listed) => listed,
+        // A folder that does not exist yet holds nothing; the import creates it.
+        Err(status) if status.code() == tonic::Code::NotFound && status.message().starts_with("folder ") => Vec::new(),
+        Err(status) => return Err(rpc(status)),
+    };
+    let current: std::collections::HashMap<String, String> = listed.into_iter().map(|s| (s.key, s.value)).collect();
     let mut changes = Vec::new();
     for (key, value) in &wanted {
         let verb = match current.get(key) {

@@ -7,7 +7,7 @@ use tokio::process::Child;
 
 use super::{
     client,
-    commands::{Folder, rpc},
+    commands::{Folder, list_all, rpc},
     formats::{self, Format},
 };
 use crate::pb::{self, secrets_service_client::SecretsServiceClient};
@@ -95,7 +95,7 @@ pub type Secrets = Vec<(String, String)>;
 pub(super) async fn fetch(scope: &Scope) -> anyhow::Result<Secrets> {
     let folder = &scope.folder;
     let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
-    let mut request = pb::ListSecretsRequest {
+    let request = pb::ListSecretsRequest {
         project_id: folder.project.clone(),
         environment: folder.environment.clone(),
         secret_path: folder.path.clone(),
@@ -105,22 +105,16 @@ pub(super) async fn fetch(scope: &Scope) -> anyhow::Result<Secrets> {
     };
     let mut secrets: Secrets = Vec::new();
     let mut index = std::collections::HashMap::new();
-    loop {
-        let page = client.list_secrets(request.clone()).await.map_err(rpc)?.into_inner();
-        for secret in page.secrets {
-            match index.get(&secret.key) {
-                Some(&at) => secrets[at] = (secret.key, secret.value),
-                None => {
-                    index.insert(secret.key.clone(), secrets.len());
-                    secrets.push((secret.key, secret.value));
-                }
+    for secret in list_all(&mut client, request).await.map_err(rpc)? {
+        match index.get(&secret.key) {
+            Some(&at) => secrets[at] = (secret.key, secret.value),
+            None => {
+                index.insert(secret.key.clone(), secrets.len());
+                secrets.push((secret.key, secret.value));
             }
         }
-        if page.next_page_token.is_empty() {
-            return Ok(secrets);
-        }
-        request.page_token = page.next_page_token;
     }
+    Ok(secrets)
 }
 
 /// `hush export`: prints the scope's secrets in the chosen format.
