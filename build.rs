@@ -22,8 +22,11 @@ fn main() -> io::Result<()> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     fs::write(out_dir.join("hush_descriptor.bin"), fds.encode_to_vec())?;
 
+    // Every message knows its full name (`prost::Name`), so the CLI prints any of them as proto JSON.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         // Services answer UNIMPLEMENTED until a later change implements each RPC.
         .generate_default_stubs(true)
-        .compile_fds(fds)
+        .compile_fds_with_config(fds, config)
 }

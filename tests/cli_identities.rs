@@ -12,9 +12,9 @@ async fn get_secret(config_dir: &Path, project: &str, env: &str, path: &str) -> 
     hush(config_dir, &["secrets", "get", "K", "--project", project, "--env", env, "--path", path]).await
 }
 
-/// `hush roles list`, parsed.
+/// `hush roles list --output json`, parsed.
 async fn roles(config_dir: &Path) -> Vec<serde_json::Value> {
-    let out = hush(config_dir, &["roles", "list"]).await.unwrap();
+    let out = hush(config_dir, &["roles", "list", "--output", "json"]).await.unwrap();
     out.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect()
 }
 
@@ -79,19 +79,26 @@ async fn cli_manages_identities_and_roles(backend: Backend) {
     let err = hush(bot, &["roles", "create", "mine", "--policies", "[]"]).await.unwrap_err();
     assert!(err.contains("PermissionDenied"), "the role grants no role management: {err}");
 
-    // roles list: the three built-ins and the custom role, policies in the --policies shape.
+    // roles list: the three built-ins and the custom role; as text a line each, as JSON the Role messages.
+    let text = hush(admin, &["roles", "list"]).await.unwrap();
+    assert_eq!(text.lines().nth(3), Some(format!("{role}\tapi-reader\tcustom\tdev /api").as_str()), "{text}");
     let listed = roles(admin).await;
     let names: Vec<_> = listed.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["admin", "member", "viewer", "api-reader"], "{listed:?}");
-    assert!(listed[..3].iter().all(|r| r["built_in"] == true), "{listed:?}");
+    assert!(listed[..3].iter().all(|r| r["builtIn"] == true), "{listed:?}");
     let custom = &listed[3];
     assert_eq!(custom["id"], role.as_str());
-    assert_eq!(custom["built_in"], false);
+    assert_eq!(custom["builtIn"], false);
     assert_eq!(custom["description"], "dev /api");
     let expected = serde_json::json!([{
-        "subject": "secrets", "actions": ["read"], "environments": ["dev"], "secret_path": "/api/**", "inverted": false
+        "subject": "secrets", "actions": ["read"], "conditions": {"environments": ["dev"], "secretPath": "/api/**"},
+        "inverted": false
     }]);
     assert_eq!(custom["policies"], expected);
+    // The listed policies are a valid --policies value as they are.
+    let listed_policies = custom["policies"].to_string();
+    hush(admin, &["roles", "update", &role, "--name", "api-reader", "--policies", &listed_policies]).await.unwrap();
+    assert_eq!(roles(admin).await[3]["policies"], expected, "given back unchanged");
 
     // roles update replaces the policies: prod too, except an inverted rule for prod:/api/internal.
     let both = r#"[{"subject": "secrets", "actions": ["read"], "environments": ["dev", "prod"], "secret_path": "/api/**"},

@@ -395,6 +395,11 @@ async fn concurrent_creates_of_one_name_answer_already_exists(backend: Backend) 
         async move { identities(channel).create_role(request).await }
     });
     assert_eq!(codes.await, one_winner(RACERS), "same role name");
+    let codes = race(&channels, RACERS, |_, channel| {
+        let request = pb::CreateProjectRequest { name: "twin-project".into() };
+        async move { hush::pb::projects_service_client::ProjectsServiceClient::new(channel).create_project(request).await }
+    });
+    assert_eq!(codes.await, one_winner(RACERS), "same project name");
     // The same import of one folder into another: exactly one is made.
     let codes = race(&channels, RACERS, |_, channel| {
         let request = pb::CreateSecretImportRequest {

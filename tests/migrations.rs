@@ -6,10 +6,14 @@
 mod common;
 
 use common::{Backend, ScratchDatabase, TestServer, members::new_member};
-use hush::store::Store;
+use hush::{pb, store::Store};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
-backend_tests!(identity_hygiene_upgrades_an_older_database, an_unknown_mix_of_records_is_refused);
+backend_tests!(
+    identity_hygiene_upgrades_an_older_database,
+    an_unknown_mix_of_records_is_refused,
+    duplicate_project_names_are_renamed_on_upgrade
+);
 
 /// 0.1.0's development migrations, as it recorded them in the SQLite fixture it made.
 async fn development() -> Vec<String> {
@@ -47,6 +51,7 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         r#"DROP TABLE permission_changes"#,
         r#"ALTER TABLE audit_streams DROP COLUMN on_failure"#,
         r#"ALTER TABLE audit_stream_states DROP COLUMN paused_at"#,
+        r#"DROP INDEX "idx-projects-projects_org_name""#,
         r#"DROP INDEX "idx-identities-org_id-name""#,
         r#"DROP INDEX "idx-access_tokens-client_secret_id""#,
         r#"ALTER TABLE access_tokens DROP COLUMN client_secret_id"#,
@@ -96,6 +101,47 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         )
         .await;
     assert!(again.is_err(), "a second 'worker' is refused by the unique index");
+}
+
+/// A database from before migration 5 may hold projects of one name; the upgrade keeps the name on the oldest,
+/// renames the others to the first free `name (n)` (skipping a name a project already has), loses no project,
+/// and from then on the unique index refuses a duplicate.
+async fn duplicate_project_names_are_renamed_on_upgrade(backend: Backend) {
+    let mut server = TestServer::start(backend).await;
+    let original = server.project("payments").await;
+    server.project("payments (2)").await;
+    server.halt().await;
+    let db = server.raw_db().await;
+    db.execute_unprepared(r#"DROP INDEX "idx-projects-projects_org_name""#).await.unwrap();
+    db.execute_unprepared("DELETE FROM seaql_migrations WHERE version = 'm0005_unique_project_names'").await.unwrap();
+    for id in ["ffffffff-ffff-7fff-bfff-000000000001", "ffffffff-ffff-7fff-bfff-000000000002"] {
+        let copy = format!(
+            "INSERT INTO projects (id, org_id, name, sealed_data_key, created_at) \
+             SELECT '{id}', org_id, name, sealed_data_key, created_at FROM projects WHERE id = '{original}'"
+        );
+        db.execute_unprepared(&copy).await.unwrap();
+    }
+
+    let upgraded = server.join(|_| {}).await;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id, name FROM projects ORDER BY id".to_owned(),
+        ))
+        .await
+        .unwrap();
+    let names: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (row.try_get::<String>("", "id").unwrap(), row.try_get::<String>("", "name").unwrap()))
+        .collect();
+    let name_of = |id: &str| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.as_str()).unwrap();
+    assert_eq!(names.len(), 4, "no project is lost: {names:?}");
+    assert_eq!(name_of(&original), "payments", "the oldest keeps its name");
+    assert_eq!(name_of("ffffffff-ffff-7fff-bfff-000000000001"), "payments (3)", "'payments (2)' is taken");
+    assert_eq!(name_of("ffffffff-ffff-7fff-bfff-000000000002"), "payments (4)");
+    let mut projects = upgraded.admin_projects().await;
+    let again = projects.create_project(pb::CreateProjectRequest { name: "payments".into() }).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists, "{again:?}");
 }
 
 /// Records no release made (part of 0.1.0's, 0.1.0's with a later one, or one from a newer hush, as after a

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use crate::{
-    identity::{ClientSecretRecord, IdentityRecord, RoleRecord, policy::RawPolicy},
+    identity::{ClientSecretRecord, IdentityRecord, MemberRecord, RoleRecord, policy::RawPolicy},
     pb,
     secrets::{
         EnvironmentRecord, FolderRecord, ImportRecord, ProjectRecord, SecretAddress, SecretInput, SecretRecord,
@@ -138,6 +138,18 @@ impl From<IdentityRecord> for pb::Identity {
             client_id: i.client_id,
             create_time: timestamp(i.created_at),
             org_role: i.org_role.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<MemberRecord> for pb::ProjectMember {
+    fn from(m: MemberRecord) -> Self {
+        Self {
+            identity_id: m.identity_id,
+            identity_name: m.identity_name,
+            role_id: m.role_id,
+            role_name: m.role_name,
+            create_time: timestamp(m.created_at),
         }
     }
 }

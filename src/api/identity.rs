@@ -136,6 +136,29 @@ impl IdentityService for IdentityApi {
         Ok(Response::new(pb::RevokeIdentityTokensResponse { revoked_count }))
     }
 
+    async fn list_project_members(
+        &self,
+        request: Request<pb::ListProjectMembersRequest>,
+    ) -> Result<Response<pb::ListProjectMembersResponse>, Status> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let page =
+            self.identities.list_project_members(&caller, &req.project_id, req.page_size, &req.page_token).await?;
+        Ok(Response::new(pb::ListProjectMembersResponse {
+            members: page.members.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let caller = principal(&request)?;
+        let identity = self.identities.who_am_i(&caller).await?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            identity: Some(identity.into()),
+            token_expire_time: super::convert::timestamp(caller.token_expires_at),
+        }))
+    }
+
     async fn create_role(
         &self,
         request: Request<pb::CreateRoleRequest>,

@@ -5,6 +5,7 @@
 
 pub mod caps;
 pub mod denials;
+pub mod event_types;
 pub mod pruner;
 mod query;
 mod request_meta;
@@ -53,11 +54,13 @@ pub struct Entry<'a> {
 impl<'a> Entry<'a> {
     /// An entry about a project-level action.
     pub fn project(event_type: &'static str, project_id: &'a str, metadata: Value) -> Self {
+        debug_assert!(event_types::is_known(event_type), "{event_type} is missing from audit::EVENT_TYPES");
         Self { event_type, project_id: Some(project_id), metadata }
     }
 
     /// An entry about an org-level action.
     pub fn org(event_type: &'static str, metadata: Value) -> Self {
+        debug_assert!(event_types::is_known(event_type), "{event_type} is missing from audit::EVENT_TYPES");
         Self { event_type, project_id: None, metadata }
     }
 }

@@ -169,6 +169,21 @@ fn invalid(field: &str, reason: &str) -> IdentityError {
     IdentityError::InvalidArgument { field: field.into(), reason: reason.into() }
 }
 
+/// Refuses an event type hush never records, naming it: a typo must not read as "nothing happened".
+fn check_event_types(filter: &AuditFilter) -> Result<(), IdentityError> {
+    for (i, event_type) in filter.event_types.iter().enumerate() {
+        if !super::event_types::is_known(event_type) {
+            let near = crate::near_names::near_matches(event_type, super::event_types::EVENT_TYPES.iter().copied());
+            let hint = if near.is_empty() { String::new() } else { format!(" (did you mean {}?)", near.join(", ")) };
+            return Err(invalid(
+                &format!("filter.event_types[{i}]"),
+                &format!("'{event_type}' is not an audit event type{hint}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn require_read(store: &Store, caller: &Principal) -> Result<(), IdentityError> {
     if store.audit_stream_only() {
         return Err(IdentityError::FailedPrecondition(
@@ -203,6 +218,7 @@ pub async fn list(
     page_token: &str,
 ) -> Result<AuditPage, IdentityError> {
     let size = crate::paging::page_size(page_size).map_err(|reason| invalid("page_size", reason))?;
+    check_event_types(filter)?;
     require_read(store, caller).await?;
     let mut query = filtered(&caller.org_id, filter);
     if !page_token.is_empty() {
@@ -225,6 +241,7 @@ pub async fn export(
     caller: &Principal,
     filter: AuditFilter,
 ) -> Result<mpsc::Receiver<Result<Vec<AuditRecord>, DbErr>>, IdentityError> {
+    check_event_types(&filter)?;
     require_read(store, caller).await?;
     super::record_read(store, caller, Entry::org("export-audit-logs", filter_metadata(&filter))).await?;
     // Two chunks in flight at most: the reader's pace bounds memory.

@@ -3,86 +3,12 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{Session, client};
-use crate::pb::{
-    self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient,
-    secrets_service_client::SecretsServiceClient,
-};
-
-/// `hush logout`: revokes the saved session's token on the server, then deletes the session file. A token the
-/// server no longer accepts (expired, revoked) has nothing left to revoke.
-pub async fn logout(target: Target) -> anyhow::Result<()> {
-    let path = Session::path()?;
-    if !path.exists() {
-        eprintln!("not logged in");
-        return Ok(());
-    }
-    let session = Session::load()?;
-    let server = target.server.unwrap_or(session.server);
-    let ca_cert = target.ca_cert.or(session.ca_cert);
-    let mut client = IdentityServiceClient::new(client::connect(&server, ca_cert.as_deref()).await?);
-    let token: tonic::metadata::MetadataValue<_> =
-        format!("Bearer {}", session.access_token).parse().context("the saved token is not a header value")?;
-    let mut request = tonic::Request::new(pb::RevokeTokenRequest { access_token: String::new() });
-    request.metadata_mut().insert("authorization", token);
-    match client.revoke_token(request).await {
-        Ok(_) => {}
-        Err(status) if status.code() == tonic::Code::Unauthenticated => {}
-        Err(status) => return Err(rpc(status)),
-    }
-    std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
-    eprintln!("logged out: the token is revoked and {} deleted", path.display());
-    Ok(())
-}
+use super::client;
+use crate::pb::{self, projects_service_client::ProjectsServiceClient, secrets_service_client::SecretsServiceClient};
 
 /// Turns a gRPC error into a one-line CLI error.
 pub(super) fn rpc(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
-}
-
-#[derive(Debug, Args)]
-pub struct LoginArgs {
-    /// Server URL.
-    #[arg(long, env = "HUSH_SERVER", default_value = client::DEFAULT_SERVER)]
-    server: String,
-    /// PEM CA bundle that signed an https server's certificate (private CA or `--tls-self-signed`); saved with
-    /// the session.
-    #[arg(long, env = "HUSH_CA_CERT")]
-    ca_cert: Option<std::path::PathBuf>,
-    /// Client id of the machine identity.
-    #[arg(long, env = "HUSH_CLIENT_ID", required_unless_present = "from_file")]
-    client_id: Option<String>,
-    /// Client secret of the machine identity.
-    #[arg(long, env = "HUSH_CLIENT_SECRET", hide_env_values = true, required_unless_present = "from_file")]
-    client_secret: Option<String>,
-    /// Read `client_id` and `client_secret` from a JSON file such as `<data-dir>/bootstrap.json`.
-    #[arg(long, conflicts_with_all = ["client_id", "client_secret"])]
-    from_file: Option<std::path::PathBuf>,
-}
-
-/// Client credentials as stored in a JSON file.
-#[derive(serde::Deserialize)]
-struct CredentialsFile {
-    client_id: String,
-    client_secret: String,
-}
-
-pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
-    let (client_id, client_secret) = match (&args.from_file, args.client_id, args.client_secret) {
-        (Some(path), _, _) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let file: CredentialsFile = serde_json::from_str(&text)
-                .with_context(|| format!("{} has no client_id/client_secret", path.display()))?;
-            (file.client_id, file.client_secret)
-        }
-        (None, Some(id), Some(secret)) => (id, secret),
-        _ => anyhow::bail!("give --client-id and --client-secret, or --from-file"),
-    };
-    let ca_cert = args.ca_cert.as_deref().map(std::path::absolute).transpose().context("--ca-cert path")?;
-    let session = client::login(args.server, ca_cert, client_id, client_secret).await?;
-    let path = session.save()?;
-    eprintln!("logged in; token saved to {} (expires {})", path.display(), session.expires_at);
-    Ok(())
 }
 
 /// Where a client command sends its calls.
@@ -127,7 +53,8 @@ pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
         ProjectsCommand::Create { name, target } => {
             let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
             let response = client.create_project(pb::CreateProjectRequest { name }).await.map_err(rpc)?.into_inner();
-            println!("{}", response.project.context("server sent no project")?.id);
+            let project = response.project.context("server sent no project")?;
+            super::output::single(&project, || project.id.clone());
         }
         ProjectsCommand::Delete { project, yes, target } => {
             let id = super::names::project_id(&target, &project).await?;
@@ -138,6 +65,7 @@ pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
         }
         ProjectsCommand::List { target } => {
             let mut client = ProjectsServiceClient::new(client::authed(&target).await?);
+            let mut listing = super::output::Listing::new(&["ID", "NAME"]);
             let mut page_token = String::new();
             loop {
                 let page = client
@@ -146,29 +74,30 @@ pub async fn projects(command: ProjectsCommand) -> anyhow::Result<()> {
                     .map_err(rpc)?
                     .into_inner();
                 for project in page.projects {
-                    println!("{}\t{}", project.id, project.name);
+                    listing.item(&project, vec![project.id.clone(), project.name.clone()]);
                 }
                 if page.next_page_token.is_empty() {
                     break;
                 }
                 page_token = page.next_page_token;
             }
+            listing.finish();
         }
     }
     Ok(())
 }
 
-/// A folder of a project's environment.
+/// A folder of a project's environment; what is not given comes from `.hush.toml` (see `hush init`).
 #[derive(Debug, Args)]
 pub struct Folder {
-    /// Project id or name.
-    #[arg(long, env = "HUSH_PROJECT")]
+    /// Project id or name [default: .hush.toml's].
+    #[arg(long, env = "HUSH_PROJECT", default_value = "", hide_default_value = true)]
     pub(super) project: String,
-    /// Environment slug.
-    #[arg(long = "env", env = "HUSH_ENV", default_value = "dev")]
+    /// Environment slug [default: .hush.toml's, else dev].
+    #[arg(long = "env", env = "HUSH_ENV", default_value = "", hide_default_value = true)]
     pub(super) environment: String,
-    /// Folder path.
-    #[arg(long, default_value = "/")]
+    /// Folder path [default: .hush.toml's, else /].
+    #[arg(long, env = "HUSH_PATH", default_value = "", hide_default_value = true)]
     pub(super) path: String,
     #[command(flatten)]
     pub(super) target: Target,
@@ -176,15 +105,19 @@ pub struct Folder {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
-    /// Create a secret, or update it when it exists. The value: an argument (visible in `ps` and shell
-    /// history), `-` to read it from stdin, `--value-file PATH`, or, with none of them on a terminal, typed at
-    /// a prompt without echo. Files and stdin are stored byte for byte (a trailing newline included).
+    /// Create a secret, or update it when it exists: `set KEY [VALUE]`. The value: an argument (visible in
+    /// `ps` and shell history), `-` to read it from stdin, `--value-file PATH`, or, with none of them on a
+    /// terminal, typed at a prompt without echo. Files and stdin are stored byte for byte (a trailing newline
+    /// included). `set K1=V1 K2=V2 …` creates or updates several in one atomic batch.
     Set {
-        /// Secret key.
+        /// Secret key, or the first KEY=VALUE pair.
         key: String,
-        /// Secret value, or `-` for stdin.
-        #[arg(conflicts_with = "value_file", allow_hyphen_values = true)]
+        /// Secret value, `-` for stdin, or the second KEY=VALUE pair.
+        #[arg(allow_hyphen_values = true)]
         value: Option<String>,
+        /// More KEY=VALUE pairs.
+        #[arg(value_name = "KEY=VALUE")]
+        more: Vec<String>,
         /// Read the value from this file.
         #[arg(long)]
         value_file: Option<std::path::PathBuf>,
@@ -242,10 +175,11 @@ pub enum SecretsCommand {
         #[command(flatten)]
         folder: Folder,
     },
-    /// Delete a secret.
+    /// Delete a secret; several keys are deleted in one atomic batch (all or none).
     Delete {
-        /// Secret key.
-        key: String,
+        /// Secret keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
         /// Check-and-delete: delete only if the secret is at this version now (else exit non-zero naming the
         /// current version).
         #[arg(long)]
@@ -273,8 +207,22 @@ pub(super) async fn list_all(
 }
 
 impl Folder {
-    /// Replaces a project name with the project's id (see `names`).
+    /// Fills what was not given from `.hush.toml` or the defaults, and replaces a project name with the
+    /// project's id (see `names`).
     pub(super) async fn resolve(&mut self) -> anyhow::Result<()> {
+        if self.project.is_empty() || self.environment.is_empty() || self.path.is_empty() {
+            let local = super::local_defaults::find()?;
+            let fill = |given: &mut String, local: Option<String>, default: &str| {
+                if given.is_empty() {
+                    *given = local.unwrap_or_else(|| default.to_owned());
+                }
+            };
+            fill(&mut self.environment, local.env, "dev");
+            fill(&mut self.path, local.path, "/");
+            if self.project.is_empty() {
+                self.project = local.project.context(super::local_defaults::NO_PROJECT)?;
+            }
+        }
         self.project = super::names::project_id(&self.target, &self.project).await?;
         Ok(())
     }
@@ -282,7 +230,16 @@ impl Folder {
 
 pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
-        SecretsCommand::Set { key, value, value_file, expected_version, mut folder } => {
+        SecretsCommand::Set { key, value, more, value_file, expected_version, mut folder } => {
+            if key.contains('=') {
+                anyhow::ensure!(
+                    value_file.is_none() && expected_version.is_none(),
+                    "KEY=VALUE pairs take neither --value-file nor --expected-version"
+                );
+                return set_many(std::iter::once(key).chain(value).chain(more).collect(), folder).await;
+            }
+            anyhow::ensure!(more.is_empty(), "one value after {key} (or give KEY=VALUE pairs)");
+            anyhow::ensure!(value.is_none() || value_file.is_none(), "give the value or --value-file, not both");
             let value = read_value(value, value_file.as_deref())?;
             folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
@@ -393,9 +350,24 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             let secret = secret.context("server sent no secret")?;
             eprintln!("{} is at version {} (the value of version {to})", secret.key, secret.version);
         }
-        SecretsCommand::Delete { key, expected_version, mut folder } => {
+        SecretsCommand::Delete { mut keys, expected_version, mut folder } => {
             folder.resolve().await?;
             let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+            if keys.len() > 1 {
+                anyhow::ensure!(expected_version.is_none(), "--expected-version is for one key");
+                let count = keys.len();
+                let request = pb::BatchDeleteSecretsRequest {
+                    project_id: folder.project,
+                    environment: folder.environment,
+                    secret_path: folder.path,
+                    keys,
+                    expected_versions: Default::default(),
+                };
+                client.batch_delete_secrets(request).await.map_err(rpc)?;
+                eprintln!("deleted {count} secrets");
+                return Ok(());
+            }
+            let key = keys.pop().expect("clap requires one key");
             let request = pb::DeleteSecretRequest {
                 project_id: folder.project,
                 environment: folder.environment,
@@ -406,6 +378,30 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             client.delete_secret(request).await.map_err(rpc)?;
             eprintln!("deleted");
         }
+    }
+    Ok(())
+}
+
+/// `secrets set K1=V1 K2=V2 …`: one BatchUpdateSecrets that creates or updates them all, or changes nothing.
+async fn set_many(pairs: Vec<String>, mut folder: Folder) -> anyhow::Result<()> {
+    let mut secrets = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').with_context(|| format!("'{pair}' is not KEY=VALUE"))?;
+        secrets.push(pb::SecretInput { key: key.to_owned(), value: value.to_owned(), comment: String::new() });
+    }
+    folder.resolve().await?;
+    let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+    let request = pb::BatchUpdateSecretsRequest {
+        project_id: folder.project,
+        environment: folder.environment,
+        secret_path: folder.path,
+        secrets,
+        expected_versions: Default::default(),
+        allow_missing: true,
+    };
+    let written = client.batch_update_secrets(request).await.map_err(rpc)?.into_inner().secrets;
+    for secret in &written {
+        eprintln!("{} is at version {}", secret.key, secret.version);
     }
     Ok(())
 }

@@ -26,14 +26,14 @@ pub struct SubscribeArgs {
     /// Event types: `secret:create`, `secret:update`, `secret:delete`, `secret:import-mutation`, `secret:*`.
     #[arg(required = true)]
     event_types: Vec<String>,
-    /// Project id or name.
-    #[arg(long, env = "HUSH_PROJECT")]
+    /// Project id or name [default: .hush.toml's].
+    #[arg(long, env = "HUSH_PROJECT", default_value = "", hide_default_value = true)]
     project: String,
-    /// Only events in this environment.
-    #[arg(long = "env", default_value = "")]
+    /// Only events in this environment [default: all].
+    #[arg(long = "env", env = "HUSH_ENV", default_value = "", hide_default_value = true)]
     environment: String,
-    /// Only events under this path glob (`/`, `/api/*`, `/**`).
-    #[arg(long, default_value = "")]
+    /// Only events under this path glob (`/`, `/api/*`, `/**`) [default: all].
+    #[arg(long, env = "HUSH_PATH", default_value = "", hide_default_value = true)]
     path: String,
     /// Replay the events after this cursor first (the `subject` of a printed event).
     #[arg(long)]
@@ -44,7 +44,8 @@ pub struct SubscribeArgs {
 
 pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Subscribe(mut args) = command;
-    args.project = super::names::project_id(&args.target, &args.project).await?;
+    let project = super::local_defaults::project(std::mem::take(&mut args.project))?;
+    args.project = super::names::project_id(&args.target, &project).await?;
     let conditions = pb::EventConditions { environment_slug: args.environment, secret_path: args.path };
     let request = pb::SubscribeRequest {
         project_id: args.project,

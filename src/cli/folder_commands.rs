@@ -1,10 +1,12 @@
-//! `hush folders`: list, create and delete the folders of a project's environment.
+//! `hush folders` (list, create and delete the folders of a project's environment) and `hush imports` (list,
+//! create and delete a folder's imports of other folders' secrets).
 
 use clap::Subcommand;
 
 use super::{
     client,
     commands::{Folder, rpc},
+    output::Listing,
 };
 use crate::pb::{self, secrets_service_client::SecretsServiceClient};
 
@@ -43,9 +45,11 @@ pub async fn folders(command: FoldersCommand) -> anyhow::Result<()> {
                 secret_path: folder.path,
                 recursive,
             };
+            let mut listing = Listing::new(&["PATH"]);
             for found in client.list_folders(request).await.map_err(rpc)?.into_inner().folders {
-                println!("{}", found.path);
+                listing.item(&found, vec![found.path.clone()]);
             }
+            listing.finish();
         }
         FoldersCommand::Create { mut folder } => {
             folder.resolve().await?;
@@ -69,6 +73,75 @@ pub async fn folders(command: FoldersCommand) -> anyhow::Result<()> {
             };
             let deleted = client.delete_folder(request).await.map_err(rpc)?.into_inner().deleted_secrets;
             eprintln!("deleted, with {deleted} secrets");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportsCommand {
+    /// List the folder's imports as `id<TAB>environment<TAB>path`, in the order they resolve.
+    List {
+        #[command(flatten)]
+        folder: Folder,
+    },
+    /// Make the folder at --env/--path see the secrets of another folder (read-only, by reference).
+    Create {
+        /// Environment slug of the folder imported.
+        #[arg(long)]
+        from_env: String,
+        /// Path of the folder imported.
+        #[arg(long)]
+        from_path: String,
+        #[command(flatten)]
+        folder: Folder,
+    },
+    /// Delete an import by id (its secrets stay where they are).
+    Delete {
+        /// Import id, as `hush imports list` prints it.
+        id: String,
+        #[command(flatten)]
+        folder: Folder,
+    },
+}
+
+pub async fn imports(command: ImportsCommand) -> anyhow::Result<()> {
+    match command {
+        ImportsCommand::List { mut folder } => {
+            folder.resolve().await?;
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+            let request = pb::ListSecretImportsRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+            };
+            let mut listing = Listing::new(&["ID", "FROM ENV", "FROM PATH"]);
+            for import in client.list_secret_imports(request).await.map_err(rpc)?.into_inner().secret_imports {
+                let columns = vec![import.id.clone(), import.import_environment.clone(), import.import_path.clone()];
+                listing.item(&import, columns);
+            }
+            listing.finish();
+        }
+        ImportsCommand::Create { from_env, from_path, mut folder } => {
+            folder.resolve().await?;
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+            let request = pb::CreateSecretImportRequest {
+                project_id: folder.project,
+                environment: folder.environment,
+                secret_path: folder.path,
+                import_environment: from_env,
+                import_path: from_path,
+            };
+            let import = client.create_secret_import(request).await.map_err(rpc)?.into_inner().secret_import;
+            let import = import.ok_or_else(|| anyhow::anyhow!("server sent no import"))?;
+            super::output::single(&import, || import.id.clone());
+        }
+        ImportsCommand::Delete { id, mut folder } => {
+            folder.resolve().await?;
+            let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
+            let request = pb::DeleteSecretImportRequest { project_id: folder.project, secret_import_id: id };
+            client.delete_secret_import(request).await.map_err(rpc)?;
+            eprintln!("deleted");
         }
     }
     Ok(())

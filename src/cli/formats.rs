@@ -190,6 +190,27 @@ pub fn parse_json(text: &str) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// Reads a YAML mapping of string values (quote a value that YAML would read as a number, a boolean or null:
+/// `PORT: "8080"`), in document order.
+pub fn parse_yaml(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    use serde_yaml_ng::Value;
+    let mapping: serde_yaml_ng::Mapping =
+        serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("not a YAML mapping of strings: {e}"))?;
+    mapping
+        .into_iter()
+        .map(|(key, value)| {
+            let Value::String(key) = key else { bail!("the key {key:?} is not a string") };
+            match value {
+                Value::String(value) => Ok((key, value)),
+                Value::Number(n) => bail!("{key}: the value {n} is a number; quote it (\"{n}\") to keep it as written"),
+                Value::Bool(b) => bail!("{key}: the value {b} is a boolean; quote it (\"{b}\") if it is text"),
+                Value::Null => bail!("{key}: the value is null; write \"\" for an empty value"),
+                _ => bail!("{key}: the value is not a string"),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +251,28 @@ mod tests {
             assert!(error.contains(said), "{bad:?}: {error}");
         }
         assert!(parse_json(r#"{"A": 1}"#).unwrap_err().to_string().contains("A: the value is 1"));
+    }
+
+    #[test]
+    fn yaml_round_trips_and_refuses_what_it_would_change() {
+        let values = ["plain", "", "a: b # c", "it's\nmulti\r\n", "say \"hi\"\\ \t'", "--x", "ünï ✓", "0123", "yes"];
+        let secrets: Vec<(String, String)> =
+            values.iter().enumerate().map(|(i, v)| (format!("K{i}"), (*v).to_owned())).collect();
+        assert_eq!(parse_yaml(&render(Format::Yaml, &secrets).unwrap()).unwrap(), secrets);
+        let written = "B: plain\nA: |\n  two\n  lines\n";
+        let expected = [("B", "plain"), ("A", "two\nlines\n")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(parse_yaml(written).unwrap(), expected, "document order, block scalars");
+        for (bad, said) in [
+            ("PORT: 8080", "quote it"),
+            ("ON: true", "boolean"),
+            ("E:", "null"),
+            ("A: 1\nA: 2", "duplicate"),
+            ("- a", "not a YAML mapping"),
+            ("L: [1]", "not a string"),
+        ] {
+            let error = parse_yaml(bad).unwrap_err().to_string();
+            assert!(error.contains(said), "{bad:?}: {error}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{
     client::{self, AuthedChannel},
     commands::{Target, rpc},
+    output::Listing,
 };
 use crate::{
     identity::policy::RawPolicy,
@@ -115,22 +116,24 @@ pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
             let request = pb::CreateIdentityRequest { name, org_role };
             let response = identity_client(&target).await?.create_identity(request).await.map_err(rpc)?;
             let identity = response.into_inner().identity.context("server sent no identity")?;
-            println!("{}\t{}", identity.id, identity.client_id);
+            super::output::single(&identity, || format!("{}\t{}", identity.id, identity.client_id));
         }
         IdentitiesCommand::List { target } => {
             let mut client = identity_client(&target).await?;
+            let mut listing = Listing::new(&["ID", "NAME", "CLIENT ID", "ORG ROLE"]);
             let mut page_token = String::new();
             loop {
                 let request = pb::ListIdentitiesRequest { page_size: 0, page_token };
                 let page = client.list_identities(request).await.map_err(rpc)?.into_inner();
-                for identity in page.identities {
-                    println!("{}\t{}\t{}\t{}", identity.id, identity.name, identity.client_id, identity.org_role);
+                for i in page.identities {
+                    listing.item(&i, vec![i.id.clone(), i.name.clone(), i.client_id.clone(), i.org_role.clone()]);
                 }
                 if page.next_page_token.is_empty() {
                     break;
                 }
                 page_token = page.next_page_token;
             }
+            listing.finish();
         }
         IdentitiesCommand::Delete { id, target } => {
             let request = pb::DeleteIdentityRequest { identity_id: id };
@@ -160,12 +163,15 @@ async fn client_secrets(command: ClientSecretCommand) -> anyhow::Result<()> {
             let request = pb::CreateClientSecretRequest { identity_id, description, ttl, max_uses };
             let response =
                 identity_client(&target).await?.create_client_secret(request).await.map_err(rpc)?.into_inner();
-            let output = ClientSecretJson {
-                client_id: response.client_id,
-                client_secret: response.client_secret,
-                client_secret_id: response.info.context("server sent no client secret info")?.id,
-            };
-            println!("{}", serde_json::to_string_pretty(&output)?);
+            // The text form is the credentials file `hush login --from-file` reads; so is the JSON one.
+            super::output::single(&response, || {
+                let file = ClientSecretJson {
+                    client_id: response.client_id.clone(),
+                    client_secret: response.client_secret.clone(),
+                    client_secret_id: response.info.as_ref().map(|i| i.id.clone()).unwrap_or_default(),
+                };
+                serde_json::to_string_pretty(&file).expect("strings serialize")
+            });
             eprintln!("the client secret is shown only this once: keep it safe");
         }
         ClientSecretCommand::Revoke { identity_id, secret_id, target } => {
@@ -237,27 +243,30 @@ pub enum RolesCommand {
     },
 }
 
-/// One policy as the `--policies` flag takes it and `roles list` prints it.
-/// One line of `roles list`.
-#[derive(Serialize)]
-struct RoleJson {
-    id: String,
-    name: String,
-    description: String,
-    built_in: bool,
-    policies: Vec<RawPolicy>,
-}
-
-/// Reads the `--policies` value: inline JSON, or `@path` to read it from a file.
+/// Reads the `--policies` value: inline JSON, or `@path` to read it from a file. Each policy is either flat
+/// (`{"subject", "actions", "environments", "secret_path", "inverted"}`) or a Policy in protobuf's JSON
+/// mapping, as `roles list --output json` prints it (conditions nested), so a listed role's policies can be
+/// given back as they are.
 fn parse_policies(value: &str) -> anyhow::Result<Vec<pb::Policy>> {
+    const SHAPE: &str = "--policies: expected a JSON array of {\"subject\", \"actions\", \"environments\", \"secret_path\", \"inverted\"}";
     let text = match value.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("--policies: reading {path}"))?,
         None => value.to_owned(),
     };
-    let policies: Vec<RawPolicy> = serde_json::from_str(&text).context(
-        "--policies: expected a JSON array of {\"subject\", \"actions\", \"environments\", \"secret_path\", \"inverted\"}",
-    )?;
-    Ok(policies.into_iter().map(Into::into).collect())
+    let items: Vec<serde_json::Value> = serde_json::from_str(&text).context(SHAPE)?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            if item.get("conditions").is_some() {
+                super::output::from_proto_json::<pb::Policy>(item)
+                    .with_context(|| format!("--policies: policy {index}"))
+            } else {
+                let raw: RawPolicy = serde_json::from_value(item).context(SHAPE)?;
+                Ok(raw.into())
+            }
+        })
+        .collect()
 }
 
 pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
@@ -265,7 +274,8 @@ pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
         RolesCommand::Create { name, policies, description, target } => {
             let request = pb::CreateRoleRequest { name, description, policies: parse_policies(&policies)? };
             let response = identity_client(&target).await?.create_role(request).await.map_err(rpc)?;
-            println!("{}", response.into_inner().role.context("server sent no role")?.id);
+            let role = response.into_inner().role.context("server sent no role")?;
+            super::output::single(&role, || role.id.clone());
         }
         RolesCommand::Update { role_id, name, policies, description, target } => {
             let request = pb::UpdateRoleRequest { role_id, name, description, policies: parse_policies(&policies)? };
@@ -274,25 +284,22 @@ pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
         }
         RolesCommand::List { target } => {
             let mut client = identity_client(&target).await?;
+            let mut listing = Listing::new(&["ID", "NAME", "KIND", "DESCRIPTION"]);
             let mut page_token = String::new();
             loop {
                 let request = pb::ListRolesRequest { page_size: 0, page_token };
                 let page = client.list_roles(request).await.map_err(rpc)?.into_inner();
                 for role in page.roles {
-                    let line = RoleJson {
-                        id: role.id,
-                        name: role.name,
-                        description: role.description,
-                        built_in: role.built_in,
-                        policies: role.policies.into_iter().map(Into::into).collect(),
-                    };
-                    println!("{}", serde_json::to_string(&line)?);
+                    let kind = if role.built_in { "built-in" } else { "custom" };
+                    let columns = vec![role.id.clone(), role.name.clone(), kind.to_owned(), role.description.clone()];
+                    listing.item(&role, columns);
                 }
                 if page.next_page_token.is_empty() {
                     break;
                 }
                 page_token = page.next_page_token;
             }
+            listing.finish();
         }
         RolesCommand::Delete { role_id, target } => {
             let request = pb::DeleteRoleRequest { role_id };

@@ -1,4 +1,4 @@
-//! `hush secrets import FILE`: a dotenv or JSON file of secrets set in one folder as one atomic batch (created
+//! `hush secrets import FILE`: a dotenv, JSON or YAML file of secrets set in one folder as one atomic batch (created
 //! or updated; BatchUpdateSecrets with allow_missing), or with --dry-run only what would change.
 
 use anyhow::Context;
@@ -13,13 +13,16 @@ use crate::pb::{self, secrets_service_client::SecretsServiceClient};
 
 /// Most secrets one import sets: the batch limit of the server, so the import stays one transaction.
 const MAX_IMPORT: usize = 1000;
+/// Largest file read: a batch is one request, and quoting at most doubles a value or so.
+const MAX_FILE_BYTES: usize = 2 * crate::limits::MAX_MESSAGE_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImportFormat {
-    /// JSON when the file name ends in `.json`, dotenv otherwise.
+    /// JSON for `.json` files, YAML for `.yaml` and `.yml`, dotenv otherwise.
     Auto,
     Dotenv,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Args)]
@@ -35,17 +38,40 @@ pub struct ImportArgs {
     folder: Folder,
 }
 
-pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
-    let text = if args.file == "-" {
-        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+/// The file (or stdin for `-`), read no further than [`MAX_FILE_BYTES`]: a larger one could not be one batch.
+fn read_bounded(file: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut input: Box<dyn Read> = if file == "-" {
+        Box::new(std::io::stdin())
     } else {
-        std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?
+        Box::new(std::fs::File::open(file).with_context(|| format!("reading {file}"))?)
     };
-    let json = match args.format {
-        ImportFormat::Auto => args.file.ends_with(".json"),
-        format => format == ImportFormat::Json,
+    let mut bytes = Vec::new();
+    input
+        .by_ref()
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {file}"))?;
+    anyhow::ensure!(
+        bytes.len() <= MAX_FILE_BYTES,
+        "{file} is larger than {MAX_FILE_BYTES} bytes, more than one import sets"
+    );
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{file} is not UTF-8 text"))
+}
+
+pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
+    let text = read_bounded(&args.file)?;
+    let format = match args.format {
+        ImportFormat::Auto if args.file.ends_with(".json") => ImportFormat::Json,
+        ImportFormat::Auto if args.file.ends_with(".yaml") || args.file.ends_with(".yml") => ImportFormat::Yaml,
+        ImportFormat::Auto => ImportFormat::Dotenv,
+        format => format,
     };
-    let wanted = if json { formats::parse_json(&text)? } else { formats::parse_dotenv(&text)? };
+    let wanted = match format {
+        ImportFormat::Json => formats::parse_json(&text)?,
+        ImportFormat::Yaml => formats::parse_yaml(&text)?,
+        _ => formats::parse_dotenv(&text)?,
+    };
     anyhow::ensure!(wanted.len() <= MAX_IMPORT, "{} secrets: one import sets at most {MAX_IMPORT}", wanted.len());
 
     args.folder.resolve().await?;

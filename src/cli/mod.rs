@@ -11,10 +11,14 @@ mod formats;
 mod identity_commands;
 mod import_command;
 mod keys_command;
+mod local_defaults;
 mod names;
+mod output;
+mod project_commands;
 mod run_command;
 mod run_watch;
 mod session;
+mod session_commands;
 mod streams_command;
 mod time_args;
 
@@ -34,6 +38,13 @@ const LISTEN_BACKLOG: u32 = 1024;
 #[derive(Debug, Parser)]
 #[command(name = "hush", version, about)]
 pub struct Cli {
+    /// The saved session to use (`hush login --profile NAME` makes one) [default: the default profile].
+    #[arg(long, env = "HUSH_PROFILE", global = true)]
+    profile: Option<String>,
+    /// How client commands print: text (tab-separated lines), table (aligned columns, for people) or json
+    /// (protobuf's JSON mapping, lowerCamelCase, one object per line).
+    #[arg(long, env = "HUSH_OUTPUT", global = true, value_enum, default_value_t)]
+    output: output::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,27 +53,44 @@ pub struct Cli {
 enum Command {
     /// Run the server (gRPC, grpc-web, reflection and health on one port).
     Serve(ServeConfig),
-    /// Log in with a machine identity's client id and secret; the token is kept in the user config file.
-    Login(commands::LoginArgs),
-    /// Revoke the saved session's token and delete the session.
+    /// Log in with a machine identity's client id and secret; the token is kept in the user config dir, one
+    /// session per profile (--profile).
+    Login(session_commands::LoginArgs),
+    /// Revoke the profile's token and delete its session.
     Logout {
         #[command(flatten)]
         target: commands::Target,
     },
+    /// Show who the profile's token belongs to, its org role and when it expires.
+    Whoami {
+        #[command(flatten)]
+        target: commands::Target,
+    },
+    /// Write `.hush.toml` here: the project (and environment, path) commands in this directory and below use.
+    Init(local_defaults::InitArgs),
     /// Print a completion script for a shell: `hush completions bash > /etc/bash_completion.d/hush`.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Create and list projects.
+    /// Create, list and delete projects.
     #[command(subcommand)]
     Projects(commands::ProjectsCommand),
+    /// List, create and delete a project's environments.
+    #[command(subcommand)]
+    Envs(project_commands::EnvsCommand),
+    /// List who holds which role in a project.
+    #[command(subcommand)]
+    Members(project_commands::MembersCommand),
     /// Set, get, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::SecretsCommand),
     /// List, create and delete folders.
     #[command(subcommand)]
     Folders(folder_commands::FoldersCommand),
+    /// List, create and delete a folder's imports of other folders.
+    #[command(subcommand)]
+    Imports(folder_commands::ImportsCommand),
     /// Run a program with a folder's secrets as environment variables: `hush run --project P -- CMD ARGS…`.
     Run(run_command::RunArgs),
     /// Print a folder's secrets as dotenv, shell, JSON or YAML.
@@ -93,18 +121,25 @@ enum Command {
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    session::choose_profile(cli.profile)?;
+    output::choose(cli.output);
     match cli.command {
         Command::Serve(config) => serve(config).await,
-        Command::Login(args) => commands::login(args).await,
-        Command::Logout { target } => commands::logout(target).await,
+        Command::Login(args) => session_commands::login(args).await,
+        Command::Logout { target } => session_commands::logout(target).await,
+        Command::Whoami { target } => session_commands::whoami(target).await,
+        Command::Init(args) => local_defaults::init(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "hush", &mut std::io::stdout());
             Ok(())
         }
         Command::Projects(command) => commands::projects(command).await,
+        Command::Envs(command) => project_commands::envs(command).await,
+        Command::Members(command) => project_commands::members(command).await,
         Command::Secrets(command) => commands::secrets(command).await,
         Command::Folders(command) => folder_commands::folders(command).await,
+        Command::Imports(command) => folder_commands::imports(command).await,
         Command::Run(args) => run_command::run(args).await,
         Command::Export(args) => run_command::export(args).await,
         Command::Identities(command) => identity_commands::identities(command).await,

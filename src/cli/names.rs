@@ -8,8 +8,6 @@ use super::{
 };
 use crate::pb::{self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient};
 
-/// Most near matches an error lists.
-const MAX_SUGGESTIONS: usize = 5;
 /// Built-in roles, whose ids are their names.
 const BUILT_IN_ROLES: [&str; 3] = ["admin", "member", "viewer"];
 
@@ -93,17 +91,7 @@ fn pick(kind: &str, given: &str, candidates: Vec<(String, String)>) -> anyhow::R
     match exact.as_slice() {
         [(id, _)] => Ok(id.clone()),
         [] => {
-            let wanted = given.to_lowercase();
-            let mut near: Vec<(usize, &str)> = candidates
-                .iter()
-                .map(|(_, name)| (distance(&wanted, &name.to_lowercase()), name.as_str()))
-                .filter(|(d, name)| {
-                    *d <= 2 || name.to_lowercase().contains(&wanted) || wanted.contains(&name.to_lowercase())
-                })
-                .collect();
-            near.sort();
-            near.dedup_by(|a, b| a.1 == b.1);
-            let near: Vec<&str> = near.into_iter().take(MAX_SUGGESTIONS).map(|(_, name)| name).collect();
+            let near = crate::near_names::near_matches(given, candidates.iter().map(|(_, name)| name.as_str()));
             if near.is_empty() {
                 anyhow::bail!("no {kind} is named '{given}'");
             }
@@ -114,22 +102,6 @@ fn pick(kind: &str, given: &str, candidates: Vec<(String, String)>) -> anyhow::R
             anyhow::bail!("{} {kind}s are named '{given}': give one of their ids ({})", several.len(), ids.join(", "))
         }
     }
-}
-
-/// Levenshtein distance of two short names (by characters).
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substituted = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -152,7 +124,6 @@ mod tests {
         assert_eq!(none, "no project is named 'zzzzzz'");
         let several = pick("project", "dup", candidates()).unwrap_err().to_string();
         assert!(several.starts_with("2 projects are named 'dup'") && several.contains("id-3, id-4"), "{several}");
-        assert_eq!(distance("kitten", "sitting"), 3);
         assert!(is_id("0194f3c2-5b7e-7c3a-9f00-000000000001") && !is_id("demo"));
     }
 }

@@ -1,6 +1,8 @@
-//! The CLI's saved login: server address and access token in `<config dir>/hush/session.json` (mode 0600).
+//! The CLI's saved logins, one per profile: server address and access token in `<config dir>/hush/session.json`
+//! for the default profile and `<config dir>/hush/profiles/<name>.json` for the others (mode 0600). The profile
+//! of a run is `--profile` or `HUSH_PROFILE`, chosen once at start.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::OnceLock};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -20,21 +22,55 @@ pub struct Session {
     pub expires_at: String,
 }
 
+/// Longest profile name.
+const MAX_PROFILE_LEN: usize = 64;
+
+static PROFILE: OnceLock<Option<String>> = OnceLock::new();
+
+/// Sets this run's profile (`None`: the default one); a name that could not be a file name is refused.
+pub fn choose_profile(profile: Option<String>) -> anyhow::Result<()> {
+    let profile = profile.filter(|p| p != "default");
+    if let Some(name) = &profile {
+        let valid = name.len() <= MAX_PROFILE_LEN
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        anyhow::ensure!(
+            valid,
+            "--profile '{name}': use 1 to {MAX_PROFILE_LEN} letters, digits, '_', '.' and '-', starting with a letter \
+             or digit"
+        );
+    }
+    let _ = PROFILE.set(profile);
+    Ok(())
+}
+
+/// This run's profile name, as people say it.
+pub fn profile_name() -> &'static str {
+    PROFILE.get().and_then(Option::as_deref).unwrap_or("default")
+}
+
 impl Session {
-    /// The session file: `$HUSH_CONFIG_DIR/session.json`, else the user config dir.
+    /// The session file of this run's profile, under `$HUSH_CONFIG_DIR`, else the user config dir.
     pub fn path() -> anyhow::Result<PathBuf> {
         let dir = match std::env::var_os("HUSH_CONFIG_DIR") {
             Some(dir) => PathBuf::from(dir),
             None => dirs::config_dir().context("no user config directory; set HUSH_CONFIG_DIR")?.join("hush"),
         };
-        Ok(dir.join("session.json"))
+        Ok(match PROFILE.get().and_then(Option::as_deref) {
+            None => dir.join("session.json"),
+            Some(name) => dir.join("profiles").join(format!("{name}.json")),
+        })
     }
 
     /// Reads the saved session.
     pub fn load() -> anyhow::Result<Self> {
         let path = Self::path()?;
+        let login = match profile_name() {
+            "default" => "hush login".to_owned(),
+            name => format!("hush login --profile {name}"),
+        };
         let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("not logged in ({} missing): run `hush login` first", path.display()))?;
+            .with_context(|| format!("not logged in ({} missing): run `{login}` first", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
     }
 

@@ -3,19 +3,19 @@
 //!
 //! Credentials can come from the environment instead of the command line: `HUSH_STREAM_TOKEN` (Splunk, Cribl),
 //! `HUSH_STREAM_API_KEY` (Datadog) and `HUSH_STREAM_CLIENT_SECRET` (Azure). The server never sends them back:
-//! `list` shows them as `[REDACTED]`.
+//! `list --output json` shows them as `[REDACTED]`.
 
 use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Value, json};
 
-use super::time_args::{parse_rfc3339, parse_since, timestamp};
+use super::time_args::{parse_time, timestamp};
 use super::{
     client,
     commands::{Target, rpc},
+    output,
 };
 use crate::pb::{self, audit_streams_service_client::AuditStreamsServiceClient};
 
@@ -187,10 +187,10 @@ pub struct BackfillArgs {
     /// Stream id.
     id: String,
     /// Earliest time (inclusive): RFC 3339 (`2025-01-31T12:00:00Z`) or a duration ago (`30m`, `1h`, `7d`).
-    #[arg(long, value_parser = parse_since)]
+    #[arg(long, value_parser = parse_time)]
     since: DateTime<Utc>,
-    /// Latest time (exclusive), RFC 3339; default now.
-    #[arg(long, value_parser = parse_rfc3339)]
+    /// Latest time (exclusive), in the same forms; default now.
+    #[arg(long, value_parser = parse_time)]
     until: Option<DateTime<Utc>>,
     #[command(flatten)]
     target: Target,
@@ -354,10 +354,12 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
             let provider = args.provider()?;
             let request = pb::CreateAuditStreamRequest { name, skip_test, provider: Some(provider), on_failure };
             let response = streams_client(&target).await?.create_audit_stream(request).await.map_err(rpc)?;
-            println!("{}", response.into_inner().audit_stream.context("server sent no stream")?.id);
+            let stream = response.into_inner().audit_stream.context("server sent no stream")?;
+            output::single(&stream, || stream.id.clone());
         }
         StreamsCommand::List { target } => {
             let mut client = streams_client(&target).await?;
+            let mut listing = output::Listing::new(&["ID", "NAME", "PROVIDER", "ON FAILURE"]);
             let mut page_token = String::new();
             loop {
                 let page = client
@@ -366,13 +368,14 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
                     .map_err(rpc)?
                     .into_inner();
                 for stream in page.audit_streams {
-                    println!("{}", stream_json(stream));
+                    listing.item(&stream, stream_columns(&stream));
                 }
                 if page.next_page_token.is_empty() {
                     break;
                 }
                 page_token = page.next_page_token;
             }
+            listing.finish();
         }
         StreamsCommand::Update { id, name, on_failure, target } => {
             let mut paths = Vec::new();
@@ -391,12 +394,14 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
                 provider: None,
             };
             let response = streams_client(&target).await?.update_audit_stream(request).await.map_err(rpc)?;
-            println!("{}", stream_json(response.into_inner().audit_stream.context("server sent no stream")?));
+            let stream = response.into_inner().audit_stream.context("server sent no stream")?;
+            output::single(&stream, || stream_columns(&stream).join("\t"));
         }
         StreamsCommand::Status { id, target } => {
             let request = pb::GetAuditStreamStatusRequest { audit_stream_id: id };
             let response = streams_client(&target).await?.get_audit_stream_status(request).await.map_err(rpc)?;
-            println!("{}", status_json(response.into_inner().status.context("server sent no status")?));
+            let status = response.into_inner().status.context("server sent no status")?;
+            output::single(&status, || status_text(&status));
         }
         StreamsCommand::Test { id, target } => {
             let request = pb::TestAuditStreamRequest { audit_stream_id: id };
@@ -430,67 +435,42 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// RFC 3339 (UTC, `Z`), or null when unset or out of range.
-fn time_json(time: Option<prost_types::Timestamp>) -> Value {
-    time.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-        .map_or(Value::Null, |t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
-}
-
-/// One stream as a JSON object: its provider kind and config as the server returned them (credentials redacted).
-fn stream_json(stream: pb::AuditStream) -> Value {
+/// A stream's line of `list` (and `update`): id, name, provider kind, failure mode.
+fn stream_columns(stream: &pb::AuditStream) -> Vec<String> {
     use pb::audit_stream::Provider as P;
-    let (kind, config) = match stream.provider {
-        Some(P::Custom(c)) => {
-            let headers: serde_json::Map<String, Value> =
-                c.headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
-            ("custom", json!({ "url": c.url, "headers": headers, "batch": c.batch, "gzip": c.gzip }))
-        }
-        Some(P::Datadog(d)) => ("datadog", json!({ "site": d.site, "apiKey": d.api_key, "url": d.url })),
-        Some(P::Splunk(s)) => ("splunk", json!({ "host": s.host, "token": s.token })),
-        Some(P::Cribl(c)) => ("cribl", json!({ "url": c.url, "token": c.token })),
-        Some(P::Azure(a)) => (
-            "azure",
-            json!({
-                "tenantId": a.tenant_id,
-                "clientId": a.client_id,
-                "clientSecret": a.client_secret,
-                "dceUrl": a.dce_url,
-                "dcrImmutableId": a.dcr_immutable_id,
-                "table": a.table,
-                "loginUrl": a.login_url,
-            }),
-        ),
-        None => ("", Value::Null),
+    let kind = match &stream.provider {
+        Some(P::Custom(_)) => "custom",
+        Some(P::Datadog(_)) => "datadog",
+        Some(P::Splunk(_)) => "splunk",
+        Some(P::Cribl(_)) => "cribl",
+        Some(P::Azure(_)) => "azure",
+        None => "",
     };
-    json!({
-        "id": stream.id,
-        "name": stream.name,
-        "orgId": stream.org_id,
-        "provider": kind,
-        "config": config,
-        "onFailure": on_failure_name(stream.on_failure),
-        "createTime": time_json(stream.create_time),
-        "updateTime": time_json(stream.update_time),
-    })
+    vec![stream.id.clone(), stream.name.clone(), kind.to_owned(), on_failure_name(stream.on_failure).to_owned()]
 }
 
-/// A stream's status as a JSON object; times are RFC 3339 or null, the lag is in (fractional) seconds.
-fn status_json(status: pb::AuditStreamStatus) -> Value {
+/// A stream's status as `field<TAB>value` lines; times RFC 3339, the lag in seconds.
+fn status_text(status: &pb::AuditStreamStatus) -> String {
+    let time = |t: Option<prost_types::Timestamp>| {
+        t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
     let lag = status.cursor_lag.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9);
-    json!({
-        "id": status.audit_stream_id,
-        "queueDepth": status.queue_depth,
-        "cursorLagSeconds": lag,
-        "lastSuccess": time_json(status.last_success_time),
-        "lastError": Some(status.last_error).filter(|e| !e.is_empty()),
-        "lastErrorTime": time_json(status.last_error_time),
-        "attempts": status.attempts,
-        "deliveredEvents": status.delivered_events,
-        "droppedBatches": status.dropped_batches,
-        "droppedEvents": status.dropped_events,
-        "paused": status.paused,
-        "pauseTime": time_json(status.pause_time),
-    })
+    let error = if status.last_error.is_empty() { "-" } else { status.last_error.as_str() };
+    [
+        ("queue depth", status.queue_depth.to_string()),
+        ("lag seconds", format!("{lag:.3}")),
+        ("delivered events", status.delivered_events.to_string()),
+        ("attempts", status.attempts.to_string()),
+        ("dropped batches", status.dropped_batches.to_string()),
+        ("dropped events", status.dropped_events.to_string()),
+        ("last success", time(status.last_success_time)),
+        ("last error", error.to_owned()),
+        ("last error time", time(status.last_error_time)),
+        ("paused", if status.paused { time(status.pause_time) } else { "no".to_owned() }),
+    ]
+    .map(|(field, value)| format!("{field}\t{value}"))
+    .join("\n")
 }
 
 /// A failure mode as the CLI spells it.
@@ -551,13 +531,5 @@ mod tests {
         let err =
             create(&["s", "--provider", "splunk", "--host", "https://h", "--api-key", "k"]).unwrap_err().to_string();
         assert!(err.contains("--api-key") && err.contains("datadog"), "{err}");
-    }
-
-    #[test]
-    fn since_takes_rfc3339_or_a_duration_ago() {
-        assert_eq!(parse_since("2025-01-31T12:00:00Z").unwrap().to_rfc3339(), "2025-01-31T12:00:00+00:00");
-        let hour_ago = parse_since("1h").unwrap();
-        assert!((hour_ago - (Utc::now() - chrono::Duration::hours(1))).num_seconds().abs() < 5);
-        assert!(parse_since("soon").is_err());
     }
 }

@@ -32,11 +32,11 @@ pub struct ExportQuery {
     project_id: Option<String>,
     #[serde(default)]
     user_agent_type: Option<String>,
-    /// RFC 3339, inclusive.
-    #[serde(default)]
+    /// RFC 3339 or a duration ago (`1h`), inclusive.
+    #[serde(default, deserialize_with = "crate::time_spec::deserialize_option")]
     since: Option<DateTime<Utc>>,
-    /// RFC 3339, exclusive.
-    #[serde(default)]
+    /// RFC 3339 or a duration ago, exclusive.
+    #[serde(default, deserialize_with = "crate::time_spec::deserialize_option")]
     until: Option<DateTime<Utc>>,
 }
 

@@ -93,7 +93,7 @@ fn page_size(size: i32) -> Result<u64, IdentityError> {
     crate::paging::page_size(size).map_err(|reason| IdentityError::invalid("page_size", reason))
 }
 
-fn check_id(field: &str, id: &str) -> Result<(), IdentityError> {
+pub(super) fn check_id(field: &str, id: &str) -> Result<(), IdentityError> {
     uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| IdentityError::invalid(field, format!("'{id}' is not a UUID")))
 }
 

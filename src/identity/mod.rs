@@ -11,6 +11,7 @@ mod glob_relations;
 mod login;
 pub mod login_throttle;
 mod manage;
+mod members;
 mod no_escalation;
 pub mod policy;
 mod roles;
@@ -25,6 +26,7 @@ pub use cache::{AccessMemo, TokenCache};
 pub use login::{LoginOutcome, RejectedToken, login, revalidate};
 pub use login_throttle::LoginThrottle;
 pub use manage::{ClientSecretRecord, IdentityPage, IdentityRecord, NewClientSecret};
+pub use members::{MemberPage, MemberRecord};
 pub use roles::{RoleRecord, add_membership};
 
 /// Who is calling: resolved once per request from the bearer token.

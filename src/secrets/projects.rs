@@ -94,6 +94,16 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let org = access::org_grants(&*txn, caller).await?;
         org.require(Subject::Projects, Action::Create, Resource::default())?;
+        // Names address projects (the CLI's --project): a second one of the same name would be ambiguous. The
+        // unique index catches a concurrent creation; this check names the project for the caller who comes second.
+        let taken = project::Entity::find()
+            .filter(project::Column::OrgId.eq(&caller.org_id))
+            .filter(project::Column::Name.eq(name.trim()))
+            .one(&*txn)
+            .await?;
+        if taken.is_some() {
+            return Err(SecretsError::AlreadyExists(format!("project '{}'", name.trim())));
+        }
         let project = project::ActiveModel {
             id: Set(id.clone()),
             org_id: Set(caller.org_id.clone()),

@@ -6,10 +6,16 @@ use tokio::process::Command;
 pub const HUSH: &str = env!("CARGO_BIN_EXE_hush");
 
 /// Client settings a developer's environment might hold; the tests pass everything explicitly.
-const CLIENT_ENV: [&str; 6] = [
+const CLIENT_ENV: [&str; 12] = [
     "HUSH_TOKEN",
     "HUSH_SERVER",
     "HUSH_PROJECT",
+    "HUSH_ENV",
+    "HUSH_PATH",
+    "HUSH_PROFILE",
+    "HUSH_OUTPUT",
+    "HUSH_CLIENT_ID",
+    "HUSH_CLIENT_SECRET",
     "HUSH_STREAM_TOKEN",
     "HUSH_STREAM_API_KEY",
     "HUSH_STREAM_CLIENT_SECRET",
@@ -22,10 +28,16 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `hush args…` with its session kept in `config_dir`.
+/// Runs `hush args…` with its session kept in `config_dir`, which is also its working directory (so no
+/// `.hush.toml` of the developer's applies).
 pub async fn run(config_dir: &std::path::Path, args: &[&str]) -> Run {
+    run_in(config_dir, config_dir, args).await
+}
+
+/// Runs `hush args…` in `cwd`, with its session kept in `config_dir`.
+pub async fn run_in(config_dir: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> Run {
     let mut command = Command::new(HUSH);
-    command.args(args).env("HUSH_CONFIG_DIR", config_dir);
+    command.args(args).env("HUSH_CONFIG_DIR", config_dir).current_dir(cwd);
     for name in CLIENT_ENV {
         command.env_remove(name);
     }

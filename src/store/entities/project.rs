@@ -7,8 +7,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    #[sea_orm(indexed)]
+    #[sea_orm(indexed, unique_key = "projects_org_name")]
     pub org_id: String,
+    /// Unique in its org (since migration 5), so a name addresses a project.
+    #[sea_orm(unique_key = "projects_org_name")]
     pub name: String,
     /// The project's data key, AES-256-GCM sealed with the root key (nonce || ciphertext).
     pub sealed_data_key: Vec<u8>,
