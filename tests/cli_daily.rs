@@ -111,6 +111,48 @@ async fn values_from_stdin_and_files_are_stored_byte_exact_and_never_on_the_comm
     assert!(listed.contains("MULTI_LINE=\"line one\\nline \\\"two\\\"\\n  indented\\n\"\n"), "{listed}");
 }
 
+/// On a terminal (a real pseudo-terminal, made by util-linux `script`), `secrets set KEY` asks for the value and
+/// does not echo it: what is typed reaches the server, not the screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prompt_on_a_terminal_does_not_echo_the_value() {
+    use tokio::io::AsyncReadExt;
+    let (_server, config, project) = session().await;
+    let dir = config.path();
+    let command = format!("{HUSH} secrets set TYPED --project {project}");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HUSH_CONFIG_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    let mut screen = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    // Type only once the prompt is up: echo is off from then on (typed earlier, the terminal would echo it).
+    let prompt = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("not shown") {
+            let n = screen.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the terminal closed before a prompt: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    });
+    prompt.await.expect("a prompt within 20 s");
+    let mut keyboard = child.stdin.take().unwrap();
+    keyboard.write_all(b"typed-in-secret\r").await.unwrap();
+    let mut rest = Vec::new();
+    screen.read_to_end(&mut rest).await.unwrap();
+    assert!(child.wait().await.unwrap().success());
+    drop(keyboard);
+    seen.extend_from_slice(&rest);
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(!screen.contains("typed-in-secret"), "the value is not echoed: {screen:?}");
+    assert!(screen.contains("TYPED is at version 1"), "{screen:?}");
+    let raw = hush(dir, &["secrets", "get", "TYPED", "--raw", "--project", &project]).await.unwrap();
+    assert_eq!(raw, "typed-in-secret", "the line break is not part of the value");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_starts_the_program_with_the_secrets_and_returns_its_exit_code() {
     let (_server, config, project) = session().await;

@@ -7,7 +7,10 @@ use common::{
     Authed, Backend, TestServer, create_secret,
     members::{member_with, new_member, policy},
 };
-use hush::pb::{self, events_service_client::EventsServiceClient, secrets_service_client::SecretsServiceClient};
+use hush::pb::{
+    self, events_service_client::EventsServiceClient, identity_service_client::IdentityServiceClient,
+    secrets_service_client::SecretsServiceClient,
+};
 use tonic::{Code, Status};
 
 backend_tests!(
@@ -85,6 +88,24 @@ async fn a_project_the_caller_is_not_a_member_of_looks_missing(backend: Backend)
         events.subscribe(subscribe(&random)).await.map(|_| ()),
         names,
     );
+    let mut identities = IdentityServiceClient::new(server.authed(&outsider.token).await);
+    let members = |id: &str| pb::ListProjectMembersRequest { project_id: id.into(), ..Default::default() };
+    same_answer(
+        identities.list_project_members(members(&real)).await,
+        identities.list_project_members(members(&random)).await,
+        names,
+    );
+    // A member whose role grants no projects:read is refused the member list; one that does sees it, by name.
+    let reader = member_with(&server, &real, "reader", vec![policy("secrets", &["read"], &[], "", false)]).await;
+    let mut as_reader = IdentityServiceClient::new(server.authed(&reader.token).await);
+    let denied = as_reader.list_project_members(members(&real)).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let viewer = member_with(&server, &real, "viewer-ish", vec![policy("projects", &["read"], &[], "", false)]).await;
+    let mut as_viewer = IdentityServiceClient::new(server.authed(&viewer.token).await);
+    let listed = as_viewer.list_project_members(members(&real)).await.unwrap().into_inner().members;
+    let names: Vec<&str> = listed.iter().map(|m| m.identity_name.as_str()).collect();
+    assert_eq!(names, ["reader", "viewer-ish"], "oldest first; the org admin is not a member");
+    assert_eq!(listed[0].role_name, "reader-role", "a custom role is named");
     // The project is intact, and a member still sees it.
     assert!(server.admin_projects().await.get_project(project(&real)).await.is_ok());
 }

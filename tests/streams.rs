@@ -54,9 +54,10 @@ async fn create(
     client.create_audit_stream(request).await.unwrap().into_inner().audit_stream.unwrap()
 }
 
-/// Makes `n` audit entries (project reads) and returns the project id.
+/// Makes `n` audit entries (project reads) and returns the project id (a new project each call: names are
+/// unique).
 async fn activity(server: &TestServer, n: usize) -> String {
-    let project = server.project("streamed").await;
+    let project = server.project(&format!("streamed-{}", uuid::Uuid::now_v7().simple())).await;
     let mut projects = ProjectsServiceClient::new(server.authed(&server.admin_token().await).await);
     for _ in 0..n {
         projects.get_project(pb::GetProjectRequest { project_id: project.clone() }).await.unwrap();

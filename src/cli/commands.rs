@@ -286,7 +286,12 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 version: 0,
             };
             let secret = client.get_secret(request).await.map_err(rpc)?.into_inner().secret;
-            let value = secret.context("server sent no secret")?.value;
+            let secret = secret.context("server sent no secret")?;
+            if super::output::chosen() == super::output::Output::Json {
+                println!("{}", super::output::proto_json(&secret));
+                return Ok(());
+            }
+            let value = secret.value;
             if raw {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
@@ -309,6 +314,10 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             };
             let mut current_path = None;
             for secret in list_all(&mut client, request).await.map_err(rpc)? {
+                if super::output::chosen() == super::output::Output::Json {
+                    println!("{}", super::output::proto_json(&secret));
+                    continue;
+                }
                 if recursive && current_path.as_ref() != Some(&secret.secret_path) {
                     println!("# {}", secret.secret_path);
                     current_path = Some(secret.secret_path.clone());
@@ -326,14 +335,18 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 secret_path: folder.path,
                 key,
             };
-            for version in client.list_secret_versions(request).await.map_err(rpc)?.into_inner().versions {
+            let mut listing = super::output::Listing::new(&["VERSION", "TIME", "COMMENT"]);
+            for mut version in client.list_secret_versions(request).await.map_err(rpc)?.into_inner().versions {
+                // A history for people and scripts to look at, not a way to print every old value.
+                version.value.clear();
                 let time = version
                     .create_time
                     .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                     .unwrap_or_default();
-                println!("{}\t{time}\t{}", version.version, version.comment);
+                listing.item(&version, vec![version.version.to_string(), time, version.comment.clone()]);
             }
+            listing.finish();
         }
         SecretsCommand::Rollback { key, to, expected_version, mut folder } => {
             folder.resolve().await?;
@@ -382,6 +395,18 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One atomic batch that creates the missing secrets of the folder and updates the others.
+pub(super) fn upsert(folder: &Folder, secrets: Vec<pb::SecretInput>) -> pb::BatchUpdateSecretsRequest {
+    pb::BatchUpdateSecretsRequest {
+        project_id: folder.project.clone(),
+        environment: folder.environment.clone(),
+        secret_path: folder.path.clone(),
+        secrets,
+        expected_versions: Default::default(),
+        allow_missing: true,
+    }
+}
+
 /// `secrets set K1=V1 K2=V2 …`: one BatchUpdateSecrets that creates or updates them all, or changes nothing.
 async fn set_many(pairs: Vec<String>, mut folder: Folder) -> anyhow::Result<()> {
     let mut secrets = Vec::with_capacity(pairs.len());
@@ -391,15 +416,7 @@ async fn set_many(pairs: Vec<String>, mut folder: Folder) -> anyhow::Result<()> 
     }
     folder.resolve().await?;
     let mut client = SecretsServiceClient::new(client::authed(&folder.target).await?);
-    let request = pb::BatchUpdateSecretsRequest {
-        project_id: folder.project,
-        environment: folder.environment,
-        secret_path: folder.path,
-        secrets,
-        expected_versions: Default::default(),
-        allow_missing: true,
-    };
-    let written = client.batch_update_secrets(request).await.map_err(rpc)?.into_inner().secrets;
+    let written = client.batch_update_secrets(upsert(&folder, secrets)).await.map_err(rpc)?.into_inner().secrets;
     for secret in &written {
         eprintln!("{} is at version {}", secret.key, secret.version);
     }

@@ -1,4 +1,5 @@
-//! `hush events subscribe`: one CloudEvents 1.0 JSON object per line per event, like `vault events subscribe`.
+//! `hush events subscribe`: one CloudEvents 1.0 JSON object per line per event, like `vault events subscribe`
+//! (`--output json`: the Event messages in protobuf's JSON mapping; `--output table`: time, type, keys).
 //! It says on stderr when it is subscribed, follows the stream across disconnects and server restarts (resuming
 //! after the last event printed: none lost, none repeated), and exits non-zero with the reason on a refusal.
 
@@ -61,8 +62,13 @@ pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
         match follower.next().await {
             Ok(Followed::Event(event)) => {
                 use std::io::Write;
+                let line = match super::output::chosen() {
+                    super::output::Output::Text => cloudevent::to_json(&domain_event(event)?).to_string(),
+                    super::output::Output::Json => super::output::proto_json(&event).to_string(),
+                    super::output::Output::Table => table_line(&event),
+                };
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{}", cloudevent::to_json(&domain_event(event)?))?;
+                writeln!(out, "{line}")?;
                 // Each line out at once: a consumer acts on it, and a killed process lost nothing it printed.
                 out.flush()?;
             }
@@ -70,6 +76,21 @@ pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
             Err(reason) => anyhow::bail!("the subscription ended: {reason}"),
         }
     }
+}
+
+/// An event for people: time, type, and the secrets it names as `env:path/KEY`.
+fn table_line(event: &pb::Event) -> String {
+    let time = event
+        .time
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    let secrets: Vec<String> = event
+        .secrets
+        .iter()
+        .map(|s| format!("{}:{}/{}", s.environment, s.secret_path.trim_end_matches('/'), s.secret_key))
+        .collect();
+    format!("{time:24}  {:24}  {}", event.r#type, secrets.join(" "))
 }
 
 /// The wire event in the domain shape that the CloudEvents framing takes.

@@ -273,6 +273,16 @@ mod tests {
             let error = parse_yaml(bad).unwrap_err().to_string();
             assert!(error.contains(said), "{bad:?}: {error}");
         }
+        // Aliases that expand exponentially ("billion laughs") are refused quickly, not expanded.
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in b'b'..=b'j' {
+            let previous = (level - 1) as char;
+            let refs = vec![format!("*{previous}"); 10].join(", ");
+            bomb.push_str(&format!("{}: &{} [{refs}]\n", level as char, level as char));
+        }
+        let started = std::time::Instant::now();
+        assert!(parse_yaml(&bomb).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 
     #[test]

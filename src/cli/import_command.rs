@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use super::{
     client,
-    commands::{Folder, list_all, rpc},
+    commands::{Folder, list_all, rpc, upsert},
     formats,
 };
 use crate::pb::{self, secrets_service_client::SecretsServiceClient};
@@ -110,15 +110,7 @@ pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let request = pb::BatchUpdateSecretsRequest {
-        project_id: folder.project.clone(),
-        environment: folder.environment.clone(),
-        secret_path: folder.path.clone(),
-        secrets: changes,
-        expected_versions: Default::default(),
-        allow_missing: true,
-    };
-    let written = client.batch_update_secrets(request).await.map_err(rpc)?.into_inner().secrets;
+    let written = client.batch_update_secrets(upsert(folder, changes)).await.map_err(rpc)?.into_inner().secrets;
     eprintln!("imported {} secrets in one transaction", written.len());
     Ok(())
 }
