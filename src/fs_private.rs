@@ -38,6 +38,8 @@ fn open_private(path: &Path, new: bool) -> io::Result<std::fs::File> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
+        // A symlink planted at the path would send the secret elsewhere (and chmod that file): refused.
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         let file = options.open(path)?;
         // The mode above applies only when the file is new; make an existing file private too.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;

@@ -225,6 +225,19 @@ async fn one_json_style_time_flags_everywhere_and_unknown_event_types_refused() 
     let (status, body) = common::http1::exchange(server.addr, "GET", path, &[("authorization", &auth)], "").await;
     assert_eq!((status.as_u16(), body.lines().count()), (200, 1), "{body}");
 
+    // Audit filters take names too; a name or value that matches nothing is an error, never an empty answer.
+    let by_name = hush(dir, &["audit", "list", "--project", "styled", "--event", "create-project"]).await.unwrap();
+    assert_eq!(json_lines(&by_name).len(), 1, "{by_name}");
+    let unknown = hush(dir, &["audit", "list", "--project", "stiled"]).await.unwrap_err();
+    assert!(unknown.contains("did you mean styled?"), "{unknown}");
+    let backwards = hush(dir, &["audit", "list", "--since", "30m", "--until", "1h"]).await.unwrap_err();
+    assert!(backwards.contains("end_time"), "{backwards}");
+    for query in ["actorType=bogus", "userAgentType=bogus", "projectId=not-a-uuid"] {
+        let path = format!("/api/v1/audit-logs/export?{query}");
+        let (status, body) = common::http1::exchange(server.addr, "GET", &path, &[("authorization", &auth)], "").await;
+        assert_eq!(status.as_u16(), 400, "{query}: {body}");
+    }
+
     // An event type hush never records is an error naming it, with the near ones.
     let bogus = hush(dir, &["audit", "list", "--event", "create-projet"]).await.unwrap_err();
     assert!(bogus.contains("InvalidArgument") && bogus.contains("'create-projet'"), "{bogus}");
@@ -232,4 +245,32 @@ async fn one_json_style_time_flags_everywhere_and_unknown_event_types_refused() 
     let path = "/api/v1/audit-logs/export?eventType=bogus";
     let (status, body) = common::http1::exchange(server.addr, "GET", path, &[("authorization", &auth)], "").await;
     assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_read_by_head_ends_quietly() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path();
+    login(&server, dir, None).await;
+    hush(dir, &["projects", "create", "piped"]).await.unwrap();
+    // More than a pipe holds (64 KiB), so the writer meets the closed pipe.
+    let pairs: Vec<String> = (0..100).map(|i| format!("K{i:03}={}", "v".repeat(1000))).collect();
+    let mut args = vec!["secrets", "set", "--project", "piped"];
+    args.extend(pairs.iter().map(String::as_str));
+    hush(dir, &args).await.unwrap();
+    for output in ["text", "json"] {
+        let mut child = tokio::process::Command::new(common::cli::HUSH)
+            .args(["secrets", "list", "--project", "piped", "--output", output])
+            .env("HUSH_CONFIG_DIR", dir)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let finished = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&finished.stderr);
+        assert!(finished.status.success() && stderr.is_empty(), "{output}: {:?} {stderr}", finished.status);
+    }
 }

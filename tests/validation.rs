@@ -84,6 +84,10 @@ async fn bad_input_is_rejected_naming_the_field(backend: Backend) {
         pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "Has Caps".into(), name: String::new() };
     assert_invalid(projects.create_environment(env).await.unwrap_err(), "slug");
     assert_invalid(projects.create_project(pb::CreateProjectRequest { name: " ".into() }).await.unwrap_err(), "name");
+    // A name that is a UUID would be taken for another project's id; one that reorders text would disguise itself.
+    for name in [project.clone(), "pay\u{202e}stnemyap".to_owned()] {
+        assert_invalid(projects.create_project(pb::CreateProjectRequest { name }).await.unwrap_err(), "name");
+    }
 
     // Nothing stored was lost by any of the rejected calls.
     let kept = get_secret(&mut secrets, &project, "dev", "/a", "KEEP").await.unwrap();

@@ -17,7 +17,7 @@ use sea_orm::{DbErr, Set};
 use serde_json::Value;
 
 pub use query::{AuditFilter, AuditPage, AuditRecord, export, list, prune_expired};
-pub use request_meta::{RequestMeta, TrustedProxies, user_agent_type};
+pub use request_meta::{RequestMeta, TrustedProxies, USER_AGENT_TYPES, user_agent_type};
 
 use crate::{
     identity::Principal,

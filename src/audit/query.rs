@@ -169,8 +169,30 @@ fn invalid(field: &str, reason: &str) -> IdentityError {
     IdentityError::InvalidArgument { field: field.into(), reason: reason.into() }
 }
 
-/// Refuses an event type hush never records, naming it: a typo must not read as "nothing happened".
-fn check_event_types(filter: &AuditFilter) -> Result<(), IdentityError> {
+/// Actor types entries record.
+const ACTOR_TYPES: [&str; 3] = ["identity", "platform", "unknownUser"];
+
+/// Refuses a filter value no entry can have, naming the field: an event type hush never records, an actor type
+/// or user agent type it does not know, an id that is not a UUID. A typo must not read as "nothing happened".
+fn check_filter(filter: &AuditFilter) -> Result<(), IdentityError> {
+    if let Some(actor_type) = filter.actor_type.as_deref().filter(|t| !ACTOR_TYPES.contains(t)) {
+        return Err(invalid("filter.actor_type", &format!("'{actor_type}' is not one of {}", ACTOR_TYPES.join(", "))));
+    }
+    let agents = super::USER_AGENT_TYPES;
+    if !filter.user_agent_type.is_empty() && !agents.contains(&filter.user_agent_type.as_str()) {
+        let reason = format!("'{}' is not one of {}", filter.user_agent_type, agents.join(", "));
+        return Err(invalid("filter.user_agent_type", &reason));
+    }
+    for (field, id) in [("filter.actor_id", &filter.actor_id), ("filter.project_id", &filter.project_id)] {
+        if !id.is_empty() && uuid::Uuid::parse_str(id).is_err() {
+            return Err(invalid(field, &format!("'{id}' is not a UUID")));
+        }
+    }
+    if let (Some(start), Some(end)) = (filter.start_time, filter.end_time)
+        && end <= start
+    {
+        return Err(invalid("filter.end_time", "must be after start_time"));
+    }
     for (i, event_type) in filter.event_types.iter().enumerate() {
         if !super::event_types::is_known(event_type) {
             let near = crate::near_names::near_matches(event_type, super::event_types::EVENT_TYPES.iter().copied());
@@ -218,7 +240,7 @@ pub async fn list(
     page_token: &str,
 ) -> Result<AuditPage, IdentityError> {
     let size = crate::paging::page_size(page_size).map_err(|reason| invalid("page_size", reason))?;
-    check_event_types(filter)?;
+    check_filter(filter)?;
     require_read(store, caller).await?;
     let mut query = filtered(&caller.org_id, filter);
     if !page_token.is_empty() {
@@ -241,7 +263,7 @@ pub async fn export(
     caller: &Principal,
     filter: AuditFilter,
 ) -> Result<mpsc::Receiver<Result<Vec<AuditRecord>, DbErr>>, IdentityError> {
-    check_event_types(&filter)?;
+    check_filter(&filter)?;
     require_read(store, caller).await?;
     super::record_read(store, caller, Entry::org("export-audit-logs", filter_metadata(&filter))).await?;
     // Two chunks in flight at most: the reader's pace bounds memory.

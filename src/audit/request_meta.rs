@@ -17,7 +17,10 @@ pub struct RequestMeta {
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<IpAddr>);
 
-/// Classifies a request's client from its headers.
+/// Every kind [`user_agent_type`] tells apart (and the audit filter accepts).
+pub const USER_AGENT_TYPES: [&str; 6] = ["cli", "web", "curl", "grpc-python", "grpc-other", "other"];
+
+/// Classifies a request's client from its headers: one of [`USER_AGENT_TYPES`].
 pub fn user_agent_type(headers: &HeaderMap) -> &'static str {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     let user_agent = header("user-agent");

@@ -61,13 +61,13 @@ pub struct FilterArgs {
     /// Event type such as `create-secret`; repeat or separate with commas for several.
     #[arg(long = "event", value_name = "TYPE", value_delimiter = ',')]
     events: Vec<String>,
-    /// Id of the acting identity.
+    /// The acting identity: id or name.
     #[arg(long)]
     actor: Option<String>,
     /// Kind of actor.
     #[arg(long, value_enum)]
     actor_type: Option<ActorType>,
-    /// Project id.
+    /// Project: id or name.
     #[arg(long, env = "HUSH_PROJECT")]
     project: Option<String>,
     /// Client kind: `cli`, `web`, `grpc-python`, `grpc-other`, `curl` or `other`.
@@ -84,8 +84,18 @@ enum ActorType {
 }
 
 impl FilterArgs {
-    fn into_pb(self) -> pb::AuditLogFilter {
-        pb::AuditLogFilter {
+    /// The wire filter; a project or actor given by name becomes its id (a name matching nothing is an error,
+    /// never an empty answer).
+    async fn into_pb(self, target: &Target) -> anyhow::Result<pb::AuditLogFilter> {
+        let project = match self.project.as_deref().filter(|p| !p.is_empty()) {
+            Some(given) => super::names::project_id(target, given).await?,
+            None => String::new(),
+        };
+        let actor = match self.actor.as_deref().filter(|a| !a.is_empty()) {
+            Some(given) => super::names::identity_id(target, given).await?,
+            None => String::new(),
+        };
+        Ok(pb::AuditLogFilter {
             event_types: self.events.into_iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
             actor_type: match self.actor_type {
                 None => pb::ActorType::Unspecified,
@@ -93,12 +103,12 @@ impl FilterArgs {
                 Some(ActorType::Platform) => pb::ActorType::Platform,
                 Some(ActorType::UnknownUser) => pb::ActorType::UnknownUser,
             } as i32,
-            actor_id: self.actor.unwrap_or_default(),
-            project_id: self.project.unwrap_or_default(),
+            actor_id: actor,
+            project_id: project,
             user_agent_type: self.user_agent_type.unwrap_or_default(),
             start_time: self.since.map(timestamp),
             end_time: self.until.map(timestamp),
-        }
+        })
     }
 }
 
@@ -107,7 +117,7 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::List(args) => {
             let mut client = AuditLogsServiceClient::new(client::authed(&args.target).await?);
             let request = pb::ListAuditLogsRequest {
-                filter: Some(args.filter.into_pb()),
+                filter: Some(args.filter.into_pb(&args.target).await?),
                 page_size: args.limit,
                 page_token: args.page_token.unwrap_or_default(),
             };
@@ -121,7 +131,7 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Export(args) => {
             let mut client = AuditLogsServiceClient::new(client::authed(&args.target).await?);
-            let request = pb::ExportAuditLogsRequest { filter: Some(args.filter.into_pb()) };
+            let request = pb::ExportAuditLogsRequest { filter: Some(args.filter.into_pb(&args.target).await?) };
             let mut stream = client.export_audit_logs(request).await.map_err(rpc)?.into_inner();
             let mut header = true;
             while let Some(chunk) = stream.message().await.map_err(rpc)? {

@@ -43,13 +43,13 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let source = crate::store::sqlite_file(&url)
         .ok_or_else(|| anyhow::anyhow!("--database-url must be a postgres:// or sqlite:// URL of a file"))?;
     backup::backup(&source, &args.to).await?;
-    println!("backed up {} to {}", source.display(), args.to.display());
+    outln!("backed up {} to {}", source.display(), args.to.display());
     Ok(())
 }
 
 pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let database = backup::restore(&args.from, &args.data_dir).await?;
-    println!(
+    outln!(
         "restored {} to {}; serve it with `hush serve --data-dir {}` and the root key the data was sealed with \
          (copy root.key from the old data dir into {}, or give it with --root-key or --root-key-command)",
         args.from.display(),

@@ -101,9 +101,10 @@ async fn current_session() -> anyhow::Result<Session> {
             Ok(renewed)
         }
         _ => anyhow::bail!(
-            "session expired at {}: run `hush login` again (or set HUSH_CLIENT_ID and HUSH_CLIENT_SECRET to log in \
+            "session expired at {}: run `{}` again (or set HUSH_CLIENT_ID and HUSH_CLIENT_SECRET to log in \
              automatically)",
-            session.expires_at
+            session.expires_at,
+            super::session::login_command(),
         ),
     }
 }

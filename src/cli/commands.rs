@@ -152,7 +152,7 @@ pub enum SecretsCommand {
         #[command(flatten)]
         folder: Folder,
     },
-    /// Set the secrets of a dotenv or JSON file in one atomic batch (created or updated); --dry-run shows
+    /// Set the secrets of a dotenv, JSON or YAML file in one atomic batch (created or updated); --dry-run shows
     /// what would change.
     Import(super::import_command::ImportArgs),
     /// List a secret's versions as `version<TAB>time<TAB>comment`, newest first (values are not printed).
@@ -272,6 +272,9 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 }
             };
             let secret = secret.context("server sent no secret")?;
+            if super::output::chosen() == super::output::Output::Json {
+                outln!("{}", super::output::proto_json(&secret));
+            }
             eprintln!("{} is at version {}", secret.key, secret.version);
         }
         SecretsCommand::Get { key, include_imports, raw, mut folder } => {
@@ -288,7 +291,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             let secret = client.get_secret(request).await.map_err(rpc)?.into_inner().secret;
             let secret = secret.context("server sent no secret")?;
             if super::output::chosen() == super::output::Output::Json {
-                println!("{}", super::output::proto_json(&secret));
+                outln!("{}", super::output::proto_json(&secret));
                 return Ok(());
             }
             let value = secret.value;
@@ -298,7 +301,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 out.write_all(value.as_bytes())?;
                 out.flush()?;
             } else {
-                println!("{value}");
+                outln!("{value}");
             }
         }
         SecretsCommand::List { include_imports, recursive, mut folder } => {
@@ -315,14 +318,14 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
             let mut current_path = None;
             for secret in list_all(&mut client, request).await.map_err(rpc)? {
                 if super::output::chosen() == super::output::Output::Json {
-                    println!("{}", super::output::proto_json(&secret));
+                    outln!("{}", super::output::proto_json(&secret));
                     continue;
                 }
                 if recursive && current_path.as_ref() != Some(&secret.secret_path) {
-                    println!("# {}", secret.secret_path);
+                    outln!("# {}", secret.secret_path);
                     current_path = Some(secret.secret_path.clone());
                 }
-                println!("{}={}", secret.key, super::formats::dotenv_value(&secret.value));
+                outln!("{}={}", secret.key, super::formats::dotenv_value(&secret.value));
             }
         }
         SecretsCommand::Import(args) => super::import_command::import(args).await?,
@@ -336,9 +339,14 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                 key,
             };
             let mut listing = super::output::Listing::new(&["VERSION", "TIME", "COMMENT"]);
-            for mut version in client.list_secret_versions(request).await.map_err(rpc)?.into_inner().versions {
-                // A history for people and scripts to look at, not a way to print every old value.
-                version.value.clear();
+            for version in client.list_secret_versions(request).await.map_err(rpc)?.into_inner().versions {
+                // A history to look at, not a way to print every old value: the JSON leaves the value out.
+                if super::output::chosen() == super::output::Output::Json {
+                    let mut json = super::output::proto_json(&version);
+                    json.as_object_mut().map(|fields| fields.remove("value"));
+                    outln!("{json}");
+                    continue;
+                }
                 let time = version
                     .create_time
                     .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))

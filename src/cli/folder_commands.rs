@@ -72,7 +72,7 @@ pub async fn folders(command: FoldersCommand) -> anyhow::Result<()> {
                 path: folder.path,
             };
             let deleted = client.delete_folder(request).await.map_err(rpc)?.into_inner().deleted_secrets;
-            eprintln!("deleted, with {deleted} secrets");
+            eprintln!("deleted, with {}", super::output::count(deleted, "secret"));
         }
     }
     Ok(())

@@ -96,6 +96,8 @@ pub fn render(format: Format, secrets: &[(String, String)]) -> anyhow::Result<St
 /// values bare (up to a ` #` comment), single-quoted (taken as they are) or double-quoted (with `\\`, `\"`,
 /// `\n`, `\r`, `\t` escapes); quoted values may span lines. No interpolation. A key given twice is refused.
 pub fn parse_dotenv(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    // Editors on Windows start UTF-8 files with a byte order mark; it is not part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut secrets: Vec<(String, String)> = Vec::new();
     // Keys seen so far: a duplicate check that stays linear however long the file is.
     let mut seen = std::collections::HashSet::new();
@@ -177,15 +179,55 @@ fn dotenv_value_at(text: &str) -> Result<(String, &str), String> {
     Ok((value.to_owned(), &text[end..]))
 }
 
-/// Reads a JSON object of string values.
+/// The kind of a JSON value, for errors: the value itself may be a secret and is never shown.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON object's members in document order, a key given twice refused (serde_json's map keeps the last).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut members = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("{key} is given more than once")));
+                    }
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// Reads a JSON object of string values, in document order; a key given twice is refused.
 pub fn parse_json(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let object: serde_json::Map<String, serde_json::Value> =
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Members(members) =
         serde_json::from_str(text).map_err(|e| anyhow::anyhow!("not a JSON object of strings: {e}"))?;
-    object
+    members
         .into_iter()
         .map(|(key, value)| match value {
             serde_json::Value::String(value) => Ok((key, value)),
-            other => bail!("{key}: the value is {other}, not a string"),
+            other => bail!("{key}: the value is {}, not a string", json_kind(&other)),
         })
         .collect()
 }
@@ -199,11 +241,11 @@ pub fn parse_yaml(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     mapping
         .into_iter()
         .map(|(key, value)| {
-            let Value::String(key) = key else { bail!("the key {key:?} is not a string") };
+            let Value::String(key) = key else { bail!("a key is not a string: quote keys that YAML reads otherwise") };
             match value {
                 Value::String(value) => Ok((key, value)),
-                Value::Number(n) => bail!("{key}: the value {n} is a number; quote it (\"{n}\") to keep it as written"),
-                Value::Bool(b) => bail!("{key}: the value {b} is a boolean; quote it (\"{b}\") if it is text"),
+                Value::Number(_) => bail!("{key}: the value is a number; quote it to keep it exactly as written"),
+                Value::Bool(_) => bail!("{key}: the value is a boolean; quote it if it is text"),
                 Value::Null => bail!("{key}: the value is null; write \"\" for an empty value"),
                 _ => bail!("{key}: the value is not a string"),
             }
@@ -250,7 +292,19 @@ mod tests {
             let error = parse_dotenv(bad).unwrap_err().to_string();
             assert!(error.contains(said), "{bad:?}: {error}");
         }
-        assert!(parse_json(r#"{"A": 1}"#).unwrap_err().to_string().contains("A: the value is 1"));
+        let secret = parse_json(r#"{"DB": {"password": "hunter2"}}"#).unwrap_err().to_string();
+        assert!(secret.contains("DB: the value is an object") && !secret.contains("hunter2"), "{secret}");
+        let twice = parse_json(r#"{"A": "1", "A": "2"}"#).unwrap_err().to_string();
+        assert!(twice.contains("A is given more than once"), "{twice}");
+        assert_eq!(
+            parse_json("\u{feff}{\"B\": \"x\", \"A\": \"y\"}").unwrap(),
+            [("B".into(), "x".into()), ("A".into(), "y".into())]
+        );
+        assert_eq!(
+            parse_dotenv("\u{feff}A=1").unwrap(),
+            [("A".to_owned(), "1".to_owned())],
+            "a BOM is not part of the key"
+        );
     }
 
     #[test]
@@ -263,7 +317,7 @@ mod tests {
         let expected = [("B", "plain"), ("A", "two\nlines\n")].map(|(k, v)| (k.to_owned(), v.to_owned()));
         assert_eq!(parse_yaml(written).unwrap(), expected, "document order, block scalars");
         for (bad, said) in [
-            ("PORT: 8080", "quote it"),
+            ("PORT: 1.50", "quote it to keep it exactly as written"),
             ("ON: true", "boolean"),
             ("E:", "null"),
             ("A: 1\nA: 2", "duplicate"),

@@ -41,7 +41,7 @@ pub enum IdentitiesCommand {
     },
     /// Delete an identity with its client secrets, tokens and memberships.
     Delete {
-        /// Identity id.
+        /// Identity id or name.
         id: String,
         #[command(flatten)]
         target: Target,
@@ -59,7 +59,7 @@ pub enum ClientSecretCommand {
     /// Issue a client secret and print `{"client_id", "client_secret", "client_secret_id"}` as JSON, ready for
     /// `hush login --from-file`. The secret is shown only this once.
     Create {
-        /// Identity id.
+        /// Identity id or name.
         identity_id: String,
         /// Note about where the secret is used.
         #[arg(long, default_value = "", hide_default_value = true)]
@@ -75,7 +75,7 @@ pub enum ClientSecretCommand {
     },
     /// Revoke a client secret and the access tokens it issued.
     Revoke {
-        /// Identity id.
+        /// Identity id or name.
         identity_id: String,
         /// Client secret id, as printed by `secret create`.
         secret_id: String,
@@ -95,7 +95,7 @@ pub enum TokenCommand {
     },
     /// Revoke every live access token of an identity (its client secrets stay valid); prints how many.
     RevokeAll {
-        /// Identity id.
+        /// Identity id or name.
         identity_id: String,
         #[command(flatten)]
         target: Target,
@@ -136,7 +136,7 @@ pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
             listing.finish();
         }
         IdentitiesCommand::Delete { id, target } => {
-            let request = pb::DeleteIdentityRequest { identity_id: id };
+            let request = pb::DeleteIdentityRequest { identity_id: super::names::identity_id(&target, &id).await? };
             identity_client(&target).await?.delete_identity(request).await.map_err(rpc)?;
             eprintln!("deleted");
         }
@@ -147,10 +147,11 @@ pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
             eprintln!("revoked");
         }
         IdentitiesCommand::Token(TokenCommand::RevokeAll { identity_id, target }) => {
+            let identity_id = super::names::identity_id(&target, &identity_id).await?;
             let request = pb::RevokeIdentityTokensRequest { identity_id };
             let response =
                 identity_client(&target).await?.revoke_identity_tokens(request).await.map_err(rpc)?.into_inner();
-            println!("{}", response.revoked_count);
+            outln!("{}", response.revoked_count);
         }
     }
     Ok(())
@@ -159,6 +160,7 @@ pub async fn identities(command: IdentitiesCommand) -> anyhow::Result<()> {
 async fn client_secrets(command: ClientSecretCommand) -> anyhow::Result<()> {
     match command {
         ClientSecretCommand::Create { identity_id, description, ttl, max_uses, target } => {
+            let identity_id = super::names::identity_id(&target, &identity_id).await?;
             let ttl = ttl.map(prost_types::Duration::try_from).transpose().context("--ttl is too long")?;
             let request = pb::CreateClientSecretRequest { identity_id, description, ttl, max_uses };
             let response =
@@ -175,6 +177,7 @@ async fn client_secrets(command: ClientSecretCommand) -> anyhow::Result<()> {
             eprintln!("the client secret is shown only this once: keep it safe");
         }
         ClientSecretCommand::Revoke { identity_id, secret_id, target } => {
+            let identity_id = super::names::identity_id(&target, &identity_id).await?;
             let request = pb::RevokeClientSecretRequest { identity_id, client_secret_id: secret_id };
             identity_client(&target).await?.revoke_client_secret(request).await.map_err(rpc)?;
             eprintln!("revoked");
@@ -215,7 +218,8 @@ pub enum RolesCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// List the built-in and custom roles, one JSON object per line.
+    /// List the built-in and custom roles as `id<TAB>name<TAB>built-in|custom<TAB>description`; `--output json`
+    /// shows their policies (in a shape `--policies` takes back).
     List {
         #[command(flatten)]
         target: Target,
@@ -229,8 +233,8 @@ pub enum RolesCommand {
     },
     /// Give an identity a role in a project, replacing its current one; `--role ''` removes it from the project.
     Assign {
-        /// Project id or name.
-        #[arg(long)]
+        /// Project id or name [default: .hush.toml's].
+        #[arg(long, env = "HUSH_PROJECT", default_value = "", hide_default_value = true)]
         project: String,
         /// Identity id or name.
         #[arg(long)]
@@ -307,6 +311,7 @@ pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
             eprintln!("deleted");
         }
         RolesCommand::Assign { project, identity, role, target } => {
+            let project = super::local_defaults::project(project)?;
             let project = super::names::project_id(&target, &project).await?;
             let identity = super::names::identity_id(&target, &identity).await?;
             let role = super::names::role_id(&target, &role).await?;

@@ -13,8 +13,9 @@ use crate::pb::{self, secrets_service_client::SecretsServiceClient};
 
 /// Most secrets one import sets: the batch limit of the server, so the import stays one transaction.
 const MAX_IMPORT: usize = 1000;
-/// Largest file read: a batch is one request, and quoting at most doubles a value or so.
-const MAX_FILE_BYTES: usize = 2 * crate::limits::MAX_MESSAGE_BYTES;
+/// Largest file read, and most bytes of keys and values one import sends: the batch is one request, and a
+/// request is at most this large.
+const MAX_BYTES: usize = crate::limits::MAX_MESSAGE_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImportFormat {
@@ -38,7 +39,7 @@ pub struct ImportArgs {
     folder: Folder,
 }
 
-/// The file (or stdin for `-`), read no further than [`MAX_FILE_BYTES`]: a larger one could not be one batch.
+/// The file (or stdin for `-`), read no further than [`MAX_BYTES`]: a larger one could not be one batch.
 fn read_bounded(file: &str) -> anyhow::Result<String> {
     use std::io::Read;
     let mut input: Box<dyn Read> = if file == "-" {
@@ -47,15 +48,8 @@ fn read_bounded(file: &str) -> anyhow::Result<String> {
         Box::new(std::fs::File::open(file).with_context(|| format!("reading {file}"))?)
     };
     let mut bytes = Vec::new();
-    input
-        .by_ref()
-        .take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {file}"))?;
-    anyhow::ensure!(
-        bytes.len() <= MAX_FILE_BYTES,
-        "{file} is larger than {MAX_FILE_BYTES} bytes, more than one import sets"
-    );
+    input.by_ref().take(MAX_BYTES as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("reading {file}"))?;
+    anyhow::ensure!(bytes.len() <= MAX_BYTES, "{file} is larger than {MAX_BYTES} bytes, the most one import sends");
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{file} is not UTF-8 text"))
 }
 
@@ -73,6 +67,17 @@ pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
         _ => formats::parse_dotenv(&text)?,
     };
     anyhow::ensure!(wanted.len() <= MAX_IMPORT, "{} secrets: one import sets at most {MAX_IMPORT}", wanted.len());
+    // Checked here, naming the key, so that --dry-run never approves what the import would refuse.
+    for (key, value) in &wanted {
+        crate::secrets::validate::secret_key("key", key).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+        crate::secrets::validate::secret_value("value", value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    }
+    // YAML aliases can make a small file hold large values: what counts is what would be sent.
+    let total: usize = wanted.iter().map(|(k, v)| k.len() + v.len()).sum();
+    anyhow::ensure!(
+        total <= MAX_BYTES,
+        "the keys and values add up to {total} bytes, more than one request holds ({MAX_BYTES})"
+    );
 
     args.folder.resolve().await?;
     let folder = &args.folder;
@@ -91,18 +96,22 @@ pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
     };
     let current: std::collections::HashMap<String, String> = listed.into_iter().map(|s| (s.key, s.value)).collect();
     let mut changes = Vec::new();
+    // What happens to each key: printed when it has happened (or, with --dry-run, would).
+    let mut plan = Vec::with_capacity(wanted.len());
     for (key, value) in &wanted {
         let verb = match current.get(key) {
             None => "create",
             Some(old) if old != value => "update",
             Some(_) => "unchanged",
         };
-        println!("{verb} {key}");
+        plan.push(format!("{verb} {key}"));
         if verb != "unchanged" {
             changes.push(pb::SecretInput { key: key.clone(), value: value.clone(), comment: String::new() });
         }
     }
+    let print_plan = || plan.iter().for_each(|line| outln!("{line}"));
     if args.dry_run || changes.is_empty() {
+        print_plan();
         eprintln!(
             "{} to create or update; {}",
             changes.len(),
@@ -110,7 +119,14 @@ pub async fn import(mut args: ImportArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let written = client.batch_update_secrets(upsert(folder, changes)).await.map_err(rpc)?.into_inner().secrets;
+    let request = upsert(folder, changes);
+    let size = prost::Message::encoded_len(&request);
+    anyhow::ensure!(
+        size <= MAX_BYTES,
+        "the changes make a {size}-byte request, more than one request holds ({MAX_BYTES})"
+    );
+    let written = client.batch_update_secrets(request).await.map_err(rpc)?.into_inner().secrets;
+    print_plan();
     eprintln!("imported {} secrets in one transaction", written.len());
     Ok(())
 }

@@ -33,15 +33,16 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             let done = rotate::rotate(&storage, &key, &new_root_key_file).await?;
             let file = new_root_key_file.display();
             if done.generated_new_key {
-                println!("generated a new root key in {file}");
+                outln!("generated a new root key in {file}");
             }
-            println!(
+            outln!(
                 "re-sealed {} project data keys, {} audit stream configurations and the root key check with the new key",
-                done.resealed.project_keys, done.resealed.stream_configs
+                done.resealed.project_keys,
+                done.resealed.stream_configs
             );
             match done.key_file {
-                Some(path) => println!("{} holds the new key; `hush serve` uses it from now on", path.display()),
-                None => println!(
+                Some(path) => outln!("{} holds the new key; `hush serve` uses it from now on", path.display()),
+                None => outln!(
                     "the old key no longer opens this data: store the new key from {file} where --root-key or \
                      --root-key-command reads it, start `hush serve` with it, then delete {file}"
                 ),

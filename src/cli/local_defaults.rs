@@ -33,10 +33,12 @@ pub struct LocalDefaults {
     pub path: Option<String>,
 }
 
-/// The nearest `.hush.toml` from the current directory up, read; none found is all defaults.
+/// The nearest `.hush.toml` from the current directory up, read; none found is all defaults. The nearest one
+/// that exists is the one used: if it cannot be used (not a file, too large, not TOML), that is an error naming
+/// it, never a silent fall-back to a file further up.
 pub fn find() -> anyhow::Result<LocalDefaults> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    match cwd.ancestors().map(|dir| dir.join(FILE_NAME)).find(|file| file.is_file()) {
+    match cwd.ancestors().map(|dir| dir.join(FILE_NAME)).find(|file| file.symlink_metadata().is_ok()) {
         Some(file) => read(&file),
         None => Ok(LocalDefaults::default()),
     }
@@ -44,11 +46,17 @@ pub fn find() -> anyhow::Result<LocalDefaults> {
 
 fn read(file: &Path) -> anyhow::Result<LocalDefaults> {
     use std::io::Read;
-    let mut text = String::new();
+    let shown = file.display();
+    let metadata = std::fs::metadata(file).with_context(|| format!("reading {shown}"))?;
+    anyhow::ensure!(metadata.is_file(), "{shown} is not a regular file");
+    anyhow::ensure!(metadata.len() <= MAX_FILE_BYTES, "{shown} is larger than {MAX_FILE_BYTES} bytes");
+    let mut bytes = Vec::new();
     std::fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES).read_to_string(&mut text))
-        .with_context(|| format!("reading {}", file.display()))?;
-    toml::from_str(&text).with_context(|| format!("{} is not a valid {FILE_NAME}", file.display()))
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {shown}"))?;
+    anyhow::ensure!(bytes.len() as u64 <= MAX_FILE_BYTES, "{shown} is larger than {MAX_FILE_BYTES} bytes");
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown} is not UTF-8 text"))?;
+    toml::from_str(&text).with_context(|| format!("{shown} is not a valid {FILE_NAME}"))
 }
 
 /// `given` when it is not empty, else the project of `.hush.toml`, else an error saying how to name one.
@@ -77,11 +85,30 @@ pub struct InitArgs {
     target: Target,
 }
 
-/// `hush init`: checks the project exists for the caller, then writes `.hush.toml` in the current directory.
+/// `hush init`: checks that the caller can see the project and that it has the environment, then writes
+/// `.hush.toml` in the current directory. What it writes is what later commands will use, so it is checked now.
 pub async fn init(args: InitArgs) -> anyhow::Result<()> {
+    use crate::pb::{self, projects_service_client::ProjectsServiceClient};
     let file = PathBuf::from(FILE_NAME);
-    anyhow::ensure!(args.force || !file.exists(), "{FILE_NAME} exists here: add --force to replace it");
+    anyhow::ensure!(
+        args.force || file.symlink_metadata().is_err(),
+        "{FILE_NAME} exists here: add --force to replace it"
+    );
+    if let Some(path) = &args.path {
+        anyhow::ensure!(path.starts_with('/'), "--path '{path}': a folder path starts with /");
+    }
     let id = super::names::project_id(&args.target, &args.project).await?;
+    let mut client = ProjectsServiceClient::new(super::client::authed(&args.target).await?);
+    let request = pb::ListEnvironmentsRequest { project_id: id.clone() };
+    let envs = client.list_environments(request).await.map_err(super::commands::rpc)?.into_inner().environments;
+    if let Some(env) = &args.environment {
+        let slugs: Vec<&str> = envs.iter().map(|e| e.slug.as_str()).collect();
+        anyhow::ensure!(
+            slugs.contains(&env.as_str()),
+            "--env '{env}': the project's environments are {}",
+            slugs.join(", ")
+        );
+    }
     let defaults = LocalDefaults { project: Some(id), env: args.environment, path: args.path };
     let mut text = format!("# hush defaults for this directory and below (hush init --project {})\n", args.project);
     text.push_str(&toml::to_string(&defaults).context("writing TOML")?);
@@ -108,5 +135,11 @@ mod tests {
         std::fs::write(&file, "projet = \"p\"\n").unwrap();
         let error = format!("{:#}", read(&file).unwrap_err());
         assert!(error.contains("projet"), "the misspelt key is named: {error}");
+        // Too large, or not a file: refused naming it, never read in part.
+        std::fs::write(&file, format!("project = \"p\"\n#{}\npath = \"/api\"\n", "x".repeat(70_000))).unwrap();
+        assert!(format!("{:#}", read(&file).unwrap_err()).contains("larger than"));
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert!(format!("{:#}", read(&file).unwrap_err()).contains("not a regular file"));
     }
 }

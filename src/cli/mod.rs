@@ -1,5 +1,12 @@
 //! Command line: `hush serve` and the client commands (`login`, `projects`, `secrets`, `identities`, `roles`).
 
+/// `println!` for results, through [`output::write`]: a closed stdout ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod audit_command;
 mod backup_command;
 mod client;
@@ -104,7 +111,7 @@ enum Command {
     /// Subscribe to secret events.
     #[command(subcommand)]
     Events(events_command::EventsCommand),
-    /// List and export audit logs as JSON lines.
+    /// List and export audit logs (JSON lines, as the HTTP export prints them).
     #[command(subcommand)]
     Audit(audit_command::AuditCommand),
     /// Manage audit streams: create, list, check status, test, backfill and delete destinations.

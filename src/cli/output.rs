@@ -34,6 +34,27 @@ pub fn chosen() -> Output {
     CHOSEN.get().copied().unwrap_or_default()
 }
 
+/// Writes results to stdout. A reader that went away (`hush … | head`) ends the command quietly with exit 0,
+/// as it ends `cat`: what it wanted was read. (A panic, as `print!` gives, would be noise.)
+pub fn write(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("hush: writing the output: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `n thing` or `n things`.
+pub fn count(n: impl Into<i64>, thing: &str) -> String {
+    let n = n.into();
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
+}
+
 /// `message` in protobuf's JSON mapping.
 pub fn proto_json<M: prost::Message + prost::Name>(message: &M) -> serde_json::Value {
     let descriptor = POOL.get_message_by_name(&M::full_name()).expect("every hush message is in the descriptor set");
@@ -53,8 +74,8 @@ pub fn from_proto_json<M: prost::Message + prost::Name + Default>(value: serde_j
 /// Prints one message: its JSON with `--output json`, else `text` (computed only then).
 pub fn single<M: prost::Message + prost::Name>(message: &M, text: impl FnOnce() -> String) {
     match chosen() {
-        Output::Json => println!("{}", proto_json(message)),
-        Output::Text | Output::Table => println!("{}", text()),
+        Output::Json => outln!("{}", proto_json(message)),
+        Output::Text | Output::Table => outln!("{}", text()),
     }
 }
 
@@ -74,8 +95,8 @@ impl Listing {
     /// One item: `message` for JSON, `columns` (as many as the header) for text and table.
     pub fn item<M: prost::Message + prost::Name>(&mut self, message: &M, columns: Vec<String>) {
         match chosen() {
-            Output::Json => println!("{}", proto_json(message)),
-            Output::Text => println!("{}", columns.join("\t")),
+            Output::Json => outln!("{}", proto_json(message)),
+            Output::Text => outln!("{}", columns.join("\t")),
             Output::Table => self.rows.push(columns),
         }
     }
@@ -83,7 +104,7 @@ impl Listing {
     /// Prints the table, when that is the style.
     pub fn finish(self) {
         if chosen() == Output::Table {
-            print!("{}", table(self.header, &self.rows));
+            outln!("{}", table(self.header, &self.rows).trim_end_matches('\n'));
         }
     }
 }

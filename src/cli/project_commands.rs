@@ -83,7 +83,7 @@ pub async fn envs(command: EnvsCommand) -> anyhow::Result<()> {
             let mut client = ProjectsServiceClient::new(client::authed(&project.target).await?);
             let request = pb::DeleteEnvironmentRequest { project_id, environment: slug.clone() };
             let deleted = client.delete_environment(request).await.map_err(rpc)?.into_inner().deleted_secrets;
-            eprintln!("deleted environment {slug}, with {deleted} secrets");
+            eprintln!("deleted environment {slug}, with {}", super::output::count(deleted, "secret"));
         }
     }
     Ok(())

@@ -121,7 +121,7 @@ pub(super) async fn fetch(scope: &Scope) -> anyhow::Result<Secrets> {
 pub async fn export(mut args: ExportArgs) -> anyhow::Result<()> {
     args.scope.folder.resolve().await?;
     let secrets = fetch(&args.scope).await?;
-    print!("{}", formats::render(args.format, &secrets)?);
+    super::output::write(format_args!("{}", formats::render(args.format, &secrets)?));
     Ok(())
 }
 

@@ -29,7 +29,8 @@ static PROFILE: OnceLock<Option<String>> = OnceLock::new();
 
 /// Sets this run's profile (`None`: the default one); a name that could not be a file name is refused.
 pub fn choose_profile(profile: Option<String>) -> anyhow::Result<()> {
-    let profile = profile.filter(|p| p != "default");
+    // An empty HUSH_PROFILE is unset, as the other HUSH_* variables are.
+    let profile = profile.filter(|p| p != "default" && !p.is_empty());
     if let Some(name) = &profile {
         let valid = name.len() <= MAX_PROFILE_LEN
             && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -42,6 +43,14 @@ pub fn choose_profile(profile: Option<String>) -> anyhow::Result<()> {
     }
     let _ = PROFILE.set(profile);
     Ok(())
+}
+
+/// The command that logs this run's profile in.
+pub fn login_command() -> String {
+    match profile_name() {
+        "default" => "hush login".to_owned(),
+        name => format!("hush login --profile {name}"),
+    }
 }
 
 /// This run's profile name, as people say it.
@@ -65,12 +74,13 @@ impl Session {
     /// Reads the saved session.
     pub fn load() -> anyhow::Result<Self> {
         let path = Self::path()?;
-        let login = match profile_name() {
-            "default" => "hush login".to_owned(),
-            name => format!("hush login --profile {name}"),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::bail!("not logged in ({} missing): run `{}` first", path.display(), login_command())
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("not logged in ({} missing): run `{login}` first", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
     }
 

@@ -106,7 +106,7 @@ pub async fn whoami(target: Target) -> anyhow::Result<()> {
             identity.name,
             identity.id,
             identity.client_id,
-            super::session::profile_name(),
+            if std::env::var_os("HUSH_TOKEN").is_some() { "(HUSH_TOKEN)" } else { super::session::profile_name() },
         )
     });
     Ok(())

@@ -30,13 +30,14 @@ const CLIENT_SECRET_ENV: &str = "HUSH_STREAM_CLIENT_SECRET";
 pub enum StreamsCommand {
     /// Create a stream (after sending the destination a test event, unless --skip-test) and print its id.
     Create(Box<CreateArgs>),
-    /// Print every stream as one JSON line (credentials redacted), oldest first.
+    /// List the streams as `id<TAB>name<TAB>provider<TAB>on_failure`, oldest first; `--output json` shows their
+    /// configuration (credentials redacted).
     List {
         #[command(flatten)]
         target: Target,
     },
     /// Rename a stream and/or change what it does with a batch its destination keeps refusing; prints the
-    /// stream as one JSON object.
+    /// stream's `list` line.
     Update {
         /// Stream id.
         id: String,
@@ -49,7 +50,8 @@ pub enum StreamsCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Print a stream's delivery health as one JSON object.
+    /// Print a stream's delivery health as `field<TAB>value` lines (queue depth, lag, deliveries, drops, last
+    /// success and error, paused).
     Status {
         /// Stream id.
         id: String,
@@ -407,7 +409,7 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
             let request = pb::TestAuditStreamRequest { audit_stream_id: id };
             let answer = streams_client(&target).await?.test_audit_stream(request).await.map_err(rpc)?.into_inner();
             if answer.success {
-                println!("ok {}", answer.status_code);
+                outln!("ok {}", answer.status_code);
             } else if answer.status_code == 0 {
                 anyhow::bail!("the destination could not be reached: {}", answer.message);
             } else {
@@ -424,7 +426,8 @@ pub async fn streams(command: StreamsCommand) -> anyhow::Result<()> {
                 end_time: args.until.map(timestamp),
             };
             let response = streams_client(&args.target).await?.backfill_audit_stream(request).await.map_err(rpc)?;
-            println!("{}", response.into_inner().queued_events);
+            let response = response.into_inner();
+            output::single(&response, || response.queued_events.to_string());
         }
         StreamsCommand::Delete { id, target } => {
             let request = pb::DeleteAuditStreamRequest { audit_stream_id: id };

@@ -89,6 +89,13 @@ impl Vault {
         name: &str,
     ) -> Result<(ProjectRecord, Vec<EnvironmentRecord>), SecretsError> {
         validate::display_name("name", name)?;
+        if uuid::Uuid::parse_str(name.trim()).is_ok() {
+            // `--project X` takes an id or a name: a name that is an id would address another project.
+            return Err(SecretsError::InvalidArgument {
+                field: "name".into(),
+                reason: "must not be a UUID (project ids are UUIDs)".into(),
+            });
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let sealed_data_key = self.root_key.seal_data_key(&id, &DataKey::generate());
         let txn = self.store.begin_write().await?;

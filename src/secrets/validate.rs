@@ -95,10 +95,15 @@ pub fn environment_slug(field: &str, slug: &str) -> Result<(), SecretsError> {
 /// Checks a display name: 1 to 64 characters, no control characters.
 pub fn display_name(field: &str, name: &str) -> Result<(), SecretsError> {
     let len = name.trim().chars().count();
-    if len == 0 || len > MAX_NAME_LEN || name.chars().any(char::is_control) {
+    if len == 0 || len > MAX_NAME_LEN || name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(invalid(field, format!("must be 1 to {MAX_NAME_LEN} printable characters")));
     }
     Ok(())
+}
+
+/// Characters that reorder the text around them when shown (a name could then read as another one).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Checks that an id is a UUID; anything else cannot name a stored row.
@@ -159,6 +164,8 @@ mod tests {
     #[test]
     fn keys_values_and_batches() {
         assert!(secret_key("key", "DB_PASSWORD.v-2").is_ok());
+        assert!(display_name("name", "payments ✓").is_ok());
+        assert!(display_name("name", "a\u{202e}b").is_err(), "a right-to-left override would disguise a name");
         assert!(secret_key("key", "").is_err());
         assert!(secret_key("key", "has space").is_err());
         assert!(secret_key("key", &"k".repeat(257)).is_err());
