@@ -90,7 +90,9 @@ describe("web UI against hush serve --tls-self-signed", { timeout: 120_000 }, ()
       await page.getByTestId("load-secrets").click();
       const row = page.locator(`[data-testid=secret-row][data-key="TLS_KEY"]`);
       await row.waitFor({ timeout: 10_000 });
-      assert.equal(await row.getByTestId("secret-value").textContent(), "one");
+      assert.equal(await row.getByTestId("secret-value").getAttribute("data-masked"), "true", "values start masked");
+      await row.getByTestId("secret-reveal").click();
+      await page.waitForFunction(() => document.querySelector('[data-key="TLS_KEY"] [data-testid=secret-value]')?.textContent === "one");
       await page.waitForSelector(`[data-testid=events-status][data-state="live"]`, { timeout: 10_000 });
       await api.secrets.updateSecret({ ...secret, value: "two" });
       await page

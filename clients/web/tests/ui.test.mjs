@@ -139,7 +139,12 @@ describe("web UI against hush serve", { timeout: 120_000 }, () => {
       const row = page.locator(`[data-testid=secret-row][data-key="DB_PASSWORD"]`);
       await row.waitFor({ timeout: 10_000 });
       assert.equal(await row.getByTestId("secret-key").textContent(), "DB_PASSWORD");
-      assert.equal(await row.getByTestId("secret-value").textContent(), "first-value");
+      assert.equal(await row.getByTestId("secret-value").getAttribute("data-masked"), "true", "values start masked");
+      assert.ok(!(await page.content()).includes("first-value"), "no value is in the page before a reveal");
+      await row.getByTestId("secret-reveal").click();
+      await page.waitForFunction(
+        () => document.querySelector('[data-key="DB_PASSWORD"] [data-testid=secret-value]')?.textContent === "first-value",
+      );
       assert.equal(await row.getByTestId("secret-version").textContent(), "1");
     });
 
@@ -174,7 +179,10 @@ describe("web UI against hush serve", { timeout: 120_000 }, () => {
         null,
         { timeout: 5_000 },
       );
-      assert.equal(await row.getByTestId("secret-value").textContent(), "second-value");
+      await row.getByTestId("secret-reveal").click();
+      await page.waitForFunction(
+        () => document.querySelector('[data-key="DB_PASSWORD"] [data-testid=secret-value]')?.textContent === "second-value",
+      );
     });
 
     await step("events elsewhere in the project show up too, newest first", async () => {

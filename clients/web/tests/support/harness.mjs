@@ -72,3 +72,48 @@ export async function loadNodeClient(tmp) {
   });
   return import(pathToFileURL(outfile).href);
 }
+
+/**
+ * Starts `hush serve` on a free port with dist/ as its UI, in `tmp`; resolves once the page is served.
+ * Returns { base, creds (bootstrap.json), dataDir, log() (server output, tail), stop() }.
+ */
+export async function startHush(tmp, bin, extraArgs = []) {
+  const { spawn } = await import("node:child_process");
+  const { readFile } = await import("node:fs/promises");
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const dataDir = path.join(tmp, "data");
+  const args = ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--ui-dir", distDir, ...extraArgs];
+  const server = spawn(bin, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, HUSH_LOG: process.env.HUSH_LOG ?? "info", NO_COLOR: "1" },
+  });
+  let log = "";
+  const collect = (chunk) => {
+    log += chunk;
+    if (log.length > 200_000) log = log.slice(-100_000);
+  };
+  server.stdout.on("data", collect);
+  server.stderr.on("data", collect);
+  const creds = await waitFor(
+    "bootstrap.json",
+    async () => JSON.parse(await readFile(path.join(dataDir, "bootstrap.json"), "utf8")),
+    30_000,
+    server,
+  );
+  await waitFor("the /ui/ page", async () => (await fetch(`${base}/ui/`)).ok, 30_000, server);
+  return {
+    base,
+    creds,
+    dataDir,
+    log: () => log.slice(-4000),
+    async stop() {
+      if (server.exitCode != null) return;
+      const exited = new Promise((r) => server.once("exit", r));
+      server.kill("SIGTERM");
+      const timer = setTimeout(() => server.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
