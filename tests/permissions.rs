@@ -236,6 +236,16 @@ async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("policies[0].conditions.secret_path"), "{}", bad.message());
+    let never_matches = admin
+        .update_role(pb::UpdateRoleRequest {
+            role_id: role.clone(),
+            name: "broken".into(),
+            description: String::new(),
+            policies: vec![policy("secrets", &["read"], &["dev", "PROD"], "", false)],
+        })
+        .await
+        .unwrap_err();
+    assert!(never_matches.message().starts_with("policies[0].conditions.environments: 'PROD'"), "{never_matches:?}");
     let other = create_role(&server, "other-role", vec![policy("secrets", &["read"], &[], "", false)]).await;
     let clash = admin
         .update_role(pb::UpdateRoleRequest {

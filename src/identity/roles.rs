@@ -70,6 +70,16 @@ fn validate_role(name: &str, raw: &[RawPolicy]) -> Result<Vec<Policy>, IdentityE
     if raw.len() > MAX_POLICIES {
         return Err(IdentityError::invalid("policies", format!("at most {MAX_POLICIES} policies per role")));
     }
+    // A condition naming something no environment can be called (`PROD`, `dev staging`) would never match:
+    // refused when written. (Checked here, not when stored roles are read: a role saved before stays usable.)
+    for (i, policy) in raw.iter().enumerate() {
+        if let Some(bad) =
+            policy.environments.iter().find(|env| crate::secrets::validate::environment_slug("", env).is_err())
+        {
+            let reason = format!("'{bad}' cannot be an environment slug (1 to 64 characters of [a-z0-9-])");
+            return Err(IdentityError::invalid(&format!("policies[{i}].conditions.environments"), reason));
+        }
+    }
     raw.iter()
         .enumerate()
         .map(|(i, p)| p.validate(i).map_err(|e| IdentityError::invalid(&e.field(), e.reason())))

@@ -35,6 +35,7 @@ const memberError = el("p", { class: "error", role: "alert", "data-testid": "mem
 // ---- roles -----------------------------------------------------------------------------------------------------
 
 const rolesList = el("ul", { class: "plain-list", "data-testid": "roles-list" });
+const rolesError = el("p", { class: "error", role: "alert", "data-testid": "roles-error", hidden: "" });
 const editor = el("form", { class: "panel", "data-testid": "role-editor", hidden: "" });
 const editorError = el("p", { class: "error", role: "alert", "data-testid": "role-error", hidden: "" });
 const policyRows = el("div", { class: "policies", "data-testid": "policy-rows" });
@@ -58,7 +59,7 @@ view.append(
   el("section", { class: "card" },
     el("div", { class: "panel-head" }, el("h2", {}, "Roles"),
       button("New role", { class: "small", "data-testid": "role-new" }, () => openEditor(null))),
-    rolesList, editor),
+    rolesError, rolesList, editor),
 );
 
 /** Shows the view: identities, roles, and the selected project's members. */
@@ -91,7 +92,10 @@ async function loadIdentities() {
       return { items: r.identities, next: r.nextPageToken };
     });
   } catch (err) {
+    identitiesBody.replaceChildren();
+    memberIdentity.replaceChildren();
     show(identityError, errorText(err));
+    updateMemberForm();
     return;
   }
   identitiesBody.replaceChildren(...identities.map((i) =>
@@ -99,6 +103,7 @@ async function loadIdentities() {
       el("td", {}, i.name), el("td", {}, i.orgRole ? roleName(i.orgRole) : "—"),
       el("td", { class: "mono wide-only" }, i.clientId))));
   memberIdentity.replaceChildren(...identities.map((i) => el("option", { value: i.id }, i.name)));
+  updateMemberForm();
 }
 
 function roleName(id: string): string {
@@ -149,7 +154,7 @@ async function loadMembers() {
       ? members.map((m) => el("tr", { "data-testid": "member-row", "data-name": m.identityName, "data-role": m.roleName },
         el("td", {}, m.identityName), el("td", {}, m.roleName,
           " ", button("Remove", { class: "small danger", "aria-label": `Remove ${m.identityName}` }, async () => {
-            await assign(m.identityId, "");
+            if (confirm(`Remove ${m.identityName}'s ${m.roleName} role in this project?`)) await assign(m.identityId, "");
           }))))
       : [el("tr", {}, el("td", { class: "muted", colspan: "2" }, "No members: org admins see every project; give others a role below."))]));
     show(memberError, null);
@@ -183,14 +188,24 @@ async function loadRoles() {
       return { items: r.roles, next: r.nextPageToken };
     });
   } catch (err) {
-    show(editorError, errorText(err));
+    rolesList.replaceChildren();
+    show(rolesError, errorText(err));
+    updateMemberForm();
     return;
   }
+  show(rolesError, null);
   rolesList.replaceChildren(...roles.map((r) =>
     el("li", { "data-testid": "role-item", "data-name": r.name },
       el("strong", {}, r.name), " ", el("span", { class: "muted" }, r.builtIn ? "built-in" : r.description || "custom"), " ",
       r.builtIn ? "" : button("Edit", { class: "small", "data-testid": "role-edit", "aria-label": `Edit role ${r.name}` }, () => openEditor(r)))));
   memberRole.replaceChildren(...roles.map((r) => el("option", { value: r.id }, r.name)));
+  updateMemberForm();
+}
+
+/** Giving a role needs an identity and a role to choose from. */
+function updateMemberForm() {
+  const assign = memberForm.querySelector<HTMLButtonElement>("button[type=submit]")!;
+  assign.disabled = memberIdentity.options.length === 0 || memberRole.options.length === 0 || !memberProject.value;
 }
 
 function policyRow(p: Policy | null): HTMLElement {

@@ -101,6 +101,9 @@ async function load(rethrow = false) {
     older.disabled = !nextToken;
   } catch (err) {
     body.replaceChildren();
+    status.textContent = "";
+    newer.disabled = true;
+    older.disabled = true;
     if (rethrow) throw err;
     show(error, errorText(err));
   }
@@ -135,7 +138,15 @@ async function exportNdjson() {
   show(error, null);
   const res = await fetch(`${s.server}/api/v1/audit-logs/export?${query}`, { headers: { authorization: `Bearer ${s.token}` } });
   if (!res.ok) {
-    show(error, `Export failed: ${res.status} ${await res.text()}`);
+    // The export answers errors as {"code", "message"}.
+    const text = await res.text();
+    let message = text;
+    try {
+      message = JSON.parse(text).message ?? text;
+    } catch {
+      // not JSON: shown as it is
+    }
+    show(error, `Export failed (HTTP ${res.status}): ${message}`);
     return;
   }
   const blob = await res.blob();

@@ -26,15 +26,21 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-/** A button that runs `action` when pressed, disabled while it runs. */
+/**
+ * A button that runs `action` when pressed, once at a time (marked busy meanwhile: not disabled, which would
+ * take the keyboard focus away). A new action clears the banner of the previous one's error.
+ */
 export function button(label: string, attrs: Attrs, action: () => Promise<void> | void): HTMLButtonElement {
   const b = el("button", { type: "button", ...attrs }, label);
   b.addEventListener("click", async () => {
-    b.disabled = true;
+    if (b.getAttribute("aria-busy") === "true") return;
+    b.setAttribute("aria-busy", "true");
+    const banner = document.getElementById("app-error");
+    if (banner) show(banner, null);
     try {
       await action();
     } finally {
-      b.disabled = false;
+      b.removeAttribute("aria-busy");
     }
   });
   return b;
@@ -58,12 +64,21 @@ export function fmtClock(ts: Timestamp | undefined): string {
   return ts ? timestampDate(ts).toLocaleTimeString() : "";
 }
 
-/** `name (0193f2c1)`: names alone may repeat across orgs' histories and say nothing of which one. */
+/**
+ * `name (…3f9a1c)`: the end of the id, which tells ids apart (UUIDv7 ids start with their creation time, so
+ * their first digits are shared by everything made in the same minute).
+ */
 export function nameWithId(name: string, id: string): string {
-  return `${name} (${id.slice(0, 8)})`;
+  return `${name} (${shortId(id)})`;
 }
 
+export function shortId(id: string): string {
+  return `…${id.slice(-6)}`;
+}
+
+/** A server error as `Code: message`; a mistake found here (not a server answer) as its message alone. */
 export function errorText(err: unknown): string {
+  if (!(err instanceof ConnectError) && err instanceof Error) return err.message;
   const ce = ConnectError.from(err);
   return `${Code[ce.code] ?? ce.code}: ${ce.rawMessage}`;
 }

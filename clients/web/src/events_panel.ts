@@ -129,9 +129,10 @@ function addEvent(ev: Event) {
       el("td", { class: "muted nowrap" }, el("span", { "data-testid": "event-time" }, fmtClock(ev.time)), el("br"),
         "#", el("span", { "data-testid": "event-cursor", class: "mono" }, ev.cursor)),
       el("td", { "data-testid": "event-type", class: typeClass }, ev.type.replace("import-mutation", "imports")),
-      el("td", { class: "mono" }, el("span", { "data-testid": "event-env" }, r.env), ":",
-        el("span", { "data-testid": "event-path" }, r.path)),
-      el("td", { "data-testid": "event-key", class: "mono" }, r.key || (ev.importMutation ? "(imports)" : "")),
+      el("td", { class: "mono" },
+        el("div", { "data-testid": "event-key", class: "event-key" }, r.key || (ev.importMutation ? "(imports)" : "")),
+        el("div", { class: "muted" }, el("span", { "data-testid": "event-env" }, r.env), ":",
+          el("span", { "data-testid": "event-path" }, r.path))),
     ),
   );
   ui.body.prepend(...rows);

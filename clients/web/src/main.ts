@@ -6,7 +6,7 @@ import { showAccess } from "./access_view";
 import { bearerAuth, hushClients } from "./api";
 import { showAudit } from "./audit_view";
 import { clearError, ctx, report, session } from "./context";
-import { $, errorText, show } from "./dom";
+import { $, errorText, shortId, show } from "./dom";
 import { resetSecretsView, showProjects } from "./secrets_view";
 import { showStreams } from "./streams_view";
 
@@ -73,7 +73,10 @@ async function login() {
     await Promise.all([whoAmI(), loadProjects()]);
     await selectView("secrets");
   } catch (err) {
-    show(ui.loginError, `Sign-in failed: ${errorText(err)}`);
+    const text = errorText(err);
+    // A browser says only "Failed to fetch" for a server it cannot reach (or whose certificate it refuses).
+    const unreachable = /failed to fetch|networkerror|load failed/i.test(text);
+    show(ui.loginError, unreachable ? `Sign-in failed: cannot reach ${server} (is hush running there, with this scheme and port?)` : `Sign-in failed: ${text}`);
   } finally {
     ui.loginButton.disabled = false;
   }
@@ -85,7 +88,7 @@ async function whoAmI() {
   try {
     const me = await s.clients.identity.whoAmI({});
     const name = me.identity?.name ?? "?";
-    const org = me.identity?.orgId.slice(0, 8) ?? "";
+    const org = shortId(me.identity?.orgId ?? "");
     ui.sessionInfo.textContent = `${name} · org ${org} · ${s.server}`;
     ui.sessionInfo.title = `identity ${me.identity?.id}, org ${me.identity?.orgId}, role ${me.identity?.orgRole || "none"}`;
   } catch (err) {
@@ -153,12 +156,14 @@ ui.tabs.addEventListener("click", (ev) => {
   if (tab?.dataset.view && ctx.session) void selectView(tab.dataset.view as View);
 });
 
-// Arrow keys move between tabs, as in any tab list.
+// Arrow keys, Home and End move between tabs, as in any tab list.
 ui.tabs.addEventListener("keydown", (ev) => {
-  if (ev.key !== "ArrowRight" && ev.key !== "ArrowLeft") return;
   const tabs = [...ui.tabs.querySelectorAll<HTMLButtonElement>("[role=tab]")];
   const at = tabs.findIndex((t) => t.getAttribute("aria-selected") === "true");
-  const next = tabs[(at + (ev.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+  const to: Record<string, number> = { ArrowRight: at + 1, ArrowLeft: at + tabs.length - 1, Home: 0, End: tabs.length - 1 };
+  if (!(ev.key in to)) return;
+  ev.preventDefault();
+  const next = tabs[to[ev.key] % tabs.length];
   next.focus();
   void selectView(next.dataset.view as View);
 });

@@ -149,6 +149,9 @@ async function selectProject() {
 
 /** Loads the tree, the secrets and the imports of the folder in the path box. */
 export async function loadFolder() {
+  // Errors about the folder left behind would be stale here.
+  for (const error of [ui.folderError, ui.importError, ui.secretError, ui.dotenvError, ui.versionsError]) show(error, null);
+  ui.versionsPanel.hidden = true;
   await Promise.all([loadTree(), loadSecrets(), loadImports()]);
 }
 
@@ -340,7 +343,11 @@ async function read(where: ReturnType<typeof scope>, key: string): Promise<strin
   }
 }
 
-function openEditor(sec: Secret | null) {
+async function openEditor(sec: Secret | null) {
+  // Editing starts from the current value (read like a reveal, so audited): saving a comment alone must not
+  // replace the value with an empty one.
+  const current = sec ? await read(scope(), sec.key) : "";
+  if (current === null) return;
   editing = sec;
   ui.dotenvForm.hidden = true;
   ui.secretForm.hidden = false;
@@ -348,16 +355,37 @@ function openEditor(sec: Secret | null) {
   ui.secretFormTitle.textContent = sec ? `Edit ${sec.key} (version ${sec.version})` : "Add secret";
   ui.secretKey.value = sec?.key ?? "";
   ui.secretKey.readOnly = sec !== null;
-  ui.secretValue.value = "";
-  ui.secretValue.placeholder = sec ? "the new value" : "";
+  ui.secretValue.value = current;
   ui.secretComment.value = "";
+  ui.secretForm.scrollIntoView({ block: "nearest" });
   (sec ? ui.secretValue : ui.secretKey).focus();
 }
 
-ui.newSecret.addEventListener("click", () => openEditor(null));
-ui.secretCancel.addEventListener("click", () => {
+/** Puts the keyboard focus back on a row's action after the list was drawn again. */
+function focusRow(key: string, action = "secret-reveal") {
+  document.querySelector<HTMLElement>(`[data-testid=secret-row][data-key="${CSS.escape(key)}"] [data-testid=${action}]`)?.focus();
+}
+
+function closeForms() {
   ui.secretForm.hidden = true;
+  ui.dotenvForm.hidden = true;
   ui.secretValue.value = "";
+}
+
+// Escape closes an open form, as it closes dialogs.
+for (const form of [ui.secretForm, ui.dotenvForm, ui.folderForm]) {
+  form.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    form.hidden = true;
+    if (form !== ui.folderForm) closeForms();
+    ui.newSecret.focus();
+  });
+}
+
+ui.newSecret.addEventListener("click", () => void openEditor(null));
+ui.secretCancel.addEventListener("click", () => {
+  closeForms();
+  ui.newSecret.focus();
 });
 
 onSubmit(ui.secretForm, ui.secretError, async () => {
@@ -372,11 +400,12 @@ onSubmit(ui.secretForm, ui.secretError, async () => {
   } else {
     await ownWrite([key.trim()], () => secrets.createSecret({ ...where, key: key.trim(), value, comment }));
   }
-  ui.secretForm.hidden = true;
-  ui.secretValue.value = "";
-  changedKeys.delete(key);
+  closeForms();
+  const saved = target?.key ?? key.trim();
+  changedKeys.delete(saved);
   await loadSecrets();
   await loadTree();
+  focusRow(saved);
 });
 
 async function deleteSecret(sec: Secret) {
@@ -399,6 +428,7 @@ ui.pasteDotenv.addEventListener("click", () => {
 ui.dotenvCancel.addEventListener("click", () => {
   ui.dotenvForm.hidden = true;
   ui.dotenvInput.value = "";
+  ui.pasteDotenv.focus();
 });
 
 onSubmit(ui.dotenvForm, ui.dotenvError, async () => {
@@ -406,7 +436,13 @@ onSubmit(ui.dotenvForm, ui.dotenvError, async () => {
   if (pairs.length === 0) throw new Error("nothing to save: paste KEY=value lines");
   const secrets = pairs.map(([key, value]) => ({ key, value, comment: "" }));
   const batch = { ...scope(), secrets, allowMissing: true };
-  const res = await ownWrite(pairs.map(([key]) => key), () => session().clients.secrets.batchUpdateSecrets(batch));
+  const res = await ownWrite(pairs.map(([key]) => key), () => session().clients.secrets.batchUpdateSecrets(batch)).catch(
+    (err: unknown) => {
+      // The server names entries by index (`secrets[3].key`); people pasted keys.
+      const ce = ConnectError.from(err);
+      throw new ConnectError(ce.rawMessage.replace(/secrets\[(\d+)\]/g, (all, i) => pairs[Number(i)]?.[0] ?? all), ce.code);
+    },
+  );
   ui.dotenvInput.value = "";
   ui.dotenvForm.hidden = true;
   await loadFolder();
@@ -418,6 +454,8 @@ onSubmit(ui.dotenvForm, ui.dotenvError, async () => {
 async function showVersions(sec: Secret) {
   ui.versionsPanel.hidden = false;
   ui.versionsTitle.textContent = `History of ${sec.key}`;
+  ui.versionsPanel.scrollIntoView({ block: "nearest" });
+  ui.versionsTitle.focus();
   show(ui.versionsError, null);
   try {
     const res = await session().clients.secrets.listSecretVersions({ ...scope(), key: sec.key });
@@ -450,6 +488,9 @@ async function showVersions(sec: Secret) {
 ui.versionsClose.addEventListener("click", () => {
   ui.versionsPanel.hidden = true;
 });
+ui.versionsPanel.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape") ui.versionsPanel.hidden = true;
+});
 
 // ---- imports --------------------------------------------------------------------------------------------------
 
@@ -463,6 +504,7 @@ async function loadImports() {
         el("span", { class: "mono" }, `${imp.importEnvironment}:${imp.importPath}`), " ",
         button("Remove", { class: "small danger", "aria-label": `Remove import of ${imp.importEnvironment}:${imp.importPath}` },
           async () => {
+            if (!confirm(`Stop importing ${imp.importEnvironment}:${imp.importPath} here?`)) return;
             try {
               await session().clients.secrets.deleteSecretImport({ projectId: where.projectId, secretImportId: imp.id });
               await loadFolder();
@@ -490,12 +532,21 @@ onSubmit(ui.importForm, ui.importError, async () => {
 function onChange(changes: Changed[]) {
   const current = scope();
   let affected = false;
+  const deleted: string[] = [];
   for (const c of changes) {
-    if (c.environment === current.environment && c.secretPath === current.secretPath) {
-      affected = true;
-      if (c.key && !takeOwn(c.key)) changedKeys.set(c.key, c.what);
-    }
+    const here = c.environment === current.environment && c.secretPath === current.secretPath;
+    // An imported secret on screen changed in its own folder.
+    const imported = c.key !== "" && ui.secretsBody.querySelector(
+      `[data-testid=secret-row][data-key="${CSS.escape(c.key)}"][data-imported="${CSS.escape(`${c.environment}:${c.secretPath}`)}"]`,
+    ) !== null;
+    if (!here && !imported) continue;
+    affected = true;
+    if (!c.key || takeOwn(c.key)) continue;
+    changedKeys.set(c.key, c.what);
+    if (c.what === "delete") deleted.push(c.key);
   }
+  // A deleted row is gone from the list: say so instead.
+  if (deleted.length) show(ui.secretsStatus, `Deleted elsewhere: ${deleted.join(", ")}.`);
   if (affected || ui.secretsBody.querySelector("[data-imported]")) void loadSecrets();
   if (changes.some((c) => c.what === "import" || c.what === "create")) void loadTree();
 }

@@ -11,10 +11,9 @@ const form = el("form", { class: "filters", "data-testid": "stream-form" },
   field("Name", el("input", { name: "name", required: "", "data-testid": "stream-name", autocomplete: "off" })),
   field("Endpoint URL", el("input", { name: "url", type: "url", required: "", placeholder: "https://siem.example.com/ingest", "data-testid": "stream-url" })),
   field("Header name", el("input", { name: "headerName", placeholder: "Authorization", "data-testid": "stream-header-name", autocomplete: "off" })),
-  field("Header value", el("input", { name: "headerValue", type: "password", "data-testid": "stream-header-value", autocomplete: "off" }),
-    "write-only: shown as [REDACTED] afterwards"),
+  field("Header value (write-only)", el("input", { name: "headerValue", type: "password", "data-testid": "stream-header-value", autocomplete: "off" })),
   field("When the destination keeps failing", el("select", { name: "onFailure", "data-testid": "stream-on-failure" },
-    el("option", { value: "drop" }, "drop the batch after the retries"), el("option", { value: "pause" }, "pause and retry until accepted"))),
+    el("option", { value: "drop" }, "drop after the retries"), el("option", { value: "pause" }, "pause until accepted"))),
   el("div", { class: "row-buttons" }, el("button", { type: "submit", "data-testid": "stream-create" }, "Add stream")),
 );
 const formError = el("p", { class: "error", role: "alert", "data-testid": "stream-form-error", hidden: "" });
@@ -28,7 +27,8 @@ view.append(
     el("p", { class: "hint" }, "Every new audit entry of the org goes to each stream, in batches, retried with backoff."),
     status, list),
   el("section", { class: "card" }, el("h2", {}, "Add a custom HTTPS stream"),
-    el("p", { class: "hint" }, "A test entry is sent first; the stream is created only if the destination accepts it."),
+    el("p", { class: "hint" }, "A test entry is sent first; the stream is created only if the destination accepts it. "
+      + "The header value is never shown again (it reads [REDACTED])."),
     form, formError),
 );
 
@@ -87,7 +87,9 @@ function card(st: AuditStream, s: AuditStreamStatus | undefined): HTMLElement {
   const lag = s?.cursorLag ? Number(s.cursorLag.seconds) + s.cursorLag.nanos / 1e9 : 0;
   const result = el("p", { class: "muted", "data-testid": "stream-result", role: "status" });
   const since = el("input", { type: "number", min: "1", value: "24", "aria-label": "Backfill hours", class: "narrow" });
+  const headers = st.provider.case === "custom" ? Object.keys(st.provider.value.headers) : [];
   const facts: [string, string][] = [
+    ...(headers.length ? [["Headers", headers.map((h) => `${h}: [REDACTED]`).join(", ")] as [string, string]] : []),
     ["Delivered", String(s?.deliveredEvents ?? "?")],
     ["Queue", String(s?.queueDepth ?? "?")],
     ["Lag", `${lag.toFixed(1)} s`],
@@ -110,7 +112,11 @@ function card(st: AuditStream, s: AuditStreamStatus | undefined): HTMLElement {
       }),
       el("span", { class: "inline" }, "Backfill last ", since, " h"),
       button("Backfill", { class: "small secondary", "data-testid": "stream-backfill" }, async () => {
-        const hours = Math.max(1, Number(since.value) || 24);
+        const hours = Number(since.value);
+        if (!Number.isInteger(hours) || hours < 1 || hours > 24 * 366) {
+          show(result, "Backfill: give a whole number of hours from 1 to 8784.");
+          return;
+        }
         try {
           const r = await session().clients.streams.backfillAuditStream({
             auditStreamId: st.id,

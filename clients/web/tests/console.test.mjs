@@ -111,9 +111,9 @@ describe("web console against hush serve", { timeout: 240_000 }, () => {
       await page.getByTestId("app-view").waitFor({ state: "visible", timeout: 10_000 });
       await page.waitForFunction(() => document.querySelector("[data-testid=session-info]")?.textContent?.includes("bootstrap-admin"));
       const info = await page.getByTestId("session-info").textContent();
-      assert.match(info, /bootstrap-admin · org [0-9a-f]{8}/);
+      assert.match(info, /bootstrap-admin · org …[0-9a-f]{6}/);
       const option = await page.locator(`[data-testid=project-select] option[value="${project.id}"]`).textContent();
-      assert.equal(option, `${project.name} (${project.id.slice(0, 8)})`, "projects read name (short id)");
+      assert.equal(option, `${project.name} (…${project.id.slice(-6)})`, "projects read name (short id)");
       await page.getByTestId("project-select").selectOption(project.id);
       await page.waitForSelector(`[data-testid=events-status][data-state="live"]`, { timeout: 10_000 });
       await page.getByTestId("secrets-status").filter({ hasText: "add one, or paste" }).waitFor();
@@ -138,15 +138,23 @@ describe("web console against hush serve", { timeout: 240_000 }, () => {
     });
 
     await step("edit, then roll back from the history", async () => {
+      // The editor starts from the current value: a comment-only edit keeps it.
       await row("DB_PASSWORD").getByTestId("secret-edit").click();
-      await page.getByTestId("secret-value-input").fill("s3cr3t-two");
+      await page.waitForFunction(() => document.querySelector("[data-testid=secret-value-input]")?.value === "s3cr3t-one");
+      await page.getByTestId("secret-comment-input").fill("rotated soon");
       await page.getByTestId("secret-save").click();
-      await page.waitForFunction(() => document.querySelector('[data-key="DB_PASSWORD"] [data-testid=secret-version]')?.textContent === "2");
+      await page.getByTestId("secret-form").waitFor({ state: "hidden" });
+      await reveal("DB_PASSWORD", "s3cr3t-one");
+      assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("data-testid")), "secret-reveal", "focus stays on the row");
+      await row("DB_PASSWORD").getByTestId("secret-edit").click();
+      await page.waitForFunction(() => document.querySelector("[data-testid=secret-value-input]")?.value === "s3cr3t-one");
+      await page.getByTestId("secret-save").click();
+      await page.waitForFunction(() => document.querySelector('[data-key="DB_PASSWORD"] [data-testid=secret-version]')?.textContent === "3");
       await row("DB_PASSWORD").getByTestId("secret-history").click();
       await page.locator(`[data-testid=version-row][data-version="1"]`).waitFor();
       await snap("secrets-history");
       await page.locator(`[data-testid=version-row][data-version="1"]`).getByTestId("version-rollback").click();
-      await page.waitForFunction(() => document.querySelector('[data-key="DB_PASSWORD"] [data-testid=secret-version]')?.textContent === "3");
+      await page.waitForFunction(() => document.querySelector('[data-key="DB_PASSWORD"] [data-testid=secret-version]')?.textContent === "4");
       await reveal("DB_PASSWORD", "s3cr3t-one");
     });
 
