@@ -114,7 +114,8 @@ async fn sse_delivers_resumes_and_frames_cloudevents(backend: Backend) {
     assert_eq!(
         data,
         json!({"projectType": "secret-manager", "data": {"eventType": "secret:create",
-            "payload": [{"environment": "dev", "secretPath": "/micro_service1", "secretKey": "K1"}]}})
+            "payload": [{"environment": "dev", "secretPath": "/micro_service1", "secretKey": "K1", "version": 1}]}}),
+        "the common shape, with the version added"
     );
     drop(stream);
 

@@ -56,6 +56,8 @@ impl From<&events::Event> for pb::Event {
                     environment: s.environment.clone(),
                     secret_path: s.secret_path.clone(),
                     secret_key: s.secret_key.clone(),
+                    version: s.version,
+                    previous_version: s.previous_version,
                 })
                 .collect(),
             import_mutation: e
@@ -63,6 +65,7 @@ impl From<&events::Event> for pb::Event {
                 .import_mutation
                 .as_ref()
                 .map(|m| pb::ImportMutation { environment: m.environment.clone(), secret_path: m.secret_path.clone() }),
+            operation: e.payload.operation.clone(),
             actor: Some(pb::Actor {
                 r#type: match e.actor.kind.as_str() {
                     "identity" => pb::ActorType::Identity,

@@ -102,10 +102,17 @@ fn domain_event(event: pb::Event) -> anyhow::Result<events::Event> {
         event_type: EventType::parse(&event.r#type).with_context(|| format!("unknown event type {}", event.r#type))?,
         time: chrono::DateTime::from_timestamp(time.seconds, time.nanos as u32).context("event time out of range")?,
         payload: Payload {
+            operation: event.operation,
             secrets: event
                 .secrets
                 .into_iter()
-                .map(|s| SecretRef { environment: s.environment, secret_path: s.secret_path, secret_key: s.secret_key })
+                .map(|s| SecretRef {
+                    environment: s.environment,
+                    secret_path: s.secret_path,
+                    secret_key: s.secret_key,
+                    version: s.version,
+                    previous_version: s.previous_version,
+                })
                 .collect(),
             import_mutation: event
                 .import_mutation

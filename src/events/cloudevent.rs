@@ -22,6 +22,7 @@ pub fn to_json(event: &Event) -> Value {
         "subject": event.cursor(),
         "data": {
             "eventType": event.event_type.as_str(),
+            "operation": event.payload.operation,
             "projectId": event.project_id,
             "cursor": event.cursor(),
             "payload": event.payload,

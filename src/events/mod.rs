@@ -52,13 +52,20 @@ impl EventType {
     }
 }
 
-/// A secret named by an event (never its value).
+/// A secret named by an event (never its value), with its versions: a consumer holding a value can tell whether
+/// it is already the current one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     pub environment: String,
     pub secret_path: String,
     pub secret_key: String,
+    /// The version after the change; none for a delete (and in events stored before versions were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The version before the change; none for a create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<u32>,
 }
 
 /// The importing folder an import-mutation event is about.
@@ -73,6 +80,10 @@ pub struct ImportMutation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payload {
+    /// What was done, as the audit log names it: `create-secret`, `update-secret`, `rollback-secret`,
+    /// `delete-secret`, the batch and folder/environment/project deletes, `create-secret-import`, …
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub operation: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -139,7 +139,8 @@ impl Subscriber {
             _ => {
                 let secrets =
                     event.payload.secrets.iter().filter(|s| visible(&s.environment, &s.secret_path)).cloned().collect();
-                let narrowed = Event { payload: Payload { secrets, import_mutation: None }, ..Event::clone(event) };
+                let payload = Payload { operation: event.payload.operation.clone(), secrets, import_mutation: None };
+                let narrowed = Event { payload, ..Event::clone(event) };
                 Some(Arc::new(Delivery::new(narrowed)))
             }
         }

@@ -172,9 +172,9 @@ impl Vault {
         // Every member, not only the named folder: deny rules and path conditions below it hold too.
         subtree::require_delete(&*txn, &scope, &path).await?;
         let env_id = scope.env.id.as_str();
-        let secrets: Vec<(String, String)> = secret::Entity::find()
+        let secrets: Vec<(String, String, i32)> = secret::Entity::find()
             .select_only()
-            .columns([secret::Column::Path, secret::Column::Key])
+            .columns([secret::Column::Path, secret::Column::Key, secret::Column::Version])
             .filter(secret::Column::EnvironmentId.eq(env_id))
             .filter(subtree::within(secret::Column::Path, &path))
             .into_tuple()
@@ -184,7 +184,9 @@ impl Vault {
             subtree::imports_touching(&*txn, &scope, &path).await?.into_iter().map(|i| i.id).collect();
 
         // Before the imports go: the events name the folders that imported the deleted secrets.
-        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &secrets).await?;
+        let gone: Vec<_> =
+            secrets.iter().map(|(path, key, version)| changes::Changed::deleted(path, key, *version)).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-folder", &gone).await?;
         let deleted = secrets.len() as u64;
         secret::Entity::delete_many()
             .filter(secret::Column::EnvironmentId.eq(env_id))

@@ -84,7 +84,7 @@ impl Vault {
         }
         .insert(&*txn)
         .await?;
-        changes::imports_changed(&txn, &scope, caller, &row.path);
+        changes::imports_changed(&txn, &scope, caller, "create-secret-import", &row.path);
         let imported =
             json!({ "secretImportId": row.id, "importEnvironment": source.env.slug, "importPath": row.import_path });
         audit::record(&txn, caller, folder_entry("create-secret-import", &scope, &row.path, imported));
@@ -138,7 +138,7 @@ impl Vault {
         project.grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
         scope::lock_environments(&txn, &[&env]).await?;
         let importer = EnvScope { project: project.project, env, grants: project.grants };
-        changes::imports_changed(&txn, &importer, caller, &row.path);
+        changes::imports_changed(&txn, &importer, caller, "delete-secret-import", &row.path);
         let entry = folder_entry("delete-secret-import", &importer, &row.path, json!({ "secretImportId": import_id }));
         audit::record(&txn, caller, entry);
         row.delete(&*txn).await?;

@@ -256,14 +256,16 @@ impl Vault {
         let scope = scope::env_scope_for_write(&txn, caller, project_id, slug).await?;
         scope.grants.require(Subject::Projects, Action::Edit, Resource::default())?;
         subtree::require_delete(&*txn, &scope, "/").await?;
-        let changed: Vec<(String, String)> = secret::Entity::find()
+        let rows: Vec<(String, String, i32)> = secret::Entity::find()
             .select_only()
-            .columns([secret::Column::Path, secret::Column::Key])
+            .columns([secret::Column::Path, secret::Column::Key, secret::Column::Version])
             .filter(secret::Column::EnvironmentId.eq(&scope.env.id))
             .into_tuple()
             .all(&*txn)
             .await?;
-        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
+        let changed: Vec<_> =
+            rows.iter().map(|(path, key, version)| changes::Changed::deleted(path, key, *version)).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-environment", &changed).await?;
         let entry = Entry::project(
             "delete-environment",
             &scope.project.id,

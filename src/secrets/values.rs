@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 use super::{
     SecretsError, Vault,
     audit_entries::{batch_entry, read_entry, secret_entry},
-    changes, expected, folders, scope,
+    changes::{self, Changed},
+    expected, folders, scope,
     scope::EnvScope,
     validate,
 };
@@ -260,7 +261,15 @@ impl Vault {
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
         let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
-        changes::secrets_changed(&txn, &scope, caller, EventType::Create, &[(path.clone(), row.key.clone())]).await?;
+        changes::secrets_changed(
+            &txn,
+            &scope,
+            caller,
+            EventType::Create,
+            "create-secret",
+            &[Changed::written(&path, &row)],
+        )
+        .await?;
         audit::record(&txn, caller, secret_entry("create-secret", &scope, &row));
         txn.commit().await?;
         Ok(record(&scope, row, None))
@@ -334,7 +343,15 @@ impl Vault {
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         expected::require(&scope, &row, expected_version, "")?;
         let row = next_version(&*txn, &dk, &scope, row, value, comment).await?;
-        changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
+        changes::secrets_changed(
+            &txn,
+            &scope,
+            caller,
+            EventType::Update,
+            "update-secret",
+            &[Changed::written(&path, &row)],
+        )
+        .await?;
         audit::record(&txn, caller, secret_entry("update-secret", &scope, &row));
         txn.commit().await?;
         Ok(record(&scope, row, None))
@@ -358,8 +375,9 @@ impl Vault {
             find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         expected::require(&scope, &row, expected_version, "")?;
         audit::record(&txn, caller, secret_entry("delete-secret", &scope, &row));
+        let gone = [Changed::deleted(&path, &addr.key, row.version)];
         row.delete(&*txn).await?;
-        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &[(path.clone(), addr.key.clone())]).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-secret", &gone).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -384,8 +402,8 @@ impl Vault {
         for input in inputs {
             rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
         }
-        let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
-        changes::secrets_changed(&txn, &scope, caller, EventType::Create, &changed).await?;
+        let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
+        changes::secrets_changed(&txn, &scope, caller, EventType::Create, "create-secrets-batch", &changed).await?;
         audit::record(
             &txn,
             caller,
@@ -443,8 +461,8 @@ impl Vault {
             if rows.is_empty() {
                 continue;
             }
-            let changed: Vec<_> = rows.iter().map(|r| (path.clone(), r.key.clone())).collect();
-            changes::secrets_changed(&txn, &scope, caller, event, &changed).await?;
+            let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
+            changes::secrets_changed(&txn, &scope, caller, event, audited, &changed).await?;
             audit::record(&txn, caller, batch_entry(audited, &scope, &path, rows.iter().map(|r| r.key.as_str())));
         }
         txn.commit().await?;
@@ -468,13 +486,14 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
+        let mut changed = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             let row = find(&*txn, &scope.env.id, &path, key).await?.ok_or_else(|| not_found(&scope, &path, key))?;
             expected::require(&scope, &row, expected_versions.get(key).copied(), &format!("keys[{i}]: "))?;
+            changed.push(Changed::deleted(&path, key, row.version));
             row.delete(&*txn).await?;
         }
-        let changed: Vec<_> = keys.iter().map(|key| (path.clone(), key.clone())).collect();
-        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, &changed).await?;
+        changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-secrets-batch", &changed).await?;
         audit::record(
             &txn,
             caller,
@@ -549,7 +568,8 @@ impl Vault {
             .ok_or_else(|| SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key)))?;
         let value = open(&dk, &scope, &row, old.version, &old.sealed_value)?;
         let row = next_version(&*txn, &dk, &scope, row, value.expose(), Some(&old.comment)).await?;
-        changes::secrets_changed(&txn, &scope, caller, EventType::Update, &[(path.clone(), row.key.clone())]).await?;
+        let rolled = [Changed::written(&path, &row)];
+        changes::secrets_changed(&txn, &scope, caller, EventType::Update, "rollback-secret", &rolled).await?;
         audit::record(&txn, caller, secret_entry("rollback-secret", &scope, &row));
         txn.commit().await?;
         Ok(record(&scope, row, None))
