@@ -39,9 +39,27 @@ fn is_public(path: &str) -> bool {
 
 /// The bearer token of a request, if it carries one.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else { return websocket_bearer(headers) };
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The token a browser's WebSocket carries as the subprotocol `hush.bearer.<token>` (browsers cannot set
+/// headers on a WebSocket); only on an upgrade request.
+fn websocket_bearer(headers: &HeaderMap) -> Option<&str> {
+    let upgrade = headers.get(http::header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    // `hush.bearer` itself (gateway::ws::BEARER_PROTOCOL) is what the server selects; the token rides beside it.
+    let prefix = "hush.bearer.";
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(prefix))
+        .filter(|token| !token.is_empty())
 }
 
 /// Where a request came from (set for every request, public ones too).
@@ -194,5 +212,13 @@ mod tests {
         assert_eq!(bearer(&headers), Some("abc"));
         headers.insert("authorization", "Basic abc".parse().unwrap());
         assert_eq!(bearer(&headers), None);
+        // A browser's WebSocket carries it as a subprotocol, read only on an upgrade without the header.
+        let mut browser = HeaderMap::new();
+        browser.insert("sec-websocket-protocol", "hush.bearer, hush.bearer.tok".parse().unwrap());
+        assert_eq!(bearer(&browser), None, "not an upgrade");
+        browser.insert("upgrade", "websocket".parse().unwrap());
+        assert_eq!(bearer(&browser), Some("tok"));
+        browser.insert("authorization", "Bearer header-wins".parse().unwrap());
+        assert_eq!(bearer(&browser), Some("header-wins"));
     }
 }

@@ -81,7 +81,7 @@ impl From<&events::Event> for pb::Event {
 
 /// A subscription item as `SubscribeResponse` protobuf bytes; events are encoded once for every stream that
 /// sends the same delivery.
-fn encode(item: SubscriptionItem) -> Bytes {
+pub fn encode(item: SubscriptionItem) -> Bytes {
     use pb::subscribe_response::Message;
     let message = |message: Message| Bytes::from(pb::SubscribeResponse { message: Some(message) }.encode_to_vec());
     match item {

@@ -13,7 +13,7 @@ pub(crate) mod status;
 
 pub use audit_logs::AuditLogsApi;
 pub use audit_streams::AuditStreamsApi;
-pub use events::{EventsApi, SUBSCRIBE_PATH};
+pub use events::{EventsApi, SUBSCRIBE_PATH, encode as encode_subscribe_response};
 pub use identity::IdentityApi;
 pub use projects::ProjectsApi;
 pub use secrets::SecretsApi;

@@ -48,6 +48,7 @@ pub(super) fn is_json<B>(request: &Request<B>) -> bool {
 
 fn is_http_route(path: &str, ui: bool) -> bool {
     [INDEX_PATH, HEALTHZ_PATH, READYZ_PATH, METRICS_PATH, SSE_SUBSCRIBE_PATH, AUDIT_EXPORT_PATH].contains(&path)
+        || super::is_ws_subscribe_path(path)
         || (ui && (path == UI_PATH || path.starts_with(&format!("{UI_PATH}/"))))
 }
 

@@ -93,6 +93,9 @@ fn route_label(route: &str) -> String {
         || super::json::method(route).is_some();
     if served {
         route.to_owned()
+    } else if super::is_ws_subscribe_path(route) {
+        // One label for every event type: a label per type would let callers grow the metric without bound.
+        super::WS_SUBSCRIBE_PATH.to_owned()
     } else if route == UI_PATH || route.starts_with(&format!("{UI_PATH}/")) {
         UI_PATH.to_owned()
     } else {

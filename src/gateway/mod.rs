@@ -23,6 +23,7 @@ pub mod malformed;
 pub mod metrics;
 mod probes;
 mod sse;
+pub mod ws;
 
 use axum::{Router, routing::get, routing::post};
 
@@ -30,6 +31,15 @@ use crate::events::EventHub;
 
 /// Path of the SSE subscription route.
 pub const SSE_SUBSCRIBE_PATH: &str = "/api/v1/events/subscribe/project-events";
+/// Path of the WebSocket subscription route (`{event_type}`: the event type, wildcards allowed).
+pub const WS_SUBSCRIBE_PATH: &str = "/api/v1/events/subscribe/{event_type}";
+/// Whether `path` is a WebSocket subscription (`/api/v1/events/subscribe/{eventType}`, one segment; the SSE
+/// route shares the prefix).
+pub fn is_ws_subscribe_path(path: &str) -> bool {
+    path != SSE_SUBSCRIBE_PATH
+        && path.strip_prefix("/api/v1/events/subscribe/").is_some_and(|t| !t.is_empty() && !t.contains('/'))
+}
+
 /// Path of the NDJSON audit log export.
 pub const AUDIT_EXPORT_PATH: &str = "/api/v1/audit-logs/export";
 /// Path of the Prometheus metrics.
@@ -68,6 +78,7 @@ pub fn router(state: GatewayState, ui_dir: Option<&std::path::Path>) -> Router {
         .route(HEALTHZ_PATH, get(probes::healthz))
         .route(READYZ_PATH, get(probes::readyz))
         .route(SSE_SUBSCRIBE_PATH, post(sse::subscribe))
+        .route(WS_SUBSCRIBE_PATH, get(ws::subscribe))
         .route(METRICS_PATH, get(metrics::render_on_main_port))
         .route(AUDIT_EXPORT_PATH, get(audit_export::export))
         .with_state(state);

@@ -135,7 +135,8 @@ impl Connection {
             open_requests: Arc::new(open_requests),
             body_timeout: self.body_timeout,
         };
-        let connection = self.builder.serve_connection(TokioIo::new(stream), per_connection);
+        // With upgrades: a WebSocket subscription takes the connection over after its 101.
+        let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(stream), per_connection);
         let mut connection = std::pin::pin!(connection);
         let mut idle = std::pin::pin!(idle_for(watch_open, self.idle_timeout));
         let mut closing = false;
@@ -207,7 +208,9 @@ impl Drop for OpenRequest {
 
 /// Whether a request is an event stream, whose task runs on the streams runtime (see `fairness`).
 fn is_event_stream(path: &str) -> bool {
-    path == crate::api::SUBSCRIBE_PATH || path == crate::gateway::SSE_SUBSCRIBE_PATH
+    path == crate::api::SUBSCRIBE_PATH
+        || path == crate::gateway::SSE_SUBSCRIBE_PATH
+        || crate::gateway::is_ws_subscribe_path(path)
 }
 
 /// A hyper service rather than a tower one: hyper calls it for a new HTTP/2 request right before it spawns
