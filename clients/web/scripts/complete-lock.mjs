@@ -3,10 +3,14 @@
 // ("Missing: @bufbuild/buf-darwin-arm64@ from lock file"). The stubs carry os/cpu, so npm skips them on other
 // platforms, and on their own platform installs them from the registry by version (no integrity recorded).
 // The repository root's package-lock.json has the same stubs. Run after every `npm install`:
-//   node scripts/complete-lock.mjs
+//   node scripts/complete-lock.mjs [path/to/package-lock.json]   (default: clients/web's)
 import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 
-const lockPath = new URL("../package-lock.json", import.meta.url);
+const lockPath = process.argv[2]
+  ? pathToFileURL(path.resolve(process.argv[2]))
+  : new URL("../package-lock.json", import.meta.url);
 const lock = JSON.parse(readFileSync(lockPath, "utf8"));
 const buf = lock.packages["node_modules/@bufbuild/buf"];
 if (!buf) throw new Error("@bufbuild/buf is not in package-lock.json");
