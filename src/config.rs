@@ -87,8 +87,8 @@ pub struct ServeConfig {
     /// Events are kept this long for resuming streams, then pruned.
     #[arg(long, env = "HUSH_EVENT_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub event_retention: Duration,
-    /// Most open event subscriptions (gRPC, grpc-web, SSE) of one identity on this server; beyond it Subscribe
-    /// answers RESOURCE_EXHAUSTED (HTTP 429).
+    /// Most open event subscriptions (gRPC, grpc-web, SSE, WebSocket) of one identity on this server; beyond it
+    /// Subscribe answers RESOURCE_EXHAUSTED (HTTP 429).
     #[arg(long, env = "HUSH_MAX_STREAMS_PER_IDENTITY", default_value_t = DEFAULT_MAX_STREAMS_PER_IDENTITY)]
     pub max_streams_per_identity: usize,
     /// Most open event subscriptions on one client connection (below the HTTP/2 stream limit, so that unary

@@ -131,3 +131,25 @@ async fn websocket_subscriptions(backend: Backend) {
     assert!(!close.reason.is_empty());
     let _ = binary.close(None).await;
 }
+
+/// The per-identity cap holds for WebSockets as for every transport: beyond it the upgrade is refused with 429,
+/// and a closed socket frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscriptions_count_against_the_caps() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| config.max_streams_per_identity = 2).await;
+    let project = server.project("capped").await;
+    let bearer = format!("Bearer {}", server.admin_token().await);
+    let target = url(&server, "*", &format!("projectId={project}"));
+    let first = open(&target, Some(("authorization", &bearer))).await.unwrap();
+    let _second = open(&target, Some(("authorization", &bearer))).await.unwrap();
+    match open(&target, Some(("authorization", &bearer))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected HTTP 429, got {:?}", other.map(|_| "a socket")),
+    }
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open(&target, Some(("authorization", &bearer))).await.is_err() {
+        assert!(Instant::now() < deadline, "a closed socket frees its place");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
