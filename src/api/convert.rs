@@ -177,6 +177,7 @@ impl From<pb::Policy> for RawPolicy {
             actions: p.actions,
             environments: conditions.environments,
             secret_path: conditions.secret_path,
+            event_types: conditions.event_types,
             inverted: p.inverted,
         }
     }
@@ -187,7 +188,11 @@ impl From<RawPolicy> for pb::Policy {
         Self {
             subject: p.subject,
             actions: p.actions,
-            conditions: Some(pb::PolicyConditions { environments: p.environments, secret_path: p.secret_path }),
+            conditions: Some(pb::PolicyConditions {
+                environments: p.environments,
+                secret_path: p.secret_path,
+                event_types: p.event_types,
+            }),
             inverted: p.inverted,
         }
     }

@@ -212,3 +212,12 @@ impl From<crate::secrets::SecretsError> for EventsError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn policies_know_every_event_type() {
+        let names: Vec<&str> = super::EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, crate::identity::policy::SECRET_EVENT_TYPES);
+    }
+}

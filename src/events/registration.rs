@@ -24,6 +24,14 @@ impl EventPattern {
         }
     }
 
+    /// The one event type it names, or None for every type.
+    pub fn exact_type(self) -> Option<&'static str> {
+        match self {
+            EventPattern::Any => None,
+            EventPattern::Exact(t) => Some(t.as_str()),
+        }
+    }
+
     fn matches(self, event_type: EventType) -> bool {
         match self {
             EventPattern::Any => true,

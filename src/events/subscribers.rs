@@ -127,7 +127,11 @@ impl Subscriber {
         }
         let visible = |env: &str, path: &str| {
             registration::wanted(&self.registrations, event, env, path)
-                && grants.can(Subject::SecretEvents, Action::Subscribe, Resource::at(env, path))
+                && grants.can(
+                    Subject::SecretEvents,
+                    Action::Subscribe,
+                    Resource::event(event.event_type.as_str(), env, path),
+                )
         };
         if let Some(folder) = &event.payload.import_mutation {
             return visible(&folder.environment, &folder.secret_path).then(|| event.clone());

@@ -92,6 +92,7 @@ pub(super) fn require_some_scope(grants: &Grants, registrations: &[Registration]
             Action::Subscribe,
             r.environment.as_deref(),
             r.secret_path.as_ref(),
+            r.pattern.exact_type(),
         ) {
             Ok(()) => return Ok(()),
             Err(error) => denied = denied.or(Some(error)),

@@ -65,15 +65,16 @@ impl Grants {
     }
 
     /// Fails unless the action could be allowed for some folder inside `environment` (`None`: any) and `glob`
-    /// (`None`: any path).
+    /// (`None`: any path), for events of `event_type` (`None`: any type, or not about events).
     pub fn require_within(
         &self,
         subject: Subject,
         action: Action,
         environment: Option<&str>,
         glob: Option<&super::glob::PathGlob>,
+        event_type: Option<&str>,
     ) -> Result<(), Denied> {
-        if policy::could_allow_within(&self.policies, subject, action, environment, glob) {
+        if policy::could_allow_within(&self.policies, subject, action, environment, glob, event_type) {
             return Ok(());
         }
         let location = match (environment, glob) {

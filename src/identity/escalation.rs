@@ -39,11 +39,17 @@ impl Uncovered {
 
 fn describe(conditions: &Conditions) -> String {
     let envs = if conditions.environments.is_empty() { "*".to_owned() } else { conditions.environments.join(",") };
-    match &conditions.secret_path {
+    let events = if conditions.event_types.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", conditions.event_types.join(","))
+    };
+    let place = match &conditions.secret_path {
         Some(glob) => format!(" on {envs}:{glob}"),
         None if conditions.environments.is_empty() => String::new(),
         None => format!(" on {envs}"),
-    }
+    };
+    format!("{place}{events}")
 }
 
 /// Whether `outer` holds for every resource `inner` holds for.
@@ -55,7 +61,9 @@ fn conditions_cover(outer: &Conditions, inner: &Conditions) -> bool {
         (Some(_), None) => false,
         (Some(a), Some(b)) => glob_relations::covers(a, b),
     };
-    envs && path
+    let events = outer.event_types.is_empty()
+        || (!inner.event_types.is_empty() && inner.event_types.iter().all(|t| outer.event_types.contains(t)));
+    envs && path && events
 }
 
 /// Whether some resource could satisfy both (false only when provably not).
@@ -67,7 +75,10 @@ fn may_overlap(a: &Conditions, b: &Conditions) -> bool {
         (Some(x), Some(y)) => glob_relations::disjoint(x, y),
         _ => false,
     };
-    !envs_disjoint && !paths_disjoint
+    let events_disjoint = !a.event_types.is_empty()
+        && !b.event_types.is_empty()
+        && !a.event_types.iter().any(|t| b.event_types.contains(t));
+    !envs_disjoint && !paths_disjoint && !events_disjoint
 }
 
 fn grants(p: &Policy, subject: Subject, action: Action, inverted: bool) -> bool {
@@ -114,7 +125,27 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::identity::policy::{Resource, allows, built_in_role, tests::policy};
+    use crate::identity::policy::{
+        Resource, allows, built_in_role,
+        tests::{events_policy, policy},
+    };
+
+    #[test]
+    fn event_types_are_covered_only_by_as_many() {
+        let deletes = vec![events_policy(&["secret:delete"], false)];
+        let all = vec![events_policy(&[], false)];
+        let creates_and_deletes = vec![events_policy(&["secret:create", "secret:delete"], false)];
+        assert!(covers(&all, &deletes).is_ok());
+        assert!(covers(&creates_and_deletes, &deletes).is_ok());
+        let missing = covers(&deletes, &all).unwrap_err();
+        assert!(!missing.escapes_deny);
+        assert!(covers(&deletes, &creates_and_deletes).is_err());
+        // A holder refused deletes cannot hand out a role that receives them.
+        let all_but_deletes = vec![events_policy(&[], false), events_policy(&["secret:delete"], true)];
+        assert!(covers(&all_but_deletes, &all).unwrap_err().escapes_deny);
+        assert!(covers(&all_but_deletes, &all_but_deletes).is_ok());
+        assert!(covers(&all_but_deletes, &[events_policy(&["secret:update"], false)]).is_ok());
+    }
 
     #[test]
     fn built_in_roles_are_ordered() {
@@ -249,7 +280,7 @@ mod tests {
                     for action in [Action::Read, Action::Edit, Action::Delete] {
                         for env in [None, Some("dev"), Some("prod"), Some("qa")] {
                             for path in PATHS.iter().map(|p| Some(*p)).chain([None]) {
-                                let r = Resource { environment: env, secret_path: path };
+                                let r = Resource { environment: env, secret_path: path, event_type: None };
                                 if allows(&target, subject, action, &r) {
                                     prop_assert!(
                                         allows(&holder, subject, action, &r),

@@ -100,13 +100,47 @@ pub struct Resource<'a> {
     pub environment: Option<&'a str>,
     /// Normalised folder path, when the request is inside one.
     pub secret_path: Option<&'a str>,
+    /// The event type, when the request is an event to deliver.
+    pub event_type: Option<&'a str>,
 }
 
 impl<'a> Resource<'a> {
     /// A folder of an environment.
     pub fn at(environment: &'a str, secret_path: &'a str) -> Self {
-        Self { environment: Some(environment), secret_path: Some(secret_path) }
+        Self { environment: Some(environment), secret_path: Some(secret_path), event_type: None }
     }
+
+    /// An event of `event_type` about a folder of an environment.
+    pub fn event(event_type: &'a str, environment: &'a str, secret_path: &'a str) -> Self {
+        Self { event_type: Some(event_type), ..Self::at(environment, secret_path) }
+    }
+}
+
+/// The secret event types (`events::EventType`'s wire names), which `secret-events` policies may list.
+pub const SECRET_EVENT_TYPES: [&str; 4] = ["secret:create", "secret:update", "secret:delete", "secret:import-mutation"];
+
+/// The exact event types `patterns` allow (`*` and `secret:*` are all of them), sorted; empty when that is all
+/// of them, as no list means.
+fn expand_event_types(patterns: &[String]) -> Result<Vec<String>, String> {
+    let mut types = Vec::new();
+    for pattern in patterns {
+        match pattern.as_str() {
+            "*" | "secret:*" => return Ok(Vec::new()),
+            exact if SECRET_EVENT_TYPES.contains(&exact) => types.push(exact.to_owned()),
+            unknown => {
+                return Err(format!(
+                    "unknown event type '{unknown}' (known: {}, secret:*, *)",
+                    SECRET_EVENT_TYPES.join(", ")
+                ));
+            }
+        }
+    }
+    types.sort();
+    types.dedup();
+    if types.len() == SECRET_EVENT_TYPES.len() {
+        types.clear();
+    }
+    Ok(types)
 }
 
 impl fmt::Display for Resource<'_> {
@@ -126,11 +160,24 @@ pub struct Conditions {
     pub environments: Vec<String>,
     /// Secret-path glob.
     pub secret_path: Option<PathGlob>,
+    /// Exact event types (`secret-events` policies only), sorted; empty means all.
+    pub event_types: Vec<String>,
 }
 
 impl Conditions {
     fn is_empty(&self) -> bool {
-        self.environments.is_empty() && self.secret_path.is_none()
+        self.environments.is_empty() && self.secret_path.is_none() && self.event_types.is_empty()
+    }
+
+    /// Whether events of `event_type` (`None`: a request that is not an event) satisfy the event type condition.
+    /// As for environments, a condition on a field the resource lacks is not satisfied.
+    fn events_hold_for(&self, event_type: Option<&str>) -> bool {
+        self.event_types.is_empty() || event_type.is_some_and(|t| self.event_types.iter().any(|e| e == t))
+    }
+
+    /// Whether some event of a registration for `event_type` (`None`: any type) could satisfy the condition.
+    fn events_could_overlap(&self, event_type: Option<&str>) -> bool {
+        self.event_types.is_empty() || event_type.is_none_or(|t| self.event_types.iter().any(|e| e == t))
     }
 
     /// Whether the resource satisfies every condition. A condition on a field the resource lacks is not
@@ -142,7 +189,7 @@ impl Conditions {
             None => true,
             Some(glob) => resource.secret_path.is_some_and(|path| glob.matches(path)),
         };
-        env_ok && path_ok
+        env_ok && path_ok && self.events_hold_for(resource.event_type)
     }
 
     /// Whether some path of the resource's environment could satisfy the conditions.
@@ -152,25 +199,25 @@ impl Conditions {
 
     /// Whether some folder inside `environment` (`None`: any) and `glob` (`None`: any path) could satisfy the
     /// conditions. Conservative: "yes" when the globs' overlap cannot be ruled out.
-    fn could_overlap(&self, environment: Option<&str>, glob: Option<&PathGlob>) -> bool {
+    fn could_overlap(&self, environment: Option<&str>, glob: Option<&PathGlob>, event_type: Option<&str>) -> bool {
         let env_ok = environment.is_none_or(|env| self.could_hold_in(env));
         let path_ok = match (&self.secret_path, glob) {
             (Some(ours), Some(theirs)) => !super::glob_relations::disjoint(ours, theirs),
             _ => true,
         };
-        env_ok && path_ok
+        env_ok && path_ok && self.events_could_overlap(event_type)
     }
 
     /// Whether every folder inside `environment` (`None`: any) and `glob` (`None`: any path) satisfies the
     /// conditions. Conservative: "no" when that cannot be shown.
-    fn cover(&self, environment: Option<&str>, glob: Option<&PathGlob>) -> bool {
+    fn cover(&self, environment: Option<&str>, glob: Option<&PathGlob>, event_type: Option<&str>) -> bool {
         let env_ok = self.environments.is_empty() || environment.is_some_and(|env| self.could_hold_in(env));
         let path_ok = match (&self.secret_path, glob) {
             (None, _) => true,
             (Some(ours), Some(theirs)) => super::glob_relations::covers(ours, theirs),
             (Some(_), None) => false,
         };
-        env_ok && path_ok
+        env_ok && path_ok && self.events_hold_for(event_type)
     }
 }
 
@@ -230,6 +277,9 @@ pub struct RawPolicy {
     pub environments: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret_path: String,
+    /// `secret-events` only: the event types allowed (`secret:delete`, `secret:*`, `*`); empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_types: Vec<String>,
     #[serde(default)]
     pub inverted: bool,
 }
@@ -256,7 +306,13 @@ impl RawPolicy {
             "" => None,
             glob => Some(PathGlob::parse(glob).map_err(|source| PolicyError::Glob { index, source })?),
         };
-        let conditions = Conditions { environments: self.environments.clone(), secret_path };
+        if !self.event_types.is_empty() && subject != Subject::SecretEvents {
+            let message = "only secret-events policies take event types".to_owned();
+            return Err(PolicyError::Conditions { index, message });
+        }
+        let event_types =
+            expand_event_types(&self.event_types).map_err(|message| PolicyError::Conditions { index, message })?;
+        let conditions = Conditions { environments: self.environments.clone(), secret_path, event_types };
         if !subject.takes_conditions() && !conditions.is_empty() {
             let message = format!("'{subject}' takes no environment or secret path conditions");
             return Err(PolicyError::Conditions { index, message });
@@ -272,6 +328,7 @@ impl From<&Policy> for RawPolicy {
             actions: p.actions.iter().map(|a| a.as_str().into()).collect(),
             environments: p.conditions.environments.clone(),
             secret_path: p.conditions.secret_path.as_ref().map(|g| g.as_str().to_owned()).unwrap_or_default(),
+            event_types: p.conditions.event_types.clone(),
             inverted: p.inverted,
         }
     }
@@ -307,10 +364,12 @@ pub fn could_allow_within(
     action: Action,
     environment: Option<&str>,
     glob: Option<&PathGlob>,
+    event_type: Option<&str>,
 ) -> bool {
     let names = |p: &Policy| p.subject == subject && p.actions.contains(&action);
-    let allowed = policies.iter().any(|p| !p.inverted && names(p) && p.conditions.could_overlap(environment, glob));
-    let denied = policies.iter().any(|p| p.inverted && names(p) && p.conditions.cover(environment, glob));
+    let allowed =
+        policies.iter().any(|p| !p.inverted && names(p) && p.conditions.could_overlap(environment, glob, event_type));
+    let denied = policies.iter().any(|p| p.inverted && names(p) && p.conditions.cover(environment, glob, event_type));
     allowed && !denied
 }
 
@@ -365,10 +424,55 @@ pub(crate) mod tests {
             actions: actions.iter().map(|a| a.to_string()).collect(),
             environments: envs.iter().map(|e| e.to_string()).collect(),
             secret_path: path.into(),
+            event_types: Vec::new(),
             inverted,
         }
         .validate(0)
         .unwrap()
+    }
+
+    /// A `secret-events` subscribe policy limited to `event_types`.
+    pub(crate) fn events_policy(event_types: &[&str], inverted: bool) -> Policy {
+        RawPolicy {
+            subject: "secret-events".into(),
+            actions: vec!["subscribe".into()],
+            event_types: event_types.iter().map(|t| t.to_string()).collect(),
+            inverted,
+            ..Default::default()
+        }
+        .validate(0)
+        .unwrap()
+    }
+
+    #[test]
+    fn event_type_conditions() {
+        use Action::Subscribe;
+        use Subject::SecretEvents;
+        let deletes = vec![events_policy(&["secret:delete"], false)];
+        let event = |t| Resource::event(t, "dev", "/");
+        assert!(allows(&deletes, SecretEvents, Subscribe, &event("secret:delete")));
+        assert!(!allows(&deletes, SecretEvents, Subscribe, &event("secret:create")));
+        assert!(!allows(&deletes, SecretEvents, Subscribe, &Resource::at("dev", "/")), "not an event: not allowed");
+        // Registrations: one for creates only can never receive anything; one for every type can.
+        assert!(!could_allow_within(&deletes, SecretEvents, Subscribe, None, None, Some("secret:create")));
+        assert!(could_allow_within(&deletes, SecretEvents, Subscribe, None, None, None));
+        // A deny of deletes on top of "all": everything but deletes.
+        let all_but_deletes = vec![events_policy(&[], false), events_policy(&["secret:delete"], true)];
+        assert!(allows(&all_but_deletes, SecretEvents, Subscribe, &event("secret:update")));
+        assert!(!allows(&all_but_deletes, SecretEvents, Subscribe, &event("secret:delete")));
+        assert!(!could_allow_within(&all_but_deletes, SecretEvents, Subscribe, None, None, Some("secret:delete")));
+        // `*`, `secret:*` and the full list all mean "all types"; unknown types and other subjects are refused.
+        for all in [&["*"][..], &["secret:*"], &SECRET_EVENT_TYPES] {
+            assert!(events_policy(all, false).conditions.event_types.is_empty(), "{all:?}");
+        }
+        let raw = |subject: &str, action: &str, types: &[&str]| RawPolicy {
+            subject: subject.into(),
+            actions: vec![action.into()],
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(raw("secret-events", "subscribe", &["secret:rename"]).validate(0).is_err());
+        assert!(raw("secrets", "read", &["secret:delete"]).validate(0).is_err());
     }
 
     #[test]

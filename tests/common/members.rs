@@ -16,6 +16,7 @@ pub fn policy(subject: &str, actions: &[&str], envs: &[&str], path: &str, invert
         conditions: Some(pb::PolicyConditions {
             environments: envs.iter().map(|e| e.to_string()).collect(),
             secret_path: path.into(),
+            event_types: Vec::new(),
         }),
         inverted,
     }

@@ -214,10 +214,11 @@ function policyRow(p: Policy | null): HTMLElement {
   const actions = el("input", { name: "actions", value: (p?.actions ?? ["read"]).join(", "), "aria-label": "Actions", title: ACTIONS.join(", "), spellcheck: "false" });
   const envs = el("input", { name: "environments", value: (p?.conditions?.environments ?? []).join(", "), placeholder: "any environment", "aria-label": "Environments", spellcheck: "false" });
   const path = el("input", { name: "secretPath", value: p?.conditions?.secretPath ?? "", placeholder: "any path (/api/**)", "aria-label": "Path glob", spellcheck: "false" });
+  const events = el("input", { name: "eventTypes", value: (p?.conditions?.eventTypes ?? []).join(", "), placeholder: "all event types", "aria-label": "Event types (secret-events only)", title: "secret-events only: secret:create, secret:update, secret:delete, secret:import-mutation", spellcheck: "false" });
   const inverted = el("input", { type: "checkbox", name: "inverted", "aria-label": "Deny" });
   inverted.checked = p?.inverted ?? false;
   const row: HTMLDivElement = el("div", { class: "policy", "data-testid": "policy-row" },
-    subject, actions, envs, path, el("label", { class: "check" }, inverted, "deny"),
+    subject, actions, envs, path, events, el("label", { class: "check" }, inverted, "deny"),
     button("✕", { class: "small secondary", "aria-label": "Remove this policy" }, (): void => row.remove()),
     el("p", { class: "error field-error", role: "alert", "data-testid": "policy-error", hidden: "" }));
   return row;
@@ -231,7 +232,7 @@ function openEditor(role: Role | null) {
     el("h3", {}, role ? `Edit role ${role.name}` : "New role"),
     field("Name", el("input", { name: "name", value: role?.name ?? "", required: "", "data-testid": "role-name", autocomplete: "off" })),
     field("Description", el("input", { name: "description", value: role?.description ?? "", autocomplete: "off" })),
-    el("p", { class: "hint" }, `Each policy: subject, actions (${ACTIONS.join(", ")}), environments (comma-separated, empty = all), path glob, deny.`),
+    el("p", { class: "hint" }, `Each policy: subject, actions (${ACTIONS.join(", ")}), environments (comma-separated, empty = all), path glob, event types (secret-events only, empty = all), deny.`),
     policyRows,
     el("div", { class: "toolbar" },
       button("Add policy", { class: "small secondary", "data-testid": "policy-add" }, () => policyRows.append(policyRow(null))),
@@ -248,7 +249,7 @@ function readPolicies(): Policy[] {
     return create(PolicySchema, {
       subject: value("subject"),
       actions: list("actions"),
-      conditions: { environments: list("environments"), secretPath: value("secretPath").trim() },
+      conditions: { environments: list("environments"), secretPath: value("secretPath").trim(), eventTypes: list("eventTypes") },
       inverted: (row.querySelector("[name=inverted]") as HTMLInputElement).checked,
     });
   });
@@ -264,7 +265,8 @@ function showPolicyError(err: unknown) {
     show(editorError, errorText(err));
     return;
   }
-  const name = { subject: "subject", actions: "actions", conditions: message.includes("secret_path") ? "secretPath" : "environments" }[match![2]];
+  const conditionField = message.includes("secret_path") ? "secretPath" : message.includes("event type") ? "eventTypes" : "environments";
+  const name = { subject: "subject", actions: "actions", conditions: conditionField }[match![2]];
   const input = name ? row.querySelector<HTMLElement>(`[name=${name}]`) : null;
   input?.setAttribute("aria-invalid", "true");
   input?.focus();
