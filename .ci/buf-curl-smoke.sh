@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `buf curl` against a live server using reflection only: health, Login, CreateProject, and a server-streaming
-# Subscribe that must print the event of a secret created afterwards. Then the README's curl SSE example.
+# Subscribe that must print the event of a secret created afterwards. Then the README's curl SSE example, and
+# websocat in binary mode on the WebSocket route: its frame must decode (buf convert) as a SubscribeResponse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hush="${HUSH_BIN:-${CARGO_TARGET_DIR:-target}/debug/hush}"
@@ -40,3 +41,18 @@ curl -s -X POST "$server/hush.v1.SecretsService/CreateSecret" -H "$auth" -H 'Con
 for _ in $(seq 50); do grep -q '"secretKey":"SSE"' "$work/sse.txt" && break; sleep 0.2; done
 grep -q '"secretKey":"SSE"' "$work/sse.txt" || { echo "curl SSE printed no event:"; cat "$work/sse.txt"; exit 1; }
 echo "ok: curl SSE printed the event"
+
+echo "-- websocat --binary: one WebSocket frame, decoded as hush.v1.SubscribeResponse"
+# --no-close: stdin's end (nothing to send) must not close the socket before the frame arrives.
+websocat --binary --one-message --no-close -H="$auth" \
+  "ws://127.0.0.1:$port/api/v1/events/subscribe/secret:create?projectId=$project&secretPath=/ws" \
+  </dev/null >"$work/frame.bin" &
+ws_pid=$!
+sleep 1
+curl -s -X POST "$server/hush.v1.SecretsService/CreateSecret" -H "$auth" -H 'Content-Type: application/json' \
+  -d "{\"projectId\": \"$project\", \"environment\": \"dev\", \"secretPath\": \"/ws\", \"key\": \"WS\", \"value\": \"v\"}" >/dev/null
+for _ in $(seq 50); do kill -0 "$ws_pid" 2>/dev/null || break; sleep 0.2; done
+npx --no-install buf convert proto --type hush.v1.SubscribeResponse --from "$work/frame.bin#format=binpb" \
+  --to "$work/frame.json#format=json"
+grep -q '"secretKey":"WS"' "$work/frame.json" || { echo "websocat's frame is not the event:"; cat "$work/frame.json"; exit 1; }
+echo "ok: websocat received a binary SubscribeResponse: $(cat "$work/frame.json")"

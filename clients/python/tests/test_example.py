@@ -71,7 +71,7 @@ def test_example_prints_a_json_line_per_event(hush_server: HushServer, client: H
         record = json.loads(line)
         assert record["type"] == "secret:create"
         assert record["project_id"] == project_id
-        assert record["secrets"] == [{"environment": "dev", "secret_path": "/ex", "secret_key": "FROM_EXAMPLE"}]
+        assert record["secrets"] == [{"environment": "dev", "secret_path": "/ex", "secret_key": "FROM_EXAMPLE", "version": 1}]
         assert record["cursor"]
         assert "hidden-value" not in line
     finally:
