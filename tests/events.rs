@@ -126,7 +126,11 @@ async fn filters_by_type_environment_path_and_permission(backend: Backend) {
             policies: vec![pb::Policy {
                 subject: "secret-events".into(),
                 actions: vec!["subscribe".into()],
-                conditions: Some(pb::PolicyConditions { environments: vec!["dev".into()], secret_path: String::new() }),
+                conditions: Some(pb::PolicyConditions {
+                    environments: vec!["dev".into()],
+                    secret_path: String::new(),
+                    event_types: Vec::new(),
+                }),
                 inverted: false,
             }],
         })

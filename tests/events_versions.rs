@@ -38,7 +38,11 @@ async fn events_carry_versions_and_operations(backend: Backend) {
     let created = next_event(&mut stream).await;
     assert_eq!((created.operation.as_str(), versions(&created)), ("create-secret", vec![("DB", Some(1), None)]));
     let sse = next_data_json(&mut common_shape).await;
-    assert_eq!(sse["data"]["payload"][0]["version"], 1, "{sse}");
+    assert_eq!(
+        (&sse["data"]["operation"], &sse["data"]["payload"][0]["version"]),
+        (&"create-secret".into(), &1.into()),
+        "{sse}"
+    );
     assert!(sse["data"]["payload"][0].get("previousVersion").is_none(), "{sse}");
     let ce = next_data_json(&mut cloud).await;
     assert_eq!(

@@ -113,7 +113,7 @@ async fn sse_delivers_resumes_and_frames_cloudevents(backend: Backend) {
     let data: Value = serde_json::from_str(field(&block, "data").unwrap()).unwrap();
     assert_eq!(
         data,
-        json!({"projectType": "secret-manager", "data": {"eventType": "secret:create",
+        json!({"projectType": "secret-manager", "data": {"eventType": "secret:create", "operation": "create-secret",
             "payload": [{"environment": "dev", "secretPath": "/micro_service1", "secretKey": "K1", "version": 1}]}}),
         "the common shape, with the version added"
     );

@@ -153,3 +153,41 @@ async fn websocket_subscriptions_count_against_the_caps() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A client that floods pings and never reads the pongs is disconnected once what waits for it passes the
+/// write buffer's cap, instead of the server buffering pongs without bound (it once grew by ~3 GB per socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(Backend::Sqlite).await;
+    let project = server.project("flood").await;
+    let token = server.admin_token().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let upgrade = format!(
+        "GET /api/v1/events/subscribe/*?projectId={project} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {token}\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head[..n]));
+    // Masked pings with 125-byte payloads; the answers are never read. 256 MiB would be ~500 MiB of pongs.
+    let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+    ping.extend(std::iter::repeat_n(0u8, 125));
+    let chunk: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 512).collect();
+    let mut sent = 0usize;
+    let cut_off = tokio::time::timeout(Duration::from_secs(60), async {
+        while sent < 256 << 20 {
+            if stream.write_all(&chunk).await.is_err() {
+                return true;
+            }
+            sent += chunk.len();
+        }
+        false
+    })
+    .await;
+    assert_eq!(cut_off, Ok(true), "the server kept reading after {sent} bytes of pings");
+    assert!(sent < 64 << 20, "cut off only after {sent} bytes");
+}

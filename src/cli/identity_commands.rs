@@ -193,7 +193,8 @@ pub enum RolesCommand {
         /// Role name, unique in the org.
         name: String,
         /// Policies as a JSON array, inline or `@file.json`: `[{"subject": "secrets", "actions": ["read"],
-        /// "environments": ["dev"], "secret_path": "/api/**", "inverted": false}]`; the last three are optional.
+        /// "environments": ["dev"], "secret_path": "/api/**", "inverted": false}]`; all but subject and actions are
+        /// optional; `secret-events` policies may add `"event_types": ["secret:delete"]`.
         #[arg(long, value_name = "JSON")]
         policies: String,
         /// Free-form description.
@@ -252,7 +253,7 @@ pub enum RolesCommand {
 /// mapping, as `roles list --output json` prints it (conditions nested), so a listed role's policies can be
 /// given back as they are.
 fn parse_policies(value: &str) -> anyhow::Result<Vec<pb::Policy>> {
-    const SHAPE: &str = "--policies: expected a JSON array of {\"subject\", \"actions\", \"environments\", \"secret_path\", \"inverted\"}";
+    const SHAPE: &str = "--policies: expected a JSON array of {\"subject\", \"actions\", \"environments\", \"secret_path\", \"event_types\", \"inverted\"}";
     let text = match value.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("--policies: reading {path}"))?,
         None => value.to_owned(),

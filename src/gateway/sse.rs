@@ -76,7 +76,7 @@ fn project_event_json(event: &Event) -> Value {
     };
     json!({
         "projectType": "secret-manager",
-        "data": { "eventType": event.event_type.as_str(), "payload": payload },
+        "data": { "eventType": event.event_type.as_str(), "operation": event.payload.operation, "payload": payload },
     })
 }
 

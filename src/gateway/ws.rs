@@ -24,6 +24,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
+use futures_util::SinkExt;
 use serde::Deserialize;
 use tokio_stream::StreamExt;
 use tonic::transport::server::TcpConnectInfo;
@@ -36,6 +37,15 @@ use crate::{
 
 /// The subprotocol a browser names to carry its token (`hush.bearer.<token>` beside it).
 pub const BEARER_PROTOCOL: &str = "hush.bearer";
+/// Most bytes of events waiting to be written to one socket; a reading client never gets near it.
+const MAX_WRITE_BUFFER: usize = 1024 * 1024;
+/// How long the pong to a client's ping may take to leave. Each ping is answered before the next message is
+/// read, so a client that floods pings and never reads the pongs stops being read once the kernel's buffers are
+/// full, and is disconnected after this, instead of the pongs piling up in memory (they once grew by ~3 GB per
+/// socket: the WebSocket library queues a pong per ping, outside the write buffer's cap).
+const PONG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Largest frame or message a client may send: it has nothing to say beyond pings, pongs and a close.
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -74,6 +84,9 @@ pub async fn subscribe(
     match state.events.subscribe(caller, request).await {
         Ok(subscription) => upgrade
             .protocols([BEARER_PROTOCOL])
+            .max_write_buffer_size(MAX_WRITE_BUFFER)
+            .max_message_size(MAX_CLIENT_MESSAGE)
+            .max_frame_size(MAX_CLIENT_MESSAGE)
             .on_upgrade(move |socket| pump(socket, subscription, query.json))
             .into_response(),
         Err(error) => errors::response(&tonic::Status::from(error)),
@@ -110,6 +123,11 @@ async fn pump(mut socket: WebSocket, mut subscription: Subscription, json: bool)
             },
             received = socket.recv() => match received {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Ping(_))) => {
+                    if !matches!(tokio::time::timeout(PONG_TIMEOUT, socket.flush()).await, Ok(Ok(()))) {
+                        return;
+                    }
+                }
                 Some(Ok(_)) => {}
             },
         }
