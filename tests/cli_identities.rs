@@ -91,8 +91,8 @@ async fn cli_manages_identities_and_roles(backend: Backend) {
     assert_eq!(custom["builtIn"], false);
     assert_eq!(custom["description"], "dev /api");
     let expected = serde_json::json!([{
-        "subject": "secrets", "actions": ["read"], "conditions": {"environments": ["dev"], "secretPath": "/api/**"},
-        "inverted": false
+        "subject": "secrets", "actions": ["read"],
+        "conditions": {"environments": ["dev"], "secretPath": "/api/**", "eventTypes": []}, "inverted": false
     }]);
     assert_eq!(custom["policies"], expected);
     // The listed policies are a valid --policies value as they are.

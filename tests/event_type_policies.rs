@@ -76,7 +76,9 @@ async fn a_role_allowing_only_deletes_receives_only_deletes(backend: Backend) {
 
     // A subscription for creates only could never deliver anything: refused on every transport.
     let refused = subscribe(&server, &watcher.token, &project, vec![registration("secret:create", "", "")], None).await;
-    assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(refused.message().ends_with("for secret:create"), "the refusal names the type: {}", refused.message());
     let body = format!(r#"{{"projectId": "{project}", "register": [{{"event": "secret:create"}}]}}"#);
     let (status, _) = http1::exchange(server.addr, "POST", sse_path, &headers, &body).await;
     assert_eq!(status.as_u16(), 403);

@@ -77,12 +77,15 @@ impl Grants {
         if policy::could_allow_within(&self.policies, subject, action, environment, glob, event_type) {
             return Ok(());
         }
-        let location = match (environment, glob) {
+        let mut location = match (environment, glob) {
             (Some(env), Some(glob)) => format!(" in {env}:{}", glob.as_str()),
             (Some(env), None) => format!(" in {env}"),
             (None, Some(glob)) => format!(" in {}", glob.as_str()),
             (None, None) => String::new(),
         };
+        if let Some(event_type) = event_type {
+            location.push_str(&format!(" for {event_type}"));
+        }
         Err(Denied { subject, action, location })
     }
 
