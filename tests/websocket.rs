@@ -96,6 +96,10 @@ async fn websocket_subscriptions(backend: Backend) {
     assert_eq!((cloud["specversion"].as_str(), cloud["type"].as_str()), (Some("1.0"), Some("secret:update")));
     assert_eq!(cloud["data"]["payload"]["secrets"][0]["version"], 2);
 
+    // Open sockets are counted by transport.
+    let (_, metrics) = common::http1::exchange(server.addr, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("hush_streams_open{transport=\"websocket\"} 2"), "two sockets are open");
+
     // Resume after the create, with the same filter: the update again (the change in /other is not in it).
     let resumed_url = url(&server, "*", &format!("{query}&resumeAfter={}", created.cursor));
     let mut resumed = open(&resumed_url, Some(("authorization", &bearer))).await.unwrap();

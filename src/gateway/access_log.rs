@@ -65,6 +65,8 @@ pub enum Transport {
     Grpc,
     GrpcWeb,
     Http,
+    /// A subscription after its upgrade (counted by the WebSocket route itself: the request ends with the 101).
+    WebSocket,
 }
 
 impl Transport {
@@ -82,6 +84,7 @@ impl Transport {
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpc-web",
             Self::Http => "http",
+            Self::WebSocket => "websocket",
         }
     }
 }
@@ -136,7 +139,7 @@ impl Drop for Record {
         let latency = self.start.elapsed();
         // A gRPC answer that ended without trailers was cut off: the client went away.
         let code = match self.transport {
-            Transport::Http => self.code,
+            Transport::Http | Transport::WebSocket => self.code,
             Transport::Grpc | Transport::GrpcWeb => Some(self.code.unwrap_or(Code::Cancelled)),
         };
         self.metrics.record_request(&self.route, self.transport, self.status, code, latency);

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tokio_stream::StreamExt;
 use tonic::transport::server::TcpConnectInfo;
 
-use super::{GatewayState, errors};
+use super::{GatewayState, access_log::Transport, errors, metrics::Metrics};
 use crate::{
     events::{EventsError, SubscribeRequest, Subscription, SubscriptionItem, Wire, cloudevent},
     identity::Principal,
@@ -81,15 +81,35 @@ pub async fn subscribe(
     };
     // Subscribed before the upgrade: a refusal is an HTTP error the client can read, and once the 101 is
     // sent nothing committed afterwards is missed.
+    let metrics = state.metrics.clone();
     match state.events.subscribe(caller, request).await {
         Ok(subscription) => upgrade
             .protocols([BEARER_PROTOCOL])
             .max_write_buffer_size(MAX_WRITE_BUFFER)
             .max_message_size(MAX_CLIENT_MESSAGE)
             .max_frame_size(MAX_CLIENT_MESSAGE)
-            .on_upgrade(move |socket| pump(socket, subscription, query.json))
+            .on_upgrade(move |socket| async move {
+                let _counted = OpenStream::new(metrics);
+                pump(socket, subscription, query.json).await;
+            })
             .into_response(),
         Err(error) => errors::response(&tonic::Status::from(error)),
+    }
+}
+
+/// Counts an open WebSocket subscription in `hush_streams_open{transport="websocket"}` while it lives.
+struct OpenStream(Metrics);
+
+impl OpenStream {
+    fn new(metrics: Metrics) -> Self {
+        metrics.stream_opened(Transport::WebSocket);
+        Self(metrics)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.stream_closed(Transport::WebSocket);
     }
 }
 
