@@ -120,11 +120,7 @@ pub async fn login(
         crate::pb::identity_service_client::IdentityServiceClient::new(connect(&server, ca_cert.as_deref()).await?);
     let request = crate::pb::LoginRequest { client_id, client_secret };
     let response = client.login(request).await.map_err(super::commands::rpc)?.into_inner();
-    let expires_at = response
-        .expires_at
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default();
+    let expires_at = super::output::time(response.expires_at, chrono::SecondsFormat::Secs);
     Ok(Session { server, ca_cert, access_token: response.access_token, expires_at })
 }
 

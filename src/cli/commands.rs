@@ -347,11 +347,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
                     outln!("{json}");
                     continue;
                 }
-                let time = version
-                    .create_time
-                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                    .unwrap_or_default();
+                let time = super::output::time(version.create_time, chrono::SecondsFormat::Millis);
                 listing.item(&version, vec![version.version.to_string(), time, version.comment.clone()]);
             }
             listing.finish();
@@ -440,10 +436,7 @@ fn read_value(value: Option<String>, file: Option<&std::path::Path>) -> anyhow::
     // Read no more than a value may hold (and one byte to tell), however large the input.
     let limit = crate::secrets::validate::MAX_VALUE_BYTES;
     let bounded = |input: &mut dyn Read, from: &str| -> anyhow::Result<String> {
-        let mut bytes = Vec::new();
-        input.take(limit as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("reading {from}"))?;
-        anyhow::ensure!(bytes.len() <= limit, "the value from {from} is larger than {limit} bytes, the limit");
-        utf8(bytes, from)
+        utf8(super::output::read_capped(input, limit, &format!("the value from {from}"))?, from)
     };
     match (value, file) {
         (Some(value), _) if value != "-" => Ok(value),

@@ -80,11 +80,7 @@ pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
 
 /// An event for people: time, type, and the secrets it names as `env:path/KEY`.
 fn table_line(event: &pb::Event) -> String {
-    let time = event
-        .time
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default();
+    let time = super::output::time(event.time, chrono::SecondsFormat::Millis);
     let secrets: Vec<String> = event
         .secrets
         .iter()

@@ -41,15 +41,12 @@ pub struct ImportArgs {
 
 /// The file (or stdin for `-`), read no further than [`MAX_BYTES`]: a larger one could not be one batch.
 fn read_bounded(file: &str) -> anyhow::Result<String> {
-    use std::io::Read;
-    let mut input: Box<dyn Read> = if file == "-" {
+    let input: Box<dyn std::io::Read> = if file == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(std::fs::File::open(file).with_context(|| format!("reading {file}"))?)
     };
-    let mut bytes = Vec::new();
-    input.by_ref().take(MAX_BYTES as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("reading {file}"))?;
-    anyhow::ensure!(bytes.len() <= MAX_BYTES, "{file} is larger than {MAX_BYTES} bytes, the most one import sends");
+    let bytes = super::output::read_capped(input, MAX_BYTES, file)?;
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{file} is not UTF-8 text"))
 }
 

@@ -16,7 +16,7 @@ pub const FILE_NAME: &str = ".hush.toml";
 /// The error when no project is named anywhere.
 pub const NO_PROJECT: &str = "no project: pass --project, set HUSH_PROJECT, or run `hush init --project NAME` here";
 /// Largest file read: a few short lines are expected.
-const MAX_FILE_BYTES: u64 = 64 * 1024;
+const MAX_FILE_BYTES: usize = 64 * 1024;
 
 /// What a `.hush.toml` holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -45,16 +45,12 @@ pub fn find() -> anyhow::Result<LocalDefaults> {
 }
 
 fn read(file: &Path) -> anyhow::Result<LocalDefaults> {
-    use std::io::Read;
     let shown = file.display();
     let metadata = std::fs::metadata(file).with_context(|| format!("reading {shown}"))?;
+    // A FIFO or a device would never end (or block); a directory cannot be read.
     anyhow::ensure!(metadata.is_file(), "{shown} is not a regular file");
-    anyhow::ensure!(metadata.len() <= MAX_FILE_BYTES, "{shown} is larger than {MAX_FILE_BYTES} bytes");
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("reading {shown}"))?;
-    anyhow::ensure!(bytes.len() as u64 <= MAX_FILE_BYTES, "{shown} is larger than {MAX_FILE_BYTES} bytes");
+    let opened = std::fs::File::open(file).with_context(|| format!("reading {shown}"))?;
+    let bytes = super::output::read_capped(opened, MAX_FILE_BYTES, &shown.to_string())?;
     let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown} is not UTF-8 text"))?;
     toml::from_str(&text).with_context(|| format!("{shown} is not a valid {FILE_NAME}"))
 }

@@ -49,6 +49,24 @@ pub fn write(text: std::fmt::Arguments<'_>) {
     }
 }
 
+/// A protobuf time as RFC 3339 in UTC (`Z`) to `precision`, or empty when unset or out of range.
+pub fn time(ts: Option<prost_types::Timestamp>, precision: chrono::SecondsFormat) -> String {
+    ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .map(|t| t.to_rfc3339_opts(precision, true))
+        .unwrap_or_default()
+}
+
+/// Reads `input` to its end, but no more than `limit` bytes (and one to tell): a larger input is an error
+/// naming `what`, however large it is.
+pub fn read_capped(input: impl std::io::Read, limit: usize, what: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    input.take(limit as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("reading {what}"))?;
+    anyhow::ensure!(bytes.len() <= limit, "{what} is larger than {limit} bytes");
+    Ok(bytes)
+}
+
 /// `n thing` or `n things`.
 pub fn count(n: impl Into<i64>, thing: &str) -> String {
     let n = n.into();

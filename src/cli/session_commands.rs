@@ -95,11 +95,7 @@ pub async fn whoami(target: Target) -> anyhow::Result<()> {
     let response = client.who_am_i(pb::WhoAmIRequest {}).await.map_err(rpc)?.into_inner();
     output::single(&response, || {
         let identity = response.identity.clone().unwrap_or_default();
-        let expires = response
-            .token_expire_time
-            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default();
+        let expires = output::time(response.token_expire_time, chrono::SecondsFormat::Secs);
         let org_role = if identity.org_role.is_empty() { "none" } else { identity.org_role.as_str() };
         format!(
             "identity\t{}\nid\t{}\nclient id\t{}\norg role\t{org_role}\nprofile\t{}\ntoken expires\t{expires}",

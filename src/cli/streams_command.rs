@@ -454,9 +454,9 @@ fn stream_columns(stream: &pb::AuditStream) -> Vec<String> {
 
 /// A stream's status as `field<TAB>value` lines; times RFC 3339, the lag in seconds.
 fn status_text(status: &pb::AuditStreamStatus) -> String {
-    let time = |t: Option<prost_types::Timestamp>| {
-        t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    let time = |t: Option<prost_types::Timestamp>| match output::time(t, chrono::SecondsFormat::Millis) {
+        text if text.is_empty() => "-".to_owned(),
+        text => text,
     };
     let lag = status.cursor_lag.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9);
     let error = if status.last_error.is_empty() { "-" } else { status.last_error.as_str() };
