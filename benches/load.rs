@@ -13,6 +13,8 @@
 //!     [--ops 2000]
 //! ```
 //!
+//! `HUSH_BENCH_BIN=/path/to/hush` benchmarks that binary instead (another build, side by side).
+//!
 //! PostgreSQL runs create a fresh database on the server named by `HUSH_BENCH_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and drop it afterwards.
 
@@ -75,6 +77,8 @@ const STREAMS_PER_IDENTITY: &str = "1000000";
 const THROUGHPUT_CLIENTS: usize = 16;
 /// Clock ticks per second of `/proc/<pid>/stat` CPU times (USER_HZ, 100 on every Linux build in use).
 const USER_HZ: f64 = 100.0;
+/// A `hush` binary to benchmark instead of the one `cargo bench` built.
+const BINARY_VAR: &str = "HUSH_BENCH_BIN";
 /// PostgreSQL server to create benchmark databases on.
 const PG_URL_VAR: &str = "HUSH_BENCH_DATABASE_URL";
 const PG_DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -230,7 +234,9 @@ impl ServerProcess {
         };
         let listen = format!("127.0.0.1:{}", free_port()?);
         let log = std::fs::File::create(dir.path().join("server.log")).context("server log file")?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hush"));
+        // Another build can be measured with this benchmark (side by side with the current one).
+        let binary = std::env::var_os(BINARY_VAR).unwrap_or_else(|| env!("CARGO_BIN_EXE_hush").into());
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .arg("--data-dir")

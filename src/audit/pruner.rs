@@ -18,6 +18,7 @@ pub fn spawn(store: Store, retention: Duration, shutdown: CancellationToken) {
             }
             let result = async {
                 let txn = store.begin_write().await?;
+                txn.leaves_secret_rows_alone();
                 let deleted = prune_expired(&*txn, chrono::Utc::now()).await?;
                 txn.commit().await?;
                 Ok::<_, sea_orm::DbErr>(deleted)

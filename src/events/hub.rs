@@ -340,6 +340,7 @@ async fn prune(store: Store, retention: Duration, shutdown: CancellationToken) {
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let result = async {
             let txn = store.begin_write().await?;
+            txn.leaves_secret_rows_alone();
             let deleted = outbox::prune(&txn, cutoff).await?;
             txn.prune_permission_changes().await?;
             txn.commit().await?;

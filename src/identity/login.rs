@@ -76,6 +76,7 @@ pub async fn login(
         throttle.failed(client_id, &meta.ip);
         if let Some(attempts) = throttle.unknown_client_failed() {
             let txn = store.begin_write().await?;
+            txn.leaves_secret_rows_alone();
             let metadata =
                 json!({ "clientId": client_id, "success": false, "unknownClientId": true, "attempts": attempts });
             audit::record_as(&txn, &unknown(String::new()), meta, Entry::org("login-identity", metadata));
@@ -84,6 +85,7 @@ pub async fn login(
         return Err(IdentityError::Unauthenticated(BAD_CREDENTIALS));
     };
     let txn = store.begin_write().await?;
+    txn.leaves_secret_rows_alone();
     let (actor, result) = match issue_token(&txn, &identity, client_secret, ttl).await? {
         Ok(outcome) => {
             throttle.succeeded(client_id, &meta.ip);

@@ -7,6 +7,7 @@ mod folders;
 mod imports;
 mod listing;
 mod projects;
+mod row_cache;
 mod scope;
 mod scope_cache;
 mod subtree;
@@ -81,11 +82,12 @@ pub struct Vault {
     store: Store,
     root_key: Arc<RootKey>,
     scopes: Arc<scope_cache::ScopeCache>,
+    rows: Arc<row_cache::RowCache>,
 }
 
 impl Vault {
     /// A vault over `store`, sealing project keys with `root_key`.
     pub fn new(store: Store, root_key: Arc<RootKey>) -> Self {
-        Self { store, root_key, scopes: Arc::default() }
+        Self { store, root_key, scopes: Arc::default(), rows: Arc::default() }
     }
 }

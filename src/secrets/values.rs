@@ -150,6 +150,22 @@ pub(super) async fn find(
         .await?)
 }
 
+impl Vault {
+    /// The current row of a secret for a read: from memory while no write may have changed it since it was
+    /// fetched (see `row_cache`), else from the database.
+    async fn current_row(&self, env_id: &str, path: &str, key: &str) -> Result<Option<secret::Model>, SecretsError> {
+        let generation = self.store.secret_rows_generation();
+        if let Some(row) = generation.and_then(|at| self.rows.get(at, env_id, path, key)) {
+            return Ok(Some(secret::Model::clone(&row)));
+        }
+        let row = find(self.store.conn(), env_id, path, key).await?;
+        if let (Some(at), Some(row)) = (generation, &row) {
+            self.rows.put(at, row);
+        }
+        Ok(row)
+    }
+}
+
 fn not_found(scope: &EnvScope, path: &str, key: &str) -> SecretsError {
     SecretsError::NotFound(format!("secret '{key}' at {}:{path}", scope.env.slug))
 }
@@ -289,7 +305,7 @@ impl Vault {
         let db = self.store.conn();
         let scope = self.read_scope(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Read, &path)?;
-        let Some(row) = find(db, &scope.env.id, &path, &addr.key).await? else {
+        let Some(row) = self.current_row(&scope.env.id, &path, &addr.key).await? else {
             if include_imports && version == 0 {
                 if let Some(found) = self.find_imported(&scope, &path, &addr.key).await? {
                     audit::record_read(&self.store, caller, read_entry("get-secret", &scope, &path, Some(&found)))

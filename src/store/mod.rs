@@ -26,7 +26,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -83,6 +83,9 @@ pub struct Store {
     local_permission_version: Option<Arc<AtomicI64>>,
     /// Whose permissions changed since which version.
     permission_log: Arc<permission_log::PermissionLog>,
+    /// SQLite: bumped after every committed write that may have changed secret rows (see
+    /// [`Store::secret_rows_generation`]); `None` on PostgreSQL, where other instances write too.
+    secret_rows_generation: Option<Arc<AtomicU64>>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
     /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
@@ -101,6 +104,9 @@ pub struct WriteTxn {
     /// Permission changes this transaction made (see [`WriteTxn::permissions_changed`]).
     permission_changes: AtomicI64,
     local_permission_version: Option<Arc<AtomicI64>>,
+    secret_rows_generation: Option<Arc<AtomicU64>>,
+    /// Set by writers that never touch secret rows (see [`WriteTxn::leaves_secret_rows_alone`]).
+    leaves_secret_rows_alone: AtomicBool,
 }
 
 /// The outbox and audit rows a transaction appends.
@@ -166,6 +172,13 @@ impl WriteTxn {
             // Before the write is acknowledged, so the caller's next call sees the change.
             version.fetch_add(self.permission_changes.load(Ordering::SeqCst), Ordering::SeqCst);
         }
+        if let Some(generation) = &self.secret_rows_generation {
+            // After the commit made the change visible and before it is acknowledged: a row read before this
+            // point is remembered under the old generation, so it is never served again.
+            if !self.leaves_secret_rows_alone.load(Ordering::SeqCst) {
+                generation.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         if appended_events {
             self.outbox_signal.notify_one();
         }
@@ -182,6 +195,13 @@ impl WriteTxn {
             self.execute_unprepared(&format!("SELECT pg_notify('{channel}', '')")).await?;
         }
         Ok(())
+    }
+
+    /// Declares that this transaction changes no secret row, so that secret rows remembered by readers stay
+    /// valid (audit entries, logins, stream positions, pruning). Forgetting to call it only costs cache hits;
+    /// calling it in a transaction that does change secrets would serve stale values.
+    pub fn leaves_secret_rows_alone(&self) {
+        self.leaves_secret_rows_alone.store(true, Ordering::SeqCst);
     }
 
     /// Records that this transaction bumped the permission version in the database (`access::bump_version`).
@@ -293,6 +313,7 @@ impl Store {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
             audit_appender: None,
+            secret_rows_generation: local_permission_version.as_ref().map(|_| Arc::default()),
             local_permission_version,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             statements,
@@ -391,6 +412,8 @@ impl Store {
             audit_retention: self.audit_retention,
             permission_changes: AtomicI64::new(0),
             local_permission_version: self.local_permission_version.clone(),
+            secret_rows_generation: self.secret_rows_generation.clone(),
+            leaves_secret_rows_alone: AtomicBool::new(false),
         })
     }
 
@@ -401,6 +424,13 @@ impl Store {
             return Ok(version.load(Ordering::SeqCst));
         }
         stored_permission_version(&self.conn).await
+    }
+
+    /// A number that changes after every committed write that may have changed a secret row, before that
+    /// write is acknowledged: a secret row read while it was `n` is current as long as it is still `n`. Only
+    /// on SQLite, where this process is the database's only writer; `None` on PostgreSQL.
+    pub fn secret_rows_generation(&self) -> Option<u64> {
+        self.secret_rows_generation.as_ref().map(|generation| generation.load(Ordering::SeqCst))
     }
 
     /// The current permission version when it moved past `since`, with the change log caught up to it; `None`

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The single writer of an SQLite database.
@@ -47,6 +47,27 @@ impl SqliteWriter {
         let savepoint = group.txn.begin().await?;
         let outcome = group.outcome.clone();
         Ok(Member { savepoint, writer, outcome, lock: self.open.clone() })
+    }
+}
+
+impl SqliteWriter {
+    /// Runs `statement`, which must be atomic on its own (one multi-row insert), and makes it durable: with no
+    /// group open, as a transaction of its own (SQLite commits a statement run outside a transaction by
+    /// itself: one round trip to the connection's thread, one fsync); with one open, inside it, committing the
+    /// group for its members too. Its own failure never fails the members: SQLite undoes a failed statement
+    /// without touching the rest of its transaction.
+    pub(super) async fn commit_statement(&self, conn: &DatabaseConnection, statement: Statement) -> Result<(), DbErr> {
+        let mut writer = self.open.lock().await;
+        let Some(group) = writer.take() else {
+            return conn.execute_raw(statement).await.map(drop);
+        };
+        // No member is in the middle of its savepoint: each one holds this lock until it released it.
+        let ran = group.txn.execute_raw(statement).await;
+        let committed = group.txn.commit().await.map_err(|error| error.to_string());
+        // The members waiting to commit the group find it committed.
+        let _ = group.outcome.set(committed.clone());
+        ran?;
+        committed.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))
     }
 }
 

@@ -172,6 +172,7 @@ impl StreamState<'_> {
 
     async fn write(&self, update: UpdateMany<state::Entity>) -> Result<u64, DbErr> {
         let txn = self.store.begin_write().await?;
+        txn.leaves_secret_rows_alone();
         let rows = update.exec(&*txn).await?.rows_affected;
         txn.commit().await?;
         Ok(rows)
