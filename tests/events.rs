@@ -19,6 +19,7 @@ backend_tests!(
     event_types_batches_and_import_mutations,
     filters_by_type_environment_path_and_permission,
     resume_replays_exactly_what_was_missed,
+    a_stream_starts_after_every_acknowledged_write,
     revoked_subscribers_are_cut_off,
     bad_subscriptions_fail_before_the_stream_opens,
 );
@@ -236,6 +237,32 @@ async fn resume_replays_exactly_what_was_missed(backend: Backend) {
     create_secret(&mut secrets, &project, "dev", "/", "LIVE", "v").await;
     assert_eq!(keys(&next_event(&mut resumed).await), vec![triple("dev", "/", "LIVE")]);
     assert_no_event(&mut resumed, Duration::from_millis(300)).await;
+}
+
+/// A stream opened without a cursor starts after every write acknowledged before the Subscribe call: its first
+/// event is the marker written after it opened, never a write that was already acknowledged, even while
+/// another writer keeps the outbox moving.
+async fn a_stream_starts_after_every_acknowledged_write(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("start").await;
+    let token = server.admin_token().await;
+    let mut secrets = server.admin_secrets().await;
+    let mut background = server.admin_secrets().await;
+    let busy = project.clone();
+    let noise = tokio::spawn(async move {
+        for i in 0.. {
+            create_secret(&mut background, &busy, "dev", "/noise", &format!("N{i}"), "v").await;
+        }
+    });
+    let root = || vec![registration("*", "dev", "/")];
+    for round in 0..20 {
+        create_secret(&mut secrets, &project, "dev", "/", &format!("BEFORE_{round}"), "v").await;
+        let mut stream = subscribe(&server, &token, &project, root(), None).await.unwrap();
+        create_secret(&mut secrets, &project, "dev", "/", &format!("MARK_{round}"), "v").await;
+        let first = next_event(&mut stream).await;
+        assert_eq!(keys(&first), vec![triple("dev", "/", &format!("MARK_{round}"))], "round {round}");
+    }
+    noise.abort();
 }
 
 async fn revoked_subscribers_are_cut_off(backend: Backend) {

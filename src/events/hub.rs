@@ -78,7 +78,7 @@ impl EventHub {
         runtime: &tokio::runtime::Handle,
         shutdown: CancellationToken,
     ) -> Result<Self, sea_orm::DbErr> {
-        let head = outbox::head(store.conn()).await?;
+        let head = store.outbox_head().await?;
         let version = store.permission_version().await?;
         let hub = Self {
             store: store.clone(),

@@ -65,13 +65,6 @@ pub async fn after(
     Ok(rows.into_iter().filter_map(decode).collect())
 }
 
-/// The highest committed cursor (0 when the outbox is empty).
-pub async fn head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    let max: Option<Option<i64>> =
-        event::Entity::find().select_only().column_as(event::Column::Seq.max(), "max").into_tuple().one(db).await?;
-    Ok(max.flatten().unwrap_or(0))
-}
-
 /// Cursors at or below this were pruned; resuming from one of them would skip events.
 pub async fn pruned_through(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
     Ok(outbox_state::Entity::find_by_id(1).one(db).await?.map_or(0, |s| s.pruned_through))

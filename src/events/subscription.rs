@@ -176,7 +176,7 @@ impl EventHub {
                 }
                 // A cursor beyond the newest event would silently skip everything up to it. (Pruning may have
                 // emptied the outbox: the pruned cursors existed.)
-                let newest = outbox::head(db).await?.max(pruned);
+                let newest = self.store.outbox_head().await?.max(pruned);
                 if cursor > newest {
                     return Err(EventsError::InvalidArgument {
                         field: "resume_after".into(),
@@ -190,7 +190,7 @@ impl EventHub {
                 // The stream starts now: anything committed at or below the current head happened before (also
                 // what the tailer has not handed out yet); anything handed out since registering and above the
                 // head was noted as missed and is read back below.
-                let head = outbox::head(db).await?;
+                let head = self.store.outbox_head().await?;
                 let mut state = subscriber.state();
                 state.last = head;
                 if state.missed > head {

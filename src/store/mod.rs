@@ -32,8 +32,8 @@ use std::{
 };
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
@@ -86,6 +86,9 @@ pub struct Store {
     /// SQLite: bumped after every committed write that may have changed secret rows (see
     /// [`Store::secret_rows_generation`]); `None` on PostgreSQL, where other instances write too.
     secret_rows_generation: Option<Arc<AtomicU64>>,
+    /// SQLite: the newest committed outbox cursor, raised after every commit that appended events, before it is
+    /// acknowledged; `None` on PostgreSQL, where other instances append too (see [`Store::outbox_head`]).
+    local_outbox_head: Option<Arc<AtomicI64>>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
     /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
@@ -105,6 +108,7 @@ pub struct WriteTxn {
     permission_changes: AtomicI64,
     local_permission_version: Option<Arc<AtomicI64>>,
     secret_rows_generation: Option<Arc<AtomicU64>>,
+    local_outbox_head: Option<Arc<AtomicI64>>,
     /// Set by writers that never touch secret rows (see [`WriteTxn::leaves_secret_rows_alone`]).
     leaves_secret_rows_alone: AtomicBool,
 }
@@ -151,8 +155,10 @@ impl WriteTxn {
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
         }
         let appended_audit = !audit.is_empty();
+        let mut newest_event = None;
         if appended_events {
-            entities::event::Entity::insert_many(events).exec(txn).await?;
+            let inserted = entities::event::Entity::insert_many(events).exec(txn).await?;
+            newest_event = inserted.last_insert_id;
         }
         if appended_audit {
             entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
@@ -178,6 +184,11 @@ impl WriteTxn {
             if !self.leaves_secret_rows_alone.load(Ordering::SeqCst) {
                 generation.fetch_add(1, Ordering::SeqCst);
             }
+        }
+        if let (Some(head), Some(newest)) = (&self.local_outbox_head, newest_event) {
+            // Committed (with its whole group) and not yet acknowledged: a stream opened after the acknowledgement
+            // starts after this event.
+            head.fetch_max(newest, Ordering::SeqCst);
         }
         if appended_events {
             self.outbox_signal.notify_one();
@@ -235,6 +246,17 @@ impl WriteTxn {
 async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
     let row = entities::authz_version::Entity::find_by_id(1).one(db).await?;
     Ok(row.map_or(0, |row| row.version))
+}
+
+/// The newest outbox cursor as stored (see [`Store::outbox_head`]).
+async fn stored_outbox_head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let max: Option<Option<i64>> = entities::event::Entity::find()
+        .select_only()
+        .column_as(entities::event::Column::Seq.max(), "max")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
 }
 
 /// Whether `sql` writes rows: it starts with INSERT, UPDATE or DELETE.
@@ -302,8 +324,11 @@ impl Store {
         migrations::migrate(&conn).await?;
         let stored = stored_permission_version(&conn).await?;
         // SQLite: this process is the database's only writer (see `lock`), so the version is kept in memory.
-        let local_permission_version =
-            (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(AtomicI64::new(stored)));
+        let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
+        let local_permission_version = sqlite.then(|| Arc::new(AtomicI64::new(stored)));
+        // SQLite: this process is also the only one appending events.
+        let local_outbox_head =
+            if sqlite { Some(Arc::new(AtomicI64::new(stored_outbox_head(&conn).await?))) } else { None };
         let mut store = Self {
             conn,
             sqlite_file,
@@ -315,6 +340,7 @@ impl Store {
             audit_appender: None,
             secret_rows_generation: local_permission_version.as_ref().map(|_| Arc::default()),
             local_permission_version,
+            local_outbox_head,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             statements,
             write_statements,
@@ -413,6 +439,7 @@ impl Store {
             permission_changes: AtomicI64::new(0),
             local_permission_version: self.local_permission_version.clone(),
             secret_rows_generation: self.secret_rows_generation.clone(),
+            local_outbox_head: self.local_outbox_head.clone(),
             leaves_secret_rows_alone: AtomicBool::new(false),
         })
     }
@@ -424,6 +451,15 @@ impl Store {
             return Ok(version.load(Ordering::SeqCst));
         }
         stored_permission_version(&self.conn).await
+    }
+
+    /// The newest committed outbox cursor: every event at or below it is visible, and every event whose write
+    /// was acknowledged before this call is at or below it.
+    pub async fn outbox_head(&self) -> Result<i64, DbErr> {
+        match &self.local_outbox_head {
+            Some(head) => Ok(head.load(Ordering::SeqCst)),
+            None => stored_outbox_head(&self.conn).await,
+        }
     }
 
     /// A number that changes after every committed write that may have changed a secret row, before that
