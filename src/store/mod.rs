@@ -151,10 +151,15 @@ impl WriteTxn {
         let appended_events = !events.is_empty();
         let txn: &DatabaseTransaction = &self;
         let postgres = txn.get_database_backend() == DbBackend::Postgres;
-        if postgres && (appended_events || !audit.is_empty()) {
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")).await?;
-        }
         let appended_audit = !audit.is_empty();
+        if postgres && (appended_events || appended_audit) {
+            // Notifications are delivered to listeners only when the transaction commits, so they are queued in
+            // the same statement that takes the lock (one round trip fewer).
+            let channels = [(appended_events, NOTIFY_CHANNEL), (appended_audit, AUDIT_NOTIFY_CHANNEL)];
+            let notify = channels.iter().filter(|(yes, _)| *yes).map(|(_, c)| format!(", pg_notify('{c}', '')"));
+            let sql = format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}){}", notify.collect::<String>());
+            txn.execute_unprepared(&sql).await?;
+        }
         let mut newest_event = None;
         if appended_events {
             let inserted = entities::event::Entity::insert_many(events).exec(txn).await?;
@@ -162,13 +167,6 @@ impl WriteTxn {
         }
         if appended_audit {
             entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
-        }
-        if postgres && (appended_events || appended_audit) {
-            // Delivered to listeners only when the transaction commits; one statement for both channels.
-            let channels = [(appended_events, NOTIFY_CHANNEL), (appended_audit, AUDIT_NOTIFY_CHANNEL)];
-            let notify: Vec<String> =
-                channels.iter().filter(|(yes, _)| *yes).map(|(_, c)| format!("pg_notify('{c}', '')")).collect();
-            txn.execute_unprepared(&format!("SELECT {}", notify.join(", "))).await?;
         }
         match self.txn {
             Transaction::Own(txn) => txn.commit().await?,
