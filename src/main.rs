@@ -2,11 +2,6 @@
 
 use clap::Parser;
 
-// A server allocates and frees small buffers for every request on every thread; glibc's allocator spent about
-// a tenth of the server's CPU on that in the read benchmark (docs/BENCHMARKS.md), mimalloc much less.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = hush::cli::Cli::parse();
