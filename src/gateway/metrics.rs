@@ -189,6 +189,13 @@ pub async fn render(State(state): State<GatewayState>) -> Response {
     let writes = Counter::<u64>::default();
     writes.inc_by(state.store.write_statements_executed());
     registry.register("db_write_statements", "Of those, statements that write rows (INSERT, UPDATE, DELETE)", writes);
+    let checkpoints = Counter::<u64>::default();
+    checkpoints.inc_by(state.store.wal_checkpoints());
+    registry.register(
+        "db_wal_checkpoints",
+        "SQLite WAL checkpoints run after commits, off the commit path (always 0 on PostgreSQL)",
+        checkpoints,
+    );
     let (open, idle) = state.store.pool_usage();
     let (in_use, opened) = (Gauge::<i64>::default(), Gauge::<i64>::default());
     in_use.set(i64::from(open) - idle as i64);
