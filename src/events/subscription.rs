@@ -152,7 +152,7 @@ impl EventHub {
         // A permission change committed after the grants above were read, which the watcher took in before
         // this stream was registered, would never reach it: now that it is registered, look once more.
         let version = self.store.permission_version().await?;
-        if self.store.permissions_changed_since(&caller.identity_id, grants_version).await? {
+        if self.store.permissions_changed_between(&caller.identity_id, grants_version, version).await? {
             self.recheck(vec![subscriber.clone()], version).await;
         }
 

@@ -5,7 +5,7 @@
 //! whose permissions it changed (`access::bump_version`). Each request reads that version
 //! (`Store::permission_version`: on PostgreSQL one primary-key lookup of a one-row table, where every
 //! instance's changes meet; on SQLite, whose one server is its only writer, from memory). A token cached at an
-//! older version is trusted only if no change since touched its identity (`Store::permissions_changed_since`,
+//! older version is trusted only if no change since touched its identity (`Store::permissions_changed_between`,
 //! one read of the change log per instance and version); otherwise it is loaded again. So a change applies to
 //! the very next call on every instance, while an unchanged token costs no lookup of token, identity,
 //! membership or role, whatever happens to other identities.
@@ -93,7 +93,7 @@ impl TokenCache {
                 return Ok(Ok(principal));
             }
             // Changes since that did not touch this identity leave its token and grants as they were.
-            if !store.permissions_changed_since(&principal.identity_id, stamp).await? {
+            if !store.permissions_changed_between(&principal.identity_id, stamp, version).await? {
                 self.tokens.put(hash, version, principal.clone());
                 return Ok(Ok(principal));
             }

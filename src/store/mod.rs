@@ -483,17 +483,28 @@ impl Store {
     /// when it did not move.
     async fn moved_since(&self, since: i64) -> Result<Option<i64>, DbErr> {
         let current = self.permission_version().await?;
-        if current == since {
-            return Ok(None);
-        }
-        self.permission_log.catch_up(&self.conn, current).await?;
-        Ok(Some(current))
+        Ok(self.caught_up_if_moved(since, current).await?.then_some(current))
     }
 
-    /// Whether anything changed what `identity_id` may do after permission version `since` (always true when
-    /// that is not known, e.g. before this process started).
-    pub async fn permissions_changed_since(&self, identity_id: &str, since: i64) -> Result<bool, DbErr> {
-        Ok(self.moved_since(since).await?.is_some() && self.permission_log.changed_since(identity_id, since))
+    /// Whether `current` differs from `since`; if so, the change log is caught up to `current` first.
+    async fn caught_up_if_moved(&self, since: i64, current: i64) -> Result<bool, DbErr> {
+        if current == since {
+            return Ok(false);
+        }
+        self.permission_log.catch_up(&self.conn, current).await?;
+        Ok(true)
+    }
+
+    /// Whether anything changed what `identity_id` may do after permission version `since`, up to `current` as
+    /// the caller just read it from [`Store::permission_version`] (always true when that is not known, e.g.
+    /// before this process started).
+    pub async fn permissions_changed_between(
+        &self,
+        identity_id: &str,
+        since: i64,
+        current: i64,
+    ) -> Result<bool, DbErr> {
+        Ok(self.caught_up_if_moved(since, current).await? && self.permission_log.changed_since(identity_id, since))
     }
 
     /// Whose permissions changed after version `since`, and the version that answer is current at.
