@@ -6,32 +6,12 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::{
-    Backend, TestServer, create_secret,
+    Backend, TestServer,
     events::{registration, subscribe},
     http1,
 };
 
 backend_tests!(requests_and_open_streams_are_counted, metrics_listen_serves_only_metrics);
-
-/// SQLite's automatic checkpoint is off (it ran inside the commit that crossed 1 000 WAL pages, delaying every
-/// read waiting for that commit); the server checkpoints after commits instead, at most once a second. Writes
-/// spread over more than a second make it run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_checkpoints_run_after_commits() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let project = server.project("wal").await;
-    let mut secrets = server.admin_secrets().await;
-    let checkpoints = "hush_db_wal_checkpoints_total";
-    let before = sample(server.addr, checkpoints).await.expect("the series exists");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut written = 0;
-    while sample(server.addr, checkpoints).await.expect("the series exists") <= before {
-        assert!(tokio::time::Instant::now() < deadline, "no checkpoint after {written} writes in 10 s");
-        create_secret(&mut secrets, &project, "dev", "/", &format!("K{written}"), "v").await;
-        written += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The value of the sample line starting with `series` (name and labels as written).
 async fn sample(addr: SocketAddr, series: &str) -> Option<f64> {

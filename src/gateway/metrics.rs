@@ -188,11 +188,6 @@ pub async fn render(State(state): State<GatewayState>) -> Response {
             "Of those, statements that write rows (INSERT, UPDATE, DELETE)",
             state.store.write_statements_executed(),
         ),
-        (
-            "db_wal_checkpoints",
-            "SQLite WAL checkpoints run after commits, off the commit path (always 0 on PostgreSQL)",
-            state.store.wal_checkpoints(),
-        ),
     ];
     // Totals kept elsewhere, shown as counters.
     for (name, help, total) in counters {

@@ -15,7 +15,6 @@ mod error;
 mod lock;
 mod migrations;
 mod permission_log;
-mod sqlite_checkpoint;
 mod sqlite_group;
 mod versioned_cache;
 
@@ -292,12 +291,7 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
             // first doubled the round trips of every read. Only connections idle for a while are checked.
-            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
-            // SQLite only (ignored for PostgreSQL): checkpoints run off the commit path (`sqlite_checkpoint`).
-            .map_sqlx_sqlite_opts(|options| {
-                let (pragma, value) = sqlite_checkpoint::AUTOMATIC_OFF;
-                options.pragma(pragma, value)
-            });
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let write_statements = Arc::new(AtomicU64::new(0));
@@ -321,7 +315,7 @@ impl Store {
                         restrict(Path::new(&side))?;
                     }
                 }
-                Some(Arc::new(sqlite_group::SqliteWriter::new(conn.clone())))
+                Some(Arc::default())
             }
             _ => None,
         };
@@ -411,12 +405,6 @@ impl Store {
     /// Statements sent to the database by this process since it connected.
     pub fn statements_executed(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
-    }
-
-    /// SQLite WAL checkpoints this process completed (they run off the commit path, see `sqlite_checkpoint`);
-    /// always 0 on PostgreSQL.
-    pub fn wal_checkpoints(&self) -> u64 {
-        self.sqlite_writer.as_ref().map_or(0, |writer| writer.checkpoints())
     }
 
     /// Statements that write rows (INSERT, UPDATE, DELETE) sent by this process since it connected.

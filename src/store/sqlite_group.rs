@@ -13,12 +13,10 @@ use std::sync::{Arc, OnceLock};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::sqlite_checkpoint::Checkpointer;
-
 /// The single writer of an SQLite database.
+#[derive(Default)]
 pub(super) struct SqliteWriter {
     open: Arc<Mutex<Option<Group>>>,
-    checkpoints: Arc<Checkpointer>,
 }
 
 /// The open transaction of a group and what its members learn when it ends.
@@ -36,21 +34,9 @@ pub(super) struct Member {
     writer: OwnedMutexGuard<Option<Group>>,
     outcome: Arc<Outcome>,
     lock: Arc<Mutex<Option<Group>>>,
-    checkpoints: Arc<Checkpointer>,
 }
 
 impl SqliteWriter {
-    /// The writer of the database behind `conn` (whose connections have SQLite's automatic checkpoint off, see
-    /// `sqlite_checkpoint`).
-    pub(super) fn new(conn: DatabaseConnection) -> Self {
-        Self { open: Arc::default(), checkpoints: Arc::new(Checkpointer::new(conn)) }
-    }
-
-    /// WAL checkpoints completed since the database was opened.
-    pub(super) fn checkpoints(&self) -> u64 {
-        self.checkpoints.completed()
-    }
-
     /// Joins the open group (opening one if none is) with a savepoint of its own; holds the writer lock.
     pub(super) async fn join(&self, conn: &DatabaseConnection) -> Result<Member, DbErr> {
         let mut writer = self.open.clone().lock_owned().await;
@@ -60,7 +46,7 @@ impl SqliteWriter {
         let group = writer.as_ref().expect("opened above");
         let savepoint = group.txn.begin().await?;
         let outcome = group.outcome.clone();
-        Ok(Member { savepoint, writer, outcome, lock: self.open.clone(), checkpoints: self.checkpoints.clone() })
+        Ok(Member { savepoint, writer, outcome, lock: self.open.clone() })
     }
 }
 
@@ -73,16 +59,13 @@ impl SqliteWriter {
     pub(super) async fn commit_statement(&self, conn: &DatabaseConnection, statement: Statement) -> Result<(), DbErr> {
         let mut writer = self.open.lock().await;
         let Some(group) = writer.take() else {
-            conn.execute_raw(statement).await?;
-            self.checkpoints.after_commit();
-            return Ok(());
+            return conn.execute_raw(statement).await.map(drop);
         };
         // No member is in the middle of its savepoint: each one holds this lock until it released it.
         let ran = group.txn.execute_raw(statement).await;
         let committed = group.txn.commit().await.map_err(|error| error.to_string());
         // The members waiting to commit the group find it committed.
         let _ = group.outcome.set(committed.clone());
-        self.checkpoints.after_commit();
         ran?;
         committed.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))
     }
@@ -91,7 +74,7 @@ impl SqliteWriter {
 impl Member {
     /// Releases the savepoint and returns once the group holding it is committed.
     pub(super) async fn commit(self) -> Result<(), DbErr> {
-        let Self { savepoint, writer, outcome, lock, checkpoints } = self;
+        let Self { savepoint, writer, outcome, lock } = self;
         savepoint.commit().await?;
         // Let the writers queued behind this one join the group before it is committed.
         drop(writer);
@@ -106,7 +89,6 @@ impl Member {
                 debug_assert!(Arc::ptr_eq(&group.outcome, &committing));
                 let result = group.txn.commit().await.map_err(|error| error.to_string());
                 let _ = committing.set(result);
-                checkpoints.after_commit();
             }
         })
         .await
