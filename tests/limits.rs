@@ -7,6 +7,10 @@ mod common;
 use std::{
     net::SocketAddr,
     process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -363,4 +367,60 @@ async fn huge_bodies_do_not_grow_the_server_process() {
     assert!(after_peak - before_peak < 12 * 1024, "peak RSS grew by {} kB", after_peak - before_peak);
     assert!(after_rss.saturating_sub(before_rss) < 8 * 1024, "RSS grew by {} kB", after_rss - before_rss);
     server.kill().await.ok();
+}
+
+/// SQLite's write-ahead log is written from its start again once it was checkpointed, so its file stays near
+/// the automatic checkpoint's size (1 000 pages, about 4 MiB) under sustained writes and reads. Checkpoints that
+/// never catch up with the writer let it grow with everything written: a build that checkpointed from a task of
+/// its own reached 1 GB in 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_wal_stays_bounded_under_sustained_writes() {
+    const WRITERS: usize = 4;
+    const VALUE_BYTES: usize = 10_000;
+    const KEYS_PER_BATCH: usize = 5;
+    /// Values written in all; without checkpoints the log would hold at least this much.
+    const TO_WRITE: usize = 24 << 20;
+    const WAL_BOUND: u64 = 12 << 20;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let project = server.project("wal").await;
+    let wal = server.data_dir.path().join(format!("{}-wal", hush::config::SQLITE_FILE));
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let mut secrets = server.admin_secrets().await;
+        let (project, written) = (project.clone(), written.clone());
+        writers.spawn(async move {
+            let mut round = 0;
+            while written.load(Ordering::SeqCst) < TO_WRITE {
+                round += 1;
+                let value = format!("{round:0>VALUE_BYTES$}");
+                let batch = pb::BatchUpdateSecretsRequest {
+                    project_id: project.clone(),
+                    environment: "dev".into(),
+                    secret_path: format!("/w{writer}"),
+                    secrets: (0..KEYS_PER_BATCH)
+                        .map(|k| pb::SecretInput { key: format!("K{k}"), value: value.clone(), comment: String::new() })
+                        .collect(),
+                    allow_missing: true,
+                    ..Default::default()
+                };
+                secrets.batch_update_secrets(batch).await.expect("batch update");
+                written.fetch_add(KEYS_PER_BATCH * VALUE_BYTES, Ordering::SeqCst);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut largest = 0;
+    while written.load(Ordering::SeqCst) < TO_WRITE {
+        assert!(Instant::now() < deadline, "only {} bytes written in 60 s", written.load(Ordering::SeqCst));
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        assert!(
+            largest <= WAL_BOUND,
+            "the WAL reached {largest} bytes after {} bytes written",
+            written.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    writers.join_all().await;
+    println!("largest WAL: {largest} bytes for {TO_WRITE} bytes of values written");
 }
