@@ -26,6 +26,19 @@ fn input(key: &str, value: &str) -> pb::SecretInput {
     pb::SecretInput { key: key.into(), value: value.into(), comment: String::new() }
 }
 
+/// UpdateSecret of `key` in dev at [`PATH`].
+fn update(project: &str, key: &str, value: &str, expected_version: Option<u32>) -> pb::UpdateSecretRequest {
+    pb::UpdateSecretRequest {
+        project_id: project.into(),
+        environment: "dev".into(),
+        secret_path: PATH.into(),
+        key: key.into(),
+        value: value.into(),
+        comment: None,
+        expected_version,
+    }
+}
+
 /// The value and version a read answers, or its code.
 async fn read(
     client: &mut SecretsServiceClient<Authed>,
@@ -50,16 +63,7 @@ async fn every_kind_of_write_is_seen_by_the_next_read(backend: Backend) {
 
     // UpdateSecret.
     assert_eq!(read(&mut secrets, &project, "dev", "A").await, Ok(remembered(("one", 1))));
-    let update = pb::UpdateSecretRequest {
-        project_id: project.clone(),
-        environment: "dev".into(),
-        secret_path: PATH.into(),
-        key: "A".into(),
-        value: "two".into(),
-        comment: None,
-        expected_version: None,
-    };
-    secrets.update_secret(update).await.expect("update");
+    secrets.update_secret(update(&project, "A", "two", None)).await.expect("update");
     assert_eq!(read(&mut secrets, &project, "dev", "A").await, Ok(remembered(("two", 2))));
 
     // BatchUpdateSecrets.
@@ -165,16 +169,8 @@ async fn readers_never_see_less_than_an_acknowledged_update(backend: Backend) {
         });
     }
     for version in 2..=UPDATES {
-        let update = pb::UpdateSecretRequest {
-            project_id: project.clone(),
-            environment: "dev".into(),
-            secret_path: PATH.into(),
-            key: "HOT".into(),
-            value: format!("v{version}"),
-            comment: None,
-            expected_version: Some(version - 1),
-        };
-        writer.update_secret(update).await.expect("update");
+        let value = format!("v{version}");
+        writer.update_secret(update(&project, "HOT", &value, Some(version - 1))).await.expect("update");
         acknowledged.store(version, Ordering::SeqCst);
     }
     let reads: u32 = readers.join_all().await.into_iter().sum();

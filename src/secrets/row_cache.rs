@@ -9,7 +9,7 @@
 //! Rows hold only sealed values (decrypted per read). Bounded: at most [`MAX_ROWS`] rows of at most
 //! [`MAX_SEALED_BYTES`] sealed bytes each (≈ 33 MiB at worst), least recently used dropped first.
 
-use std::{num::NonZeroUsize, sync::Arc};
+use std::num::NonZeroUsize;
 
 use crate::store::{VersionedCache, entities::secret};
 
@@ -22,7 +22,7 @@ const MAX_SEALED_BYTES: usize = 4_096;
 type Key = (String, String, String);
 
 pub(super) struct RowCache {
-    rows: VersionedCache<Key, Arc<secret::Model>, u64>,
+    rows: VersionedCache<Key, secret::Model, u64>,
 }
 
 impl Default for RowCache {
@@ -33,7 +33,7 @@ impl Default for RowCache {
 
 impl RowCache {
     /// The row of (`env_id`, `path`, `key`) if it was read at `generation`.
-    pub(super) fn get(&self, generation: u64, env_id: &str, path: &str, key: &str) -> Option<Arc<secret::Model>> {
+    pub(super) fn get(&self, generation: u64, env_id: &str, path: &str, key: &str) -> Option<secret::Model> {
         self.rows.get(&(env_id.to_owned(), path.to_owned(), key.to_owned()), generation)
     }
 
@@ -41,7 +41,7 @@ impl RowCache {
     pub(super) fn put(&self, generation: u64, row: &secret::Model) {
         if row.sealed_value.len() <= MAX_SEALED_BYTES {
             let key = (row.environment_id.clone(), row.path.clone(), row.key.clone());
-            self.rows.put(key, generation, Arc::new(row.clone()));
+            self.rows.put(key, generation, row.clone());
         }
     }
 }

@@ -156,7 +156,7 @@ impl Vault {
     async fn current_row(&self, env_id: &str, path: &str, key: &str) -> Result<Option<secret::Model>, SecretsError> {
         let generation = self.store.secret_rows_generation();
         if let Some(row) = generation.and_then(|at| self.rows.get(at, env_id, path, key)) {
-            return Ok(Some(secret::Model::clone(&row)));
+            return Ok(Some(row));
         }
         let row = find(self.store.conn(), env_id, path, key).await?;
         if let (Some(at), Some(row)) = (generation, &row) {

@@ -78,17 +78,11 @@ pub struct Store {
     audit_stream_only: bool,
     /// Commits the audit entries of reads in groups; `None` only in the clone its own task writes with.
     audit_appender: Option<audit_appender::AuditAppender>,
-    /// SQLite: the permission version, kept in memory because this process is the database's only writer (see
-    /// `lock`); PostgreSQL: `None`, it is read from the database, where every instance's changes meet.
-    local_permission_version: Option<Arc<AtomicI64>>,
+    /// SQLite: what is kept in memory because this process is the database's only writer (see `lock`);
+    /// PostgreSQL: `None`, it is read from the database, where every instance's changes meet.
+    single_writer: Option<Arc<SingleWriter>>,
     /// Whose permissions changed since which version.
     permission_log: Arc<permission_log::PermissionLog>,
-    /// SQLite: bumped after every committed write that may have changed secret rows (see
-    /// [`Store::secret_rows_generation`]); `None` on PostgreSQL, where other instances write too.
-    secret_rows_generation: Option<Arc<AtomicU64>>,
-    /// SQLite: the newest committed outbox cursor, raised after every commit that appended events, before it is
-    /// acknowledged; `None` on PostgreSQL, where other instances append too (see [`Store::outbox_head`]).
-    local_outbox_head: Option<Arc<AtomicI64>>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
     /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
@@ -106,11 +100,20 @@ pub struct WriteTxn {
     audit_retention: Duration,
     /// Permission changes this transaction made (see [`WriteTxn::permissions_changed`]).
     permission_changes: AtomicI64,
-    local_permission_version: Option<Arc<AtomicI64>>,
-    secret_rows_generation: Option<Arc<AtomicU64>>,
-    local_outbox_head: Option<Arc<AtomicI64>>,
+    single_writer: Option<Arc<SingleWriter>>,
     /// Set by writers that never touch secret rows (see [`WriteTxn::leaves_secret_rows_alone`]).
     leaves_secret_rows_alone: AtomicBool,
+}
+
+/// What a database's only writer knows without asking it (SQLite); each value moves after the commit that
+/// changed it and before that commit is acknowledged.
+struct SingleWriter {
+    /// The permission version (see [`Store::permission_version`]).
+    permission_version: AtomicI64,
+    /// Bumped by every committed write that may have changed secret rows (see [`Store::secret_rows_generation`]).
+    secret_rows_generation: AtomicU64,
+    /// The newest committed outbox cursor (see [`Store::outbox_head`]).
+    outbox_head: AtomicI64,
 }
 
 /// The outbox and audit rows a transaction appends.
@@ -172,21 +175,18 @@ impl WriteTxn {
             Transaction::Own(txn) => txn.commit().await?,
             Transaction::InGroup(member) => member.commit().await?,
         }
-        if let Some(version) = &self.local_permission_version {
+        if let Some(known) = &self.single_writer {
             // Before the write is acknowledged, so the caller's next call sees the change.
-            version.fetch_add(self.permission_changes.load(Ordering::SeqCst), Ordering::SeqCst);
-        }
-        if let Some(generation) = &self.secret_rows_generation {
-            // After the commit made the change visible and before it is acknowledged: a row read before this
-            // point is remembered under the old generation, so it is never served again.
+            known.permission_version.fetch_add(self.permission_changes.load(Ordering::SeqCst), Ordering::SeqCst);
+            // After the commit made the change visible: a row read before this point is remembered under the old
+            // generation, so it is never served again.
             if !self.leaves_secret_rows_alone.load(Ordering::SeqCst) {
-                generation.fetch_add(1, Ordering::SeqCst);
+                known.secret_rows_generation.fetch_add(1, Ordering::SeqCst);
             }
-        }
-        if let (Some(head), Some(newest)) = (&self.local_outbox_head, newest_event) {
-            // Committed (with its whole group) and not yet acknowledged: a stream opened after the acknowledgement
-            // starts after this event.
-            head.fetch_max(newest, Ordering::SeqCst);
+            // Committed (with its whole group): a stream opened after the acknowledgement starts after it.
+            if let Some(newest) = newest_event {
+                known.outbox_head.fetch_max(newest, Ordering::SeqCst);
+            }
         }
         if appended_events {
             self.outbox_signal.notify_one();
@@ -321,12 +321,16 @@ impl Store {
         };
         migrations::migrate(&conn).await?;
         let stored = stored_permission_version(&conn).await?;
-        // SQLite: this process is the database's only writer (see `lock`), so the version is kept in memory.
-        let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
-        let local_permission_version = sqlite.then(|| Arc::new(AtomicI64::new(stored)));
-        // SQLite: this process is also the only one appending events.
-        let local_outbox_head =
-            if sqlite { Some(Arc::new(AtomicI64::new(stored_outbox_head(&conn).await?))) } else { None };
+        // SQLite: this process is the database's only writer (see `lock`), so these are kept in memory.
+        let single_writer = if sqlite_writer.is_some() {
+            Some(Arc::new(SingleWriter {
+                permission_version: AtomicI64::new(stored),
+                secret_rows_generation: AtomicU64::new(0),
+                outbox_head: AtomicI64::new(stored_outbox_head(&conn).await?),
+            }))
+        } else {
+            None
+        };
         let mut store = Self {
             conn,
             sqlite_file,
@@ -336,9 +340,7 @@ impl Store {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
             audit_appender: None,
-            secret_rows_generation: local_permission_version.as_ref().map(|_| Arc::default()),
-            local_permission_version,
-            local_outbox_head,
+            single_writer,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             statements,
             write_statements,
@@ -435,9 +437,7 @@ impl Store {
             audit_signal: self.audit_signal.clone(),
             audit_retention: self.audit_retention,
             permission_changes: AtomicI64::new(0),
-            local_permission_version: self.local_permission_version.clone(),
-            secret_rows_generation: self.secret_rows_generation.clone(),
-            local_outbox_head: self.local_outbox_head.clone(),
+            single_writer: self.single_writer.clone(),
             leaves_secret_rows_alone: AtomicBool::new(false),
         })
     }
@@ -445,17 +445,17 @@ impl Store {
     /// The permission version: it changes, before the change is acknowledged, whenever a committed write changed
     /// what some caller may do (see `identity::access::bump_version`).
     pub async fn permission_version(&self) -> Result<i64, DbErr> {
-        if let Some(version) = &self.local_permission_version {
-            return Ok(version.load(Ordering::SeqCst));
+        match &self.single_writer {
+            Some(known) => Ok(known.permission_version.load(Ordering::SeqCst)),
+            None => stored_permission_version(&self.conn).await,
         }
-        stored_permission_version(&self.conn).await
     }
 
     /// The newest committed outbox cursor: every event at or below it is visible, and every event whose write
     /// was acknowledged before this call is at or below it.
     pub async fn outbox_head(&self) -> Result<i64, DbErr> {
-        match &self.local_outbox_head {
-            Some(head) => Ok(head.load(Ordering::SeqCst)),
+        match &self.single_writer {
+            Some(known) => Ok(known.outbox_head.load(Ordering::SeqCst)),
             None => stored_outbox_head(&self.conn).await,
         }
     }
@@ -464,7 +464,7 @@ impl Store {
     /// write is acknowledged: a secret row read while it was `n` is current as long as it is still `n`. Only
     /// on SQLite, where this process is the database's only writer; `None` on PostgreSQL.
     pub fn secret_rows_generation(&self) -> Option<u64> {
-        self.secret_rows_generation.as_ref().map(|generation| generation.load(Ordering::SeqCst))
+        self.single_writer.as_ref().map(|known| known.secret_rows_generation.load(Ordering::SeqCst))
     }
 
     /// The current permission version when it moved past `since`, with the change log caught up to it; `None`
