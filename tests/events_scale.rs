@@ -11,6 +11,7 @@ use common::{
     events::{flood_batch, keys, next_event, registration, subscribe, triple},
     http1,
     members::{assign, create_role, member_with, policy},
+    metric,
 };
 use hush::pb::{self, events_service_client::EventsServiceClient};
 use serde_json::json;
@@ -40,14 +41,6 @@ async fn sse_status(server: &TestServer, token: &str, project: &str) -> (u16, St
     use http_body_util::BodyExt;
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// A counter or gauge from `/metrics` (the test is a loopback peer).
-async fn metric(server: &TestServer, name: &str) -> u64 {
-    let (status, text) = http1::exchange(server.addr, "GET", "/metrics", &[], "").await;
-    assert_eq!(status, 200);
-    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{text}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

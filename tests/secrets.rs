@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Backend, TestServer, create_secret, get_secret, list_secrets};
+use common::{Backend, TestServer, create_secret, get_secret, list_secrets, metric};
 use hush::pb;
 use tonic::Code;
 
@@ -15,6 +15,65 @@ backend_tests!(
     write_responses_never_carry_values,
     reads_follow_deleted_and_recreated_scopes,
 );
+
+/// Statements sent to the database by the server (every one, reads included).
+const STATEMENTS: &str = "hush_db_statements_total";
+
+/// Creating a secret below existing folders reads the whole folder chain in one query: a secret 20 folders deep
+/// (the deepest allowed) costs the statements of one a folder below the root. SQLite: nothing else sends the
+/// database statements meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_path_costs_the_statements_of_a_shallow_one() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let project = server.project("deep").await;
+    let mut secrets = server.admin_secrets().await;
+    let deep: String = (0..20).map(|i| format!("/f{i}")).collect();
+    create_secret(&mut secrets, &project, "dev", &deep, "CHAIN", "v").await;
+    let mut cost = async |path: &str| {
+        let before = metric(&server, STATEMENTS).await;
+        create_secret(&mut secrets, &project, "dev", path, "MEASURED", "v").await;
+        metric(&server, STATEMENTS).await - before
+    };
+    let shallow = cost("/f0").await;
+    let deep_cost = cost(&deep).await;
+    assert_eq!(deep_cost, shallow, "a secret 20 folders deep against one 1 folder deep");
+}
+
+/// A batch create and a batch delete cost the statements of a batch of one however many secrets they carry
+/// (one read of the keys, then bulk inserts or one delete). SQLite, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_costs_the_statements_of_a_batch_of_one() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let project = server.project("bulk").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "dev", "/bulk", "FOLDER", "v").await;
+    let mut cost = async |count: usize, prefix: &str| {
+        let keys: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
+        let before = metric(&server, STATEMENTS).await;
+        let create = pb::BatchCreateSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/bulk".into(),
+            secrets: keys.iter().map(|key| input(key, "v")).collect(),
+        };
+        assert_eq!(secrets.batch_create_secrets(create).await.unwrap().into_inner().secrets.len(), count);
+        let created = metric(&server, STATEMENTS).await;
+        let delete = pb::BatchDeleteSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/bulk".into(),
+            keys,
+            expected_versions: Default::default(),
+        };
+        secrets.batch_delete_secrets(delete).await.unwrap();
+        let deleted = metric(&server, STATEMENTS).await;
+        (created - before, deleted - created)
+    };
+    let one = cost(1, "ONE_").await;
+    assert_eq!(cost(100, "MANY_").await, one, "(create, delete) of 100 secrets against 1");
+    let left = list_secrets(&mut secrets, &project, "dev", "/bulk", false).await.unwrap();
+    assert_eq!(left, vec![("FOLDER".to_owned(), "v".to_owned())], "the batches were deleted, the rest kept");
+}
 
 fn input(key: &str, value: &str) -> pb::SecretInput {
     pb::SecretInput { key: key.into(), value: value.into(), comment: String::new() }

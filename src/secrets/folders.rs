@@ -1,5 +1,7 @@
 //! Folders: explicit rows for every path below the root, so empty folders exist and can be listed.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
@@ -45,16 +47,29 @@ async fn find(db: &impl ConnectionTrait, env_id: &str, path: &str) -> Result<Opt
 }
 
 /// Creates every missing folder on a normalised path (like `mkdir -p`). Returns the deepest folder's row,
-/// or None for the root.
+/// or None for the root. The whole chain is read in one query, whatever its depth; only the missing folders
+/// are inserted, outermost first.
 pub(super) async fn ensure(
     db: &impl ConnectionTrait,
     env_id: &str,
     path: &str,
 ) -> Result<Option<folder::Model>, SecretsError> {
+    let chain = validate::ancestors(path);
+    if chain.is_empty() {
+        return Ok(None);
+    }
+    let mut existing: HashMap<String, folder::Model> = folder::Entity::find()
+        .filter(folder::Column::EnvironmentId.eq(env_id))
+        .filter(folder::Column::Path.is_in(chain.iter().map(String::as_str)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.path.clone(), row))
+        .collect();
     let mut last = None;
-    for ancestor in validate::ancestors(path) {
-        last = Some(match find(db, env_id, &ancestor).await? {
-            Some(existing) => existing,
+    for ancestor in chain {
+        last = Some(match existing.remove(&ancestor) {
+            Some(found) => found,
             None => {
                 folder::ActiveModel {
                     id: Set(uuid::Uuid::now_v7().to_string()),

@@ -138,7 +138,10 @@ pub async fn env_scope_for_write(
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
     let scope = env_scope(&**txn, caller, project_id, env_slug).await?;
-    lock_environments(txn, &[&scope.env]).await?;
+    // Read inside the transaction: with no other writer, nothing can change it before the commit.
+    if !txn.is_only_writer() {
+        lock_environments(txn, &[&scope.env]).await?;
+    }
     Ok(scope)
 }
 

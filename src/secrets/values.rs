@@ -90,13 +90,11 @@ pub struct VersionRecord {
 
 /// What a sealed value belongs to: its seal is bound to exactly this.
 fn binding<'a>(scope: &'a EnvScope, row: &'a secret::Model, version: i32) -> ValueBinding<'a> {
-    ValueBinding {
-        project_id: &scope.project.id,
-        environment_id: &scope.env.id,
-        path: &row.path,
-        key: &row.key,
-        version,
-    }
+    binding_at(scope, &row.path, &row.key, version)
+}
+
+fn binding_at<'a>(scope: &'a EnvScope, path: &'a str, key: &'a str, version: i32) -> ValueBinding<'a> {
+    ValueBinding { project_id: &scope.project.id, environment_id: &scope.env.id, path, key, version }
 }
 
 fn integrity(scope: &EnvScope, path: &str, key: &str, source: crate::crypto::CryptoError) -> SecretsError {
@@ -181,54 +179,91 @@ async fn store_version(
     comment: String,
 ) -> Result<secret::Model, SecretsError> {
     let sealed = dk.seal_value(binding(scope, &row, version), value.as_bytes());
-    let now = Utc::now();
-    let secret_id = row.id.clone();
     let mut active = row.into_active_model();
     active.version = Set(version);
-    active.sealed_value = Set(sealed.clone());
-    active.comment = Set(comment.clone());
-    active.updated_at = Set(now);
+    active.sealed_value = Set(sealed);
+    active.comment = Set(comment);
+    active.updated_at = Set(Utc::now());
     let row = active.update(db).await?;
-    secret_version::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        secret_id: Set(secret_id),
-        version: Set(version),
-        sealed_value: Set(sealed),
-        comment: Set(comment),
-        created_at: Set(now),
-    }
-    .insert(db)
-    .await?;
+    append_version(db, &row).await?;
     Ok(row)
 }
 
-/// Inserts a new secret at version 1. The row is inserted with an empty seal first because the seal is bound
-/// to the row's identity, then written through the same path as every later version.
+/// Appends the current version of `row` (its value, comment and time) to its history.
+async fn append_version(db: &impl ConnectionTrait, row: &secret::Model) -> Result<(), SecretsError> {
+    secret_version::Entity::insert(version_of(row)).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// The history row of `row`'s current version.
+fn version_of(row: &secret::Model) -> secret_version::ActiveModel {
+    secret_version::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        secret_id: Set(row.id.clone()),
+        version: Set(row.version),
+        sealed_value: Set(row.sealed_value.clone()),
+        comment: Set(row.comment.clone()),
+        created_at: Set(row.updated_at),
+    }
+}
+
+/// The rows of `keys` in one folder, by key, in one query.
+async fn find_keys<'a>(
+    db: &impl ConnectionTrait,
+    env_id: &str,
+    path: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<String, secret::Model>, SecretsError> {
+    let rows = secret::Entity::find()
+        .filter(secret::Column::EnvironmentId.eq(env_id))
+        .filter(secret::Column::Path.eq(path))
+        .filter(secret::Column::Key.is_in(keys))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|row| (row.key.clone(), row)).collect())
+}
+
+/// Inserts new secrets of one folder at version 1, in `inputs` order, with three statements however many
+/// there are: one read of the keys already taken (ALREADY_EXISTS names the first), one insert of the rows and
+/// one of their first versions. Values are sealed before the insert: the seal binds a value to where its
+/// secret lives (project, environment, path, key) and to its version, all known before the row exists.
 async fn insert_new(
     db: &impl ConnectionTrait,
     dk: &DataKey,
     scope: &EnvScope,
     path: &str,
-    input: &SecretInput,
-) -> Result<secret::Model, SecretsError> {
-    if find(db, &scope.env.id, path, &input.key).await?.is_some() {
+    inputs: &[SecretInput],
+) -> Result<Vec<secret::Model>, SecretsError> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken = find_keys(db, &scope.env.id, path, inputs.iter().map(|i| i.key.as_str())).await?;
+    if let Some(input) = inputs.iter().find(|i| taken.contains_key(&i.key)) {
         return Err(SecretsError::AlreadyExists(format!("secret '{}' at {}:{path}", input.key, scope.env.slug)));
     }
+    const FIRST: i32 = 1;
     let now = Utc::now();
-    let row = secret::ActiveModel {
+    let new = inputs.iter().map(|input| secret::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         environment_id: Set(scope.env.id.clone()),
         path: Set(path.to_owned()),
         key: Set(input.key.clone()),
-        version: Set(0),
-        sealed_value: Set(Vec::new()),
+        version: Set(FIRST),
+        sealed_value: Set(dk.seal_value(binding_at(scope, path, &input.key, FIRST), input.value.as_bytes())),
         comment: Set(input.comment.clone()),
         created_at: Set(now),
         updated_at: Set(now),
-    }
-    .insert(db)
-    .await?;
-    store_version(db, dk, scope, row, 1, &input.value, input.comment.clone()).await
+    });
+    let mut inserted: HashMap<String, secret::Model> = secret::Entity::insert_many(new)
+        .exec_with_returning(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    // The keys are distinct (validated), so every input has its row.
+    let rows: Vec<secret::Model> = inputs.iter().filter_map(|input| inserted.remove(&input.key)).collect();
+    secret_version::Entity::insert_many(rows.iter().map(version_of)).exec_without_returning(db).await?;
+    Ok(rows)
 }
 
 /// Writes `value` as the next version of `row`; `comment: None` keeps the current one.
@@ -276,7 +311,10 @@ impl Vault {
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
-        let row = insert_new(&*txn, &dk, &scope, &path, &input).await?;
+        let row = insert_new(&*txn, &dk, &scope, &path, std::slice::from_ref(&input))
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(&scope, &path, &input.key))?;
         changes::secrets_changed(
             &txn,
             &scope,
@@ -414,10 +452,7 @@ impl Vault {
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         folders::ensure(&*txn, &scope.env.id, &path).await?;
-        let mut rows = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
-        }
+        let rows = insert_new(&*txn, &dk, &scope, &path, inputs).await?;
         let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, "create-secrets-batch", &changed).await?;
         audit::record(
@@ -454,23 +489,36 @@ impl Vault {
             folders::ensure(&*txn, &scope.env.id, &path).await?;
         }
         let dk = self.data_key(&scope.project)?;
-        let (mut rows, mut created) = (Vec::with_capacity(inputs.len()), std::collections::HashSet::new());
+        let mut existing = find_keys(&*txn, &scope.env.id, &path, inputs.iter().map(|i| i.key.as_str())).await?;
+        // Every key is checked, in order, before anything is written.
+        let mut missing = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
             let expected = expected_versions.get(&input.key).copied();
-            let row = match find(&*txn, &scope.env.id, &path, &input.key).await? {
-                Some(row) => row,
-                None if allow_missing && expected.is_none() => {
-                    created.insert(input.key.clone());
-                    rows.push(insert_new(&*txn, &dk, &scope, &path, input).await?);
-                    continue;
-                }
+            match existing.get(&input.key) {
+                Some(row) => expected::require(&scope, row, expected, &format!("secrets[{i}]: "))?,
+                None if allow_missing && expected.is_none() => missing.push(input.clone()),
                 None => return Err(not_found(&scope, &path, &input.key)),
-            };
-            expected::require(&scope, &row, expected, &format!("secrets[{i}]: "))?;
-            let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
-            rows.push(next_version(&*txn, &dk, &scope, row, &input.value, comment).await?);
+            }
         }
-        let (new, updated): (Vec<_>, Vec<_>) = rows.iter().partition(|r| created.contains(&r.key));
+        let mut created: HashMap<String, secret::Model> = insert_new(&*txn, &dk, &scope, &path, &missing)
+            .await?
+            .into_iter()
+            .map(|row| (row.key.clone(), row))
+            .collect();
+        let mut rows = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let row = match existing.remove(&input.key) {
+                Some(row) => {
+                    let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
+                    next_version(&*txn, &dk, &scope, row, &input.value, comment).await?
+                }
+                // Checked above: a key that did not exist was created.
+                None => created.remove(&input.key).ok_or_else(|| not_found(&scope, &path, &input.key))?,
+            };
+            rows.push(row);
+        }
+        let created: std::collections::HashSet<&str> = missing.iter().map(|i| i.key.as_str()).collect();
+        let (new, updated): (Vec<_>, Vec<_>) = rows.iter().partition(|r| created.contains(r.key.as_str()));
         for (event, audited, rows) in
             [(EventType::Create, "create-secrets-batch", new), (EventType::Update, "update-secrets-batch", updated)]
         {
@@ -502,13 +550,18 @@ impl Vault {
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope_for_write(&txn, caller, project_id, environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
+        // One read of every key and one delete, however many there are; every key is checked first, in order.
+        let found = find_keys(&*txn, &scope.env.id, &path, keys.iter().map(String::as_str)).await?;
         let mut changed = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
-            let row = find(&*txn, &scope.env.id, &path, key).await?.ok_or_else(|| not_found(&scope, &path, key))?;
-            expected::require(&scope, &row, expected_versions.get(key).copied(), &format!("keys[{i}]: "))?;
+            let row = found.get(key).ok_or_else(|| not_found(&scope, &path, key))?;
+            expected::require(&scope, row, expected_versions.get(key).copied(), &format!("keys[{i}]: "))?;
             changed.push(Changed::deleted(&path, key, row.version));
-            row.delete(&*txn).await?;
         }
+        secret::Entity::delete_many()
+            .filter(secret::Column::Id.is_in(found.values().map(|row| row.id.as_str())))
+            .exec(&*txn)
+            .await?;
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-secrets-batch", &changed).await?;
         audit::record(
             &txn,

@@ -33,7 +33,7 @@ use std::{
 
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QuerySelect, TransactionTrait,
+    EntityTrait, QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
@@ -116,6 +116,41 @@ struct SingleWriter {
     outbox_head: AtomicI64,
 }
 
+/// Inserts a transaction's outbox and audit rows; returns the newest outbox cursor when events were appended.
+///
+/// On SQLite both are one statement string (sqlx runs its statements in turn, binding the values in order): one
+/// hand-off to the connection's thread instead of two, in the one writer's critical section. The events come
+/// last, so the last inserted row id is the newest cursor.
+async fn insert_sequenced(
+    txn: &DatabaseTransaction,
+    events: Vec<entities::event::ActiveModel>,
+    audit: Vec<entities::audit_log::ActiveModel>,
+) -> Result<Option<i64>, DbErr> {
+    let backend = txn.get_database_backend();
+    let appended_events = !events.is_empty();
+    if backend != DbBackend::Sqlite {
+        if !audit.is_empty() {
+            entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
+        }
+        if !appended_events {
+            return Ok(None);
+        }
+        return Ok(entities::event::Entity::insert_many(events).exec(txn).await?.last_insert_id);
+    }
+    let inserts = [
+        (!audit.is_empty()).then(|| backend.build(&entities::audit_log::Entity::insert_many(audit).into_query())),
+        appended_events.then(|| backend.build(&entities::event::Entity::insert_many(events).into_query())),
+    ];
+    let inserts: Vec<Statement> = inserts.into_iter().flatten().collect();
+    if inserts.is_empty() {
+        return Ok(None);
+    }
+    let sql = inserts.iter().map(|insert| insert.sql.as_str()).collect::<Vec<_>>().join("; ");
+    let values = inserts.into_iter().flat_map(|insert| insert.values.map(|values| values.0).unwrap_or_default());
+    let done = txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(appended_events.then(|| i64::try_from(done.last_insert_id()).ok()).flatten())
+}
+
 /// The outbox and audit rows a transaction appends.
 #[derive(Default)]
 struct Sequenced {
@@ -163,14 +198,7 @@ impl WriteTxn {
             let sql = format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}){}", notify.collect::<String>());
             txn.execute_unprepared(&sql).await?;
         }
-        let mut newest_event = None;
-        if appended_events {
-            let inserted = entities::event::Entity::insert_many(events).exec(txn).await?;
-            newest_event = inserted.last_insert_id;
-        }
-        if appended_audit {
-            entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
-        }
+        let newest_event = insert_sequenced(txn, events, audit).await?;
         match self.txn {
             Transaction::Own(txn) => txn.commit().await?,
             Transaction::InGroup(member) => member.commit().await?,
@@ -211,6 +239,12 @@ impl WriteTxn {
     /// calling it in a transaction that does change secrets would serve stale values.
     pub fn leaves_secret_rows_alone(&self) {
         self.leaves_secret_rows_alone.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this transaction is the database's only writer until it ends (SQLite's single writer): rows
+    /// it read inside it cannot change or go away before its commit, so it needs no row locks.
+    pub fn is_only_writer(&self) -> bool {
+        self.single_writer.is_some()
     }
 
     /// Records that this transaction bumped the permission version in the database (`access::bump_version`).

@@ -390,6 +390,14 @@ pub async fn list_secrets(
 }
 
 /// A plain HTTP/1.1 exchange with the server, as curl would do it.
+/// A counter or gauge from `/metrics` (the test is a loopback peer).
+pub async fn metric(server: &TestServer, name: &str) -> u64 {
+    let (status, text) = http1::exchange(server.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 pub mod http1 {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
