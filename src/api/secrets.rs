@@ -6,7 +6,7 @@ use super::{auth::principal, convert::AddressesSecret};
 use crate::{
     pb,
     pb::secrets_service_server::SecretsService,
-    secrets::{SecretInput, SecretListing, Vault},
+    secrets::{FolderAddress, SecretInput, SecretListing, Vault},
 };
 
 /// The SecretsService handlers.
@@ -19,6 +19,10 @@ impl SecretsApi {
     pub fn new(vault: Vault) -> Self {
         Self { vault }
     }
+}
+
+fn folder<'a>(project_id: &'a str, environment: &'a str, path: &'a str) -> FolderAddress<'a> {
+    FolderAddress { project_id, environment, path }
 }
 
 fn inputs(secrets: Vec<pb::SecretInput>) -> Vec<SecretInput> {
@@ -100,7 +104,11 @@ impl SecretsService for SecretsApi {
         let req = request.into_inner();
         let secrets = self
             .vault
-            .batch_create_secrets(&caller, &req.project_id, &req.environment, &req.secret_path, &inputs(req.secrets))
+            .batch_create_secrets(
+                &caller,
+                folder(&req.project_id, &req.environment, &req.secret_path),
+                &inputs(req.secrets),
+            )
             .await?;
         Ok(Response::new(pb::BatchCreateSecretsResponse { secrets: secrets.into_iter().map(Into::into).collect() }))
     }
@@ -115,9 +123,7 @@ impl SecretsService for SecretsApi {
             .vault
             .batch_update_secrets(
                 &caller,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
+                folder(&req.project_id, &req.environment, &req.secret_path),
                 &inputs(req.secrets),
                 &req.expected_versions,
                 req.allow_missing,
@@ -135,9 +141,7 @@ impl SecretsService for SecretsApi {
         self.vault
             .batch_delete_secrets(
                 &caller,
-                &req.project_id,
-                &req.environment,
-                &req.secret_path,
+                folder(&req.project_id, &req.environment, &req.secret_path),
                 &req.keys,
                 &req.expected_versions,
             )

@@ -12,8 +12,8 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
 use serde::{Deserialize, Serialize};
 
 use super::{
-    SecretRecord, SecretsError, Vault, audit_entries::list_entry, folders, scope, scope::EnvScope, subtree, validate,
-    values,
+    SecretRecord, SecretsError, Vault, audit_entries::list_entry, folders, scope, scope::EnvScope, sealing, subtree,
+    validate, values,
 };
 use crate::{
     audit,
@@ -213,7 +213,7 @@ impl Vault {
                     .all(db)
                     .await?;
                 for row in rows {
-                    let value = values::open(&dk, req.scope, &row, row.version, &row.sealed_value)?;
+                    let value = sealing::open(&dk, req.scope, &row, row.version, &row.sealed_value)?;
                     if !page.push(req.size, values::record(req.scope, row, Some(value))) {
                         // Refused only when the page holds secrets already: resume after the last of them.
                         let last = page.secrets.last().expect("a refused secret follows others");

@@ -1,6 +1,7 @@
 //! Projects, environments, folders, secrets, versions and imports: the secrets domain, free of transport types.
 
 mod audit_entries;
+mod batches;
 mod changes;
 mod expected;
 mod folders;
@@ -8,8 +9,10 @@ mod imports;
 mod listing;
 mod projects;
 mod row_cache;
+mod rows;
 mod scope;
 mod scope_cache;
+mod sealing;
 mod subtree;
 pub mod validate;
 mod values;
@@ -24,6 +27,7 @@ use crate::{
     store::{DbError, Store},
 };
 
+pub use batches::FolderAddress;
 pub use folders::FolderRecord;
 pub use imports::ImportRecord;
 pub use listing::{MAX_PAGE_BYTES, MAX_PAGE_TOKEN_LEN, MAX_SCANNED_PER_PAGE, SecretListing, SecretPage};
