@@ -121,8 +121,8 @@ impl Vault {
             };
             rows.push(row);
         }
-        let created: HashSet<&str> = missing.iter().map(|i| i.key.as_str()).collect();
-        let (new, updated): (Vec<_>, Vec<_>) = rows.iter().partition(|r| created.contains(r.key.as_str()));
+        let new_keys: HashSet<&str> = missing.iter().map(|i| i.key.as_str()).collect();
+        let (new, updated): (Vec<_>, Vec<_>) = rows.iter().partition(|r| new_keys.contains(r.key.as_str()));
         for (event, audited, rows) in
             [(EventType::Create, "create-secrets-batch", new), (EventType::Update, "update-secrets-batch", updated)]
         {

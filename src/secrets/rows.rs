@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Select, Set};
 
 use super::{
     SecretsError,
@@ -30,12 +30,12 @@ pub(super) async fn find(
     path: &str,
     key: &str,
 ) -> Result<Option<secret::Model>, SecretsError> {
-    Ok(secret::Entity::find()
-        .filter(secret::Column::EnvironmentId.eq(env_id))
-        .filter(secret::Column::Path.eq(path))
-        .filter(secret::Column::Key.eq(key))
-        .one(db)
-        .await?)
+    Ok(in_folder(env_id, path).filter(secret::Column::Key.eq(key)).one(db).await?)
+}
+
+/// The secrets of one folder.
+fn in_folder(env_id: &str, path: &str) -> Select<secret::Entity> {
+    secret::Entity::find().filter(secret::Column::EnvironmentId.eq(env_id)).filter(secret::Column::Path.eq(path))
 }
 
 /// Writes `row` at `version` with `value`: updates the current row and appends the version.
@@ -84,12 +84,7 @@ pub(super) async fn find_keys<'a>(
     path: &str,
     keys: impl IntoIterator<Item = &'a str>,
 ) -> Result<HashMap<String, secret::Model>, SecretsError> {
-    let rows = secret::Entity::find()
-        .filter(secret::Column::EnvironmentId.eq(env_id))
-        .filter(secret::Column::Path.eq(path))
-        .filter(secret::Column::Key.is_in(keys))
-        .all(db)
-        .await?;
+    let rows = in_folder(env_id, path).filter(secret::Column::Key.is_in(keys)).all(db).await?;
     Ok(rows.into_iter().map(|row| (row.key.clone(), row)).collect())
 }
 
