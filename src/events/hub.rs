@@ -226,7 +226,6 @@ impl EventHub {
             groups.entry(key).or_default().push(subscriber);
         }
         let checks = futures_util::stream::iter(groups.into_values()).map(|group| async move {
-            self.rechecks.fetch_add(1, Ordering::Relaxed);
             let access = current_access(&self.store, &group[0].caller, &group[0].project_id).await;
             for subscriber in &group {
                 let granted = match &access {
@@ -242,6 +241,8 @@ impl EventHub {
                     Err(error) => self.end(subscriber, error),
                 }
             }
+            // Counted once applied: whoever sees the count move sees the streams' new access.
+            self.rechecks.fetch_add(1, Ordering::Relaxed);
         });
         checks.buffer_unordered(RECHECK_CONCURRENCY).collect::<()>().await;
     }
