@@ -13,6 +13,7 @@ use tonic::Code;
 backend_tests!(
     versions_and_rollback,
     batch_writes_are_all_or_nothing,
+    failed_writes_among_concurrent_ones_undo_only_themselves,
     the_largest_batches_are_written_in_bulk,
     imports_resolve_with_local_precedence,
     folders_nest_list_and_delete,
@@ -221,6 +222,49 @@ async fn the_largest_batches_are_written_in_bulk(backend: Backend) {
     assert_eq!(kept.value, "second", "the first key past the deleted range is kept");
 }
 
+/// Creates of a taken key racing creates of new keys, on one connection each: every failed create answers
+/// ALREADY_EXISTS naming its key and leaves nothing behind, and every other create is kept with its value
+/// (on SQLite they share write groups, where a failed member may be the one that opened its group).
+async fn failed_writes_among_concurrent_ones_undo_only_themselves(backend: Backend) {
+    const WRITERS: usize = 32;
+    let server = TestServer::start(backend).await;
+    let project = server.project("mixed").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "dev", "/mix", "TAKEN", "first").await;
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..WRITERS {
+        let (mut client, project) = (server.admin_secrets().await, project.clone());
+        let key = if i % 2 == 0 { format!("NEW_{i}") } else { "TAKEN".to_owned() };
+        writers.spawn(async move {
+            let request = pb::CreateSecretRequest {
+                project_id: project,
+                environment: "dev".into(),
+                secret_path: "/mix".into(),
+                key: key.clone(),
+                value: format!("value of {i}"),
+                comment: String::new(),
+            };
+            (i, key, client.create_secret(request).await)
+        });
+    }
+    let mut expected = vec![("TAKEN".to_owned(), "first".to_owned())];
+    while let Some(done) = writers.join_next().await {
+        let (i, key, outcome) = done.unwrap();
+        match outcome {
+            Ok(_) => expected.push((key, format!("value of {i}"))),
+            Err(status) => {
+                assert_eq!((status.code(), key.as_str()), (Code::AlreadyExists, "TAKEN"), "{status:?}");
+                assert!(status.message().contains("'TAKEN'"), "names the key: {}", status.message());
+            }
+        }
+    }
+    expected.sort();
+    assert_eq!(expected.len(), 1 + WRITERS / 2, "every new key was created");
+    let mut stored = list_secrets(&mut secrets, &project, "dev", "/mix", false).await.unwrap();
+    stored.sort();
+    assert_eq!(stored, expected);
+}
+
 async fn batch_writes_are_all_or_nothing(backend: Backend) {
     let server = TestServer::start(backend).await;
     let project = server.project("batch").await;
@@ -243,6 +287,7 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(err.message().contains("'EXISTING'"), "the error names the key taken: {}", err.message());
     let keys = list_secrets(&mut secrets, &project, "dev", "/svc", false).await.unwrap();
     assert_eq!(keys, vec![("EXISTING".to_owned(), "old".to_owned())], "a failed batch writes nothing");
 

@@ -118,7 +118,11 @@ impl EventHub {
         let postgres = self.store.backend() == DbBackend::Postgres;
         loop {
             loop {
-                match outbox::after(self.store.conn(), last, None, TAIL_BATCH).await {
+                let read = async {
+                    let head = self.store.outbox_head().await?;
+                    outbox::after(self.store.conn(), last, head, None, TAIL_BATCH).await
+                };
+                match read.await {
                     Ok(events) => {
                         self.tailing.store(true, Ordering::Relaxed);
                         let full = events.len() as u64 == TAIL_BATCH;

@@ -1,7 +1,7 @@
 //! Writing and reading the event outbox.
 //!
-//! Rows become visible in `seq` order (see `WriteTxn::commit`), so a tailer that reads rows after the
-//! last `seq` it saw never skips one.
+//! Readers read rows after the last `seq` they saw and up to the store's outbox head, below which no row can
+//! still appear (see `Store::outbox_head`), so they never skip one.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -50,14 +50,15 @@ fn decode(row: event::Model) -> Option<Event> {
     })
 }
 
-/// Up to `limit` events after `after`, in cursor order, optionally of one project only.
+/// Up to `limit` events after `after` and at or below `upto`, in cursor order, optionally of one project only.
 pub async fn after(
     db: &impl ConnectionTrait,
     after: i64,
+    upto: i64,
     project_id: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Event>, DbErr> {
-    let mut query = event::Entity::find().filter(event::Column::Seq.gt(after));
+    let mut query = event::Entity::find().filter(event::Column::Seq.gt(after)).filter(event::Column::Seq.lte(upto));
     if let Some(project_id) = project_id {
         query = query.filter(event::Column::ProjectId.eq(project_id));
     }

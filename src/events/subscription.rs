@@ -234,7 +234,8 @@ impl EventHub {
                 subscriber.state().ended = true;
                 return Ok(());
             }
-            let events = outbox::after(db, from, Some(&subscriber.project_id), REPLAY_BATCH).await?;
+            let head = self.store.outbox_head().await?;
+            let events = outbox::after(db, from, head, Some(&subscriber.project_id), REPLAY_BATCH).await?;
             let done = (events.len() as u64) < REPLAY_BATCH;
             for event in events {
                 let event = Arc::new(Delivery::new(event));

@@ -193,7 +193,6 @@ impl Identities {
         let deleted = [row.id.clone()];
         row.delete(&*txn).await?;
         bump_version(&txn, Affected::Identities(&deleted)).await?;
-        // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
         audit::record(&txn, caller, entry);
         txn.commit().await?;
         Ok(())

@@ -248,7 +248,6 @@ impl Identities {
         let entry = Entry::org("delete-role", json!({ "roleId": row.id, "name": row.name }));
         row.delete(&*txn).await?;
         bump_version(&txn, Affected::Identities(&holders)).await?;
-        // Last: the audit entry takes the commit-order lock, after which this transaction locks no row.
         audit::record(&txn, caller, entry);
         txn.commit().await?;
         Ok(())

@@ -9,8 +9,8 @@ use super::{
     SecretsError, Vault,
     audit_entries::batch_entry,
     changes::{self, Changed},
-    expected, folders,
-    rows::{find_keys, insert_new, next_version, not_found},
+    expected,
+    rows::{find_keys_for_write, insert_new, next_version, not_found},
     scope, validate,
     values::{SecretInput, SecretRecord, record},
 };
@@ -55,10 +55,9 @@ impl Vault {
         let path = validate::folder_path("secret_path", folder.path)?;
         validate_batch(inputs)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, folder.project_id, folder.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
-        folders::ensure(&*txn, &scope.env.id, &path).await?;
         let rows = insert_new(&*txn, &dk, &scope, &path, inputs).await?;
         let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, "create-secrets-batch", &changed).await?;
@@ -86,14 +85,14 @@ impl Vault {
         validate_batch(inputs)?;
         expected::validate_batch(expected_versions, inputs.iter().map(|i| i.key.as_str()))?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, folder.project_id, folder.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         if allow_missing {
             scope.require(Subject::Secrets, Action::Create, &path)?;
-            folders::ensure(&*txn, &scope.env.id, &path).await?;
         }
         let dk = self.data_key(&scope.project)?;
-        let mut existing = find_keys(&*txn, &scope.env.id, &path, inputs.iter().map(|i| i.key.as_str())).await?;
+        let mut existing =
+            find_keys_for_write(&txn, &scope.env.id, &path, inputs.iter().map(|i| i.key.as_str())).await?;
         // Every key is checked, in order, before anything is written.
         let mut missing = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
@@ -150,10 +149,10 @@ impl Vault {
         validate::batch_keys("keys", keys.iter().map(String::as_str))?;
         expected::validate_batch(expected_versions, keys.iter().map(String::as_str))?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, folder.project_id, folder.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
         // One read of every key and one delete, however many there are; every key is checked first, in order.
-        let found = find_keys(&*txn, &scope.env.id, &path, keys.iter().map(String::as_str)).await?;
+        let found = find_keys_for_write(&txn, &scope.env.id, &path, keys.iter().map(String::as_str)).await?;
         let mut changed = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             let row = found.get(key).ok_or_else(|| not_found(&scope, &path, key))?;

@@ -1,6 +1,6 @@
 //! Optimistic concurrency for callers, like Vault kv-v2's check-and-set: a write may name the version it
 //! expects a secret to be at, and is refused with ABORTED naming the current version when another write came
-//! first. The check runs under the environment's write lock (`scope::env_scope_for_write`), so no write can
+//! first. The check runs on the secret's row locked for the write (`rows::find_for_write`), so no write can
 //! come between the check and the change.
 
 use std::collections::HashMap;

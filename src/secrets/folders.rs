@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, Statement, sea_query::OnConflict,
+};
 
 use super::{SecretsError, Vault, audit_entries::folder_entry, changes, scope, scope::EnvScope, subtree, validate};
 use serde_json::json;
@@ -83,6 +86,24 @@ pub(super) async fn ensure(
         });
     }
     Ok(last)
+}
+
+/// One statement creating every missing folder on a normalised path, outermost first, and leaving the existing
+/// ones alone (`INSERT … ON CONFLICT DO NOTHING`), to run with the write that needs them; `None` for the root.
+pub(super) fn ensure_statement(backend: DbBackend, env_id: &str, path: &str) -> Option<Statement> {
+    let chain = validate::ancestors(path);
+    if chain.is_empty() {
+        return None;
+    }
+    let now = Utc::now();
+    let rows = chain.into_iter().map(|ancestor| folder::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        environment_id: Set(env_id.to_owned()),
+        path: Set(ancestor),
+        created_at: Set(now),
+    });
+    let existing = OnConflict::columns([folder::Column::EnvironmentId, folder::Column::Path]).do_nothing().to_owned();
+    Some(backend.build(&folder::Entity::insert_many(rows).on_conflict(existing).into_query()))
 }
 
 fn not_found(scope: &EnvScope, path: &str) -> SecretsError {

@@ -5,17 +5,24 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Select, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select, Set,
+};
 
 use super::{
-    SecretsError,
+    SecretsError, folders,
     scope::EnvScope,
     sealing::{binding, binding_at},
     values::SecretInput,
 };
 use crate::{
     crypto::DataKey,
-    store::entities::{secret, secret_version},
+    store::{
+        DbError, WriteTxn,
+        entities::{secret, secret_version},
+        execute_in_turn,
+    },
 };
 
 /// NOT_FOUND for a secret, naming it.
@@ -33,12 +40,46 @@ pub(super) async fn find(
     Ok(in_folder(env_id, path).filter(secret::Column::Key.eq(key)).one(db).await?)
 }
 
+/// The row of one secret, for a write that changes it: on PostgreSQL locked until the transaction ends, so
+/// writes of one secret wait for each other (see `scope::env_scope_for_secret_write`).
+pub(super) async fn find_for_write(
+    txn: &WriteTxn,
+    env_id: &str,
+    path: &str,
+    key: &str,
+) -> Result<Option<secret::Model>, SecretsError> {
+    Ok(for_write(txn, in_folder(env_id, path).filter(secret::Column::Key.eq(key))).one(&**txn).await?)
+}
+
+/// The rows of `keys` in one folder, by key, for a write that changes them: locked like [`find_for_write`], in
+/// key order (the one order every writer uses).
+pub(super) async fn find_keys_for_write<'a>(
+    txn: &WriteTxn,
+    env_id: &str,
+    path: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<String, secret::Model>, SecretsError> {
+    let query = for_write(txn, in_folder(env_id, path).filter(secret::Column::Key.is_in(keys)));
+    Ok(by_key(query.all(&**txn).await?))
+}
+
+/// `query` locking the rows it reads, in key order, until the transaction ends; as it is where the transaction
+/// is the database's only writer (nothing can change them before it commits).
+fn for_write(txn: &WriteTxn, query: Select<secret::Entity>) -> Select<secret::Entity> {
+    if txn.is_only_writer() { query } else { query.order_by_asc(secret::Column::Key).lock_exclusive() }
+}
+
+fn by_key(rows: Vec<secret::Model>) -> HashMap<String, secret::Model> {
+    rows.into_iter().map(|row| (row.key.clone(), row)).collect()
+}
+
 /// The secrets of one folder.
 fn in_folder(env_id: &str, path: &str) -> Select<secret::Entity> {
     secret::Entity::find().filter(secret::Column::EnvironmentId.eq(env_id)).filter(secret::Column::Path.eq(path))
 }
 
-/// Writes `row` at `version` with `value`: updates the current row and appends the version.
+/// Writes `row` at `version` with `value`: updates the current row and appends the version, in one hand-off
+/// on SQLite (`execute_in_turn`).
 async fn store_version(
     db: &impl ConnectionTrait,
     dk: &DataKey,
@@ -48,21 +89,16 @@ async fn store_version(
     value: &str,
     comment: String,
 ) -> Result<secret::Model, SecretsError> {
-    let sealed = dk.seal_value(binding(scope, &row, version), value.as_bytes());
-    let mut active = row.into_active_model();
-    active.version = Set(version);
-    active.sealed_value = Set(sealed);
-    active.comment = Set(comment);
-    active.updated_at = Set(Utc::now());
-    let row = active.update(db).await?;
-    append_version(db, &row).await?;
+    let sealed_value = dk.seal_value(binding(scope, &row, version), value.as_bytes());
+    let row = secret::Model { version, sealed_value, comment, updated_at: Utc::now(), ..row };
+    let backend = db.get_database_backend();
+    let update = secret::Entity::update_many()
+        .set(row.clone().into_active_model().reset_all())
+        .filter(secret::Column::Id.eq(&row.id))
+        .into_query();
+    let append = secret_version::Entity::insert(version_of(&row)).into_query();
+    execute_in_turn(db, vec![backend.build(&update), backend.build(&append)]).await?;
     Ok(row)
-}
-
-/// Appends the current version of `row` (its value, comment and time) to its history.
-async fn append_version(db: &impl ConnectionTrait, row: &secret::Model) -> Result<(), SecretsError> {
-    secret_version::Entity::insert(version_of(row)).exec_without_returning(db).await?;
-    Ok(())
 }
 
 /// The history row of `row`'s current version.
@@ -84,14 +120,18 @@ pub(super) async fn find_keys<'a>(
     path: &str,
     keys: impl IntoIterator<Item = &'a str>,
 ) -> Result<HashMap<String, secret::Model>, SecretsError> {
-    let rows = in_folder(env_id, path).filter(secret::Column::Key.is_in(keys)).all(db).await?;
-    Ok(rows.into_iter().map(|row| (row.key.clone(), row)).collect())
+    Ok(by_key(in_folder(env_id, path).filter(secret::Column::Key.is_in(keys)).all(db).await?))
 }
 
-/// Inserts new secrets of one folder at version 1, in `inputs` order, with three statements however many
-/// there are: one read of the keys already taken (ALREADY_EXISTS names the first), one insert of the rows and
-/// one of their first versions. Values are sealed before the insert: the seal binds a value to where its
-/// secret lives (project, environment, path, key) and to its version, all known before the row exists.
+/// Inserts new secrets of one folder at version 1, in `inputs` order, with the folders of their path that are
+/// missing; in one hand-off on SQLite however many there are (the folders, the rows and their first versions,
+/// `execute_in_turn`). A key already taken is ALREADY_EXISTS, naming the first. Values are sealed before the insert: the seal binds a value to where its secret lives
+/// (project, environment, path, key) and to its version, all known before the row exists.
+///
+/// On SQLite the unique index finds a taken key: a refused insert undoes that statement alone, and the
+/// transaction goes on to name the key. On PostgreSQL a refused statement aborts the whole transaction, so
+/// the keys are read first (one query more) and only a create racing this one is left to the unique index
+/// (ALREADY_EXISTS without the key's name).
 pub(super) async fn insert_new(
     db: &impl ConnectionTrait,
     dk: &DataKey,
@@ -102,33 +142,54 @@ pub(super) async fn insert_new(
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
-    let taken = find_keys(db, &scope.env.id, path, inputs.iter().map(|i| i.key.as_str())).await?;
-    if let Some(input) = inputs.iter().find(|i| taken.contains_key(&i.key)) {
-        return Err(SecretsError::AlreadyExists(format!("secret '{}' at {}:{path}", input.key, scope.env.slug)));
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Sqlite {
+        refuse_taken(db, scope, path, inputs).await?;
     }
     const FIRST: i32 = 1;
     let now = Utc::now();
-    let new = inputs.iter().map(|input| secret::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        environment_id: Set(scope.env.id.clone()),
-        path: Set(path.to_owned()),
-        key: Set(input.key.clone()),
-        version: Set(FIRST),
-        sealed_value: Set(dk.seal_value(binding_at(scope, path, &input.key, FIRST), input.value.as_bytes())),
-        comment: Set(input.comment.clone()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    });
-    let mut inserted: HashMap<String, secret::Model> = secret::Entity::insert_many(new)
-        .exec_with_returning(db)
-        .await?
-        .into_iter()
-        .map(|r| (r.key.clone(), r))
+    let rows: Vec<secret::Model> = inputs
+        .iter()
+        .map(|input| secret::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            environment_id: scope.env.id.clone(),
+            path: path.to_owned(),
+            key: input.key.clone(),
+            version: FIRST,
+            sealed_value: dk.seal_value(binding_at(scope, path, &input.key, FIRST), input.value.as_bytes()),
+            comment: input.comment.clone(),
+            created_at: now,
+            updated_at: now,
+        })
         .collect();
-    // The keys are distinct (validated), so every input has its row.
-    let rows: Vec<secret::Model> = inputs.iter().filter_map(|input| inserted.remove(&input.key)).collect();
-    secret_version::Entity::insert_many(rows.iter().map(version_of)).exec_without_returning(db).await?;
-    Ok(rows)
+    let insert = secret::Entity::insert_many(rows.iter().map(|row| row.clone().into_active_model().reset_all()));
+    let versions = secret_version::Entity::insert_many(rows.iter().map(version_of));
+    let folders = folders::ensure_statement(backend, &scope.env.id, path);
+    let inserts =
+        folders.into_iter().chain([backend.build(&insert.into_query()), backend.build(&versions.into_query())]);
+    match execute_in_turn(db, inserts.collect()).await.map_err(DbError::from) {
+        Ok(_) => Ok(rows),
+        // SQLite goes on after a refused statement: the error can name the key.
+        Err(DbError::Duplicate) if backend == DbBackend::Sqlite => {
+            refuse_taken(db, scope, path, inputs).await?;
+            Err(DbError::Duplicate.into())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// ALREADY_EXISTS naming the first of `inputs` whose key is taken in the folder, if one is.
+async fn refuse_taken(
+    db: &impl ConnectionTrait,
+    scope: &EnvScope,
+    path: &str,
+    inputs: &[SecretInput],
+) -> Result<(), SecretsError> {
+    let taken = find_keys(db, &scope.env.id, path, inputs.iter().map(|i| i.key.as_str())).await?;
+    match inputs.iter().find(|i| taken.contains_key(&i.key)) {
+        Some(input) => Err(SecretsError::AlreadyExists(format!("secret '{}' at {}:{path}", input.key, scope.env.slug))),
+        None => Ok(()),
+    }
 }
 
 /// Writes `value` as the next version of `row`; `comment: None` keeps the current one.

@@ -3,10 +3,9 @@
 //! ids and slugs it has no business with are indistinguishable from unknown ones.
 //!
 //! Writes lock what orders them before anything else (see [`env_scope_for_write`]); the lock order is
-//! project, then environments by id, and the commit-order lock of the outbox comes last (`WriteTxn::order_commits`),
-//! so two writers never wait for each other in a cycle.
+//! project, then environments by id, so two writers never wait for each other in a cycle.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::LockType};
 
 use super::{SecretsError, Vault, validate, visibility};
 use crate::{
@@ -145,14 +144,37 @@ pub async fn env_scope_for_write(
     Ok(scope)
 }
 
+/// Like [`env_scope_for_write`], for a write of secrets (create, update, delete, roll back; one or a batch)
+/// rather than of the folders, imports or environment around them. The environment is locked *shared*: writes
+/// of different secrets in one environment run side by side (on PostgreSQL; SQLite has one writer at a time),
+/// and each locks the secret rows it changes (`rows::find_for_write`), so writes of one secret still wait for
+/// each other, while a write of the environment's structure (which locks it exclusively) waits for them all.
+/// Two creates of one key both pass and one is refused by the unique index: ALREADY_EXISTS.
+pub async fn env_scope_for_secret_write(
+    txn: &WriteTxn,
+    caller: &Principal,
+    project_id: &str,
+    env_slug: &str,
+) -> Result<EnvScope, SecretsError> {
+    let scope = env_scope(&**txn, caller, project_id, env_slug).await?;
+    if !txn.is_only_writer() {
+        lock(txn, &[&scope.env], LockType::Share).await?;
+    }
+    Ok(scope)
+}
+
 /// Locks the rows of `envs` until the transaction ends, in id order (the one order every writer uses).
 /// An environment deleted meanwhile is NOT_FOUND.
 pub async fn lock_environments(txn: &WriteTxn, envs: &[&environment::Model]) -> Result<(), SecretsError> {
+    lock(txn, envs, LockType::Update).await
+}
+
+async fn lock(txn: &WriteTxn, envs: &[&environment::Model], mode: LockType) -> Result<(), SecretsError> {
     let ids: Vec<&str> = envs.iter().map(|e| e.id.as_str()).collect();
     let locked = environment::Entity::find()
         .filter(environment::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(environment::Column::Id)
-        .lock_exclusive()
+        .lock(mode)
         .all(&**txn)
         .await?;
     match envs.iter().find(|e| !locked.iter().any(|l| l.id == e.id)) {

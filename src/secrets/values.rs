@@ -8,8 +8,8 @@ use super::{
     SecretsError, Vault,
     audit_entries::{read_entry, secret_entry},
     changes::{self, Changed},
-    expected, folders,
-    rows::{find, insert_new, next_version, not_found},
+    expected,
+    rows::{find, find_for_write, insert_new, next_version, not_found},
     scope,
     scope::EnvScope,
     sealing::open,
@@ -134,10 +134,9 @@ impl Vault {
         let input =
             SecretInput { key: addr.key.clone(), value: Zeroizing::new(value.to_owned()), comment: comment.to_owned() };
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
-        folders::ensure(&*txn, &scope.env.id, &path).await?;
         let row = insert_new(&*txn, &dk, &scope, &path, std::slice::from_ref(&input))
             .await?
             .pop()
@@ -217,11 +216,12 @@ impl Vault {
         }
         expected::validate_one(expected_version)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
-        let row =
-            find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)
+            .await?
+            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         expected::require(&scope, &row, expected_version, "")?;
         let row = next_version(&*txn, &dk, &scope, row, value, comment).await?;
         changes::secrets_changed(
@@ -250,10 +250,11 @@ impl Vault {
         validate::secret_key("key", &addr.key)?;
         expected::validate_one(expected_version)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
-        let row =
-            find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)
+            .await?
+            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         expected::require(&scope, &row, expected_version, "")?;
         audit::record(&txn, caller, secret_entry("delete-secret", &scope, &row));
         let gone = [Changed::deleted(&path, &addr.key, row.version)];
@@ -314,11 +315,12 @@ impl Vault {
         }
         expected::validate_one(expected_version)?;
         let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
-        let row =
-            find(&*txn, &scope.env.id, &path, &addr.key).await?.ok_or_else(|| not_found(&scope, &path, &addr.key))?;
+        let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)
+            .await?
+            .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         expected::require(&scope, &row, expected_version, "")?;
         let old = secret_version::Entity::find()
             .filter(secret_version::Column::SecretId.eq(&row.id))

@@ -1,8 +1,7 @@
 //! Group commit for the audit entries of reads.
 //!
 //! A read must have its audit entry durable before its answer leaves the server. Committing each entry in a
-//! write transaction of its own made every read wait for the single SQLite writer (or the PostgreSQL
-//! commit-order lock) and pay one fsync alone. Instead one task per store takes every entry waiting in its
+//! write transaction of its own made every read wait for the single SQLite writer and pay one fsync alone. Instead one task per store takes every entry waiting in its
 //! queue, inserts them in one multi-row statement, commits once, and only then releases each caller: under
 //! load one commit serves many reads; with a single caller nothing waits longer than its own commit (there is
 //! no timer, a group is simply whatever queued while the previous group was committing).
@@ -62,8 +61,8 @@ async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>) {
 }
 
 /// Commits `rows` in one transaction: on SQLite one multi-row insert, a transaction by itself (the fewest
-/// round trips to SQLite's connection thread, which is what a read waits for); on PostgreSQL in commit order
-/// with the other appends (see `WriteTxn::commit`).
+/// round trips to SQLite's connection thread, which is what a read waits for); on PostgreSQL as a write
+/// transaction (see `WriteTxn::commit`).
 pub(super) async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> Result<(), DbErr> {
     if let Some(writer) = &store.sqlite_writer {
         let insert = audit_log::Entity::insert_many(rows).into_query();

@@ -14,12 +14,15 @@ pub mod entities;
 mod error;
 mod lock;
 mod migrations;
+mod notifier;
 mod permission_log;
+mod settled;
 mod sqlite_group;
 mod versioned_cache;
 
 pub use error::DbError;
 pub use permission_log::Changed;
+pub use settled::Log;
 pub use versioned_cache::VersionedCache;
 
 use std::{
@@ -32,16 +35,14 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    QueryTrait, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
 
 pub use lock::{DATABASE_LOCK, DatabaseLock};
 
-/// PostgreSQL advisory lock key serialising appends to the sequence-ordered logs ("hush" + 1).
-const COMMIT_ORDER_LOCK: i64 = 0x6875_7368_0001;
 /// PostgreSQL NOTIFY channel that wakes the event tailers of every instance.
 pub const NOTIFY_CHANNEL: &str = "hush_events";
 /// PostgreSQL NOTIFY channel that wakes the audit stream workers of every instance when audit entries commit.
@@ -78,6 +79,8 @@ pub struct Store {
     audit_stream_only: bool,
     /// Commits the audit entries of reads in groups; `None` only in the clone its own task writes with.
     audit_appender: Option<audit_appender::AuditAppender>,
+    /// Tells the other instances of committed outbox and audit rows; `None` on SQLite (one instance).
+    notifier: Option<notifier::Notifier>,
     /// SQLite: what is kept in memory because this process is the database's only writer (see `lock`);
     /// PostgreSQL: `None`, it is read from the database, where every instance's changes meet.
     single_writer: Option<Arc<SingleWriter>>,
@@ -89,8 +92,8 @@ pub struct Store {
     write_statements: Arc<AtomicU64>,
 }
 
-/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a savepoint in the open write group,
-/// holding the writer lock until commit or drop (see `sqlite_group`).
+/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a member of the open write group (in
+/// a savepoint unless it opened the group), holding the writer lock until commit or drop (see `sqlite_group`).
 pub struct WriteTxn {
     txn: Transaction,
     /// Rows of the sequence-ordered logs, inserted at commit.
@@ -101,6 +104,7 @@ pub struct WriteTxn {
     /// Permission changes this transaction made (see [`WriteTxn::permissions_changed`]).
     permission_changes: AtomicI64,
     single_writer: Option<Arc<SingleWriter>>,
+    notifier: Option<notifier::Notifier>,
     /// Set by writers that never touch secret rows (see [`WriteTxn::leaves_secret_rows_alone`]).
     leaves_secret_rows_alone: AtomicBool,
 }
@@ -116,15 +120,43 @@ struct SingleWriter {
     outbox_head: AtomicI64,
 }
 
-/// Inserts a transaction's outbox and audit rows; returns the newest outbox cursor when events were appended.
+/// Runs `statements` in turn and returns the last one's result (`None` for no statement).
 ///
-/// On SQLite both are one statement string (sqlx runs its statements in turn, binding the values in order): one
-/// hand-off to the connection's thread instead of two, in the one writer's critical section. The events come
-/// last, so the last inserted row id is the newest cursor.
+/// On SQLite they are sent as one statement string (sqlx runs the statements of a string in turn, binding
+/// the values in order): one hand-off to the connection's thread instead of one each, which is what a write
+/// waits for inside the single writer's critical section. A statement that fails stops the rest, and SQLite
+/// undoes the failed statement alone. Elsewhere they are sent one by one.
+pub async fn execute_in_turn(
+    db: &impl ConnectionTrait,
+    statements: Vec<Statement>,
+) -> Result<Option<sea_orm::ExecResult>, DbErr> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Sqlite {
+        let mut last = None;
+        for statement in statements {
+            last = Some(db.execute_raw(statement).await?);
+        }
+        return Ok(last);
+    }
+    if statements.is_empty() {
+        return Ok(None);
+    }
+    let sql = statements.iter().map(|statement| statement.sql.as_str()).collect::<Vec<_>>().join("; ");
+    let values =
+        statements.into_iter().flat_map(|statement| statement.values.map(|values| values.0).unwrap_or_default());
+    Ok(Some(db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?))
+}
+
+/// Inserts a transaction's outbox and audit rows, then runs `then` (SQLite only); returns the newest outbox
+/// cursor when events were appended.
+///
+/// On SQLite all of it goes in one hand-off ([`execute_in_turn`]); the events are the last rows inserted, so
+/// the last inserted row id is the newest cursor.
 async fn insert_sequenced(
     txn: &DatabaseTransaction,
     events: Vec<entities::event::ActiveModel>,
     audit: Vec<entities::audit_log::ActiveModel>,
+    then: Option<Statement>,
 ) -> Result<Option<i64>, DbErr> {
     let backend = txn.get_database_backend();
     let appended_events = !events.is_empty();
@@ -132,23 +164,22 @@ async fn insert_sequenced(
         if !audit.is_empty() {
             entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
         }
-        if !appended_events {
-            return Ok(None);
+        let newest = match appended_events {
+            true => entities::event::Entity::insert_many(events).exec(txn).await?.last_insert_id,
+            false => None,
+        };
+        if let Some(then) = then {
+            txn.execute_raw(then).await?;
         }
-        return Ok(entities::event::Entity::insert_many(events).exec(txn).await?.last_insert_id);
+        return Ok(newest);
     }
     let inserts = [
         (!audit.is_empty()).then(|| backend.build(&entities::audit_log::Entity::insert_many(audit).into_query())),
         appended_events.then(|| backend.build(&entities::event::Entity::insert_many(events).into_query())),
+        then,
     ];
-    let inserts: Vec<Statement> = inserts.into_iter().flatten().collect();
-    if inserts.is_empty() {
-        return Ok(None);
-    }
-    let sql = inserts.iter().map(|insert| insert.sql.as_str()).collect::<Vec<_>>().join("; ");
-    let values = inserts.into_iter().flat_map(|insert| insert.values.map(|values| values.0).unwrap_or_default());
-    let done = txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    Ok(appended_events.then(|| i64::try_from(done.last_insert_id()).ok()).flatten())
+    let done = execute_in_turn(txn, inserts.into_iter().flatten().collect()).await?;
+    Ok(done.filter(|_| appended_events).and_then(|done| i64::try_from(done.last_insert_id()).ok()))
 }
 
 /// The outbox and audit rows a transaction appends.
@@ -168,41 +199,43 @@ impl std::ops::Deref for WriteTxn {
     fn deref(&self) -> &DatabaseTransaction {
         match &self.txn {
             Transaction::Own(txn) => txn,
-            Transaction::InGroup(member) => &member.savepoint,
+            Transaction::InGroup(member) => member.txn(),
         }
     }
 }
 
 impl WriteTxn {
-    /// Inserts the appended outbox and audit rows, commits (on SQLite: releases the savepoint and the writer
-    /// lock and waits for its group's commit), and wakes the tailer if events were appended.
+    /// Inserts the appended outbox and audit rows, commits (on SQLite: releases its part of the write group and
+    /// the writer lock, and waits for its group's commit), and wakes the tailer if events were appended.
     ///
-    /// The rows of the sequence-ordered logs must become visible in sequence order: with concurrent writers an
-    /// auto-increment id is not commit order (row 11 can commit before row 10, and a reader that moved past 11
-    /// would never see 10). On PostgreSQL a transaction that appends takes one transaction-scoped advisory lock,
-    /// then draws its ids and commits, so the next one draws its ids only after this one is visible. Taking it
-    /// here, after every row lock the transaction will ever take, keeps it out of any lock cycle (a writer
-    /// holding it never waits for a row) and holds it only for the inserts and the commit. SQLite has a single
-    /// writer and needs nothing.
+    /// The rows of the sequence-ordered logs are inserted last. SQLite has a single writer, so they become
+    /// visible in cursor order. On PostgreSQL concurrent writers commit together, in any order, holding the
+    /// append lock shared from their first cursor to their end, and readers follow the logs only up to their
+    /// settled head (see `settled`). Taking it here, after every row lock the transaction will ever take, keeps
+    /// it out of any lock cycle. The other instances are notified after the commit (see `notifier`).
     pub async fn commit(self) -> Result<(), DbErr> {
         let Sequenced { events, audit } = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
         let appended_events = !events.is_empty();
-        let txn: &DatabaseTransaction = &self;
-        let postgres = txn.get_database_backend() == DbBackend::Postgres;
         let appended_audit = !audit.is_empty();
-        if postgres && (appended_events || appended_audit) {
-            // Notifications are delivered to listeners only when the transaction commits, so they are queued in
-            // the same statement that takes the lock (one round trip fewer).
-            let channels = [(appended_events, NOTIFY_CHANNEL), (appended_audit, AUDIT_NOTIFY_CHANNEL)];
-            let notify = channels.iter().filter(|(yes, _)| *yes).map(|(_, c)| format!(", pg_notify('{c}', '')"));
-            let sql = format!("SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}){}", notify.collect::<String>());
-            txn.execute_unprepared(&sql).await?;
+        let txn: &DatabaseTransaction = &self;
+        if txn.get_database_backend() == DbBackend::Postgres && (appended_events || appended_audit) {
+            let append = format!("SELECT pg_advisory_xact_lock_shared({})", settled::APPEND_LOCK);
+            txn.execute_unprepared(&append).await?;
         }
-        let newest_event = insert_sequenced(txn, events, audit).await?;
-        match self.txn {
-            Transaction::Own(txn) => txn.commit().await?,
-            Transaction::InGroup(member) => member.commit().await?,
-        }
+        let newest_event = match self.txn {
+            Transaction::Own(txn) => {
+                let newest = insert_sequenced(&txn, events, audit, None).await?;
+                txn.commit().await?;
+                newest
+            }
+            Transaction::InGroup(mut member) => {
+                // The member's part of its group ends in the same hand-off as its last inserts.
+                let newest = insert_sequenced(member.txn(), events, audit, member.release_statement()).await?;
+                member.released();
+                member.commit().await?;
+                newest
+            }
+        };
         if let Some(known) = &self.single_writer {
             // Before the write is acknowledged, so the caller's next call sees the change.
             known.permission_version.fetch_add(self.permission_changes.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -215,6 +248,9 @@ impl WriteTxn {
             if let Some(newest) = newest_event {
                 known.outbox_head.fetch_max(newest, Ordering::SeqCst);
             }
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.raise(appended_events, appended_audit);
         }
         if appended_events {
             self.outbox_signal.notify_one();
@@ -278,17 +314,6 @@ impl WriteTxn {
 async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
     let row = entities::authz_version::Entity::find_by_id(1).one(db).await?;
     Ok(row.map_or(0, |row| row.version))
-}
-
-/// The newest outbox cursor as stored (see [`Store::outbox_head`]).
-async fn stored_outbox_head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    let max: Option<Option<i64>> = entities::event::Entity::find()
-        .select_only()
-        .column_as(entities::event::Column::Seq.max(), "max")
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(max.flatten().unwrap_or(0))
 }
 
 /// Whether `sql` writes rows: it starts with INSERT, UPDATE or DELETE.
@@ -360,7 +385,7 @@ impl Store {
             Some(Arc::new(SingleWriter {
                 permission_version: AtomicI64::new(stored),
                 secret_rows_generation: AtomicU64::new(0),
-                outbox_head: AtomicI64::new(stored_outbox_head(&conn).await?),
+                outbox_head: AtomicI64::new(settled::visible_head(&conn, Log::Events).await?),
             }))
         } else {
             None
@@ -374,11 +399,15 @@ impl Store {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
             audit_appender: None,
+            notifier: None,
             single_writer,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             statements,
             write_statements,
         };
+        if store.backend() == DbBackend::Postgres {
+            store.notifier = Some(notifier::Notifier::start(store.conn.clone()));
+        }
         store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()));
         Ok(store)
     }
@@ -472,6 +501,7 @@ impl Store {
             audit_retention: self.audit_retention,
             permission_changes: AtomicI64::new(0),
             single_writer: self.single_writer.clone(),
+            notifier: self.notifier.clone(),
             leaves_secret_rows_alone: AtomicBool::new(false),
         })
     }
@@ -485,13 +515,23 @@ impl Store {
         }
     }
 
-    /// The newest committed outbox cursor: every event at or below it is visible, and every event whose write
-    /// was acknowledged before this call is at or below it.
+    /// The newest committed outbox cursor: every event at or below it is visible, none can still appear at or
+    /// below it (on PostgreSQL: the settled head, see `settled`), and every event whose write was acknowledged
+    /// before this call is at or below it.
     pub async fn outbox_head(&self) -> Result<i64, DbErr> {
         match &self.single_writer {
             Some(known) => Ok(known.outbox_head.load(Ordering::SeqCst)),
-            None => stored_outbox_head(&self.conn).await,
+            None => settled::settled_head(&self.conn, Log::Events).await,
         }
+    }
+
+    /// The newest audit log cursor below which no entry can still appear; every entry whose write (or read)
+    /// was answered before this call is at or below it.
+    pub async fn audit_head(&self) -> Result<i64, DbErr> {
+        if self.backend() == DbBackend::Postgres {
+            return settled::settled_head(&self.conn, Log::Audit).await;
+        }
+        settled::visible_head(&self.conn, Log::Audit).await
     }
 
     /// A number that changes after every committed write that may have changed a secret row, before that

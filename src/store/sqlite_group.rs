@@ -2,7 +2,8 @@
 //!
 //! SQLite has one writer, and every commit of the database in WAL mode with `synchronous=FULL` waits for an
 //! fsync. Writes therefore share one open transaction, a *group*: each write runs in a savepoint of its own
-//! inside it, holding the writer lock only while it runs, so a write that fails rolls back its savepoint alone.
+//! inside it (the write that opened the group needs none), holding the writer lock only while it runs, so a
+//! write that fails undoes its own part alone.
 //! When a write is done it releases its savepoint and lets go of the lock, then takes the lock once more to
 //! commit the group, unless another member of the group committed it meanwhile. Writes that queued for the
 //! lock while one group was committing all land in the next group, and one commit makes them all durable.
@@ -10,8 +11,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
+};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// The savepoint of the member running now (members run one at a time, so one name serves them all).
+const SAVEPOINT: &str = "hush_member";
 
 /// The single writer of an SQLite database.
 #[derive(Default)]
@@ -28,25 +34,33 @@ struct Group {
 /// How a group ended, set once by whichever member commits it.
 type Outcome = OnceLock<Result<(), String>>;
 
-/// One write's place in a group: its savepoint, with the writer lock held until it is released.
+/// One write's place in a group, with the writer lock held until its part is released (or undone).
+///
+/// A member that opened its group runs in it directly: until it lets go of the lock it is the group alone, and
+/// undoing it is rolling the group back. Later members run in a savepoint. Either way the member's last
+/// statements and the end of its part go to SQLite's thread together ([`Member::release_statement`]).
 pub(super) struct Member {
-    pub(super) savepoint: DatabaseTransaction,
-    writer: OwnedMutexGuard<Option<Group>>,
+    /// The lock, holding the open group; `None` once the member let go of it.
+    writer: Option<OwnedMutexGuard<Option<Group>>>,
+    /// Whether this member runs in a savepoint (every member but the one that opened the group).
+    in_savepoint: bool,
+    /// Whether its part is released: what is left is committing the group.
+    released: bool,
     outcome: Arc<Outcome>,
     lock: Arc<Mutex<Option<Group>>>,
 }
 
 impl SqliteWriter {
-    /// Joins the open group (opening one if none is) with a savepoint of its own; holds the writer lock.
+    /// Joins the open group (opening one if none is); holds the writer lock.
     pub(super) async fn join(&self, conn: &DatabaseConnection) -> Result<Member, DbErr> {
         let mut writer = self.open.clone().lock_owned().await;
-        if writer.is_none() {
-            *writer = Some(Group { txn: conn.begin().await?, outcome: Arc::default() });
+        let in_savepoint = writer.is_some();
+        match &*writer {
+            Some(group) => group.txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}")).await.map(drop)?,
+            None => *writer = Some(Group { txn: conn.begin().await?, outcome: Arc::default() }),
         }
-        let group = writer.as_ref().expect("opened above");
-        let savepoint = group.txn.begin().await?;
-        let outcome = group.outcome.clone();
-        Ok(Member { savepoint, writer, outcome, lock: self.open.clone() })
+        let outcome = writer.as_ref().expect("opened above").outcome.clone();
+        Ok(Member { writer: Some(writer), in_savepoint, released: false, outcome, lock: self.open.clone() })
     }
 }
 
@@ -72,15 +86,42 @@ impl SqliteWriter {
 }
 
 impl Member {
-    /// Releases the savepoint and returns once the group holding it is committed.
-    pub(super) async fn commit(self) -> Result<(), DbErr> {
-        let Self { savepoint, writer, outcome, lock } = self;
-        savepoint.commit().await?;
-        // Let the writers queued behind this one join the group before it is committed.
-        drop(writer);
-        // In a task of its own: a caller that stops waiting must not leave its released savepoint in a group
-        // nobody commits (holding SQLite's write lock until the next write).
-        let committing = outcome.clone();
+    /// The group's transaction, where this member's statements run.
+    pub(super) fn txn(&self) -> &DatabaseTransaction {
+        let writer = self.writer.as_ref().expect("held until the member ends");
+        &writer.as_ref().expect("the group stays open while a member holds the lock").txn
+    }
+
+    /// The statement that releases this member's savepoint, to run right after its last statement (`None`
+    /// for the member that opened the group, which has none). Once it ran, [`Member::released`] says so.
+    pub(super) fn release_statement(&self) -> Option<Statement> {
+        self.in_savepoint.then(|| Statement::from_string(DbBackend::Sqlite, format!("RELEASE {SAVEPOINT}")))
+    }
+
+    /// Records that this member's statements, and its [`release_statement`](Member::release_statement), ran.
+    pub(super) fn released(&mut self) {
+        self.released = true;
+    }
+
+    /// Lets go of the writer lock after its part was released, and returns once the group holding it is
+    /// committed.
+    pub(super) async fn commit(mut self) -> Result<(), DbErr> {
+        debug_assert!(self.released, "released before the group is committed");
+        let committing = self.commit_group_later();
+        committing.await.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?;
+        match self.outcome.get().expect("set by this member's task or by the member that committed") {
+            Ok(()) => Ok(()),
+            Err(error) => Err(DbErr::Custom(format!("committing the write group: {error}"))),
+        }
+    }
+
+    /// Lets go of the lock (the writers queued behind this one join the group before it is committed) and
+    /// commits the group in a task of its own, unless another member committed it meanwhile: a caller that
+    /// stops waiting must not leave its released part in a group nobody commits (holding SQLite's write lock
+    /// until the next write).
+    fn commit_group_later(&mut self) -> tokio::task::JoinHandle<()> {
+        drop(self.writer.take());
+        let (lock, committing) = (self.lock.clone(), self.outcome.clone());
         tokio::spawn(async move {
             let mut writer = lock.lock().await;
             if committing.get().is_none() {
@@ -91,11 +132,35 @@ impl Member {
                 let _ = committing.set(result);
             }
         })
-        .await
-        .map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?;
-        match outcome.get().expect("set by this member's task or by the member that committed") {
-            Ok(()) => Ok(()),
-            Err(error) => Err(DbErr::Custom(format!("committing the write group: {error}"))),
+    }
+}
+
+impl Drop for Member {
+    /// A member dropped before [`Member::commit`]: its part is undone (it failed, or its caller stopped
+    /// waiting), or, if it was released already, the group is committed all the same.
+    fn drop(&mut self) {
+        if self.released {
+            if self.writer.is_some() {
+                drop(self.commit_group_later());
+            }
+            return;
         }
+        let Some(mut writer) = self.writer.take() else { return };
+        if !self.in_savepoint {
+            // The group holds nothing but this member: dropping its transaction rolls it back.
+            *writer = None;
+            return;
+        }
+        // The next member must find this one's part undone, so the lock goes with the task that undoes it.
+        tokio::spawn(async move {
+            let group = writer.as_ref().expect("the group stays open while a member holds the lock");
+            let undo = format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}");
+            if let Err(error) = group.txn.execute_unprepared(&undo).await {
+                // The group is in an unknown state: it fails, and every member waiting for it learns so.
+                tracing::error!(%error, "could not undo a failed write; its write group is rolled back");
+                let group = writer.take().expect("checked above");
+                let _ = group.outcome.set(Err(format!("undoing a failed write: {error}")));
+            }
+        });
     }
 }

@@ -15,23 +15,22 @@ pub struct Batch {
     pub last_seq: i64,
 }
 
-/// The next batch of `org_id`'s entries after `after` (up to `upto`); None when there is nothing to send.
+/// The next batch of `org_id`'s entries after `after` and at or below `upto`; None when there is nothing to send.
 pub async fn next(
     db: &impl ConnectionTrait,
     org_id: &str,
     after: i64,
-    upto: Option<i64>,
+    upto: i64,
     limits: Limits,
 ) -> Result<Option<Batch>, DbErr> {
-    let mut query = audit_log::Entity::find()
+    let rows = audit_log::Entity::find()
         .filter(audit_log::Column::OrgId.eq(org_id))
         .filter(audit_log::Column::Seq.gt(after))
+        .filter(audit_log::Column::Seq.lte(upto))
         .order_by_asc(audit_log::Column::Seq)
-        .limit(limits.max_events as u64);
-    if let Some(upto) = upto {
-        query = query.filter(audit_log::Column::Seq.lte(upto));
-    }
-    let rows = query.all(db).await?;
+        .limit(limits.max_events as u64)
+        .all(db)
+        .await?;
     let Some(first) = rows.first() else { return Ok(None) };
     let mut batch = Batch { entries: Vec::with_capacity(rows.len()), oversize: 0, last_seq: first.seq };
     let mut bytes = 2; // the array brackets

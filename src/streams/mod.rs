@@ -258,13 +258,9 @@ impl Streams {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let now = Utc::now();
+        // The stream starts after every entry that can no longer appear below it (see `Store::audit_head`).
+        let head = self.store.audit_head().await?;
         let txn = self.store.begin_write().await?;
-        let head: Option<Option<i64>> = audit_log::Entity::find()
-            .select_only()
-            .column_as(audit_log::Column::Seq.max(), "max")
-            .into_tuple()
-            .one(&*txn)
-            .await?;
         let stream = audit_stream::ActiveModel {
             id: Set(id.clone()),
             org_id: Set(caller.org_id.clone()),
@@ -279,7 +275,7 @@ impl Streams {
         .await?;
         audit_stream_state::ActiveModel {
             stream_id: Set(id.clone()),
-            cursor: Set(head.flatten().unwrap_or(0)),
+            cursor: Set(head),
             lease_owner: Set(None),
             lease_expires_at: Set(None),
             backfill_from: Set(0),

@@ -129,9 +129,10 @@ impl Worker {
             let Some(config) = self.config(&stream) else { return Ok(Pass::Idle) };
             let backfill = state.backfill_to > state.backfill_from;
             let (position, after, upto) = if backfill {
-                (Position::Backfill, state.backfill_from, Some(state.backfill_to))
+                (Position::Backfill, state.backfill_from, state.backfill_to)
             } else {
-                (Position::Cursor, state.cursor, None)
+                // Only as far as no entry can still appear below (see `Store::audit_head`).
+                (Position::Cursor, state.cursor, self.streams.store.audit_head().await?)
             };
             let limits = provider::limits(&config);
             let db = self.streams.store.conn();
