@@ -122,26 +122,20 @@ async fn visible(
     Ok(EnvScope { project, env, grants })
 }
 
-/// Like [`env_scope`], for a write inside the environment: its row stays locked (`SELECT … FOR UPDATE` on
-/// PostgreSQL; SQLite has one writer at a time anyway) until the transaction ends.
+/// Like [`env_scope`], for a write of the environment's structure: its row stays locked (`SELECT … FOR UPDATE`
+/// on PostgreSQL; SQLite has one writer at a time anyway) until the transaction ends.
 ///
-/// Why the environment and not each secret: it orders every read-modify-write inside it with one rule (the
-/// version a secret update reads, the folders `mkdir -p` creates, the position of a new import, a subtree
-/// delete racing a create below it), so no unique index is ever hit by two writers that both checked first,
-/// and no lock can be taken in two orders. Writes to one environment are rare next to reads, and reads take
-/// no lock.
+/// Why the environment: it orders every read-modify-write of its structure with one rule (the position of a
+/// new import, a folder or subtree delete racing a create below it), so no unique index is ever hit by two
+/// writers that both checked first, and no lock can be taken in two orders. Such writes are rare next to
+/// writes of secrets (see [`env_scope_for_secret_write`]), and reads take no lock.
 pub async fn env_scope_for_write(
     txn: &WriteTxn,
     caller: &Principal,
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
-    let scope = env_scope(&**txn, caller, project_id, env_slug).await?;
-    // Read inside the transaction: with no other writer, nothing can change it before the commit.
-    if !txn.is_only_writer() {
-        lock_environments(txn, &[&scope.env]).await?;
-    }
-    Ok(scope)
+    locked_env_scope(txn, caller, project_id, env_slug, LockType::Update).await
 }
 
 /// Like [`env_scope_for_write`], for a write of secrets (create, update, delete, roll back; one or a batch)
@@ -156,9 +150,20 @@ pub async fn env_scope_for_secret_write(
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
+    locked_env_scope(txn, caller, project_id, env_slug, LockType::Share).await
+}
+
+async fn locked_env_scope(
+    txn: &WriteTxn,
+    caller: &Principal,
+    project_id: &str,
+    env_slug: &str,
+    mode: LockType,
+) -> Result<EnvScope, SecretsError> {
     let scope = env_scope(&**txn, caller, project_id, env_slug).await?;
+    // Read inside the transaction: with no other writer, nothing can change it before the commit.
     if !txn.is_only_writer() {
-        lock(txn, &[&scope.env], LockType::Share).await?;
+        lock(txn, &[&scope.env], mode).await?;
     }
     Ok(scope)
 }
