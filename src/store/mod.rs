@@ -51,6 +51,10 @@ pub const AUDIT_NOTIFY_CHANNEL: &str = "hush_audit";
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Pooled connections to PostgreSQL.
 const POSTGRES_CONNECTIONS: u32 = 16;
+/// PostgreSQL connections opened at start and kept open: opening one takes up to ~100 ms on a busy machine, and
+/// the calls that needed it wait meanwhile (opened on demand, they showed in the event fan-out's p99 as ~80 ms
+/// where a write took 5 ms: the tailer, the audit writer, the notifier and a write each hold one at once).
+const POSTGRES_OPEN_AT_START: u32 = 8;
 /// Pooled connections to SQLite. Each one is a thread of its own (sqlx runs SQLite on a worker thread per
 /// connection), and every statement is handed to it and back; on a machine with few cores more threads only
 /// add context switches, and SQLite work is short.
@@ -347,6 +351,7 @@ impl Store {
         options
             .sqlx_logging(false)
             .max_connections(if url.starts_with("sqlite:") { SQLITE_CONNECTIONS } else { POSTGRES_CONNECTIONS })
+            .min_connections(if url.starts_with("sqlite:") { 0 } else { POSTGRES_OPEN_AT_START })
             .connect_timeout(Duration::from_secs(10))
             // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
             // first doubled the round trips of every read. Only connections idle for a while are checked.
