@@ -125,8 +125,9 @@ pub(super) async fn find_keys<'a>(
 
 /// Inserts new secrets of one folder at version 1, in `inputs` order, with the folders of their path that are
 /// missing; in one hand-off on SQLite however many there are (the folders, the rows and their first versions,
-/// `execute_in_turn`). A key already taken is ALREADY_EXISTS, naming the first. Values are sealed before the insert: the seal binds a value to where its secret lives
-/// (project, environment, path, key) and to its version, all known before the row exists.
+/// `execute_in_turn`). A key already taken is ALREADY_EXISTS, naming the first. Values are sealed before the
+/// insert: the seal binds a value to where its secret lives (project, environment, path, key) and to its
+/// version, all known before the row exists.
 ///
 /// On SQLite the unique index finds a taken key: a refused insert undoes that statement alone, and the
 /// transaction goes on to name the key. On PostgreSQL a refused statement aborts the whole transaction, so

@@ -1,8 +1,9 @@
 //! Group commit for the audit entries of reads.
 //!
 //! A read must have its audit entry durable before its answer leaves the server. Committing each entry in a
-//! write transaction of its own made every read wait for the single SQLite writer and pay one fsync alone. Instead one task per store takes every entry waiting in its
-//! queue, inserts them in one multi-row statement, commits once, and only then releases each caller: under
+//! write transaction of its own made every read wait for the single SQLite writer and pay one fsync alone.
+//! Instead one task per store takes every entry waiting in its queue, inserts them in one multi-row
+//! statement, commits once, and only then releases each caller: under
 //! load one commit serves many reads; with a single caller nothing waits longer than its own commit (there is
 //! no timer, a group is simply whatever queued while the previous group was committing).
 
