@@ -96,8 +96,8 @@ pub struct Store {
     write_statements: Arc<AtomicU64>,
 }
 
-/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a member of the open write group (in
-/// a savepoint unless it opened the group), holding the writer lock until commit or drop (see `sqlite_group`).
+/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a savepoint in the open write group,
+/// holding the writer lock until commit or drop (see `sqlite_group`).
 pub struct WriteTxn {
     txn: Transaction,
     /// Rows of the sequence-ordered logs, inserted at commit.
@@ -234,7 +234,7 @@ impl WriteTxn {
             }
             Transaction::InGroup(mut member) => {
                 // The member's part of its group ends in the same hand-off as its last inserts.
-                let newest = insert_sequenced(member.txn(), events, audit, member.release_statement()).await?;
+                let newest = insert_sequenced(member.txn(), events, audit, Some(member.release_statement())).await?;
                 member.released();
                 member.commit().await?;
                 newest

@@ -2,8 +2,7 @@
 //!
 //! SQLite has one writer, and every commit of the database in WAL mode with `synchronous=FULL` waits for an
 //! fsync. Writes therefore share one open transaction, a *group*: each write runs in a savepoint of its own
-//! inside it (the write that opened the group needs none), holding the writer lock only while it runs, so a
-//! write that fails undoes its own part alone.
+//! inside it, holding the writer lock only while it runs, so a write that fails undoes its own part alone.
 //! When a write is done it releases its savepoint and lets go of the lock, then takes the lock once more to
 //! commit the group, unless another member of the group committed it meanwhile. Writes that queued for the
 //! lock while one group was committing all land in the next group, and one commit makes them all durable.
@@ -34,16 +33,12 @@ struct Group {
 /// How a group ended, set once by whichever member commits it.
 type Outcome = OnceLock<Result<(), String>>;
 
-/// One write's place in a group, with the writer lock held until its part is released (or undone).
-///
-/// A member that opened its group runs in it directly: until it lets go of the lock it is the group alone, and
-/// undoing it is rolling the group back. Later members run in a savepoint. Either way the member's last
-/// statements and the end of its part go to SQLite's thread together ([`Member::release_statement`]).
+/// One write's place in a group: its savepoint, with the writer lock held until it is released (or undone).
+/// The member's last statements and the release of its savepoint go to SQLite's thread together
+/// ([`Member::release_statement`]).
 pub(super) struct Member {
     /// The lock, holding the open group; `None` once the member let go of it.
     writer: Option<OwnedMutexGuard<Option<Group>>>,
-    /// Whether this member runs in a savepoint (every member but the one that opened the group).
-    in_savepoint: bool,
     /// Whether its part is released: what is left is committing the group.
     released: bool,
     outcome: Arc<Outcome>,
@@ -54,13 +49,16 @@ impl SqliteWriter {
     /// Joins the open group (opening one if none is); holds the writer lock.
     pub(super) async fn join(&self, conn: &DatabaseConnection) -> Result<Member, DbErr> {
         let mut writer = self.open.clone().lock_owned().await;
-        let in_savepoint = writer.is_some();
-        match &*writer {
-            Some(group) => group.txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}")).await.map(drop)?,
-            None => *writer = Some(Group { txn: conn.begin().await?, outcome: Arc::default() }),
+        if writer.is_none() {
+            *writer = Some(Group { txn: conn.begin().await?, outcome: Arc::default() });
         }
-        let outcome = writer.as_ref().expect("opened above").outcome.clone();
-        Ok(Member { writer: Some(writer), in_savepoint, released: false, outcome, lock: self.open.clone() })
+        let group = writer.as_ref().expect("opened above");
+        // Even the member that opened the group: undoing it by dropping the group would hand its connection
+        // back to the pool with the rollback still queued, holding SQLite's write lock while the next group
+        // begins on another connection (which then fails with SQLITE_BUSY).
+        group.txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}")).await?;
+        let outcome = group.outcome.clone();
+        Ok(Member { writer: Some(writer), released: false, outcome, lock: self.open.clone() })
     }
 }
 
@@ -92,10 +90,10 @@ impl Member {
         &writer.as_ref().expect("the group stays open while a member holds the lock").txn
     }
 
-    /// The statement that releases this member's savepoint, to run right after its last statement (`None`
-    /// for the member that opened the group, which has none). Once it ran, [`Member::released`] says so.
-    pub(super) fn release_statement(&self) -> Option<Statement> {
-        self.in_savepoint.then(|| Statement::from_string(DbBackend::Sqlite, format!("RELEASE {SAVEPOINT}")))
+    /// The statement that releases this member's savepoint, to run right after its last statement; once it ran,
+    /// [`Member::released`] says so.
+    pub(super) fn release_statement(&self) -> Statement {
+        Statement::from_string(DbBackend::Sqlite, format!("RELEASE {SAVEPOINT}"))
     }
 
     /// Records that this member's statements, and its [`release_statement`](Member::release_statement), ran.
@@ -146,11 +144,6 @@ impl Drop for Member {
             return;
         }
         let Some(mut writer) = self.writer.take() else { return };
-        if !self.in_savepoint {
-            // The group holds nothing but this member: dropping its transaction rolls it back.
-            *writer = None;
-            return;
-        }
         // The next member must find this one's part undone, so the lock goes with the task that undoes it.
         tokio::spawn(async move {
             let group = writer.as_ref().expect("the group stays open while a member holds the lock");
