@@ -10,6 +10,8 @@ pub struct Model {
     #[sea_orm(indexed)]
     pub environment_id: String,
     pub path: String,
+    /// Indexed: every secret write looks up the folders importing its folder by it.
+    #[sea_orm(indexed)]
     pub import_environment_id: String,
     pub import_path: String,
     pub position: i32,

@@ -16,6 +16,7 @@ mod m0002_root_key_check;
 mod m0003_permission_changes;
 mod m0004_stream_failure_mode;
 mod m0005_unique_project_names;
+mod m0006_imports_by_source;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use sea_orm_migration::prelude::*;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_permission_changes::Migration),
             Box::new(m0004_stream_failure_mode::Migration),
             Box::new(m0005_unique_project_names::Migration),
+            Box::new(m0006_imports_by_source::Migration),
         ]
     }
 }
