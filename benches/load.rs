@@ -750,6 +750,9 @@ struct Phase {
     wall: Duration,
     latencies: Vec<Duration>,
     cpu: CpuUse,
+    /// Database statements the server ran during the phase (`hush_db_statements_total`), background work
+    /// such as audit groups included.
+    statements: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -804,6 +807,7 @@ async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
         wall: create.wall + update.wall,
         latencies: create.latencies.iter().chain(&update.latencies).copied().collect(),
         cpu: create.cpu.plus(&update.cpu),
+        statements: create.statements + update.statements,
     };
     // Reads are cheap: ten times as many, so each phase lasts long enough to measure.
     let reads = ops * 10;
@@ -857,6 +861,7 @@ impl LoadClients {
         } else {
             http.resize_with(THROUGHPUT_CLIENTS, || None);
         }
+        let statements_before = self.statements().await?;
         let cpu = CpuMeter::start(self.server_pid)?;
         let started = Instant::now();
         let tasks: Vec<JoinHandle<Result<Vec<Duration>>>> = self
@@ -873,7 +878,14 @@ impl LoadClients {
         for task in tasks {
             latencies.extend(task.await.context("client task panicked")??);
         }
-        Ok(Phase { name, requests, wall: started.elapsed(), latencies, cpu: cpu.stop()? })
+        let (wall, cpu) = (started.elapsed(), cpu.stop()?);
+        let statements = self.statements().await? - statements_before;
+        Ok(Phase { name, requests, wall, latencies, cpu, statements })
+    }
+
+    /// The server's statement count so far.
+    async fn statements(&self) -> Result<f64> {
+        HttpClient::connect(&self.address, "").await?.metric(STATEMENTS_METRIC).await
     }
 }
 
@@ -1193,20 +1205,21 @@ fn render_phases(out: &mut String, phases: &[&Phase]) {
     );
     let _ = writeln!(
         out,
-        "| operation | requests | wall (s) | ops/s | p50 (ms) | p99 (ms) | max (ms) | server CPU | bench CPU |"
+        "| operation | requests | wall (s) | ops/s | p50 (ms) | p99 (ms) | max (ms) | server CPU | bench CPU | statements per request |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for phase in phases {
         let [p50, p99, max] = percentiles(&Summary::of(phase.latencies.clone()));
         let wall = phase.wall.as_secs_f64();
         let _ = writeln!(
             out,
-            "| {} | {} | {wall:.2} | {:.0} | {p50} | {p99} | {max} | {:.0}% | {:.0}% |",
+            "| {} | {} | {wall:.2} | {:.0} | {p50} | {p99} | {max} | {:.0}% | {:.0}% | {:.2} |",
             phase.name,
             phase.requests,
             phase.requests as f64 / wall,
             phase.cpu.server_percent(),
             phase.cpu.bench_percent(),
+            phase.statements / phase.requests as f64,
         );
     }
 }
