@@ -17,6 +17,7 @@ backend_tests!(
     a_project_the_caller_is_not_a_member_of_looks_missing,
     an_environment_the_caller_can_do_nothing_in_looks_missing,
     a_folder_the_caller_may_not_read_looks_missing,
+    an_import_the_caller_may_not_see_looks_missing,
 );
 
 /// Both answers are NOT_FOUND and say the same thing once the name asked about is blanked out.
@@ -195,4 +196,59 @@ async fn a_folder_the_caller_may_not_read_looks_missing(backend: Backend) {
     assert_eq!(secrets.list_secrets(list(&project, "dev", "/api/x", false)).await.unwrap_err().code(), Code::NotFound);
     let root = secrets.list_secrets(list(&project, "dev", "/", true)).await.unwrap().into_inner().secrets;
     assert_eq!(root.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["A"]);
+}
+
+async fn an_import_the_caller_may_not_see_looks_missing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let project = server.project("imports").await;
+    let mut admin = server.admin_secrets().await;
+    for (env, path) in [("prod", "/billing"), ("prod", "/api"), ("staging", "/"), ("dev", "/api"), ("dev", "/web")] {
+        create_secret(&mut admin, &project, env, path, "K", "v").await;
+    }
+    create_secret(&mut admin, &project, "dev", "/api/shared", "S", "v").await;
+    let import = |env: &str, path: &str, from_env: &str, from_path: &str| pb::CreateSecretImportRequest {
+        project_id: project.clone(),
+        environment: env.into(),
+        secret_path: path.into(),
+        import_environment: from_env.into(),
+        import_path: from_path.into(),
+    };
+    let mut create =
+        async |request| admin.create_secret_import(request).await.unwrap().into_inner().secret_import.unwrap().id;
+    let in_prod = create(import("prod", "/billing", "staging", "/")).await;
+    let in_web = create(import("dev", "/web", "dev", "/api")).await;
+    let from_prod = create(import("dev", "/api", "prod", "/api")).await;
+    let from_shared = create(import("dev", "/api", "dev", "/api/shared")).await;
+    let all = [
+        policy("secrets", &["read"], &["dev"], "/api/**", false),
+        policy("secret-imports", &["read", "create", "edit", "delete"], &["dev"], "/api/**", false),
+    ];
+    let scoped = member_with(&server, &project, "api-imports", all.to_vec()).await;
+    let mut secrets = scoped.secrets(&server).await;
+    let random = uuid::Uuid::now_v7().to_string();
+    let delete = |id: &str| pb::DeleteSecretImportRequest { project_id: project.clone(), secret_import_id: id.into() };
+    // In an environment it cannot see, and in a folder of its environment it may not touch: like a missing id,
+    // with nothing in the message naming the environment or the folder.
+    for hidden in [&in_prod, &in_web] {
+        same_answer(
+            secrets.delete_secret_import(delete(hidden)).await,
+            secrets.delete_secret_import(delete(&random)).await,
+            (hidden.as_str(), random.as_str()),
+        );
+    }
+    // Its own folder lists the import it may know the source of, and not the one from prod.
+    let listed = |imports: Vec<pb::SecretImport>| imports.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let list = pb::ListSecretImportsRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/api".into(),
+    };
+    let theirs = listed(secrets.list_secret_imports(list.clone()).await.unwrap().into_inner().secret_imports);
+    assert_eq!(theirs, [from_shared.clone()]);
+    let everything = listed(admin.list_secret_imports(list).await.unwrap().into_inner().secret_imports);
+    assert_eq!(everything, [from_prod, from_shared.clone()]);
+    // Where it may delete imports, it does; the hidden ones are still there.
+    secrets.delete_secret_import(delete(&from_shared)).await.unwrap();
+    admin.delete_secret_import(delete(&in_prod)).await.unwrap();
+    admin.delete_secret_import(delete(&in_web)).await.unwrap();
 }

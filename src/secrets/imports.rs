@@ -10,7 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilte
 
 use super::{
     SecretRecord, SecretsError, Vault, audit_entries::folder_entry, changes, folders, scope, scope::EnvScope, validate,
-    values,
+    values, visibility,
 };
 use serde_json::json;
 
@@ -106,11 +106,13 @@ impl Vault {
         scope.require(Subject::SecretImports, Action::Read, &path)?;
         let slugs = self.environment_slugs(&scope).await?;
         let rows = self.imports_of(db, &scope, &path).await?;
+        // An import from an environment the caller may not know of is left out, as that environment is
+        // everywhere else (hidden is missing).
         let imports: Vec<ImportRecord> = rows
             .into_iter()
-            .map(|row| {
-                let slug = slugs.get(&row.import_environment_id).cloned().unwrap_or_default();
-                import_record(&scope, &slug, row)
+            .filter_map(|row| {
+                let slug = slugs.get(&row.import_environment_id)?;
+                visibility::sees_environment(&scope.grants, slug).then(|| import_record(&scope, slug, row))
             })
             .collect();
         let entry = folder_entry("get-secret-imports", &scope, &path, json!({ "count": imports.len() }));
@@ -135,7 +137,14 @@ impl Vault {
             .await?
             .ok_or_else(not_found)?;
         let env = env.filter(|e| e.project_id == project.project.id).ok_or_else(not_found)?;
-        project.grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
+        // An import of a folder where the caller may neither read nor delete imports answers like a missing
+        // one: a refusal would confirm that the id exists and name its environment and folder.
+        let grants = &project.grants;
+        let may = |action| grants.can(Subject::SecretImports, action, Resource::at(&env.slug, &row.path));
+        if !may(Action::Read) && !may(Action::Delete) {
+            return Err(not_found());
+        }
+        grants.require(Subject::SecretImports, Action::Delete, Resource::at(&env.slug, &row.path))?;
         scope::lock_environments(&txn, &[&env]).await?;
         let importer = EnvScope { project: project.project, env, grants: project.grants };
         changes::imports_changed(&txn, &importer, caller, "delete-secret-import", &row.path);
