@@ -166,10 +166,11 @@ impl AuditStreamsService for AuditStreamsApi {
         request: Request<pb::ListAuditStreamsRequest>,
     ) -> Result<Response<pb::ListAuditStreamsResponse>, Status> {
         let caller = principal(&request)?;
-        let streams = self.streams.list(&caller).await?;
+        let req = request.get_ref();
+        let page = self.streams.list(&caller, req.page_size, &req.page_token).await?;
         Ok(Response::new(pb::ListAuditStreamsResponse {
-            audit_streams: streams.into_iter().map(Into::into).collect(),
-            next_page_token: String::new(),
+            audit_streams: page.streams.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 

@@ -188,10 +188,11 @@ impl IdentityService for IdentityApi {
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let caller = principal(&request)?;
-        let roles = self.identities.list_roles(&caller).await?;
+        let req = request.get_ref();
+        let page = self.identities.list_roles(&caller, req.page_size, &req.page_token).await?;
         Ok(Response::new(pb::ListRolesResponse {
-            roles: roles.into_iter().map(Into::into).collect(),
-            next_page_token: String::new(),
+            roles: page.roles.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 

@@ -21,6 +21,9 @@ use crate::{
 
 /// Longest identity name.
 const MAX_NAME_LEN: usize = 64;
+const SECONDS_PER_YEAR: u64 = 365 * 24 * 3600;
+/// Longest life a client secret may be given; longer is refused, no ttl means no expiry.
+pub const MAX_CLIENT_SECRET_TTL: Duration = Duration::from_secs(100 * SECONDS_PER_YEAR);
 
 /// An identity as callers see it.
 #[derive(Debug, Clone)]
@@ -89,7 +92,7 @@ pub struct NewClientSecret {
     pub info: ClientSecretRecord,
 }
 
-fn page_size(size: i32) -> Result<u64, IdentityError> {
+pub(super) fn page_size(size: i32) -> Result<u64, IdentityError> {
     crate::paging::page_size(size).map_err(|reason| IdentityError::invalid("page_size", reason))
 }
 
@@ -210,21 +213,22 @@ impl Identities {
         if description.chars().count() > 256 {
             return Err(IdentityError::invalid("description", "is longer than 256 characters"));
         }
+        // Checked before anything is written: an expiry past year 9999 cannot even be answered (a protobuf
+        // timestamp ends there), so the secret would be stored and never returned.
+        if ttl.is_some_and(|ttl| ttl > MAX_CLIENT_SECRET_TTL) {
+            let years = MAX_CLIENT_SECRET_TTL.as_secs() / SECONDS_PER_YEAR;
+            return Err(IdentityError::invalid(
+                "ttl",
+                format!("is longer than {years} years (leave it unset for no expiry)"),
+            ));
+        }
+        let now = Utc::now();
+        let expires_at = ttl.map(|ttl| now + chrono::Duration::from_std(ttl).expect("at most MAX_CLIENT_SECRET_TTL"));
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
         let identity = self.identity_in_org(&*txn, caller, identity_id).await?;
         no_escalation::require_holds_all_of(&*txn, caller, &identity).await?;
         let secret = credentials::generate(credentials::CLIENT_SECRET_PREFIX);
-        let now = Utc::now();
-        let expires_at = match ttl {
-            Some(ttl) => Some(
-                chrono::Duration::from_std(ttl)
-                    .ok()
-                    .and_then(|d| now.checked_add_signed(d))
-                    .ok_or_else(|| IdentityError::invalid("ttl", "is too long"))?,
-            ),
-            None => None,
-        };
         let row = client_secret::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             identity_id: Set(identity.id.clone()),

@@ -9,7 +9,7 @@ use sea_orm::{
 use super::{
     Identities, IdentityError, Principal,
     access::{self, Affected, bump_version},
-    no_escalation,
+    manage, no_escalation,
     policy::{self, Action, Policy, RawPolicy, Resource, Subject},
 };
 use serde_json::json;
@@ -34,6 +34,13 @@ pub struct RoleRecord {
     pub policies: Vec<Policy>,
     pub built_in: bool,
     pub created_at: Option<DateTime<Utc>>,
+}
+
+/// One page of roles.
+#[derive(Debug)]
+pub struct RolePage {
+    pub roles: Vec<RoleRecord>,
+    pub next_page_token: Option<String>,
 }
 
 fn built_in_record(name: &str) -> RoleRecord {
@@ -214,20 +221,33 @@ impl Identities {
     }
 
     /// Lists the built-in roles, then the org's custom roles oldest first.
-    pub async fn list_roles(&self, caller: &Principal) -> Result<Vec<RoleRecord>, IdentityError> {
+    pub async fn list_roles(&self, caller: &Principal, size: i32, page_token: &str) -> Result<RolePage, IdentityError> {
+        let size = manage::page_size(size)?;
         let db = self.store.conn();
         access::org_grants(db, caller).await?.require(Subject::Roles, Action::Read, Resource::default())?;
-        let custom = role::Entity::find()
-            .filter(role::Column::OrgId.eq(&caller.org_id))
-            .order_by_asc(role::Column::Id)
-            .all(db)
-            .await?;
-        audit::record_read(&self.store, caller, Entry::org("get-roles", json!({ "count": custom.len() + 3 }))).await?;
-        Ok(policy::BUILT_IN_ROLES
-            .iter()
-            .map(|n| built_in_record(n))
-            .chain(custom.into_iter().map(custom_record))
-            .collect())
+        // The built-in roles come first (their ids are their names), then custom roles by id (oldest first).
+        let (built_in, after): (&[&str], Option<&str>) = match page_token {
+            "" => (&policy::BUILT_IN_ROLES, None),
+            token => match policy::BUILT_IN_ROLES.iter().position(|name| *name == token) {
+                Some(at) => (&policy::BUILT_IN_ROLES[at + 1..], None),
+                None => {
+                    manage::check_id("page_token", token)?;
+                    (&[], Some(token))
+                }
+            },
+        };
+        let mut query = role::Entity::find().filter(role::Column::OrgId.eq(&caller.org_id));
+        if let Some(after) = after {
+            query = query.filter(role::Column::Id.gt(after));
+        }
+        let custom = query.order_by_asc(role::Column::Id).limit(size + 1).all(db).await?;
+        let mut roles: Vec<RoleRecord> =
+            built_in.iter().map(|n| built_in_record(n)).chain(custom.into_iter().map(custom_record)).collect();
+        let more = roles.len() as u64 > size;
+        roles.truncate(size as usize);
+        let next_page_token = if more { roles.last().map(|r| r.id.clone()) } else { None };
+        audit::record_read(&self.store, caller, Entry::org("get-roles", json!({ "count": roles.len() }))).await?;
+        Ok(RolePage { roles, next_page_token })
     }
 
     /// Deletes a custom role; the memberships and org roles that used it are removed with it.

@@ -98,6 +98,13 @@ impl FailureMode {
     }
 }
 
+/// One page of streams, by id.
+#[derive(Debug)]
+pub struct StreamPage {
+    pub streams: Vec<StreamRecord>,
+    pub next_page_token: Option<String>,
+}
+
 /// A stream as callers see it: credentials redacted.
 #[derive(Debug, Clone)]
 pub struct StreamRecord {
@@ -309,16 +316,23 @@ impl Streams {
     }
 
     /// The org's streams, oldest first.
-    pub async fn list(&self, caller: &Principal) -> Result<Vec<StreamRecord>, StreamsError> {
+    pub async fn list(&self, caller: &Principal, size: i32, page_token: &str) -> Result<StreamPage, StreamsError> {
+        let size = crate::paging::page_size(size).map_err(|reason| invalid("page_size", reason))?;
         self.require(caller, Action::Read).await?;
-        let streams = audit_stream::Entity::find()
-            .filter(audit_stream::Column::OrgId.eq(&caller.org_id))
-            .order_by_asc(audit_stream::Column::Id)
-            .all(self.store.conn())
+        let mut query = audit_stream::Entity::find().filter(audit_stream::Column::OrgId.eq(&caller.org_id));
+        if !page_token.is_empty() {
+            uuid::Uuid::parse_str(page_token)
+                .map_err(|_| invalid("page_token", format!("'{page_token}' is not a stream id")))?;
+            query = query.filter(audit_stream::Column::Id.gt(page_token));
+        }
+        let mut rows = query.order_by_asc(audit_stream::Column::Id).limit(size + 1).all(self.store.conn()).await?;
+        let more = rows.len() as u64 > size;
+        rows.truncate(size as usize);
+        audit::record_read(&self.store, caller, Entry::org("get-audit-streams", json!({ "count": rows.len() })))
             .await?;
-        audit::record_read(&self.store, caller, Entry::org("get-audit-streams", json!({ "count": streams.len() })))
-            .await?;
-        streams.iter().map(|s| self.record(s)).collect()
+        let streams = rows.iter().map(|s| self.record(s)).collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = if more { streams.last().map(|s: &StreamRecord| s.id.clone()) } else { None };
+        Ok(StreamPage { streams, next_page_token })
     }
 
     /// Renames a stream and/or replaces its provider configuration. A credential (or URL part) sent as
