@@ -14,6 +14,15 @@ pub fn page_size(requested: i32) -> Result<u64, &'static str> {
     }
 }
 
+/// One page out of `rows`, read with a limit of `size + 1`: the first `size` of them, and the token of the next
+/// page (`token` of the last one kept) when the extra row says that more follow.
+pub fn split_page<T>(mut rows: Vec<T>, size: u64, token: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    let more = rows.len() as u64 > size;
+    rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let next = if more { rows.last().map(token) } else { None };
+    (rows, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,5 +33,13 @@ mod tests {
         assert_eq!(page_size(7), Ok(7));
         assert_eq!(page_size(5000), Ok(MAX_PAGE_SIZE));
         assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn pages() {
+        let token = |n: &u32| n.to_string();
+        assert_eq!(split_page(vec![1, 2, 3], 2, token), (vec![1, 2], Some("2".to_owned())));
+        assert_eq!(split_page(vec![1, 2], 2, token), (vec![1, 2], None));
+        assert_eq!(split_page(Vec::new(), 2, token), (Vec::new(), None));
     }
 }

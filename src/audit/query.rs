@@ -249,9 +249,8 @@ pub async fn list(
         query = query.filter(audit_log::Column::Seq.lt(before));
     }
     let rows = query.order_by_desc(audit_log::Column::Seq).limit(size + 1).all(store.conn()).await?;
-    let more = rows.len() as u64 > size;
-    let entries: Vec<AuditRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
-    let next_page_token = if more { entries.last().map(|e| e.seq.to_string()) } else { None };
+    let (rows, next_page_token) = crate::paging::split_page(rows, size, |row| row.seq.to_string());
+    let entries: Vec<AuditRecord> = rows.into_iter().map(Into::into).collect();
     super::record_read(store, caller, Entry::org("get-audit-logs", filter_metadata(filter))).await?;
     Ok(AuditPage { entries, next_page_token })
 }

@@ -178,9 +178,8 @@ impl Identities {
             query = query.filter(identity::Column::Id.gt(page_token));
         }
         let rows = query.order_by_asc(identity::Column::Id).limit(size + 1).all(db).await?;
-        let more = rows.len() as u64 > size;
-        let identities: Vec<IdentityRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
-        let next_page_token = if more { identities.last().map(|i| i.id.clone()) } else { None };
+        let (rows, next_page_token) = crate::paging::split_page(rows, size, |row| row.id.clone());
+        let identities: Vec<IdentityRecord> = rows.into_iter().map(Into::into).collect();
         audit::record_read(&self.store, caller, Entry::org("get-identities", json!({ "count": identities.len() })))
             .await?;
         Ok(IdentityPage { identities, next_page_token })

@@ -65,9 +65,7 @@ impl Identities {
             query = query.filter(project_membership::Column::Id.gt(page_token));
         }
         let rows = query.order_by_asc(project_membership::Column::Id).limit(size + 1).all(db).await?;
-        let more = rows.len() as u64 > size;
-        let rows: Vec<_> = rows.into_iter().take(size as usize).collect();
-        let next_page_token = if more { rows.last().map(|m| m.id.clone()) } else { None };
+        let (rows, next_page_token) = crate::paging::split_page(rows, size, |m| m.id.clone());
         // Names in two queries for the whole page, not two per member.
         let identity_ids: Vec<&str> = rows.iter().map(|m| m.identity_id.as_str()).collect();
         let identity_names: HashMap<String, String> = identity::Entity::find()

@@ -241,11 +241,9 @@ impl Identities {
             query = query.filter(role::Column::Id.gt(after));
         }
         let custom = query.order_by_asc(role::Column::Id).limit(size + 1).all(db).await?;
-        let mut roles: Vec<RoleRecord> =
+        let roles: Vec<RoleRecord> =
             built_in.iter().map(|n| built_in_record(n)).chain(custom.into_iter().map(custom_record)).collect();
-        let more = roles.len() as u64 > size;
-        roles.truncate(size as usize);
-        let next_page_token = if more { roles.last().map(|r| r.id.clone()) } else { None };
+        let (roles, next_page_token) = crate::paging::split_page(roles, size, |r| r.id.clone());
         audit::record_read(&self.store, caller, Entry::org("get-roles", json!({ "count": roles.len() }))).await?;
         Ok(RolePage { roles, next_page_token })
     }

@@ -167,9 +167,8 @@ impl Vault {
             query = query.filter(project::Column::Id.in_subquery(memberships));
         }
         let rows = query.order_by_asc(project::Column::Id).limit(size + 1).all(db).await?;
-        let more = rows.len() as u64 > size;
-        let projects: Vec<ProjectRecord> = rows.into_iter().take(size as usize).map(Into::into).collect();
-        let next_page_token = if more { projects.last().map(|p| p.id.clone()) } else { None };
+        let (rows, next_page_token) = crate::paging::split_page(rows, size, |row| row.id.clone());
+        let projects: Vec<ProjectRecord> = rows.into_iter().map(Into::into).collect();
         audit::record_read(&self.store, caller, Entry::org("get-projects", json!({ "count": projects.len() }))).await?;
         Ok(ProjectPage { projects, next_page_token })
     }

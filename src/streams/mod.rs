@@ -325,13 +325,11 @@ impl Streams {
                 .map_err(|_| invalid("page_token", format!("'{page_token}' is not a stream id")))?;
             query = query.filter(audit_stream::Column::Id.gt(page_token));
         }
-        let mut rows = query.order_by_asc(audit_stream::Column::Id).limit(size + 1).all(self.store.conn()).await?;
-        let more = rows.len() as u64 > size;
-        rows.truncate(size as usize);
+        let rows = query.order_by_asc(audit_stream::Column::Id).limit(size + 1).all(self.store.conn()).await?;
+        let (rows, next_page_token) = crate::paging::split_page(rows, size, |row| row.id.clone());
         audit::record_read(&self.store, caller, Entry::org("get-audit-streams", json!({ "count": rows.len() })))
             .await?;
         let streams = rows.iter().map(|s| self.record(s)).collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = if more { streams.last().map(|s: &StreamRecord| s.id.clone()) } else { None };
         Ok(StreamPage { streams, next_page_token })
     }
 
