@@ -22,6 +22,7 @@ backend_tests!(
     a_stream_starts_after_every_acknowledged_write,
     revoked_subscribers_are_cut_off,
     bad_subscriptions_fail_before_the_stream_opens,
+    import_mutations_reach_importers_after_a_restart,
 );
 
 async fn event_types_batches_and_import_mutations(backend: Backend) {
@@ -423,5 +424,40 @@ async fn concurrent_writers_produce_a_gap_free_ordered_stream() {
         writer.await.unwrap();
     }
     assert_eq!(seen.len(), WRITERS * WRITES, "every write seen exactly once");
+    assert_no_event(&mut stream, Duration::from_millis(300)).await;
+}
+
+/// The imports that exist when the server starts are known to its writes: a change in an imported folder
+/// still tells the importing folder after a restart (SQLite keeps which environments are imported from in
+/// memory, read at start).
+async fn import_mutations_reach_importers_after_a_restart(backend: Backend) {
+    let mut first = TestServer::start(backend).await;
+    let project = first.project("restart").await;
+    let mut secrets = first.admin_secrets().await;
+    create_secret(&mut secrets, &project, "prod", "/shared", "OLD", "v").await;
+    create_secret(&mut secrets, &project, "dev", "/app", "LOCAL", "v").await;
+    let import = pb::CreateSecretImportRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/app".into(),
+        import_environment: "prod".into(),
+        import_path: "/shared".into(),
+    };
+    secrets.create_secret_import(import).await.unwrap();
+    first.halt().await;
+
+    let server = first.join(|_| {}).await;
+    let token = server.admin_token().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "prod", "/shared", "NEW", "v").await;
+    assert_eq!(next_event(&mut stream).await.r#type, "secret:create");
+    let mutation = next_event(&mut stream).await;
+    assert_eq!(mutation.r#type, "secret:import-mutation");
+    let folder = mutation.import_mutation.unwrap();
+    assert_eq!((folder.environment.as_str(), folder.secret_path.as_str()), ("dev", "/app"));
+    // A folder nothing imports from tells nobody.
+    create_secret(&mut secrets, &project, "dev", "/app", "OTHER", "v").await;
+    assert_eq!(next_event(&mut stream).await.r#type, "secret:create");
     assert_no_event(&mut stream, Duration::from_millis(300)).await;
 }

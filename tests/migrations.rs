@@ -44,7 +44,8 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     let worker = new_member(&server, "worker", "").await;
     server.halt().await;
     // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name; and
-    // nothing newer than 0.1.0 (the root key check, the permission change log, streams' failure mode).
+    // nothing newer than 0.1.0 (the root key check, the permission change log, streams' failure mode, the index
+    // of imports by source).
     let db = server.raw_db().await;
     for sql in [
         r#"DROP TABLE root_key_check"#,
@@ -55,6 +56,7 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         r#"DROP INDEX "idx-identities-org_id-name""#,
         r#"DROP INDEX "idx-access_tokens-client_secret_id""#,
         r#"ALTER TABLE access_tokens DROP COLUMN client_secret_id"#,
+        r#"DROP INDEX "idx-secret_imports-import_environment_id""#,
     ] {
         db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }

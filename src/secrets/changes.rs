@@ -95,6 +95,9 @@ async fn importers(
     scope: &EnvScope,
     paths: &BTreeSet<&str>,
 ) -> Result<Vec<ImportMutation>, SecretsError> {
+    if !txn.may_be_imported_from(&scope.env.id) {
+        return Ok(Vec::new());
+    }
     let imports = secret_import::Entity::find()
         .filter(secret_import::Column::ImportEnvironmentId.eq(&scope.env.id))
         .filter(secret_import::Column::ImportPath.is_in(paths.iter().copied()))

@@ -12,6 +12,7 @@ mod audit_appender;
 pub mod backup;
 pub mod entities;
 mod error;
+mod import_sources;
 mod lock;
 mod migrations;
 mod notifier;
@@ -122,6 +123,8 @@ struct SingleWriter {
     secret_rows_generation: AtomicU64,
     /// The newest committed outbox cursor (see [`Store::outbox_head`]).
     outbox_head: AtomicI64,
+    /// The environments folders import from (see [`WriteTxn::may_be_imported_from`]).
+    import_sources: import_sources::ImportSources,
 }
 
 /// Runs `statements` in turn and returns the last one's result (`None` for no statement).
@@ -287,6 +290,19 @@ impl WriteTxn {
         self.single_writer.is_some()
     }
 
+    /// Whether some folder may import from environment `env_id`: `false` only where this process is the
+    /// database's only writer and knows that none does (see `import_sources`).
+    pub fn may_be_imported_from(&self, env_id: &str) -> bool {
+        self.single_writer.as_ref().is_none_or(|known| known.import_sources.contains(env_id))
+    }
+
+    /// Records, before this transaction commits, that a folder now imports from environment `env_id`.
+    pub fn imports_from(&self, env_id: &str) {
+        if let Some(known) = &self.single_writer {
+            known.import_sources.add(env_id);
+        }
+    }
+
     /// Records that this transaction bumped the permission version in the database (`access::bump_version`).
     pub fn permissions_changed(&self) {
         self.permission_changes.fetch_add(1, Ordering::SeqCst);
@@ -391,6 +407,7 @@ impl Store {
                 permission_version: AtomicI64::new(stored),
                 secret_rows_generation: AtomicU64::new(0),
                 outbox_head: AtomicI64::new(settled::visible_head(&conn, Log::Events).await?),
+                import_sources: import_sources::ImportSources::load(&conn).await?,
             }))
         } else {
             None
