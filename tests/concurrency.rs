@@ -27,6 +27,7 @@ backend_tests!(
     concurrent_role_edits_and_memberships_lose_nothing,
     a_single_use_client_secret_logs_in_once_under_a_race,
     creates_racing_a_folder_delete_leave_no_secret_without_its_folder,
+    racing_upserts_of_new_keys_all_succeed,
 );
 
 /// Codes that would mean the server, not the race, failed.
@@ -549,4 +550,36 @@ async fn creates_racing_a_folder_delete_leave_no_secret_without_its_folder(backe
     )
     .await;
     assert!(parents.is_empty(), "folders without their parent: {parents:?}");
+}
+
+/// Upserts (`allow_missing`) of the same new keys, racing through both instances on PostgreSQL: one creates the
+/// keys, every other one updates them (they answered ALREADY_EXISTS once the winner committed), and each key
+/// ends with one version per racer.
+async fn racing_upserts_of_new_keys_all_succeed(backend: Backend) {
+    const RACERS: usize = 16;
+    let servers = instances(backend).await;
+    let project = servers[0].project("upserts").await;
+    let channels = admin_channels(&servers).await;
+    let keys = ["B0", "B1", "B2"];
+    let answers = race(&channels, RACERS, |i, channel| {
+        let request = pb::BatchUpdateSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/load".into(),
+            secrets: keys
+                .iter()
+                .map(|k| pb::SecretInput { key: k.to_string(), value: format!("v{i}"), comment: String::new() })
+                .collect(),
+            expected_versions: HashMap::new(),
+            allow_missing: true,
+        };
+        async move { SecretsServiceClient::new(channel).batch_update_secrets(request).await }
+    })
+    .await;
+    assert_eq!(answers, all_win(RACERS));
+    let mut client = SecretsServiceClient::new(channels[0].clone());
+    for key in keys {
+        let numbers: Vec<u32> = versions(&mut client, &project, key).await.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(numbers, (1..=RACERS as u32).collect::<Vec<_>>(), "{key}: one version per racer, no gap");
+    }
 }

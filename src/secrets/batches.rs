@@ -21,8 +21,11 @@ use crate::{
         Principal,
         policy::{Action, Subject},
     },
-    store::entities::secret,
+    store::{DbError, entities::secret},
 };
+
+/// Attempts of an upsert batch that loses races to concurrent creates of its keys before it answers ABORTED.
+const UPSERT_ATTEMPTS: u32 = 3;
 
 /// The folder a batch writes in, as the caller named it.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +87,35 @@ impl Vault {
         let path = validate::folder_path("secret_path", folder.path)?;
         validate_batch(inputs)?;
         expected::validate_batch(expected_versions, inputs.iter().map(|i| i.key.as_str()))?;
+        // An upsert that creates a key which a concurrent request (another transaction on PostgreSQL, maybe on
+        // another instance) creates too loses on the unique index once that request commits; run again, it
+        // finds the key and updates it, as an upsert should.
+        let mut attempt = 1;
+        loop {
+            let once = self.update_batch_once(caller, folder, &path, inputs, expected_versions, allow_missing).await;
+            match once {
+                Err(SecretsError::Db(DbError::Duplicate)) if allow_missing && attempt < UPSERT_ATTEMPTS => attempt += 1,
+                Err(SecretsError::Db(DbError::Duplicate)) if allow_missing => {
+                    return Err(SecretsError::Aborted(format!(
+                        "concurrent requests kept creating keys of this batch ({UPSERT_ATTEMPTS} attempts); retry"
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`Vault::batch_update_secrets`], in one transaction.
+    async fn update_batch_once(
+        &self,
+        caller: &Principal,
+        folder: FolderAddress<'_>,
+        path: &str,
+        inputs: &[SecretInput],
+        expected_versions: &HashMap<String, u32>,
+        allow_missing: bool,
+    ) -> Result<Vec<SecretRecord>, SecretsError> {
+        let path = path.to_owned();
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
