@@ -16,6 +16,7 @@ backend_tests!(
     control_characters_in_text_fields_are_refused_naming_the_field,
     error_answers_are_bounded,
     concurrent_creates_of_one_name_answer_already_exists,
+    a_message_announced_larger_than_the_limit_is_refused_at_once,
 );
 
 const CREATE_PROJECT: &str = "/hush.v1.ProjectsService/CreateProject";
@@ -197,4 +198,34 @@ async fn concurrent_creates_of_one_name_answer_already_exists(backend: Backend) 
         async move { client.create_secret(request).await }
     })
     .await;
+}
+
+/// A frame header announcing more than a message may hold is refused as soon as it arrives, RESOURCE_EXHAUSTED,
+/// without waiting for bytes that may never come (it waited for the body deadline, then answered CANCELLED).
+async fn a_message_announced_larger_than_the_limit_is_refused_at_once(backend: Backend) {
+    use futures_util::StreamExt;
+    let server = TestServer::start(backend).await;
+    let auth = format!("Bearer {}", server.admin_token().await);
+    let mut channel = server.channel().await;
+    for announced in [u32::MAX, 4 * 1024 * 1024 + 1] {
+        let header: Vec<u8> = [0u8].into_iter().chain(announced.to_be_bytes()).collect();
+        // The header, then nothing: the body stays open.
+        let chunks = futures_util::stream::once(async move {
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(header)))
+        })
+        .chain(futures_util::stream::pending());
+        let request = http::Request::post(format!("{}{CREATE_PROJECT}", server.url()))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", auth.as_str())
+            .body(tonic::body::Body::new(http_body_util::StreamBody::new(chunks)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let ready = tower::ServiceExt::ready(&mut channel).await.unwrap();
+        let call = tower::Service::call(ready, request);
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), call).await.expect("answered").unwrap();
+        let status = tonic::Status::from_header_map(response.headers()).expect("an error answer");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{announced}: {status:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
 }

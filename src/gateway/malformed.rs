@@ -8,9 +8,9 @@
 //! every RPC, naming the field. Secret values (fields named `value`) may hold any text: they are stored
 //! encrypted, never as text.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use prost_reflect::{DynamicMessage, MapKey, MethodDescriptor, ReflectMessage, Value};
 use tonic::{Status, body::Body};
 use tower::Layer;
@@ -103,15 +103,29 @@ fn check_value(path: &str, value: &Value) -> Result<(), Status> {
     }
 }
 
+/// Reads a gRPC request body whole, refusing it as soon as it is larger than one message may be, or as soon
+/// as its frame header announces a larger message (without waiting for bytes that may never come).
+async fn read_body(body: Body) -> Result<Bytes, Status> {
+    let too_large = || Status::resource_exhausted(format!("request body is larger than {MAX_BODY_BYTES} bytes"));
+    let mut body = std::pin::pin!(body);
+    let mut bytes = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| Status::cancelled("request body unreadable"))?.into_data() else {
+            continue;
+        };
+        bytes.extend_from_slice(&data);
+        let announced =
+            bytes.get(1..FRAME_HEADER).map_or(0, |len| u32::from_be_bytes(len.try_into().expect("4 bytes")));
+        if bytes.len() > MAX_BODY_BYTES + FRAME_HEADER || announced as usize > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+    }
+    Ok(bytes.freeze())
+}
+
 /// Reads and checks a gRPC request to `method`; gives back the body to pass on, or the answer to send.
 async fn checked_body(method: MethodDescriptor, body: Body) -> Result<Bytes, Status> {
-    let bytes = match Limited::new(body, MAX_BODY_BYTES + FRAME_HEADER).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => {
-            return Err(Status::resource_exhausted(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
-        }
-        Err(_) => return Err(Status::cancelled("request body unreadable")),
-    };
+    let bytes = read_body(body).await?;
     let invalid = |reason: String| crate::api::status::invalid_argument(BODY_FIELD.to_owned(), reason);
     let payload = single_message(bytes.clone()).map_err(invalid)?;
     let message = DynamicMessage::decode(method.input(), payload)
