@@ -88,14 +88,19 @@ impl Vault {
         validate_batch(inputs)?;
         expected::validate_batch(expected_versions, inputs.iter().map(|i| i.key.as_str()))?;
         // An upsert that creates a key which a concurrent request (another transaction on PostgreSQL, maybe on
-        // another instance) creates too loses on the unique index once that request commits; run again, it
-        // finds the key and updates it, as an upsert should.
+        // another instance) creates too loses once that request commits: the key is taken when the upsert's
+        // insert reads the keys it creates, or the unique index refuses the row. Run again, it finds the key and
+        // updates it, as an upsert should. (Only keys this attempt found missing are inserted, so in an upsert
+        // a taken key means exactly that race.)
+        let lost_race = |error: &SecretsError| {
+            allow_missing && matches!(error, SecretsError::Db(DbError::Duplicate) | SecretsError::AlreadyExists(_))
+        };
         let mut attempt = 1;
         loop {
             let once = self.update_batch_once(caller, folder, &path, inputs, expected_versions, allow_missing).await;
             match once {
-                Err(SecretsError::Db(DbError::Duplicate)) if allow_missing && attempt < UPSERT_ATTEMPTS => attempt += 1,
-                Err(SecretsError::Db(DbError::Duplicate)) if allow_missing => {
+                Err(error) if lost_race(&error) && attempt < UPSERT_ATTEMPTS => attempt += 1,
+                Err(error) if lost_race(&error) => {
                     return Err(SecretsError::Aborted(format!(
                         "concurrent requests kept creating keys of this batch ({UPSERT_ATTEMPTS} attempts); retry"
                     )));
