@@ -114,9 +114,13 @@ async fn read_body(body: Body) -> Result<Bytes, Status> {
             continue;
         };
         bytes.extend_from_slice(&data);
-        let announced =
-            bytes.get(1..FRAME_HEADER).map_or(0, |len| u32::from_be_bytes(len.try_into().expect("4 bytes")));
-        if bytes.len() > MAX_BODY_BYTES + FRAME_HEADER || announced as usize > MAX_BODY_BYTES {
+        let announced = match bytes.get(1..FRAME_HEADER) {
+            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+            _ => 0,
+        };
+        if bytes.len() > MAX_BODY_BYTES + FRAME_HEADER
+            || usize::try_from(announced).map_or(true, |n| n > MAX_BODY_BYTES)
+        {
             return Err(too_large());
         }
     }

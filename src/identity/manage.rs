@@ -23,7 +23,7 @@ use crate::{
 const MAX_NAME_LEN: usize = 64;
 const SECONDS_PER_YEAR: u64 = 365 * 24 * 3600;
 /// Longest life a client secret may be given; longer is refused, no ttl means no expiry.
-pub const MAX_CLIENT_SECRET_TTL: Duration = Duration::from_secs(100 * SECONDS_PER_YEAR);
+const MAX_CLIENT_SECRET_TTL: Duration = Duration::from_secs(100 * SECONDS_PER_YEAR);
 
 /// An identity as callers see it.
 #[derive(Debug, Clone)]
@@ -94,6 +94,10 @@ pub struct NewClientSecret {
 
 pub(super) fn page_size(size: i32) -> Result<u64, IdentityError> {
     crate::paging::page_size(size).map_err(|reason| IdentityError::invalid("page_size", reason))
+}
+
+pub(super) fn id_after(page_token: &str) -> Result<Option<&str>, IdentityError> {
+    crate::paging::id_after(page_token).map_err(|reason| IdentityError::invalid("page_token", reason))
 }
 
 pub(super) fn check_id(field: &str, id: &str) -> Result<(), IdentityError> {
@@ -173,9 +177,8 @@ impl Identities {
         let db = self.store.conn();
         access::org_grants(db, caller).await?.require(Subject::Identities, Action::Read, Resource::default())?;
         let mut query = identity::Entity::find().filter(identity::Column::OrgId.eq(&caller.org_id));
-        if !page_token.is_empty() {
-            check_id("page_token", page_token)?;
-            query = query.filter(identity::Column::Id.gt(page_token));
+        if let Some(after) = id_after(page_token)? {
+            query = query.filter(identity::Column::Id.gt(after));
         }
         let rows = query.order_by_asc(identity::Column::Id).limit(size + 1).all(db).await?;
         let (rows, next_page_token) = crate::paging::split_page(rows, size, |row| row.id.clone());
@@ -214,15 +217,23 @@ impl Identities {
         }
         // Checked before anything is written: an expiry past year 9999 cannot even be answered (a protobuf
         // timestamp ends there), so the secret would be stored and never returned.
-        if ttl.is_some_and(|ttl| ttl > MAX_CLIENT_SECRET_TTL) {
-            let years = MAX_CLIENT_SECRET_TTL.as_secs() / SECONDS_PER_YEAR;
-            return Err(IdentityError::invalid(
-                "ttl",
-                format!("is longer than {years} years (leave it unset for no expiry)"),
-            ));
-        }
         let now = Utc::now();
-        let expires_at = ttl.map(|ttl| now + chrono::Duration::from_std(ttl).expect("at most MAX_CLIENT_SECRET_TTL"));
+        let expires_at = match ttl {
+            None => None,
+            Some(ttl) => Some(
+                chrono::Duration::from_std(ttl)
+                    .ok()
+                    .filter(|_| ttl <= MAX_CLIENT_SECRET_TTL)
+                    .and_then(|ttl| now.checked_add_signed(ttl))
+                    .ok_or_else(|| {
+                        let years = MAX_CLIENT_SECRET_TTL.as_secs() / SECONDS_PER_YEAR;
+                        IdentityError::invalid(
+                            "ttl",
+                            format!("is longer than {years} years (leave it unset for no expiry)"),
+                        )
+                    })?,
+            ),
+        };
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
         let identity = self.identity_in_org(&*txn, caller, identity_id).await?;

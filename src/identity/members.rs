@@ -60,9 +60,8 @@ impl Identities {
         grants.require(Subject::Projects, Action::Read, Resource::default())?;
         let mut query =
             project_membership::Entity::find().filter(project_membership::Column::ProjectId.eq(&project.id));
-        if !page_token.is_empty() {
-            super::manage::check_id("page_token", page_token)?;
-            query = query.filter(project_membership::Column::Id.gt(page_token));
+        if let Some(after) = super::manage::id_after(page_token)? {
+            query = query.filter(project_membership::Column::Id.gt(after));
         }
         let rows = query.order_by_asc(project_membership::Column::Id).limit(size + 1).all(db).await?;
         let (rows, next_page_token) = crate::paging::split_page(rows, size, |m| m.id.clone());

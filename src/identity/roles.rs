@@ -230,10 +230,7 @@ impl Identities {
             "" => (&policy::BUILT_IN_ROLES, None),
             token => match policy::BUILT_IN_ROLES.iter().position(|name| *name == token) {
                 Some(at) => (&policy::BUILT_IN_ROLES[at + 1..], None),
-                None => {
-                    manage::check_id("page_token", token)?;
-                    (&[], Some(token))
-                }
+                None => (&[], manage::id_after(token)?),
             },
         };
         let mut query = role::Entity::find().filter(role::Column::OrgId.eq(&caller.org_id));

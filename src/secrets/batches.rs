@@ -120,7 +120,6 @@ impl Vault {
         expected_versions: &HashMap<String, u32>,
         allow_missing: bool,
     ) -> Result<Vec<SecretRecord>, SecretsError> {
-        let path = path.to_owned();
         let txn = self.store.begin_write().await?;
         let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;

@@ -6,7 +6,7 @@
 //! and grows when an import is created, before that import's write commits, so a later write in the source
 //! environment (in the same write group or after) looks its importers up. It never shrinks while the process
 //! runs: it may name an environment nothing imports from any more (costing the lookup), never miss one.
-//! Bounded by the number of environments.
+//! Bounded: one id per environment imported from at start or since.
 
 use std::{collections::HashSet, sync::Mutex};
 

@@ -320,10 +320,8 @@ impl Streams {
         let size = crate::paging::page_size(size).map_err(|reason| invalid("page_size", reason))?;
         self.require(caller, Action::Read).await?;
         let mut query = audit_stream::Entity::find().filter(audit_stream::Column::OrgId.eq(&caller.org_id));
-        if !page_token.is_empty() {
-            uuid::Uuid::parse_str(page_token)
-                .map_err(|_| invalid("page_token", format!("'{page_token}' is not a stream id")))?;
-            query = query.filter(audit_stream::Column::Id.gt(page_token));
+        if let Some(after) = crate::paging::id_after(page_token).map_err(|reason| invalid("page_token", reason))? {
+            query = query.filter(audit_stream::Column::Id.gt(after));
         }
         let rows = query.order_by_asc(audit_stream::Column::Id).limit(size + 1).all(self.store.conn()).await?;
         let (rows, next_page_token) = crate::paging::split_page(rows, size, |row| row.id.clone());
