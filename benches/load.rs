@@ -778,6 +778,8 @@ struct Throughput {
     grpc_read: Phase,
     json_ceiling: Phase,
     json_read: Phase,
+    /// Mean time of one small append made durable (`fdatasync`) in the server's data directory.
+    flush: Duration,
 }
 
 impl Throughput {
@@ -796,6 +798,7 @@ impl Throughput {
 }
 
 async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
+    let flush = flush_time(server.dir.path().to_owned()).await?;
     let load = LoadClients::connect(server).await?;
     // Half the writes create keys and half update them, so both write paths are measured on distinct keys.
     let creates = ops / 2;
@@ -815,7 +818,32 @@ async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
     let grpc_read = load.run("GetSecret (gRPC)", Op::Read, reads, creates).await?;
     let json_ceiling = load.run("GET /healthz", Op::Healthz, reads, creates).await?;
     let json_read = load.run("GetSecret (JSON)", Op::JsonRead, reads, creates).await?;
-    Ok(Throughput { create, update, writes, grpc_ceiling, grpc_read, json_ceiling, json_read })
+    Ok(Throughput { create, update, writes, grpc_ceiling, grpc_read, json_ceiling, json_read, flush })
+}
+
+/// Appends made durable by the flush probe.
+const FLUSH_PROBES: u32 = 200;
+
+/// The mean time of appending a small record to a file in `dir` and making it durable (`fdatasync`), the
+/// least that a durable read or write waits for: by Little's law, clients that each wait for their answer
+/// cannot get more than `clients ÷ this` durable answers a second, however the server groups them.
+async fn flush_time(dir: PathBuf) -> Result<Duration> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let path = dir.join("flush-probe");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).context("flush probe file")?;
+        let record = [b'x'; 512];
+        let started = Instant::now();
+        for _ in 0..FLUSH_PROBES {
+            file.write_all(&record).context("flush probe write")?;
+            file.sync_data().context("flush probe fdatasync")?;
+        }
+        let mean = started.elapsed() / FLUSH_PROBES;
+        std::fs::remove_file(&path).context("removing the flush probe file")?;
+        Ok(mean)
+    })
+    .await
+    .context("flush probe task")?
 }
 
 /// One load client: a gRPC connection of its own (secrets and health share it).
@@ -1133,7 +1161,14 @@ fn render_goals(out: &mut String, t: &Throughput) {
         )
     };
     out.push_str(&ratio("gRPC: GetSecret ÷ Health/Check", &t.grpc_read, &t.grpc_ceiling, ""));
-    out.push_str(&ratio("JSON: GetSecret ÷ GET /healthz", &t.json_read, &t.json_ceiling, "\n"));
+    out.push_str(&ratio("JSON: GetSecret ÷ GET /healthz", &t.json_read, &t.json_ceiling, ""));
+    let _ = writeln!(
+        out,
+        "| durable-answer bound: {THROUGHPUT_CLIENTS} clients ÷ mean append + fdatasync in the data dir ({:.3} ms) | \
+         {:.0}/s |\n",
+        t.flush.as_secs_f64() * 1000.0,
+        THROUGHPUT_CLIENTS as f64 / t.flush.as_secs_f64()
+    );
 }
 
 fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
