@@ -17,6 +17,7 @@ backend_tests!(
     scoped_viewer_reads_only_its_environment_and_paths,
     revoking_tokens_secrets_and_identities_takes_effect_on_the_next_call,
     role_changes_apply_immediately_and_bump_the_version,
+    reads_apply_changes_made_on_another_instance_at_once,
     org_level_subjects_need_an_org_role,
 );
 
@@ -268,6 +269,63 @@ async fn role_changes_apply_immediately_and_bump_the_version(backend: Backend) {
     assert_eq!(get_secret(&mut secrets, &project, "prod", "/", "K").await.unwrap_err().code(), Code::NotFound);
     let builtin = admin.delete_role(pb::DeleteRoleRequest { role_id: "admin".into() }).await.unwrap_err();
     assert_eq!(builtin.code(), Code::FailedPrecondition);
+}
+
+/// Reads of cached callers (on PostgreSQL resolved without reading the permission version first) still apply a
+/// change made through another instance on their very next call, and audit the read once.
+async fn reads_apply_changes_made_on_another_instance_at_once(backend: Backend) {
+    let reader_side = TestServer::start(backend).await;
+    // SQLite has one instance: there the changes go through the same one.
+    let admin_side = match backend {
+        Backend::Postgres => Some(reader_side.join(|_| {}).await),
+        Backend::Sqlite => None,
+    };
+    let admin_side = admin_side.as_ref().unwrap_or(&reader_side);
+    let project = reader_side.project("far-changes").await;
+    let mut admin_secrets = reader_side.admin_secrets().await;
+    create_secret(&mut admin_secrets, &project, "dev", "/", "K", "dev-value").await;
+    create_secret(&mut admin_secrets, &project, "prod", "/", "K", "prod-value").await;
+    let role = create_role(&reader_side, "dev-only", vec![policy("secrets", &["read"], &["dev"], "", false)]).await;
+    let member = new_member(&reader_side, "far-reader", "").await;
+    assign(&reader_side, &project, &member.id, &role).await;
+    let mut reader = SecretsServiceClient::new(reader_side.authed(&member.token).await);
+    for _ in 0..3 {
+        assert_eq!(get_secret(&mut reader, &project, "dev", "/", "K").await.unwrap().value, "dev-value");
+    }
+    assert_eq!(get_secret(&mut reader, &project, "prod", "/", "K").await.unwrap_err().code(), Code::NotFound);
+
+    let mut admin = identity_admin(admin_side).await;
+    let edit = |environments: &[&str]| pb::UpdateRoleRequest {
+        role_id: role.clone(),
+        name: format!("readers-{}", environments.len()),
+        description: String::new(),
+        policies: vec![policy("secrets", &["read"], environments, "", false)],
+    };
+    admin.update_role(edit(&["dev", "prod"])).await.unwrap();
+    let audited_before = get_secret_entries(&reader_side).await;
+    assert_eq!(get_secret(&mut reader, &project, "prod", "/", "K").await.unwrap().value, "prod-value", "widened");
+    assert_eq!(get_secret_entries(&reader_side).await, audited_before + 1, "one read, one audit entry");
+
+    admin.update_role(edit(&["prod"])).await.unwrap();
+    assert_eq!(
+        get_secret(&mut reader, &project, "dev", "/", "K").await.unwrap_err().code(),
+        Code::NotFound,
+        "narrowed"
+    );
+    assert_eq!(get_secret(&mut reader, &project, "prod", "/", "K").await.unwrap().value, "prod-value");
+
+    let revoke = pb::RevokeIdentityTokensRequest { identity_id: member.id.clone() };
+    admin.revoke_identity_tokens(revoke).await.unwrap();
+    let revoked = get_secret(&mut reader, &project, "prod", "/", "K").await.unwrap_err();
+    assert_eq!(revoked.code(), Code::Unauthenticated, "revoked on the other instance: {revoked:?}");
+}
+
+/// The `get-secret` audit entries stored so far.
+async fn get_secret_entries(server: &TestServer) -> i64 {
+    let db = server.raw_db().await;
+    let sql = "SELECT COUNT(*) AS n FROM audit_logs WHERE event_type = 'get-secret'";
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    row.try_get("", "n").unwrap()
 }
 
 async fn org_level_subjects_need_an_org_role(backend: Backend) {

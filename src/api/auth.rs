@@ -118,6 +118,48 @@ pub struct Authenticate<S> {
     tokens: Arc<TokenCache>,
 }
 
+/// RPCs whose handler confirms the permission version itself, with its first statement (see
+/// `Vault::get_secret`): their token may be resolved from memory without reading the version, saving a
+/// statement per call on PostgreSQL. When the version moved, the handler authenticates strictly
+/// ([`strictly`]) and runs again.
+const DEFERRED_PATHS: &[&str] = &["/hush.v1.SecretsService/GetSecret"];
+
+/// What authenticates one request's token: kept in the extensions of a [`DEFERRED_PATHS`] request, for
+/// [`strictly`].
+struct Authenticator {
+    store: Store,
+    denials: Arc<DenialAudit>,
+    tokens: Arc<TokenCache>,
+    token: String,
+    path: String,
+}
+
+impl Authenticator {
+    /// The principal of the token; a rejection of a known identity's token is audited.
+    async fn principal(&self, meta: &RequestMeta, deferred: bool) -> Result<Principal, Status> {
+        match self.tokens.authenticate(&self.store, &self.token, deferred).await {
+            Ok(Ok(principal)) => Ok(Principal { meta: meta.clone(), ..principal }),
+            Ok(Err(rejected)) => {
+                if let Some(owner) = &rejected.owner {
+                    self.denials.record(owner, meta, "token-rejected", json!({ "method": self.path })).await;
+                }
+                Err(Status::from(identity::IdentityError::from(rejected)))
+            }
+            Err(error) => Err(Status::from(error)),
+        }
+    }
+}
+
+/// The caller of a request authenticated again, reading the permission version: for a handler that found
+/// the version assumed for its [`unconfirmed`](Principal::unconfirmed) caller out of date.
+pub async fn strictly<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
+    let auth = request
+        .extensions()
+        .get::<Arc<Authenticator>>()
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+    auth.principal(&request_meta(request), false).await
+}
+
 /// Prefix of the HTTP gateway's routes, which answer errors as JSON rather than gRPC status.
 const HTTP_PREFIX: &str = "/api/";
 
@@ -150,9 +192,7 @@ where
         // The clone that was polled ready serves this request; the fresh clone waits for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.store.clone();
-        let denials = self.denials.clone();
-        let tokens = self.tokens.clone();
+        let (store, denials, tokens) = (self.store.clone(), self.denials.clone(), self.tokens.clone());
         let peer = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr);
         let meta = RequestMeta::from_request(request.headers(), peer, &self.trusted_proxies);
         request.extensions_mut().insert(meta.clone());
@@ -165,22 +205,21 @@ where
                 let status = Status::unauthenticated("missing bearer token: send 'authorization: Bearer <token>'");
                 return Ok(reject(&path, status));
             };
-            let mut principal = match tokens.authenticate(&store, token).await {
-                Ok(Ok(principal)) => principal,
-                Ok(Err(rejected)) => {
-                    if let Some(owner) = &rejected.owner {
-                        denials.record(owner, &meta, "token-rejected", json!({ "method": path })).await;
-                    }
-                    return Ok(reject(&path, Status::from(identity::IdentityError::from(rejected))));
-                }
-                Err(error) => return Ok(reject(&path, Status::from(error))),
+            let deferred = DEFERRED_PATHS.contains(&path.as_str());
+            let auth = Authenticator { store, denials: denials.clone(), tokens, token: token.to_owned(), path };
+            let principal = match auth.principal(&meta, deferred).await {
+                Ok(principal) => principal,
+                Err(status) => return Ok(reject(&auth.path, status)),
             };
-            principal.meta = meta.clone();
             if let Some(caller) = request.extensions().get::<crate::gateway::access_log::Caller>() {
                 caller.set(&principal.identity_id);
             }
             let actor = AuditActor::from(&principal);
+            let path = auth.path.clone();
             request.extensions_mut().insert(principal);
+            if deferred {
+                request.extensions_mut().insert(Arc::new(auth));
+            }
             let (response, denied) = denials::collect(&path, inner.call(request)).await;
             if let Some(metadata) = denied {
                 denials.record(&actor, &meta, "permission-denied", metadata).await;

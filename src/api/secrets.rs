@@ -2,11 +2,15 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{auth::principal, convert::AddressesSecret};
+use super::{
+    auth::{principal, strictly},
+    convert::AddressesSecret,
+};
 use crate::{
+    identity::Principal,
     pb,
     pb::secrets_service_server::SecretsService,
-    secrets::{FolderAddress, SecretInput, SecretListing, Vault},
+    secrets::{FolderAddress, SecretInput, SecretListing, SecretsError, Vault},
 };
 
 /// The SecretsService handlers.
@@ -47,7 +51,14 @@ impl SecretsService for SecretsApi {
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
         let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.get_secret(&caller, &req.address(), req.include_imports, req.version).await?;
+        let read = |caller: Principal| async move {
+            self.vault.get_secret(&caller, &req.address(), req.include_imports, req.version).await
+        };
+        let secret = match read(caller).await {
+            // The permission version assumed for the caller moved: the call is made again, as if it came now.
+            Err(SecretsError::PermissionsChanged) => read(strictly(&request).await?).await?,
+            answer => answer?,
+        };
         Ok(Response::new(pb::GetSecretResponse { secret: Some(secret.into()) }))
     }
 

@@ -55,7 +55,7 @@ impl From<SecretsError> for Status {
             SecretsError::NotFound(_) => Status::not_found(error.to_string()),
             SecretsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             SecretsError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
-            SecretsError::Aborted(_) => Status::aborted(error.to_string()),
+            SecretsError::Aborted(_) | SecretsError::PermissionsChanged => Status::aborted(error.to_string()),
             // Not INTERNAL: the data itself is damaged, and the operator must be told which record.
             SecretsError::Integrity { .. } => {
                 tracing::error!(%error, "stored ciphertext failed authentication");

@@ -206,9 +206,11 @@ impl From<crate::secrets::SecretsError> for EventsError {
             S::NotFound(what) => EventsError::NotFound(what),
             S::PermissionDenied(denied) => EventsError::PermissionDenied(denied),
             S::Db(db) => EventsError::Db(db),
-            other @ (S::AlreadyExists(_) | S::FailedPrecondition(_) | S::Aborted(_) | S::Integrity { .. }) => {
-                EventsError::FailedPrecondition(other.to_string())
-            }
+            other @ (S::AlreadyExists(_)
+            | S::FailedPrecondition(_)
+            | S::Aborted(_)
+            | S::PermissionsChanged
+            | S::Integrity { .. }) => EventsError::FailedPrecondition(other.to_string()),
         }
     }
 }

@@ -10,6 +10,12 @@
 //! the very next call on every instance, while an unchanged token costs no lookup of token, identity,
 //! membership or role, whatever happens to other identities.
 //!
+//! On PostgreSQL that version read is a statement of its own. A request whose handler reads the version
+//! together with its own first statement (`GetSecret`) may skip it: `deferred` authentication trusts a token
+//! cached at the newest version this instance has seen, and marks the principal unconfirmed; the handler
+//! compares the version its statement read and has the request redone strictly when it moved, before it
+//! answers anything.
+//!
 //! Bounded: [`MAX_TOKENS`] tokens (least recently used dropped first) and [`MAX_PROJECTS_PER_TOKEN`] projects'
 //! grants per token. Unknown tokens are never cached (nothing a caller invents takes memory).
 
@@ -78,16 +84,25 @@ impl Default for TokenCache {
 
 impl TokenCache {
     /// Like [`login::authenticate_hash`], from memory when the token was resolved before at the current
-    /// permission version and has not expired. The principal carries the token's [`AccessMemo`].
+    /// permission version and has not expired. The principal carries the token's [`AccessMemo`]. `deferred`: a
+    /// token cached at the newest version this instance has seen is trusted without reading the version, and
+    /// its principal is [`unconfirmed`](Principal::unconfirmed); only for handlers that confirm it.
     pub async fn authenticate(
         &self,
         store: &Store,
         token: &str,
+        deferred: bool,
     ) -> Result<Result<Principal, RejectedToken>, IdentityError> {
-        let version = store.permission_version().await?;
         let hash = credentials::hash(token);
         // An expired token takes the long way, which audits its rejection.
         let cached = self.tokens.get_stamped(&hash).filter(|(_, p)| p.token_expires_at > Utc::now());
+        if let (true, Some(assumed), Some((stamp, principal))) = (deferred, store.assumed_permission_version(), &cached)
+        {
+            if *stamp == assumed {
+                return Ok(Ok(Principal { unconfirmed: true, ..principal.clone() }));
+            }
+        }
+        let version = store.permission_version().await?;
         if let Some((stamp, principal)) = cached {
             if stamp == version {
                 return Ok(Ok(principal));

@@ -186,6 +186,7 @@ pub(super) async fn authenticate_hash(
         token_expires_at: token_row.expires_at,
         meta: Default::default(),
         memo: None,
+        unconfirmed: false,
     }))
 }
 

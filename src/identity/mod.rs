@@ -47,6 +47,10 @@ pub struct Principal {
     /// The grants this token's requests learned at the permission version its request started at; `None`
     /// outside the request path (long-lived streams re-check from the database).
     pub memo: Option<std::sync::Arc<AccessMemo>>,
+    /// The memo's version was assumed, not read by this request (see `TokenCache::authenticate`): whatever
+    /// serves the request reads the version before it answers and asks for the request to be redone
+    /// (`SecretsError::PermissionsChanged`) when it moved.
+    pub unconfirmed: bool,
 }
 
 /// Errors of the identity module.

@@ -69,6 +69,11 @@ pub enum SecretsError {
     /// The secret is not at the version the caller expected (optimistic concurrency).
     #[error("{0}")]
     Aborted(String),
+    /// The permission version moved since the caller's principal was resolved without reading it
+    /// ([`Principal::unconfirmed`](crate::identity::Principal::unconfirmed)): the request must be authenticated
+    /// strictly and redone. The API layer does so; a caller sees it only if that is not wired.
+    #[error("permissions changed while the request ran; send it again")]
+    PermissionsChanged,
     /// The database failed, or refused the change (see [`DbError`]).
     #[error("database: {0}")]
     Db(#[from] DbError),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, sea_query::Expr,
 };
 
 use super::{
@@ -38,6 +38,23 @@ pub(super) async fn find(
     key: &str,
 ) -> Result<Option<secret::Model>, SecretsError> {
     Ok(in_folder(env_id, path).filter(secret::Column::Key.eq(key)).one(db).await?)
+}
+
+/// Like [`find`], with the permission version read by the same statement (on PostgreSQL, where reading it is
+/// a statement of its own: see `Vault::get_secret`). `None` when there is no such secret.
+pub(super) async fn find_with_permission_version(
+    db: &impl ConnectionTrait,
+    env_id: &str,
+    path: &str,
+    key: &str,
+) -> Result<Option<(secret::Model, i64)>, SecretsError> {
+    const VERSION: &str = "hush_permission_version";
+    let version = Expr::cust("(SELECT version FROM authz_version WHERE id = 1)");
+    let query = in_folder(env_id, path).filter(secret::Column::Key.eq(key)).expr_as(version, VERSION);
+    let Some(found) = db.query_one_raw(query.build(db.get_database_backend())).await? else { return Ok(None) };
+    let version: Option<i64> = found.try_get("", VERSION)?;
+    // No version row yet is version 0 (`Store::permission_version`).
+    Ok(Some((secret::Model::from_query_result(&found, "")?, version.unwrap_or(0))))
 }
 
 /// The row of one secret, for a write that changes it: on PostgreSQL locked until the transaction ends, so

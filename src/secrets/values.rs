@@ -9,7 +9,7 @@ use super::{
     audit_entries::{read_entry, secret_entry},
     changes::{self, Changed},
     expected,
-    rows::{find, find_for_write, insert_new, next_version, not_found},
+    rows::{find, find_for_write, find_with_permission_version, insert_new, next_version, not_found},
     scope,
     scope::EnvScope,
     sealing::open,
@@ -157,6 +157,10 @@ impl Vault {
 
     /// Reads a secret with its value: the current version, or `version` when non-zero. With `include_imports`,
     /// a key missing from the folder is looked up in its imports (later imports first).
+    ///
+    /// For an [`unconfirmed`](Principal::unconfirmed) caller the permission version is read by the statement
+    /// that reads the row, or, when the answer comes before or without it, before the answer is given; if it
+    /// moved, nothing is answered, audited or returned but [`SecretsError::PermissionsChanged`].
     pub async fn get_secret(
         &self,
         caller: &Principal,
@@ -164,12 +168,61 @@ impl Vault {
         include_imports: bool,
         version: u32,
     ) -> Result<SecretRecord, SecretsError> {
+        let Some(assumed) = caller.unconfirmed.then(|| caller.memo.as_ref().map(|memo| memo.version())).flatten()
+        else {
+            return self.read_secret(caller, addr, include_imports, version, None).await;
+        };
+        let mut confirmed = false;
+        let answer = self.read_secret(caller, addr, include_imports, version, Some((assumed, &mut confirmed))).await;
+        if !confirmed {
+            self.confirm(assumed).await?;
+        }
+        answer
+    }
+
+    /// Fails with [`SecretsError::PermissionsChanged`] unless the permission version is `assumed`.
+    async fn confirm(&self, assumed: i64) -> Result<(), SecretsError> {
+        match self.store.permission_version().await? == assumed {
+            true => Ok(()),
+            false => Err(SecretsError::PermissionsChanged),
+        }
+    }
+
+    /// [`Vault::get_secret`]; `confirm`: the version an unconfirmed caller assumed, and where to note that the
+    /// row's statement confirmed it.
+    async fn read_secret(
+        &self,
+        caller: &Principal,
+        addr: &SecretAddress,
+        include_imports: bool,
+        version: u32,
+        confirm: Option<(i64, &mut bool)>,
+    ) -> Result<SecretRecord, SecretsError> {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         let db = self.store.conn();
         let scope = self.read_scope(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Read, &path)?;
-        let Some(row) = self.current_row(&scope.env.id, &path, &addr.key).await? else {
+        let row = match confirm {
+            None => self.current_row(&scope.env.id, &path, &addr.key).await?,
+            Some((assumed, confirmed)) => {
+                let found = find_with_permission_version(db, &scope.env.id, &path, &addr.key).await?;
+                let current = match &found {
+                    Some((_, current)) => {
+                        self.store.saw_permission_version(*current);
+                        *current
+                    }
+                    // Imports are read, and a read audited, only on confirmed permissions.
+                    None => self.store.permission_version().await?,
+                };
+                *confirmed = true;
+                if current != assumed {
+                    return Err(SecretsError::PermissionsChanged);
+                }
+                found.map(|(row, _)| row)
+            }
+        };
+        let Some(row) = row else {
             if include_imports && version == 0 {
                 if let Some(found) = self.find_imported(&scope, &path, &addr.key).await? {
                     audit::record_read(&self.store, caller, read_entry("get-secret", &scope, &path, Some(&found)))

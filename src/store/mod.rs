@@ -91,6 +91,8 @@ pub struct Store {
     single_writer: Option<Arc<SingleWriter>>,
     /// Whose permissions changed since which version.
     permission_log: Arc<permission_log::PermissionLog>,
+    /// PostgreSQL: the newest permission version this instance read (see [`Store::assumed_permission_version`]).
+    seen_permission_version: Arc<AtomicI64>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
     /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
@@ -424,6 +426,7 @@ impl Store {
             notifier: None,
             single_writer,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
+            seen_permission_version: Arc::new(AtomicI64::new(stored)),
             statements,
             write_statements,
         };
@@ -533,8 +536,25 @@ impl Store {
     pub async fn permission_version(&self) -> Result<i64, DbErr> {
         match &self.single_writer {
             Some(known) => Ok(known.permission_version.load(Ordering::SeqCst)),
-            None => stored_permission_version(&self.conn).await,
+            None => {
+                let version = stored_permission_version(&self.conn).await?;
+                self.saw_permission_version(version);
+                Ok(version)
+            }
         }
+    }
+
+    /// PostgreSQL: the newest permission version this instance has read, without reading it: a request may
+    /// start on it only if its first statement reads the version again and the request is redone when that
+    /// differs (see `Vault::get_secret`). `None` on SQLite, where [`Store::permission_version`] costs no
+    /// statement.
+    pub fn assumed_permission_version(&self) -> Option<i64> {
+        self.single_writer.is_none().then(|| self.seen_permission_version.load(Ordering::SeqCst))
+    }
+
+    /// Records a permission version read from the database (versions only grow).
+    pub fn saw_permission_version(&self, version: i64) {
+        self.seen_permission_version.fetch_max(version, Ordering::SeqCst);
     }
 
     /// The newest committed outbox cursor: every event at or below it is visible, none can still appear at or
