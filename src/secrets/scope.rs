@@ -5,7 +5,9 @@
 //! Writes lock what orders them before anything else (see [`env_scope_for_write`]); the lock order is
 //! project, then environments by id, so two writers never wait for each other in a cycle.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, sea_query::LockType,
+};
 
 use super::{SecretsError, Vault, validate, visibility};
 use crate::{
@@ -88,18 +90,38 @@ pub async fn env_scope(
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
+    env_scope_locking(db, caller, project_id, env_slug, None).await
+}
+
+/// [`env_scope`], with the environment's row locked by the same statement when `lock` is set (see
+/// [`env_scope_for_write`]).
+async fn env_scope_locking(
+    db: &impl ConnectionTrait,
+    caller: &Principal,
+    project_id: &str,
+    env_slug: &str,
+    lock: Option<LockType>,
+) -> Result<EnvScope, SecretsError> {
     validate::id("project_id", project_id)?;
     validate::environment_slug("environment", env_slug)?;
-    let found = environment::Entity::find()
+    let mut query = environment::Entity::find()
         .filter(environment::Column::ProjectId.eq(project_id))
         .filter(environment::Column::Slug.eq(env_slug))
         .find_also_related(project::Entity)
-        .filter(project::Column::OrgId.eq(&caller.org_id))
-        .one(db)
-        .await?;
+        .filter(project::Column::OrgId.eq(&caller.org_id));
+    if let Some(mode) = lock {
+        // Only the environment's row: the project's is the nullable side of the join, and writes of secrets
+        // leave it alone.
+        QueryTrait::query(&mut query).lock_with_tables(mode, [environment::Entity]);
+    }
+    let found = query.one(db).await?;
     let Some((env, Some(project))) = found else {
         let scope = project(db, caller, project_id).await?;
         let env = environment_of(db, &scope, "environment", env_slug).await?;
+        // Created since the first statement: locked now, like any other.
+        if let Some(mode) = lock {
+            lock_rows(db, &[&env], mode).await?;
+        }
         return Ok(scope.with_env(env));
     };
     visible(db, caller, project, env).await
@@ -160,27 +182,28 @@ async fn locked_env_scope(
     env_slug: &str,
     mode: LockType,
 ) -> Result<EnvScope, SecretsError> {
-    let scope = env_scope(&**txn, caller, project_id, env_slug).await?;
     // Read inside the transaction: with no other writer, nothing can change it before the commit.
-    if !txn.is_only_writer() {
-        lock(txn, &[&scope.env], mode).await?;
-    }
-    Ok(scope)
+    let lock = (!txn.is_only_writer()).then_some(mode);
+    env_scope_locking(&**txn, caller, project_id, env_slug, lock).await
 }
 
 /// Locks the rows of `envs` until the transaction ends, in id order (the one order every writer uses).
 /// An environment deleted meanwhile is NOT_FOUND.
 pub async fn lock_environments(txn: &WriteTxn, envs: &[&environment::Model]) -> Result<(), SecretsError> {
-    lock(txn, envs, LockType::Update).await
+    lock_rows(&**txn, envs, LockType::Update).await
 }
 
-async fn lock(txn: &WriteTxn, envs: &[&environment::Model], mode: LockType) -> Result<(), SecretsError> {
+async fn lock_rows(
+    db: &impl ConnectionTrait,
+    envs: &[&environment::Model],
+    mode: LockType,
+) -> Result<(), SecretsError> {
     let ids: Vec<&str> = envs.iter().map(|e| e.id.as_str()).collect();
     let locked = environment::Entity::find()
         .filter(environment::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(environment::Column::Id)
         .lock(mode)
-        .all(&**txn)
+        .all(db)
         .await?;
     match envs.iter().find(|e| !locked.iter().any(|l| l.id == e.id)) {
         Some(gone) => Err(SecretsError::NotFound(format!("environment '{}'", gone.slug))),
