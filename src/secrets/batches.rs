@@ -10,7 +10,7 @@ use super::{
     audit_entries::batch_entry,
     changes::{self, Changed},
     expected,
-    rows::{find_keys_for_write, insert_new, next_version, not_found},
+    rows::{find_keys_for_write, insert_found_missing, insert_new, next_version, not_found},
     scope, validate,
     values::{SecretInput, SecretRecord, record},
 };
@@ -139,7 +139,8 @@ impl Vault {
                 None => return Err(not_found(&scope, &path, &input.key)),
             }
         }
-        let mut created: HashMap<String, secret::Model> = insert_new(&*txn, &dk, &scope, &path, &missing)
+        // Racing creates of these keys: the unique index refuses the loser, which runs again (`update_batch`).
+        let mut created: HashMap<String, secret::Model> = insert_found_missing(&*txn, &dk, &scope, &path, &missing)
             .await?
             .into_iter()
             .map(|row| (row.key.clone(), row))

@@ -157,13 +157,25 @@ pub(super) async fn insert_new(
     path: &str,
     inputs: &[SecretInput],
 ) -> Result<Vec<secret::Model>, SecretsError> {
+    if !inputs.is_empty() && db.get_database_backend() != DbBackend::Sqlite {
+        refuse_taken(db, scope, path, inputs).await?;
+    }
+    insert_found_missing(db, dk, scope, path, inputs).await
+}
+
+/// [`insert_new`] for keys this transaction already read and found missing (an upsert's): a key taken since
+/// is refused by the unique index (`DbError::Duplicate`) without reading the keys again first.
+pub(super) async fn insert_found_missing(
+    db: &impl ConnectionTrait,
+    dk: &DataKey,
+    scope: &EnvScope,
+    path: &str,
+    inputs: &[SecretInput],
+) -> Result<Vec<secret::Model>, SecretsError> {
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
-    if backend != DbBackend::Sqlite {
-        refuse_taken(db, scope, path, inputs).await?;
-    }
     const FIRST: i32 = 1;
     let now = Utc::now();
     let rows: Vec<secret::Model> = inputs
