@@ -27,8 +27,9 @@ pub fn id_after(page_token: &str) -> Result<Option<&str>, &'static str> {
 /// One page out of `rows`, read with a limit of `size + 1`: the first `size` of them, and the token of the next
 /// page (`token` of the last one kept) when the extra row says that more follow.
 pub fn split_page<T>(mut rows: Vec<T>, size: u64, token: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
-    let more = rows.len() as u64 > size;
-    rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let keep = usize::try_from(size).unwrap_or(usize::MAX);
+    let more = rows.len() > keep;
+    rows.truncate(keep);
     let next = if more { rows.last().map(token) } else { None };
     (rows, next)
 }

@@ -100,6 +100,18 @@ pub(super) fn id_after(page_token: &str) -> Result<Option<&str>, IdentityError> 
     crate::paging::id_after(page_token).map_err(|reason| IdentityError::invalid("page_token", reason))
 }
 
+/// When a client secret created at `now` with `ttl` expires; INVALID_ARGUMENT past [`MAX_CLIENT_SECRET_TTL`].
+fn expiry_after(now: chrono::DateTime<Utc>, ttl: Duration) -> Result<chrono::DateTime<Utc>, IdentityError> {
+    let too_long = || {
+        let years = MAX_CLIENT_SECRET_TTL.as_secs() / SECONDS_PER_YEAR;
+        IdentityError::invalid("ttl", format!("is longer than {years} years (leave it unset for no expiry)"))
+    };
+    if ttl > MAX_CLIENT_SECRET_TTL {
+        return Err(too_long());
+    }
+    chrono::Duration::from_std(ttl).ok().and_then(|ttl| now.checked_add_signed(ttl)).ok_or_else(too_long)
+}
+
 pub(super) fn check_id(field: &str, id: &str) -> Result<(), IdentityError> {
     uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| IdentityError::invalid(field, format!("'{id}' is not a UUID")))
 }
@@ -218,22 +230,7 @@ impl Identities {
         // Checked before anything is written: an expiry past year 9999 cannot even be answered (a protobuf
         // timestamp ends there), so the secret would be stored and never returned.
         let now = Utc::now();
-        let expires_at = match ttl {
-            None => None,
-            Some(ttl) => Some(
-                chrono::Duration::from_std(ttl)
-                    .ok()
-                    .filter(|_| ttl <= MAX_CLIENT_SECRET_TTL)
-                    .and_then(|ttl| now.checked_add_signed(ttl))
-                    .ok_or_else(|| {
-                        let years = MAX_CLIENT_SECRET_TTL.as_secs() / SECONDS_PER_YEAR;
-                        IdentityError::invalid(
-                            "ttl",
-                            format!("is longer than {years} years (leave it unset for no expiry)"),
-                        )
-                    })?,
-            ),
-        };
+        let expires_at = ttl.map(|ttl| expiry_after(now, ttl)).transpose()?;
         let txn = self.store.begin_write().await?;
         access::org_grants(&*txn, caller).await?.require(Subject::Identities, Action::Edit, Resource::default())?;
         let identity = self.identity_in_org(&*txn, caller, identity_id).await?;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::{
@@ -49,7 +49,7 @@ pub(super) async fn find_with_permission_version(
     key: &str,
 ) -> Result<Option<(secret::Model, i64)>, SecretsError> {
     const VERSION: &str = "hush_permission_version";
-    let version = Expr::cust("(SELECT version FROM authz_version WHERE id = 1)");
+    let version = crate::store::permission_version_subquery();
     let query = in_folder(env_id, path).filter(secret::Column::Key.eq(key)).expr_as(version, VERSION);
     let Some(found) = db.query_one_raw(query.build(db.get_database_backend())).await? else { return Ok(None) };
     let version: Option<i64> = found.try_get("", VERSION)?;

@@ -338,6 +338,12 @@ async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbE
     Ok(row.map_or(0, |row| row.version))
 }
 
+/// [`stored_permission_version`] as a scalar subquery, for a statement that reads it with rows of its own
+/// (`NULL` where it is 0: no version row yet).
+pub fn permission_version_subquery() -> sea_orm::sea_query::Expr {
+    sea_orm::sea_query::Expr::cust("(SELECT version FROM authz_version WHERE id = 1)")
+}
+
 /// Whether `sql` writes rows: it starts with INSERT, UPDATE or DELETE.
 fn writes_rows(sql: &str) -> bool {
     let verb = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default();
