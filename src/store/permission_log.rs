@@ -64,7 +64,9 @@ impl PermissionLog {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads the changes after what is known, up to at least `current`.
+    /// Reads the changes after what is known, up to `current` and no further: a change committed past the
+    /// version its caller read would be known under a version older than its own, and whatever that caller
+    /// stamps with `current` (a stream's grants) would be re-checked again for it at the next version.
     pub async fn catch_up(&self, db: &impl ConnectionTrait, current: i64) -> Result<(), DbErr> {
         if self.state().known >= current {
             return Ok(());
@@ -76,6 +78,7 @@ impl PermissionLog {
         }
         let rows = permission_change::Entity::find()
             .filter(permission_change::Column::Version.gt(known))
+            .filter(permission_change::Column::Version.lte(current))
             .order_by_asc(permission_change::Column::Version)
             .all(db)
             .await?;
@@ -84,9 +87,7 @@ impl PermissionLog {
         if rows.first().is_none_or(|row| row.version != known + 1) {
             state.everyone = current;
         }
-        let mut newest = current;
         for row in rows {
-            newest = newest.max(row.version);
             if row.identity_id == permission_change::EVERYONE {
                 state.everyone = state.everyone.max(row.version);
             } else {
@@ -94,10 +95,10 @@ impl PermissionLog {
                 *version = (*version).max(row.version);
             }
         }
-        state.known = newest;
+        state.known = current;
         if state.identities.len() > MAX_IDENTITIES {
             state.identities.clear();
-            state.floor = newest;
+            state.floor = current;
         }
         Ok(())
     }
@@ -133,4 +134,36 @@ pub(super) async fn prune(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     }
     let deleted = permission_change::Entity::delete_many().filter(old).exec(db).await?;
     Ok(deleted.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{Database, EntityTrait, Set};
+
+    use super::{Changed, PermissionLog, permission_change};
+
+    fn change(version: i64, identity_id: &str) -> permission_change::ActiveModel {
+        permission_change::ActiveModel { version: Set(version), identity_id: Set(identity_id.to_owned()) }
+    }
+
+    #[tokio::test]
+    async fn a_change_committed_past_the_version_read_is_left_for_the_next_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+        let db = Database::connect(url).await.unwrap();
+        crate::store::migrations::migrate(&db).await.unwrap();
+        // Version 2 is committed, but the caller read version 1 (an SQLite writer acknowledges its bump
+        // after its group commits; a PostgreSQL reader may have read just before it).
+        permission_change::Entity::insert_many([change(1, "alice"), change(2, "bob")]).exec(&db).await.unwrap();
+        let log = PermissionLog::starting_at(0);
+
+        log.catch_up(&db, 1).await.unwrap();
+        let alice = Changed::Identities([("alice".to_owned(), 1)].into());
+        assert_eq!(log.changes_since(0), alice, "bob's change belongs to version 2");
+        assert!(!log.changed_since("bob", 1));
+
+        log.catch_up(&db, 2).await.unwrap();
+        assert_eq!(log.changes_since(1), Changed::Identities([("bob".to_owned(), 2)].into()));
+        assert_eq!(log.changes_since(2), Changed::Nobody);
+    }
 }
