@@ -427,6 +427,42 @@ async fn concurrent_writers_produce_a_gap_free_ordered_stream() {
     assert_no_event(&mut stream, Duration::from_millis(300)).await;
 }
 
+/// PostgreSQL: an event committed late with an earlier cursor is still delivered, before the later ones.
+/// Whatever inserts into the outbox (here a bare `INSERT` on a connection of its own, which knows nothing of
+/// hush's locks) holds the append lock until it ends, so the stream waits for it instead of skipping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_late_is_delivered_in_cursor_order() {
+    if std::env::var(common::PG_URL_VAR).is_err() {
+        eprintln!("{} unset: PostgreSQL-only test not run", common::PG_URL_VAR);
+        return;
+    }
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let server = TestServer::start(Backend::Postgres).await;
+    let project = server.project("late").await;
+    let token = server.admin_token().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "dev", "/", "FIRST", "v").await;
+    assert_eq!(keys(&next_event(&mut stream).await), vec![triple("dev", "/", "FIRST")]);
+
+    // A copy of that event takes the next cursor and stays uncommitted while a later write commits.
+    let raw = server.raw_db().await;
+    let late = raw.begin().await.unwrap();
+    let copy = "INSERT INTO events (id, project_id, event_type, payload, actor, created_at) \
+                SELECT 'late-' || id, project_id, event_type, payload, actor, created_at FROM events \
+                ORDER BY seq DESC LIMIT 1";
+    late.execute_unprepared(copy).await.unwrap();
+    let later = tokio::spawn(async move {
+        create_secret(&mut secrets, &project, "dev", "/", "LATER", "v").await;
+    });
+    assert_no_event(&mut stream, Duration::from_millis(1500)).await;
+
+    late.commit().await.unwrap();
+    assert_eq!(keys(&next_event(&mut stream).await), vec![triple("dev", "/", "FIRST")], "the late copy first");
+    later.await.unwrap();
+    assert_eq!(keys(&next_event(&mut stream).await), vec![triple("dev", "/", "LATER")]);
+}
+
 /// The imports that exist when the server starts are known to its writes: a change in an imported folder
 /// still tells the importing folder after a restart (SQLite keeps which environments are imported from in
 /// memory, read at start).

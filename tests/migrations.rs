@@ -60,6 +60,12 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     ] {
         db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
+    // PostgreSQL only: the append lock taken by inserts into the logs (m0007).
+    let append_lock = r#"DROP TRIGGER hush_append_lock ON events; DROP TRIGGER hush_append_lock ON audit_logs;
+        DROP FUNCTION hush_hold_append_lock()"#;
+    if backend == Backend::Postgres {
+        db.execute_unprepared(append_lock).await.unwrap();
+    }
     let development = development().await;
     record(&db, &development[..5]).await;
     let duplicate = "INSERT INTO identities (id, org_id, name, client_id, org_role, created_at) \
@@ -103,6 +109,11 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         )
         .await;
     assert!(again.is_err(), "a second 'worker' is refused by the unique index");
+    if backend == Backend::Postgres {
+        let triggers = "SELECT COUNT(*) AS n FROM pg_trigger WHERE tgname = 'hush_append_lock'";
+        let row = db.query_one_raw(Statement::from_string(backend_kind, triggers.to_owned())).await.unwrap().unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 2, "both logs take the append lock again");
+    }
 }
 
 /// A database from before migration 5 may hold projects of one name; the upgrade keeps the name on the oldest,

@@ -220,17 +220,13 @@ impl WriteTxn {
     /// The rows of the sequence-ordered logs are inserted last. SQLite has a single writer, so they become
     /// visible in cursor order. On PostgreSQL concurrent writers commit together, in any order, holding the
     /// append lock shared from their first cursor to their end, and readers follow the logs only up to their
-    /// settled head (see `settled`). Taking it here, after every row lock the transaction will ever take, keeps
-    /// it out of any lock cycle. The other instances are notified after the commit (see `notifier`).
+    /// settled head (see `settled`). The first insert takes that lock (a trigger, see migration m0007): here,
+    /// after every row lock the transaction will ever take, which keeps it out of any lock cycle. The other
+    /// instances are notified after the commit (see `notifier`).
     pub async fn commit(self) -> Result<(), DbErr> {
         let Sequenced { events, audit } = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
         let appended_events = !events.is_empty();
         let appended_audit = !audit.is_empty();
-        let txn: &DatabaseTransaction = &self;
-        if txn.get_database_backend() == DbBackend::Postgres && (appended_events || appended_audit) {
-            let append = format!("SELECT pg_advisory_xact_lock_shared({})", settled::APPEND_LOCK);
-            txn.execute_unprepared(&append).await?;
-        }
         let newest_event = match self.txn {
             Transaction::Own(txn) => {
                 let newest = insert_sequenced(&txn, events, audit, None).await?;
@@ -629,6 +625,14 @@ impl Store {
     /// [`Store::audit_appended_elsewhere`]).
     pub fn audit_appended(&self) -> watch::Receiver<u64> {
         self.audit_signal.subscribe()
+    }
+
+    /// Wakes the audit stream workers of every instance: audit entries were committed outside a [`WriteTxn`].
+    fn audit_committed(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.raise(false, true);
+        }
+        self.audit_signal.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Wakes this instance's audit stream workers: another instance committed audit entries, or its

@@ -17,6 +17,7 @@ mod m0003_permission_changes;
 mod m0004_stream_failure_mode;
 mod m0005_unique_project_names;
 mod m0006_imports_by_source;
+mod m0007_append_lock_in_the_database;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use sea_orm_migration::prelude::*;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_stream_failure_mode::Migration),
             Box::new(m0005_unique_project_names::Migration),
             Box::new(m0006_imports_by_source::Migration),
+            Box::new(m0007_append_lock_in_the_database::Migration),
         ]
     }
 }
