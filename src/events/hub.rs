@@ -149,7 +149,7 @@ impl EventHub {
                     return;
                 }
                 () = self.store.outbox_appended() => {}
-                () = notified(&mut listener) => {}
+                () = notified(&mut listener, &self.store) => {}
                 () = tokio::time::sleep(TAIL_FALLBACK_POLL), if postgres || !self.tailing.load(Ordering::Relaxed) => {}
             }
         }
@@ -301,15 +301,18 @@ async fn current_access(store: &Store, caller: &Principal, project_id: &str) -> 
 }
 
 /// Waits for a PostgreSQL notification; never returns when there is no listener.
-async fn notified(listener: &mut Option<sea_orm::sqlx::postgres::PgListener>) {
-    match listener {
-        Some(listener) => {
-            if let Err(error) = listener.recv().await {
+async fn notified(listener: &mut Option<sea_orm::sqlx::postgres::PgListener>, store: &Store) {
+    let Some(listener) = listener else { return std::future::pending().await };
+    loop {
+        match listener.recv().await {
+            // This instance's own commits woke the tailer already (`Store::outbox_appended`).
+            Ok(notification) if store.notified_by_itself(notification.payload()) => continue,
+            Ok(_) => return,
+            Err(error) => {
                 tracing::warn!(%error, "event LISTEN connection failed; polling until it reconnects");
-                tokio::time::sleep(TAIL_FALLBACK_POLL).await;
+                return tokio::time::sleep(TAIL_FALLBACK_POLL).await;
             }
         }
-        None => std::future::pending().await,
     }
 }
 

@@ -627,6 +627,12 @@ impl Store {
         self.audit_signal.subscribe()
     }
 
+    /// Whether a PostgreSQL notification with `payload` on the outbox or audit channel came from this instance,
+    /// whose own readers its commits woke already.
+    pub fn notified_by_itself(&self, payload: &str) -> bool {
+        self.notifier.as_ref().is_some_and(|notifier| notifier.sent_here(payload))
+    }
+
     /// Wakes the audit stream workers of every instance: audit entries were committed outside a [`WriteTxn`].
     fn audit_committed(&self) {
         if let Some(notifier) = &self.notifier {

@@ -4,6 +4,10 @@
 //! from a notifying transaction's pre-commit to its end, flush to disk included, so no two of them can commit
 //! together. Instead a commit raises a flag here, and one task sends what was raised since its last send, in a
 //! statement of its own (a burst of commits costs one notification per channel).
+//!
+//! PostgreSQL also delivers a notification to the session of the instance that sent it. That instance woke its
+//! own readers at the commit already, so each notification carries its sender's id, and listeners pass over
+//! their own (see [`Notifier::sent_here`]): otherwise every write made its instance read the outbox twice.
 
 use std::sync::{
     Arc,
@@ -23,12 +27,16 @@ const AUDIT: u8 = 2;
 pub(super) struct Notifier {
     raised: Arc<AtomicU8>,
     wake: mpsc::Sender<()>,
+    /// This instance's id, the payload of its notifications.
+    instance: Arc<str>,
 }
 
 impl Notifier {
     /// Starts the task that sends the notifications on `conn`; it ends when the last notifier is dropped.
     pub(super) fn start(conn: DatabaseConnection) -> Self {
         let raised = Arc::new(AtomicU8::new(0));
+        let instance: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let payload = instance.clone();
         // One wake-up waiting is enough: the task reads every flag raised before it runs.
         let (wake, mut woken) = mpsc::channel(1);
         let flags = raised.clone();
@@ -39,7 +47,7 @@ impl Notifier {
                 let notify: Vec<String> = channels
                     .iter()
                     .filter(|(flag, _)| raised & flag != 0)
-                    .map(|(_, channel)| format!("pg_notify('{channel}', '')"))
+                    .map(|(_, channel)| format!("pg_notify('{channel}', '{payload}')"))
                     .collect();
                 if notify.is_empty() {
                     continue;
@@ -50,7 +58,12 @@ impl Notifier {
                 }
             }
         });
-        Self { raised, wake }
+        Self { raised, wake, instance }
+    }
+
+    /// Whether a notification with `payload` was sent by this instance.
+    pub(super) fn sent_here(&self, payload: &str) -> bool {
+        payload == &*self.instance
     }
 
     /// Notes that a commit appended events and/or audit entries, and wakes the task.

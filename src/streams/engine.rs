@@ -130,7 +130,10 @@ async fn relay(streams: Streams, shutdown: CancellationToken) {
             };
             match received {
                 Ok(Some(notification)) if notification.channel() == AUDIT_NOTIFY_CHANNEL => {
-                    streams.store.audit_appended_elsewhere();
+                    // This instance's own audit commits woke its workers already.
+                    if !streams.store.notified_by_itself(notification.payload()) {
+                        streams.store.audit_appended_elsewhere();
+                    }
                 }
                 Ok(Some(_)) => bump(&streams.changed),
                 // The connection was lost: listen again on a new one, then wake everything.
