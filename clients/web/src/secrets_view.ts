@@ -56,6 +56,12 @@ let editing: Secret | null = null;
 const changedKeys = new Map<string, string>();
 /** Which folder `changedKeys` is about. */
 let changedScope = "";
+/**
+ * Values revealed in the folder on screen, by `env:path:key`, with the version they belong to: a reload of the
+ * list (a live event, a second load) keeps a revealed row revealed while its version is the same, and a reveal
+ * answered after a reload shows in the new row. Cleared with the folder and at sign-out.
+ */
+const revealed = new Map<string, { version: string; value: string }>();
 /** Events still to come for this page's own writes, per key: each write of a key makes one event. */
 const ownWrites = new Map<string, number>();
 
@@ -91,6 +97,7 @@ export function resetSecretsView() {
   generation++;
   projectScope?.abort();
   projectScope = null;
+  revealed.clear();
   for (const node of [ui.project, ui.env, ui.secretsBody, ui.tree, ui.importsList]) node.replaceChildren();
   show(ui.secretsStatus, null);
   clearEvents();
@@ -234,6 +241,7 @@ async function loadSecrets() {
   const here = `${current.projectId}/${current.environment}:${current.secretPath}`;
   if (here !== changedScope) {
     changedKeys.clear();
+    revealed.clear();
     changedScope = here;
   }
   ui.secretsScope.textContent = `${current.environment}:${current.secretPath}`;
@@ -273,27 +281,30 @@ function emptyHint(): string {
 const MASK = "••••••";
 
 function renderSecrets(secrets: Secret[], current: ReturnType<typeof scope>) {
+  const present = new Map<string, string>();
   const rows = [...secrets]
     .sort((a, b) => a.key.localeCompare(b.key))
     .map((sec) => {
       // With include_imports a secret may live elsewhere; say where (and it is edited there, not here).
       const imported = sec.environment !== current.environment || sec.secretPath !== current.secretPath;
       const where = { ...current, environment: sec.environment, secretPath: sec.secretPath };
+      const shown = `${sec.environment}:${sec.secretPath}:${sec.key}`;
+      const version = String(sec.version);
       const value = el("span", { "data-testid": "secret-value", "data-masked": "true", class: "mono masked" }, MASK);
       const reveal = button("Reveal", { class: "small", "data-testid": "secret-reveal", "aria-label": `Reveal ${sec.key}` },
         async () => {
           if (value.dataset.masked === "false") {
-            value.textContent = MASK;
-            value.dataset.masked = "true";
-            reveal.textContent = "Reveal";
+            revealed.delete(shown);
+            showValue(shown, null);
             return;
           }
           const got = await read(where, sec.key);
           if (got === null) return;
-          value.textContent = got;
-          value.dataset.masked = "false";
-          reveal.textContent = "Hide";
+          const kept = { version, value: got };
+          revealed.set(shown, kept);
+          showValue(shown, kept);
         });
+      present.set(shown, version);
       const copy = button("Copy", { class: "small", "data-testid": "secret-copy", "aria-label": `Copy ${sec.key}` }, async () => {
         const got = await read(where, sec.key);
         if (got === null) return;
@@ -316,6 +327,7 @@ function renderSecrets(secrets: Secret[], current: ReturnType<typeof scope>) {
         {
           "data-testid": "secret-row",
           "data-key": sec.key,
+          "data-shown": shown,
           "data-imported": imported ? `${sec.environment}:${sec.secretPath}` : undefined,
           "data-changed": change,
           class: change ? "changed" : undefined,
@@ -330,6 +342,26 @@ function renderSecrets(secrets: Secret[], current: ReturnType<typeof scope>) {
       );
     });
   ui.secretsBody.replaceChildren(...rows);
+  // A value stays revealed while its row is here at the same version (deleted and made again is another secret).
+  for (const [shown, kept] of revealed) {
+    if (present.get(shown) === kept.version) showValue(shown, kept);
+    else revealed.delete(shown);
+  }
+}
+
+/**
+ * Shows a revealed value in the row of `shown` (`env:path:key`) on screen now, if that row is still at the
+ * value's version; with `null`, masks it.
+ */
+function showValue(shown: string, revealedValue: { version: string; value: string } | null) {
+  const row = ui.secretsBody.querySelector(`[data-testid=secret-row][data-shown="${CSS.escape(shown)}"]`);
+  const cell = row?.querySelector<HTMLElement>("[data-testid=secret-value]");
+  const toggle = row?.querySelector<HTMLElement>("[data-testid=secret-reveal]");
+  if (!cell || !toggle) return;
+  if (revealedValue && row?.querySelector("[data-testid=secret-version]")?.textContent !== revealedValue.version) return;
+  cell.textContent = revealedValue?.value ?? MASK;
+  cell.dataset.masked = revealedValue ? "false" : "true";
+  toggle.textContent = revealedValue ? "Hide" : "Reveal";
 }
 
 /** Reads one secret's value (GetSecret: audited as a read). */

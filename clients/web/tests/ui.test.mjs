@@ -204,6 +204,17 @@ describe("web UI against hush serve", { timeout: 120_000 }, () => {
       assert.notEqual(cursors[0], cursors[1]);
     });
 
+    await step("a reload of the folder keeps a revealed value revealed", async () => {
+      // DB_PASSWORD was revealed above; a change to another key of the folder reloads the list.
+      await api.secrets.createSecret({ projectId: project.id, environment: env, secretPath: "/", key: "OTHER", value: "o" });
+      await page.locator(`[data-testid=secret-row][data-key="OTHER"]`).waitFor({ timeout: 5_000 });
+      const value = page.locator(`[data-testid=secret-row][data-key="DB_PASSWORD"] [data-testid=secret-value]`);
+      assert.equal(await value.textContent(), "second-value");
+      assert.equal(await value.getAttribute("data-masked"), "false");
+      assert.equal(await page.locator(`[data-testid=secret-row][data-key="OTHER"] [data-testid=secret-value]`)
+        .getAttribute("data-masked"), "true", "only what was revealed is shown");
+    });
+
     await step("a folder larger than one page shows every secret", async () => {
       // 1 100 secrets: more than the 1 000 the page asks per ListSecrets call, so it must follow next_page_token.
       for (const [from, to] of [[0, 1000], [1000, 1100]]) {
