@@ -156,6 +156,36 @@ async fn two_instances_never_send_concurrently_and_take_over() {
     assert_eq!(receiver.max_in_flight(), 1, "one sender at a time");
 }
 
+/// PostgreSQL: instances that started with no audit stream (so their reads' audit groups notified nobody)
+/// announce their entries again once a stream exists. Reads alternate between the two, so that whichever
+/// instance's worker holds the stream, the other one's reads reach it only through their notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_created_later_gets_the_other_instances_entries() {
+    if std::env::var(common::PG_URL_VAR).is_err() {
+        eprintln!("{} unset: two-instance test not run", common::PG_URL_VAR);
+        return;
+    }
+    let fast = |c: &mut hush::config::ServeConfig| c.streams_allow_private = true;
+    let a = TestServer::start_with(Backend::Postgres, fast).await;
+    let b = a.join(fast).await;
+    let project = a.project("p").await;
+    let mut on_a = ProjectsServiceClient::new(a.authed(&a.admin_token().await).await);
+    let mut on_b = ProjectsServiceClient::new(b.authed(&b.admin_token().await).await);
+    on_b.get_project(pb::GetProjectRequest { project_id: project.clone() }).await.unwrap();
+
+    let receiver = Receiver::default();
+    let (url, _serving) = receiver.start().await;
+    let mut streams = AuditStreamsServiceClient::new(a.authed(&a.admin_token().await).await);
+    streams.create_audit_stream(single_mode_stream("later", &url)).await.unwrap();
+    let reads = || receiver.entries("/in").iter().filter(|entry| entry["eventType"] == "get-project").count();
+    for round in 1..=6 {
+        let reader = if round % 2 == 0 { &mut on_a } else { &mut on_b };
+        reader.get_project(pb::GetProjectRequest { project_id: project.clone() }).await.unwrap();
+        eventually(Duration::from_secs(5), &format!("read {round} delivered"), || reads() >= round).await;
+    }
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_appear_in_responses_logs_or_errors() {
     let data = tempfile::tempdir().unwrap();

@@ -627,6 +627,14 @@ impl Store {
         self.audit_signal.subscribe()
     }
 
+    /// Records whether any audit stream exists (on PostgreSQL, where commits of audit entries notify the other
+    /// instances' stream workers only then).
+    pub fn audit_streams_exist(&self, exist: bool) {
+        if let Some(notifier) = &self.notifier {
+            notifier.follow_audit(exist);
+        }
+    }
+
     /// Whether a PostgreSQL notification with `payload` on the outbox or audit channel came from this instance,
     /// whose own readers its commits woke already.
     pub fn notified_by_itself(&self, payload: &str) -> bool {

@@ -11,7 +11,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicBool, AtomicU8, Ordering},
 };
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -29,6 +29,9 @@ pub(super) struct Notifier {
     wake: mpsc::Sender<()>,
     /// This instance's id, the payload of its notifications.
     instance: Arc<str>,
+    /// Whether some audit stream exists, whose workers (on any instance) follow the audit log: without one, a
+    /// read's audit group notifies nobody (a statement per group saved). Until known, it is assumed.
+    audit_followed: Arc<AtomicBool>,
 }
 
 impl Notifier {
@@ -58,7 +61,16 @@ impl Notifier {
                 }
             }
         });
-        Self { raised, wake, instance }
+        Self { raised, wake, instance, audit_followed: Arc::new(AtomicBool::new(true)) }
+    }
+
+    /// Records whether some audit stream exists (see `audit_followed`). When one appears, the others are
+    /// told at once: an entry committed here before this instance learned of it was not announced.
+    pub(super) fn follow_audit(&self, followed: bool) {
+        let before = self.audit_followed.swap(followed, Ordering::SeqCst);
+        if followed && !before {
+            self.send(AUDIT);
+        }
     }
 
     /// Whether a notification with `payload` was sent by this instance.
@@ -68,7 +80,11 @@ impl Notifier {
 
     /// Notes that a commit appended events and/or audit entries, and wakes the task.
     pub(super) fn raise(&self, events: bool, audit: bool) {
-        let flags = if events { EVENTS } else { 0 } | if audit { AUDIT } else { 0 };
+        let audit = audit && self.audit_followed.load(Ordering::SeqCst);
+        self.send(if events { EVENTS } else { 0 } | if audit { AUDIT } else { 0 });
+    }
+
+    fn send(&self, flags: u8) {
         if flags != 0 {
             self.raised.fetch_or(flags, Ordering::SeqCst);
             // Full: a wake-up is pending already and will see these flags.

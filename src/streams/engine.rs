@@ -57,6 +57,7 @@ async fn manage(streams: Streams, owner: String, shutdown: CancellationToken) {
             .await;
         match listed {
             Ok(ids) => {
+                streams.store.audit_streams_exist(!ids.is_empty());
                 workers.retain(|id, stop| {
                     let keep = ids.contains(id);
                     if !keep {
