@@ -18,6 +18,7 @@ mod migrations;
 mod notifier;
 mod permission_log;
 mod settled;
+mod shared_read;
 mod sqlite_group;
 mod versioned_cache;
 
@@ -93,6 +94,11 @@ pub struct Store {
     permission_log: Arc<permission_log::PermissionLog>,
     /// PostgreSQL: the newest permission version this instance read (see [`Store::assumed_permission_version`]).
     seen_permission_version: Arc<AtomicI64>,
+    /// PostgreSQL: the settled head of the event outbox, read once for all the callers waiting at the same time
+    /// (see `shared_read`).
+    outbox_head_read: Arc<shared_read::SharedRead>,
+    /// PostgreSQL: the same for the settled head of the audit log.
+    audit_head_read: Arc<shared_read::SharedRead>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
     /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
@@ -429,6 +435,8 @@ impl Store {
             single_writer,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
             seen_permission_version: Arc::new(AtomicI64::new(stored)),
+            outbox_head_read: Arc::default(),
+            audit_head_read: Arc::default(),
             statements,
             write_statements,
         };
@@ -565,7 +573,7 @@ impl Store {
     pub async fn outbox_head(&self) -> Result<i64, DbErr> {
         match &self.single_writer {
             Some(known) => Ok(known.outbox_head.load(Ordering::SeqCst)),
-            None => settled::settled_head(&self.conn, Log::Events).await,
+            None => self.outbox_head_read.get(|| settled::settled_head(&self.conn, Log::Events)).await,
         }
     }
 
@@ -573,7 +581,7 @@ impl Store {
     /// was answered before this call is at or below it.
     pub async fn audit_head(&self) -> Result<i64, DbErr> {
         if self.backend() == DbBackend::Postgres {
-            return settled::settled_head(&self.conn, Log::Audit).await;
+            return self.audit_head_read.get(|| settled::settled_head(&self.conn, Log::Audit)).await;
         }
         settled::visible_head(&self.conn, Log::Audit).await
     }
