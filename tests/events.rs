@@ -366,8 +366,7 @@ async fn resuming_from_before_the_retention_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_on_two_instances_receive_writes_made_on_either() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: multi-instance test not run", common::PG_URL_VAR);
+    if !common::postgres_configured("multi-instance test") {
         return;
     }
     let a = TestServer::start(Backend::Postgres).await;
@@ -434,8 +433,7 @@ async fn concurrent_writers_produce_a_gap_free_ordered_stream() {
 /// hush's locks) holds the append lock until it ends, so the stream waits for it instead of skipping it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_committed_late_is_delivered_in_cursor_order() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: PostgreSQL-only test not run", common::PG_URL_VAR);
+    if !common::postgres_configured("PostgreSQL-only test") {
         return;
     }
     use sea_orm::{ConnectionTrait, TransactionTrait};

@@ -481,8 +481,7 @@ async fn stream_only_mode_keeps_entries_until_delivered() {
 /// of 8 racing writers (their writes and their reads) reaches the receiver, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_on_postgres_lose_no_entry() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: not run", common::PG_URL_VAR);
+    if !common::postgres_configured("this test") {
         return;
     }
     const WRITERS: usize = 8;

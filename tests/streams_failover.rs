@@ -121,8 +121,7 @@ async fn sigkill_mid_delivery_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_never_send_concurrently_and_take_over() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: two-instance test not run", common::PG_URL_VAR);
+    if !common::postgres_configured("two-instance test") {
         return;
     }
     let fast = |c: &mut hush::config::ServeConfig| {
@@ -161,13 +160,12 @@ async fn two_instances_never_send_concurrently_and_take_over() {
 /// instance's worker holds the stream, the other one's reads reach it only through their notifications.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_created_later_gets_the_other_instances_entries() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: two-instance test not run", common::PG_URL_VAR);
+    if !common::postgres_configured("two-instance test") {
         return;
     }
-    let fast = |c: &mut hush::config::ServeConfig| c.streams_allow_private = true;
-    let a = TestServer::start_with(Backend::Postgres, fast).await;
-    let b = a.join(fast).await;
+    let local_receivers = |c: &mut hush::config::ServeConfig| c.streams_allow_private = true;
+    let a = TestServer::start_with(Backend::Postgres, local_receivers).await;
+    let b = a.join(local_receivers).await;
     let project = a.project("p").await;
     let mut on_a = ProjectsServiceClient::new(a.authed(&a.admin_token().await).await);
     let mut on_b = ProjectsServiceClient::new(b.authed(&b.admin_token().await).await);

@@ -255,8 +255,7 @@ async fn idle_streams_send_the_database_nothing(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_committed_on_another_instance_wake_the_lease_holder() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: multi-instance test not run", common::PG_URL_VAR);
+    if !common::postgres_configured("multi-instance test") {
         return;
     }
     // A lease far longer than the wait below: whichever instance holds it must be woken by the other's

@@ -26,8 +26,7 @@ backend_tests!(a_0_1_0_database_upgrades_and_reads_back);
 /// then finds nothing to do; none fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_upgrade_once() {
-    if std::env::var(common::PG_URL_VAR).is_err() {
-        eprintln!("{} unset: not run", common::PG_URL_VAR);
+    if !common::postgres_configured("this test") {
         return;
     }
     let scratch = load(Backend::Postgres).await;

@@ -267,7 +267,7 @@ impl WriteTxn {
             self.outbox_signal.notify_one();
         }
         if appended_audit {
-            self.audit_signal.send_modify(|n| *n = n.wrapping_add(1));
+            bump(&self.audit_signal);
         }
         Ok(())
     }
@@ -344,6 +344,11 @@ async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbE
 /// (`NULL` where it is 0: no version row yet).
 pub fn permission_version_subquery() -> sea_orm::sea_query::Expr {
     sea_orm::sea_query::Expr::cust("(SELECT version FROM authz_version WHERE id = 1)")
+}
+
+/// Announces a change to whoever watches `signal`.
+fn bump(signal: &watch::Sender<u64>) {
+    signal.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// Whether `sql` writes rows: it starts with INSERT, UPDATE or DELETE.
@@ -654,13 +659,13 @@ impl Store {
         if let Some(notifier) = &self.notifier {
             notifier.raise(false, true);
         }
-        self.audit_signal.send_modify(|n| *n = n.wrapping_add(1));
+        bump(&self.audit_signal);
     }
 
     /// Wakes this instance's audit stream workers: another instance committed audit entries, or its
     /// notifications may have been missed.
     pub fn audit_appended_elsewhere(&self) {
-        self.audit_signal.send_modify(|n| *n = n.wrapping_add(1));
+        bump(&self.audit_signal);
     }
 
     /// Waits until a local transaction that appended events commits (or returns at once if one did since the

@@ -34,6 +34,15 @@ use tonic::{
 /// Environment variable naming the PostgreSQL server for the PostgreSQL variant of each test.
 pub const PG_URL_VAR: &str = "HUSH_TEST_DATABASE_URL";
 
+/// Whether PostgreSQL tests can run here ([`PG_URL_VAR`] is set); says on stderr that `what` is skipped when not.
+pub fn postgres_configured(what: &str) -> bool {
+    let configured = std::env::var(PG_URL_VAR).is_ok();
+    if !configured {
+        eprintln!("{PG_URL_VAR} unset: {what} not run");
+    }
+    configured
+}
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -53,8 +62,7 @@ macro_rules! backend_tests {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if std::env::var($crate::common::PG_URL_VAR).is_err() {
-                    eprintln!("{} unset: PostgreSQL variant not run", $crate::common::PG_URL_VAR);
+                if !$crate::common::postgres_configured("PostgreSQL variant") {
                     return;
                 }
                 super::$name($crate::common::Backend::Postgres).await;
