@@ -147,29 +147,43 @@ async fn health_latency(addr: SocketAddr) -> Duration {
     started.elapsed()
 }
 
+/// Whether the server has closed `stream`: end of stream or a reset, without waiting.
+fn seen_closed(stream: &TcpStream) -> bool {
+    let mut buffer = [0u8; 64];
+    match stream.try_read(&mut buffer) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
 async fn slow_header_clients_do_not_delay_health_checks(backend: Backend) {
     let header_timeout = Duration::from_secs(3);
     let server = TestServer::start_with(backend, |c| c.limits.header_read_timeout = header_timeout).await;
     let opened = Instant::now();
     let mut slow = trickle_headers(server.addr, 500).await;
     let mut worst = Duration::ZERO;
-    for round in 0..10 {
+    // The clients keep trickling until the server cuts them off, so a timer that restarted on every byte
+    // would never fire. The bound is loose (a loaded machine accepts and polls late) yet far below the idle
+    // timeout (120 s), which would otherwise be what closes them.
+    let cut_off_by = header_timeout + Duration::from_secs(6);
+    let mut round = 0;
+    while !slow.is_empty() {
+        assert!(opened.elapsed() < cut_off_by, "{} slow clients outlived the header timeout", slow.len());
+        slow.retain(|stream| !seen_closed(stream));
         for stream in &mut slow {
             // A write may fail once the server gave up on the client: that is the point.
             stream.write_all(b"a").await.ok();
         }
-        if round % 2 == 0 {
+        if round < 10 && round % 2 == 0 {
             worst = worst.max(health_latency(server.addr).await);
         }
+        round += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("health check with 500 slow clients: worst {worst:?}");
+    println!("health check with 500 slow clients: worst {worst:?}; all cut off after {:?}", opened.elapsed());
     assert!(worst < PROMPT, "a health check took {worst:?} beside 500 slow clients");
-    // The slow clients are cut off at the header timeout.
-    let left = (header_timeout + Duration::from_secs(2)).saturating_sub(opened.elapsed());
-    for stream in &mut slow {
-        assert!(closed_within(stream, left).await, "a slow client outlived the header timeout");
-    }
+    assert!(opened.elapsed() > header_timeout, "the slow clients were cut off before the header timeout");
 }
 
 async fn beyond_the_in_flight_limit_callers_are_refused_promptly(backend: Backend) {
