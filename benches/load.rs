@@ -56,9 +56,7 @@ const STREAMS_PER_CONNECTION: usize = 100;
 const OPEN_CONCURRENCY: usize = 64;
 /// Writes whose fan-out is measured.
 const MEASURED_WRITES: usize = 100;
-/// Pause between measured writes: slow enough that one write's fan-out normally ends before the next starts.
-const WRITE_INTERVAL: Duration = Duration::from_millis(20);
-/// Unmeasured writes, `WRITE_INTERVAL` apart, between the idle reading and the measured writes. The first
+/// Unmeasured writes, `--write-interval-ms` apart, between the idle reading and the measured writes. The first
 /// writes after the idle pause are slower (the first reached the last of 1 000 subscribers after ≈ 20 ms
 /// where the others took 5–9 ms); with 1 000 (write, subscriber) pairs per write, that one write alone would
 /// be the p99 of the run, so the figure would describe the pause rather than the steady stream of writes.
@@ -115,6 +113,11 @@ struct Args {
     /// Writes, and then reads, of the throughput run.
     #[arg(long, default_value_t = 2000)]
     ops: usize,
+    /// Pause between the fan-out's measured writes. The default, 20 ms, lets one write's fan-out end before
+    /// the next starts up to a few thousand subscribers; beyond, fan-outs overlap and the latency measured
+    /// includes the queue of events behind each other (at 10 000 subscribers: 500 000 deliveries a second).
+    #[arg(long, default_value_t = 20)]
+    write_interval_ms: u64,
     /// Passed by `cargo bench` to every benchmark binary; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -189,7 +192,10 @@ async fn run(args: Args) -> Result<()> {
 /// that one run's allocations and rows do not flatter or burden the next.
 async fn bench_backend(backend: Backend, args: &Args) -> Result<String> {
     let load_before = load_average()?;
-    let fanouts = on_fresh_servers(backend, &args.subscribers, "fan-out to", fanout).await?;
+    let interval = Duration::from_millis(args.write_interval_ms);
+    let fanouts =
+        on_fresh_servers(backend, &args.subscribers, "fan-out to", async |server, n| fanout(server, n, interval).await)
+            .await?;
     let idle = on_fresh_servers(backend, &args.idle, "idle streams:", idle_streams).await?;
     eprintln!("[{}] throughput, {} clients, {} ops", backend.name(), THROUGHPUT_CLIENTS, args.ops);
     let server = ServerProcess::start(backend).await?;
@@ -502,6 +508,8 @@ impl Session {
 /// What one fan-out run measured.
 struct FanoutResult {
     subscribers: usize,
+    /// Pause between measured writes.
+    write_interval: Duration,
     connections: usize,
     open_time: Duration,
     rss_before_kib: u64,
@@ -584,12 +592,12 @@ async fn idle_streams(server: &ServerProcess, subscribers: usize) -> Result<Idle
     Ok(IdleResult { subscribers, connections: streams.connections, open_time, rss_before_kib, rss_idle_kib })
 }
 
-async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResult> {
+async fn fanout(server: &ServerProcess, subscribers: usize, interval: Duration) -> Result<FanoutResult> {
     let Opened { session, mut writer, mut streams, open_time, rss_before_kib, rss_idle_kib } =
         open_streams(server, subscribers).await?;
     let statements_before = server.metric(STATEMENTS_METRIC).await?;
     let cpu = CpuMeter::start(server.pid)?;
-    let (write_times, write_rpc) = measured_writes(&session, &mut writer).await?;
+    let (write_times, write_rpc) = measured_writes(&session, &mut writer, interval).await?;
     let receipts = streams.collect().await?;
     let cpu = cpu.stop()?;
     let statements = server.metric(STATEMENTS_METRIC).await? - statements_before;
@@ -598,6 +606,7 @@ async fn fanout(server: &ServerProcess, subscribers: usize) -> Result<FanoutResu
     let latencies = receipts.into_iter().map(|(index, at)| at.saturating_duration_since(write_times[index - 1]));
     Ok(FanoutResult {
         subscribers,
+        write_interval: interval,
         connections: streams.connections,
         open_time,
         rss_before_kib,
@@ -619,10 +628,14 @@ fn fanout_index(event: &pb::Event) -> Option<usize> {
     event.secrets.first()?.secret_key.strip_prefix(FANOUT_KEY_PREFIX)?.parse().ok()
 }
 
-/// Makes `REWARM_WRITES` and then `MEASURED_WRITES` writes, all `WRITE_INTERVAL` apart; returns when each
-/// measured one started, and each one's RPC latency.
-async fn measured_writes(session: &Session, writer: &mut Secrets) -> Result<(Vec<Instant>, Vec<Duration>)> {
-    let mut tick = tokio::time::interval(WRITE_INTERVAL);
+/// Makes `REWARM_WRITES` and then `MEASURED_WRITES` writes, all `interval` apart; returns when each measured
+/// one started, and each one's RPC latency.
+async fn measured_writes(
+    session: &Session,
+    writer: &mut Secrets,
+    interval: Duration,
+) -> Result<(Vec<Instant>, Vec<Duration>)> {
+    let mut tick = tokio::time::interval(interval);
     // A slow write delays the next one instead of causing a burst that would pile fan-outs on each other.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for index in 1..=REWARM_WRITES {
@@ -1195,11 +1208,12 @@ fn render_goals(out: &mut String, t: &Throughput) {
 }
 
 fn render_fanouts(out: &mut String, fanouts: &[FanoutResult]) {
+    let interval = fanouts.first().map_or(Duration::ZERO, |f| f.write_interval);
     let _ = writeln!(
         out,
         "Event fan-out: {MEASURED_WRITES} CreateSecret writes {} ms apart; latency = write RPC start → event \
          received, over every (write, subscriber) pair. CPU in % of one core during the writes and drain.\n",
-        WRITE_INTERVAL.as_millis()
+        interval.as_millis()
     );
     let _ = writeln!(
         out,
