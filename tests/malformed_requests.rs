@@ -56,6 +56,17 @@ async fn malformed_protobuf_is_invalid_argument(backend: Backend) {
         .expect("an answer")
         .expect("unary answers carry a status");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // grpc-web-text whose body is not base64, or stops inside a base64 group: the caller's bytes, not a
+    // connection that went away.
+    for (what, body) in [("not base64", &b"!!!not base64!!!"[..]), ("a cut base64 group", b"AAAAAAVaQQ")] {
+        let text = "application/grpc-web-text";
+        let status = raw::grpc_web_as(&client, &server.url(), CREATE_PROJECT, Some(&auth), text, body.to_vec(), false)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .expect("unary answers carry a status");
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(status.message().starts_with("request body: is not valid grpc-web"), "{what}: {status:?}");
+    }
     let mut projects = ProjectsServiceClient::new(server.authed(&server.admin_token().await).await);
     let listed = projects.list_projects(pb::ListProjectsRequest::default()).await.unwrap().into_inner().projects;
     assert!(listed.is_empty(), "no refused request created a project: {listed:?}");

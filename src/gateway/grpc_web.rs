@@ -1,13 +1,65 @@
 //! grpc-web only where it applies. `tonic_web::GrpcWebLayer` answers 400 to every HTTP/1.1 request that is not
 //! grpc-web, which would shut out curl and browsers from the HTTP routes sharing the port; this layer sends
 //! grpc-web and HTTP/2 requests through it and plain HTTP/1.1 requests (SSE, metrics) straight on.
+//!
+//! tonic-web reports a grpc-web-text body that is not base64 as an error of the body, like a connection that
+//! failed while sending it. So a grpc-web request carries [`ReceivedBody`], which says whether the body as it
+//! arrived failed: a body error without that is the caller's encoding (`gateway::malformed`).
 
-use std::task::{Context, Poll};
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
 
+use bytes::Bytes;
 use http::{Request, Response, Version, header};
-use tonic::body::Body;
+use http_body::Frame;
+use tonic::{Status, body::Body};
 use tonic_web::GrpcWebService;
 use tower::{Layer, Service, ServiceExt};
+
+/// In a grpc-web request's extensions: whether its body failed as it arrived (the connection, the body
+/// deadline), as opposed to failing to decode.
+#[derive(Clone, Default)]
+pub struct ReceivedBody(Arc<AtomicBool>);
+
+impl ReceivedBody {
+    /// Whether the body as sent by the client failed.
+    pub fn failed(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A request body that records its failure in [`ReceivedBody`].
+struct Watched {
+    inner: Body,
+    received: ReceivedBody,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.received.0.store(true, Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Layer applying grpc-web translation to grpc-web and HTTP/2 requests only.
 #[derive(Clone, Default)]
@@ -51,7 +103,12 @@ where
         self.plain.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        if is_grpc_web(&request) {
+            let received = ReceivedBody::default();
+            request.extensions_mut().insert(received.clone());
+            request = request.map(|inner| Body::new(Watched { inner, received }));
+        }
         if is_grpc_web(&request) || request.version() == Version::HTTP_2 {
             // `oneshot` polls the wrapper ready before calling it.
             Box::pin(ServiceExt::<Request<Body>>::oneshot(self.grpc_web.clone(), request))

@@ -17,6 +17,7 @@ use tower::Layer;
 
 use super::{
     edges::is_grpc,
+    grpc_web::ReceivedBody,
     json::{MAX_BODY_BYTES, method},
 };
 use crate::around::{Around, BoxFuture, Inner, Step, around};
@@ -103,14 +104,27 @@ fn check_value(path: &str, value: &Value) -> Result<(), Status> {
     }
 }
 
+/// Why a request body could not be read: for a grpc-web request whose body arrived intact, grpc-web's
+/// decoding refused the caller's bytes (say grpc-web-text that is not base64); otherwise the client went away or
+/// stopped sending.
+fn unreadable(error: &Status, received: Option<&ReceivedBody>) -> Status {
+    match received {
+        Some(received) if !received.failed() => crate::api::status::invalid_argument(
+            BODY_FIELD.to_owned(),
+            format!("is not valid grpc-web: {}", error.message().trim_start_matches("tonic-web: ")),
+        ),
+        _ => Status::cancelled("request body unreadable"),
+    }
+}
+
 /// Reads a gRPC request body whole, refusing it as soon as it is larger than one message may be, or as soon
 /// as its frame header announces a larger message (without waiting for bytes that may never come).
-async fn read_body(body: Body) -> Result<Bytes, Status> {
+async fn read_body(body: Body, received: Option<&ReceivedBody>) -> Result<Bytes, Status> {
     let too_large = || Status::resource_exhausted(format!("request body is larger than {MAX_BODY_BYTES} bytes"));
     let mut body = std::pin::pin!(body);
     let mut bytes = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(|_| Status::cancelled("request body unreadable"))?.into_data() else {
+        let Ok(data) = frame.map_err(|error| unreadable(&error, received))?.into_data() else {
             continue;
         };
         bytes.extend_from_slice(&data);
@@ -128,8 +142,8 @@ async fn read_body(body: Body) -> Result<Bytes, Status> {
 }
 
 /// Reads and checks a gRPC request to `method`; gives back the body to pass on, or the answer to send.
-async fn checked_body(method: MethodDescriptor, body: Body) -> Result<Bytes, Status> {
-    let bytes = read_body(body).await?;
+async fn checked_body(method: MethodDescriptor, body: Body, received: Option<&ReceivedBody>) -> Result<Bytes, Status> {
+    let bytes = read_body(body, received).await?;
     let invalid = |reason: String| crate::api::status::invalid_argument(BODY_FIELD.to_owned(), reason);
     let payload = single_message(bytes.clone()).map_err(invalid)?;
     let message = DynamicMessage::decode(method.input(), payload)
@@ -147,7 +161,7 @@ impl Step for RefuseMalformedLayer {
         };
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            match checked_body(method, body).await {
+            match checked_body(method, body, parts.extensions.get::<ReceivedBody>()).await {
                 Ok(bytes) => inner.call(Request::from_parts(parts, Body::new(Full::new(bytes)))).await,
                 Err(status) => Ok(status.into_http()),
             }

@@ -82,8 +82,20 @@ pub async fn grpc_web(
     body: Vec<u8>,
     streaming: bool,
 ) -> Result<Option<tonic::Status>, String> {
-    let mut request =
-        client.post(format!("{url}{path}")).header("content-type", "application/grpc-web+proto").body(body);
+    grpc_web_as(client, url, path, authorization, "application/grpc-web+proto", body, streaming).await
+}
+
+/// [`grpc_web`] with the request's `content_type` (say `application/grpc-web-text`, whose body is base64).
+pub async fn grpc_web_as(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    authorization: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+    streaming: bool,
+) -> Result<Option<tonic::Status>, String> {
+    let mut request = client.post(format!("{url}{path}")).header("content-type", content_type).body(body);
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }
