@@ -41,7 +41,7 @@ impl EventPattern {
 }
 
 /// One registration: a pattern and optional conditions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Registration {
     pub pattern: EventPattern,
     /// Environment slug; None = any.

@@ -2,7 +2,9 @@
 //!
 //! The tailer hands each committed event to [`Registry::dispatch`] once. It visits only the subscriptions of
 //! the event's project, narrows the event to what each may see (sharing it, not copying it, when nothing is
-//! filtered out) and puts it on that subscription's bounded queue without waiting. A subscription that keeps
+//! filtered out; once for all the subscriptions with the same grants and registrations, typically one
+//! service's streams, when something is: see [`Narrowed`]) and puts it on that subscription's bounded queue
+//! without waiting. A subscription that keeps
 //! up has no task of its own: an idle stream is a queue and its state. One whose queue is full (its client
 //! stopped reading) switches to catching up: a task of its own reads what it missed from the outbox, where
 //! events are stored, at the client's pace, then hands the subscription back to the dispatcher. So a slow client
@@ -30,6 +32,10 @@ use crate::identity::{
 
 /// What a subscription's queue carries; an `Err` is the last item.
 pub(super) type Item = Result<SubscriptionItem, EventsError>;
+
+/// Distinct (grants, registrations) pairs whose narrowing of one event is remembered while it is dispatched:
+/// enough for the services of a project, and a bound on the search each subscription makes.
+const NARROWINGS_KEPT: usize = 8;
 
 /// Subscriptions visited by the dispatcher between two yields to the runtime, so that fanning an event out to
 /// many thousands of streams never holds a worker thread for long (unary calls wait behind it otherwise).
@@ -87,8 +93,9 @@ impl Subscriber {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues the part of `event` this subscription registered for and may see, without waiting.
-    pub fn offer(&self, event: &Arc<Delivery>) -> Offered {
+    /// Queues the part of `event` this subscription registered for and may see, without waiting; `narrowed`
+    /// holds the decisions made for other subscriptions of this event.
+    pub fn offer<'a>(&'a self, event: &Arc<Delivery>, narrowed: &mut Narrowed<'a>) -> Offered {
         let mut state = self.state();
         if state.ended || event.seq <= state.last {
             return Offered::Done;
@@ -97,7 +104,7 @@ impl Subscriber {
             state.missed = state.missed.max(event.seq);
             return Offered::Done;
         }
-        let Some(visible) = self.narrow(event, &state.grants) else {
+        let Some(visible) = narrowed.narrow(self, event, &state.grants) else {
             state.last = event.seq;
             return Offered::Done;
         };
@@ -153,6 +160,31 @@ impl Subscriber {
     /// Its key in the registry.
     pub fn id(&self) -> u64 {
         self.id
+    }
+}
+
+/// What the subscriptions that already saw an event were given of it, by grants and registrations: another
+/// subscription with the same registrations and a clone of the same grants (not merely equal ones: compared by
+/// identity, which the entry keeps alive) gets the same answer without evaluating policies again, and
+/// shares the narrowed event and its encodings.
+#[derive(Default)]
+pub(super) struct Narrowed<'a> {
+    kept: Vec<(Grants, &'a [Registration], Option<Arc<Delivery>>)>,
+}
+
+impl<'a> Narrowed<'a> {
+    /// [`Subscriber::narrow`], or the answer given to a subscription that would get the same.
+    fn narrow(&mut self, subscriber: &'a Subscriber, event: &Arc<Delivery>, grants: &Grants) -> Option<Arc<Delivery>> {
+        let registrations = subscriber.registrations.as_slice();
+        let known = self.kept.iter().find(|(g, r, _)| g.same_as(grants) && *r == registrations);
+        if let Some((_, _, visible)) = known {
+            return visible.clone();
+        }
+        let visible = subscriber.narrow(event, grants);
+        if self.kept.len() < NARROWINGS_KEPT {
+            self.kept.push((grants.clone(), registrations, visible.clone()));
+        }
+        visible
     }
 }
 
@@ -296,9 +328,10 @@ impl Registry {
     pub async fn dispatch(&self, event: &Arc<Delivery>) -> Vec<Arc<Subscriber>> {
         let subscribers = self.of_project(&event.project_id);
         let mut lagging = Vec::new();
+        let mut narrowed = Narrowed::default();
         for chunk in subscribers.chunks(DISPATCH_CHUNK) {
             for subscriber in chunk {
-                if let Offered::MustCatchUp = subscriber.offer(event) {
+                if let Offered::MustCatchUp = subscriber.offer(event, &mut narrowed) {
                     lagging.push(subscriber.clone());
                 }
             }
@@ -320,5 +353,95 @@ pub(super) struct Listed {
 impl Drop for Listed {
     fn drop(&mut self) {
         self.registry.remove(&self.project_id, self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Actor, EventType, SecretRef};
+
+    fn caller() -> Principal {
+        Principal {
+            identity_id: "identity".into(),
+            org_id: "org".into(),
+            name: "service".into(),
+            token_id: "token".into(),
+            token_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            meta: Default::default(),
+            memo: None,
+            unconfirmed: false,
+        }
+    }
+
+    /// A live subscription to project `p` for `environment`'s events, with `grants`.
+    fn subscribe(registry: &Registry, grants: &Grants, environment: &str) -> (Arc<Subscriber>, mpsc::Receiver<Item>) {
+        let (out, items) = mpsc::channel(8);
+        let registrations = vec![Registration::parse(0, "secret:*", environment, "").unwrap()];
+        let new = NewSubscriber {
+            caller: caller(),
+            project_id: "p".into(),
+            registrations,
+            grants: grants.clone(),
+            grants_version: 0,
+            connection: None,
+        };
+        let limits = StreamLimits { per_identity: 10, per_connection: 10 };
+        let subscriber = registry.register(new, out, limits).unwrap();
+        subscriber.state().catching_up = false;
+        (subscriber, items)
+    }
+
+    fn received(items: &mut mpsc::Receiver<Item>) -> Arc<Delivery> {
+        match items.try_recv() {
+            Ok(Ok(SubscriptionItem::Event(delivery))) => delivery,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    fn secret(environment: &str) -> SecretRef {
+        SecretRef {
+            environment: environment.into(),
+            secret_path: "/".into(),
+            secret_key: "K".into(),
+            version: Some(1),
+            previous_version: None,
+        }
+    }
+
+    /// Subscriptions with the same registrations and clones of the same grants share the narrowed event;
+    /// others are narrowed for themselves, and get what they registered for and may see.
+    #[test]
+    fn a_narrowed_event_is_shared_by_the_subscriptions_that_see_the_same() {
+        let registry = Registry::default();
+        let grants = Grants::new(crate::identity::policy::built_in_role("admin").unwrap());
+        let (first, mut first_items) = subscribe(&registry, &grants, "dev");
+        let (second, mut second_items) = subscribe(&registry, &grants, "dev");
+        let (other, mut other_items) = subscribe(&registry, &grants, "prod");
+        let (no_access, mut no_access_items) = subscribe(&registry, &Grants::default(), "dev");
+        let event = Event {
+            seq: 1,
+            id: "e".into(),
+            project_id: "p".into(),
+            event_type: EventType::Update,
+            time: chrono::Utc::now(),
+            payload: Payload {
+                operation: "batch-update-secrets".into(),
+                secrets: vec![secret("dev"), secret("prod")],
+                import_mutation: None,
+            },
+            actor: Actor { kind: "identity".into(), id: "identity".into(), name: "service".into() },
+        };
+        // In this order, so that the last ones find decisions made for the first.
+        let (event, mut narrowed) = (Arc::new(Delivery::new(event)), Narrowed::default());
+        for subscriber in [&first, &second, &other, &no_access] {
+            assert!(matches!(subscriber.offer(&event, &mut narrowed), Offered::Done));
+        }
+
+        let (first, second) = (received(&mut first_items), received(&mut second_items));
+        assert_eq!(first.payload.secrets, vec![secret("dev")]);
+        assert!(Arc::ptr_eq(&first, &second), "one narrowed event for both");
+        assert_eq!(received(&mut other_items).payload.secrets, vec![secret("prod")]);
+        assert!(no_access_items.try_recv().is_err(), "the same registrations without the grants see nothing");
     }
 }

@@ -6,6 +6,8 @@
 //! - Project-level subjects (secrets, folders, imports, events, the project itself) are governed by the
 //!   identity's role in that project. An org `admin` is admin in every project of its org.
 
+use std::sync::Arc;
+
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::{
@@ -32,16 +34,22 @@ pub struct Denied {
     pub location: String,
 }
 
-/// The policies in force for one caller in one scope (its org, or one project).
+/// The policies in force for one caller in one scope (its org, or one project). Clones share the policies:
+/// every open stream of a token holds its grants.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
-    policies: Vec<Policy>,
+    policies: Arc<[Policy]>,
 }
 
 impl Grants {
     /// Grants holding exactly `policies`.
     pub fn new(policies: Vec<Policy>) -> Self {
-        Self { policies }
+        Self { policies: policies.into() }
+    }
+
+    /// Whether `other` is a clone of these grants (and so allows exactly the same).
+    pub fn same_as(&self, other: &Grants) -> bool {
+        Arc::ptr_eq(&self.policies, &other.policies)
     }
 
     /// Whether the action is allowed at `resource`.
