@@ -4,11 +4,11 @@
 //! the event's project, narrows the event to what each may see (sharing it, not copying it, when nothing is
 //! filtered out; once for all the subscriptions with the same grants and registrations, typically one
 //! service's streams, when something is: see [`Narrowed`]) and puts it on that subscription's bounded queue
-//! without waiting. A subscription that keeps
-//! up has no task of its own: an idle stream is a queue and its state. One whose queue is full (its client
-//! stopped reading) switches to catching up: a task of its own reads what it missed from the outbox, where
-//! events are stored, at the client's pace, then hands the subscription back to the dispatcher. So a slow client
-//! lags only itself, and costs the dispatcher nothing while it lags.
+//! without waiting. A subscription that keeps up has no task of its own: an idle stream is a queue and its
+//! state. One whose queue is full (its client stopped reading) switches to catching up: a task of its own
+//! reads what it missed from the outbox, where events are stored, at the client's pace, then hands the
+//! subscription back to the dispatcher. So a slow client lags only itself, and costs the dispatcher nothing
+//! while it lags.
 //!
 //! Open subscriptions are capped per identity and per connection ([`StreamLimits`]).
 
