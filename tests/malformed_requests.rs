@@ -32,21 +32,32 @@ async fn malformed_protobuf_is_invalid_argument(backend: Backend) {
     let mut compressed = raw::frame(b"\x0A\x01a");
     compressed[0] = 1;
     let wrong_wire_type = raw::frame(&[0x0B, 0x01]);
+    let mut trailer_frame = raw::frame(b"\x0A\x01a");
+    trailer_frame[0] = 0x80;
     let cases = [
         ("invalid UTF-8", not_utf8.clone()),
         ("a truncated frame", truncated),
         ("a compressed frame", compressed),
+        ("a trailer frame", trailer_frame),
+        // Read as a frame header, "hell" would announce 1.7 GB: it is refused as no frame, not as too large.
+        ("no frame at all", b"hello".to_vec()),
         ("an invalid wire type", wrong_wire_type),
         ("no message", Vec::new()),
         ("two messages", [raw::frame(b"\x0A\x01a"), raw::frame(b"\x0A\x01b")].concat()),
     ];
     for (what, body) in cases {
-        let status = raw::grpc(&channel, &server.url(), CREATE_PROJECT, Some(&auth), body, false)
+        let status = raw::grpc(&channel, &server.url(), CREATE_PROJECT, Some(&auth), body.clone(), false)
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"))
             .expect("unary answers carry a status");
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
         assert!(status.message().starts_with("request body: "), "{what}: {}", status.message());
+        // The health check is open to anyone: its callers' mistakes must not be server faults either.
+        let status = raw::grpc(&channel, &server.url(), "/grpc.health.v1.Health/Check", None, body, false)
+            .await
+            .unwrap_or_else(|e| panic!("health check, {what}: {e}"))
+            .expect("unary answers carry a status");
+        assert_eq!(status.code(), Code::InvalidArgument, "health check, {what}: {status:?}");
     }
 
     // The same over grpc-web, where browsers send it.

@@ -41,8 +41,13 @@ fn is_json_rpc<B>(request: &Request<B>) -> bool {
 
 /// The RPC named by a path like `/hush.v1.SecretsService/CreateSecret`.
 pub(crate) fn method(path: &str) -> Option<MethodDescriptor> {
+    method_in(&POOL, path)
+}
+
+/// The RPC of `pool` named by a path like `/grpc.health.v1.Health/Check`.
+pub(super) fn method_in(pool: &DescriptorPool, path: &str) -> Option<MethodDescriptor> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    POOL.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+    pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Body> {

@@ -2,23 +2,26 @@
 //!
 //! tonic answers INTERNAL when a request body is not one well-formed protobuf message (a truncated frame,
 //! invalid UTF-8 in a string, a wrong wire type, no message at all), which blames the server for the caller's
-//! bytes. And PostgreSQL cannot store a NUL character in text, so a NUL in any text field would fail at the
-//! database. This layer reads each gRPC request to a hush RPC (grpc-web and JSON calls arrive here as gRPC),
-//! decodes it against the descriptor set and checks every text field, so both are refused in one place for
-//! every RPC, naming the field. Secret values (fields named `value`) may hold any text: they are stored
+//! bytes (and logs it as a server fault, which anyone could do unauthenticated through the health check). And
+//! PostgreSQL cannot store a NUL character in text, so a NUL in any text field would fail at the database.
+//! This layer reads each gRPC request to a hush RPC or to the health service (grpc-web and JSON calls arrive
+//! here as gRPC), decodes it against the descriptor set and checks every text field, so both are refused in
+//! one place for every RPC, naming the field. Secret values (fields named `value`) may hold any text: they are stored
 //! encrypted, never as text.
+
+use std::sync::LazyLock;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use prost_reflect::{DynamicMessage, MapKey, MethodDescriptor, ReflectMessage, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, MapKey, MethodDescriptor, ReflectMessage, Value};
 use tonic::{Status, body::Body};
 use tower::Layer;
 
 use super::{
     edges::is_grpc,
     grpc_web::ReceivedBody,
-    json::{MAX_BODY_BYTES, method},
+    json::{MAX_BODY_BYTES, method, method_in},
 };
 use crate::around::{Around, BoxFuture, Inner, Step, around};
 
@@ -26,6 +29,17 @@ use crate::around::{Around, BoxFuture, Inner, Step, around};
 const FRAME_HEADER: usize = 5;
 /// The field name used when the fault is in the body as a whole rather than in one field.
 const BODY_FIELD: &str = "request body";
+
+/// The standard health service's descriptors (`grpc.health.v1`).
+static HEALTH: LazyLock<DescriptorPool> = LazyLock::new(|| {
+    DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).expect("tonic-health ships a valid descriptor set")
+});
+
+/// The RPC of a path whose requests are checked here: hush's own and the health service's (each takes one
+/// request message). Reflection, a bidirectional stream, and unknown paths are not.
+fn checked_method(path: &str) -> Option<MethodDescriptor> {
+    method(path).or_else(|| method_in(&HEALTH, path))
+}
 
 /// Layer refusing malformed gRPC requests and text fields with control characters.
 #[derive(Clone, Default)]
@@ -39,6 +53,17 @@ impl<S> Layer<S> for RefuseMalformedLayer {
     }
 }
 
+/// Why a frame whose first byte is `flag` is not accepted, if it is not: 0 is a message, 1 a compressed one
+/// (refused), and anything else no gRPC request frame at all (grpc-web's 0x80 marks trailers, which only
+/// answers carry).
+fn refused_flag(flag: u8) -> Option<String> {
+    match flag {
+        0 => None,
+        1 => Some("holds a compressed message; compression is not accepted".to_owned()),
+        other => Some(format!("starts with {other:#04x}, which is not a gRPC message frame (0, or 1 if compressed)")),
+    }
+}
+
 /// The one message of a gRPC request body, or why there is not exactly one uncompressed message.
 fn single_message(mut body: Bytes) -> Result<Bytes, String> {
     if body.is_empty() {
@@ -47,11 +72,10 @@ fn single_message(mut body: Bytes) -> Result<Bytes, String> {
     if body.len() < FRAME_HEADER {
         return Err(format!("ends inside the {FRAME_HEADER}-byte gRPC frame header"));
     }
-    let compressed = body.get_u8();
-    let len = body.get_u32() as usize;
-    if compressed != 0 {
-        return Err("holds a compressed message; compression is not accepted".to_owned());
+    if let Some(refused) = refused_flag(body.get_u8()) {
+        return Err(refused);
     }
+    let len = body.get_u32() as usize;
     match body.len().cmp(&len) {
         std::cmp::Ordering::Less => Err(format!("frame announces {len} bytes but {} follow", body.len())),
         std::cmp::Ordering::Greater => Err("holds more than one message".to_owned()),
@@ -128,6 +152,10 @@ async fn read_body(body: Body, received: Option<&ReceivedBody>) -> Result<Bytes,
             continue;
         };
         bytes.extend_from_slice(&data);
+        // Before the length it announces: a body that is no gRPC frame is refused as such.
+        if let Some(refused) = bytes.first().and_then(|&flag| refused_flag(flag)) {
+            return Err(crate::api::status::invalid_argument(BODY_FIELD.to_owned(), refused));
+        }
         let announced = match bytes.get(1..FRAME_HEADER) {
             Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
             _ => 0,
@@ -154,9 +182,9 @@ async fn checked_body(method: MethodDescriptor, body: Body, received: Option<&Re
 
 impl Step for RefuseMalformedLayer {
     fn step<S: Inner>(&self, request: Request<Body>, mut inner: S) -> BoxFuture<Response<Body>, S::Error> {
-        // Health, reflection (a bidirectional stream) and unknown paths pass untouched; hush has no
-        // client-streaming RPC, so reading a hush request whole changes nothing for the service.
-        let Some(method) = method(request.uri().path()).filter(|_| is_grpc(&request)) else {
+        // Neither hush nor the health service has a client-streaming RPC, so reading a request whole changes
+        // nothing for the service.
+        let Some(method) = checked_method(request.uri().path()).filter(|_| is_grpc(&request)) else {
             return Box::pin(inner.call(request));
         };
         Box::pin(async move {
