@@ -6,8 +6,8 @@
 //! PostgreSQL cannot store a NUL character in text, so a NUL in any text field would fail at the database.
 //! This layer reads each gRPC request to a hush RPC or to the health service (grpc-web and JSON calls arrive
 //! here as gRPC), decodes it against the descriptor set and checks every text field, so both are refused in
-//! one place for every RPC, naming the field. Secret values (fields named `value`) may hold any text: they are stored
-//! encrypted, never as text.
+//! one place for every RPC, naming the field. Secret values (fields named `value`) may hold any text: they
+//! are stored encrypted, never as text.
 
 use std::sync::LazyLock;
 
