@@ -104,12 +104,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        if is_grpc_web(&request) {
+        let grpc_web = is_grpc_web(&request);
+        if grpc_web {
             let received = ReceivedBody::default();
             request.extensions_mut().insert(received.clone());
             request = request.map(|inner| Body::new(Watched { inner, received }));
         }
-        if is_grpc_web(&request) || request.version() == Version::HTTP_2 {
+        if grpc_web || request.version() == Version::HTTP_2 {
             // `oneshot` polls the wrapper ready before calling it.
             Box::pin(ServiceExt::<Request<Body>>::oneshot(self.grpc_web.clone(), request))
         } else {

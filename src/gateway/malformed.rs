@@ -64,7 +64,7 @@ fn refused_flag(flag: u8) -> Option<String> {
     }
 }
 
-/// The one message of a gRPC request body, or why there is not exactly one uncompressed message.
+/// The one message of a gRPC request body (whose flag byte `read_body` checked), or why there is not exactly one.
 fn single_message(mut body: Bytes) -> Result<Bytes, String> {
     if body.is_empty() {
         return Err("holds no message".to_owned());
@@ -72,9 +72,8 @@ fn single_message(mut body: Bytes) -> Result<Bytes, String> {
     if body.len() < FRAME_HEADER {
         return Err(format!("ends inside the {FRAME_HEADER}-byte gRPC frame header"));
     }
-    if let Some(refused) = refused_flag(body.get_u8()) {
-        return Err(refused);
-    }
+    // The flag byte was checked as the body arrived (`read_body`).
+    body.advance(1);
     let len = body.get_u32() as usize;
     match body.len().cmp(&len) {
         std::cmp::Ordering::Less => Err(format!("frame announces {len} bytes but {} follow", body.len())),

@@ -347,7 +347,7 @@ pub fn permission_version_subquery() -> sea_orm::sea_query::Expr {
 }
 
 /// Announces a change to whoever watches `signal`.
-fn bump(signal: &watch::Sender<u64>) {
+pub fn bump(signal: &watch::Sender<u64>) {
     signal.send_modify(|n| *n = n.wrapping_add(1));
 }
 

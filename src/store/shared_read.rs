@@ -10,23 +10,19 @@
 
 use std::{
     future::Future,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
 };
 
-use tokio::sync::Mutex as Turn;
+use tokio::sync::Mutex;
 
 /// Reads of one value shared by the callers waiting at the same time.
 #[derive(Default)]
 pub(super) struct SharedRead {
     /// Reads started so far; a read's number is its place in that count.
     started: AtomicU64,
-    /// The newest finished read: its number and its answer.
-    done: Mutex<Option<(u64, i64)>>,
-    /// Whose turn it is to read (first come, first served).
-    turn: Turn<()>,
+    /// Whose turn it is to read (first come, first served), holding the newest finished read: its number and
+    /// its answer.
+    turn: Mutex<Option<(u64, i64)>>,
 }
 
 impl SharedRead {
@@ -37,15 +33,15 @@ impl SharedRead {
     {
         // Any read numbered from here on starts after this point.
         let wanted = self.started.load(Ordering::SeqCst) + 1;
-        let _turn = self.turn.lock().await;
-        if let Some((number, answer)) = *self.done.lock().expect("no panic holds it") {
-            if number >= wanted {
-                return Ok(answer);
-            }
+        let mut done = self.turn.lock().await;
+        if let Some((number, answer)) = *done
+            && number >= wanted
+        {
+            return Ok(answer);
         }
         let number = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         let answer = read().await?;
-        *self.done.lock().expect("no panic holds it") = Some((number, answer));
+        *done = Some((number, answer));
         Ok(answer)
     }
 }

@@ -7,7 +7,6 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{DbBackend, EntityTrait, QuerySelect};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -16,7 +15,7 @@ use super::{
     retry::RetryPolicy,
     worker::{Wakeups, Worker},
 };
-use crate::store::{AUDIT_NOTIFY_CHANNEL, entities::audit_stream};
+use crate::store::{AUDIT_NOTIFY_CHANNEL, bump, entities::audit_stream};
 
 /// PostgreSQL NOTIFY channel announcing that a stream was created, changed, backfilled or deleted.
 pub const STREAMS_NOTIFY_CHANNEL: &str = "hush_audit_streams";
@@ -146,9 +145,4 @@ async fn relay(streams: Streams, shutdown: CancellationToken) {
             }
         }
     }
-}
-
-/// Announces a change to whoever watches `signal`.
-pub(super) fn bump(signal: &watch::Sender<u64>) {
-    signal.send_modify(|n| *n = n.wrapping_add(1));
 }

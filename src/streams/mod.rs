@@ -192,7 +192,7 @@ impl Streams {
     async fn commit_change(&self, txn: WriteTxn) -> Result<(), StreamsError> {
         txn.notify_instances(engine::STREAMS_NOTIFY_CHANNEL).await?;
         txn.commit().await?;
-        engine::bump(&self.changed);
+        crate::store::bump(&self.changed);
         Ok(())
     }
 
