@@ -27,6 +27,7 @@ backend_tests!(
     concurrent_role_edits_and_memberships_lose_nothing,
     a_single_use_client_secret_logs_in_once_under_a_race,
     creates_racing_a_folder_delete_leave_no_secret_without_its_folder,
+    creates_racing_an_environment_delete_fail_cleanly,
     racing_upserts_of_new_keys_all_succeed,
 );
 
@@ -550,6 +551,49 @@ async fn creates_racing_a_folder_delete_leave_no_secret_without_its_folder(backe
     )
     .await;
     assert!(parents.is_empty(), "folders without their parent: {parents:?}");
+}
+
+/// Creates racing the deletion of their environment: each one either came first (and went with the
+/// environment) or came after it (NOT_FOUND), or lost the race inside a write group (ABORTED); none is a server
+/// fault, and none outlives the environment it was written to.
+async fn creates_racing_an_environment_delete_fail_cleanly(backend: Backend) {
+    let servers = instances(backend).await;
+    let project = servers[0].project("doomed").await;
+    let channels = admin_channels(&servers).await;
+    let projects = |channel| hush::pb::projects_service_client::ProjectsServiceClient::new(channel);
+    const ROUNDS: usize = 10;
+    let mut seen = BTreeMap::<String, usize>::new();
+    for round in 0..ROUNDS {
+        let env =
+            pb::CreateEnvironmentRequest { project_id: project.clone(), slug: "doomed".into(), name: String::new() };
+        projects(channels[0].clone()).create_environment(env).await.expect("create the environment");
+        // Every create's scope is in memory before the race, as it is for a client writing steadily.
+        let mut warm = create(&project, "/", &format!("WARM{round}"));
+        warm.environment = "doomed".into();
+        SecretsServiceClient::new(channels[0].clone()).create_secret(warm).await.expect("warm-up create");
+        let codes = race(&channels, RACERS + 1, |i, channel| {
+            let mut request = create(&project, &format!("/r{}", i % 3), &format!("R{round}N{i}"));
+            request.environment = "doomed".into();
+            let delete = pb::DeleteEnvironmentRequest { project_id: project.clone(), environment: "doomed".into() };
+            async move {
+                if i < RACERS {
+                    return SecretsServiceClient::new(channel).create_secret(request).await.map(|_| ());
+                }
+                projects(channel).delete_environment(delete).await.map(|_| ())
+            }
+        });
+        for (code, count) in codes.await {
+            assert!(["Ok", "NotFound", "Aborted"].contains(&code.as_str()), "round {round}: {code}");
+            *seen.entry(code).or_default() += count;
+        }
+    }
+    let orphans = texts(
+        &servers[0].raw_db().await,
+        "SELECT s.key FROM secrets s WHERE NOT EXISTS (SELECT 1 FROM environments e WHERE e.id = s.environment_id)",
+    )
+    .await;
+    assert!(orphans.is_empty(), "secrets without their environment: {orphans:?}");
+    eprintln!("answers over {ROUNDS} rounds: {seen:?}");
 }
 
 /// Upserts (`allow_missing`) of the same new keys, racing through both instances on PostgreSQL: one creates the

@@ -11,7 +11,7 @@ use super::{
     changes::{self, Changed},
     expected,
     rows::{find_keys_for_write, insert_found_missing, insert_new, next_version, not_found},
-    scope, validate,
+    validate,
     values::{SecretInput, SecretRecord, record},
 };
 use crate::{
@@ -57,8 +57,7 @@ impl Vault {
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let path = validate::folder_path("secret_path", folder.path)?;
         validate_batch(inputs)?;
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         let rows = insert_new(&*txn, &dk, &scope, &path, inputs).await?;
@@ -120,8 +119,7 @@ impl Vault {
         expected_versions: &HashMap<String, u32>,
         allow_missing: bool,
     ) -> Result<Vec<SecretRecord>, SecretsError> {
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         if allow_missing {
             scope.require(Subject::Secrets, Action::Create, &path)?;
@@ -185,8 +183,7 @@ impl Vault {
         let path = validate::folder_path("secret_path", folder.path)?;
         validate::batch_keys("keys", keys.iter().map(String::as_str))?;
         expected::validate_batch(expected_versions, keys.iter().map(String::as_str))?;
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, folder.project_id, folder.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
         // One read of every key and one delete, however many there are; every key is checked first, in order.
         let found = find_keys_for_write(&txn, &scope.env.id, &path, keys.iter().map(String::as_str)).await?;

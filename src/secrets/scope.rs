@@ -271,6 +271,35 @@ impl Vault {
         Ok(scope)
     }
 
+    /// Begins a write of secrets (see [`env_scope_for_secret_write`]) in environment `env_slug` of `project_id`,
+    /// with its scope.
+    ///
+    /// Where this process is the database's only writer (SQLite), the scope is resolved *before* the writer
+    /// lock is taken, like a read's (from memory when it can be, see [`Vault::read_scope`]): every write holds
+    /// the lock in turn, and that statement was one hand-off to SQLite's thread of the few each write makes
+    /// inside it. The scope read so is the one the request's grants were already read at (the permission version
+    /// its request started at); it still holds if that version has not moved by the time the lock is held:
+    /// deleting a project or environment moves it. Otherwise it is read again inside the lock. A deletion by an
+    /// earlier write of the same write group, not committed yet (the version moves at commit), makes the write's
+    /// first insert fail its foreign key: ABORTED, nothing written.
+    pub(super) async fn begin_secret_write(
+        &self,
+        caller: &Principal,
+        project_id: &str,
+        env_slug: &str,
+    ) -> Result<(WriteTxn, EnvScope), SecretsError> {
+        let early = match (self.store.only_writer_permission_version(), &caller.memo) {
+            (Some(_), Some(memo)) => Some((memo.version(), self.read_scope(caller, project_id, env_slug).await?)),
+            _ => None,
+        };
+        let txn = self.store.begin_write().await?;
+        let scope = match early {
+            Some((version, scope)) if self.store.only_writer_permission_version() == Some(version) => scope,
+            _ => env_scope_for_secret_write(&txn, caller, project_id, env_slug).await?,
+        };
+        Ok((txn, scope))
+    }
+
     /// Whether the root key opens the stored key check, i.e. still matches the data (readiness).
     pub async fn root_key_matches_data(&self) -> Result<bool, sea_orm::DbErr> {
         crate::keys::check::matches(self.store.conn(), &self.root_key).await

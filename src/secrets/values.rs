@@ -133,8 +133,7 @@ impl Vault {
         validate::comment("comment", comment)?;
         let input =
             SecretInput { key: addr.key.clone(), value: Zeroizing::new(value.to_owned()), comment: comment.to_owned() };
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row = insert_new(&*txn, &dk, &scope, &path, std::slice::from_ref(&input))
@@ -268,8 +267,7 @@ impl Vault {
             validate::comment("comment", comment)?;
         }
         expected::validate_one(expected_version)?;
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)
@@ -302,8 +300,7 @@ impl Vault {
         let path = validate::folder_path("secret_path", &addr.path)?;
         validate::secret_key("key", &addr.key)?;
         expected::validate_one(expected_version)?;
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
         let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)
             .await?
@@ -367,8 +364,7 @@ impl Vault {
             return Err(SecretsError::InvalidArgument { field: "version".into(), reason: "must be 1 or more".into() });
         }
         expected::validate_one(expected_version)?;
-        let txn = self.store.begin_write().await?;
-        let scope = scope::env_scope_for_secret_write(&txn, caller, &addr.project_id, &addr.environment).await?;
+        let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
         let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)

@@ -21,7 +21,8 @@ pub enum DbError {
     #[error("already exists: a concurrent request created the same name first")]
     Duplicate,
     /// The database aborted this transaction to resolve contention (deadlock, serialization failure, a lock
-    /// held too long by another process); nothing was written and the same request may succeed if retried.
+    /// held too long by another process, a row referring to one a concurrent write deleted); nothing was written
+    /// and the same request may succeed if retried.
     #[error("the change conflicted with a concurrent change and was not made; retry")]
     Contention(#[source] DbErr),
     /// Anything else: the server's fault.
@@ -49,6 +50,9 @@ impl From<DbErr> for DbError {
             },
             _ => false,
         };
-        if contended { Self::Contention(error) } else { Self::Other(error) }
+        // A foreign key refusing a row: what it refers to was deleted by a concurrent write (SQLite writes of
+        // secrets resolve their environment before they wait for the writer, see `Vault::begin_secret_write`).
+        let orphaned = matches!(error.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)));
+        if contended || orphaned { Self::Contention(error) } else { Self::Other(error) }
     }
 }

@@ -549,8 +549,8 @@ impl Store {
     /// The permission version: it changes, before the change is acknowledged, whenever a committed write changed
     /// what some caller may do (see `identity::access::bump_version`).
     pub async fn permission_version(&self) -> Result<i64, DbErr> {
-        match &self.single_writer {
-            Some(known) => Ok(known.permission_version.load(Ordering::SeqCst)),
+        match self.only_writer_permission_version() {
+            Some(version) => Ok(version),
             None => {
                 let version = stored_permission_version(&self.conn).await?;
                 self.saw_permission_version(version);
@@ -565,6 +565,12 @@ impl Store {
     /// statement.
     pub fn assumed_permission_version(&self) -> Option<i64> {
         self.single_writer.is_none().then(|| self.seen_permission_version.load(Ordering::SeqCst))
+    }
+
+    /// Where this process is the database's only writer (SQLite): the permission version, known without a
+    /// statement (see [`Store::permission_version`]). `None` on PostgreSQL.
+    pub fn only_writer_permission_version(&self) -> Option<i64> {
+        self.single_writer.as_ref().map(|known| known.permission_version.load(Ordering::SeqCst))
     }
 
     /// Records a permission version read from the database (versions only grow).
