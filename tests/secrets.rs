@@ -61,8 +61,8 @@ async fn a_deep_path_costs_the_statements_of_a_shallow_one() {
     assert_eq!(cost(&deep).await, shallow, "a secret 20 folders deep against one 1 folder deep");
 }
 
-/// A batch create and a batch delete cost the statements of a batch of one however many secrets they carry
-/// (one read of the keys, then bulk inserts or one delete). SQLite, as above.
+/// A batch create, update and delete cost the statements of a batch of one however many secrets they carry
+/// (one read of the keys, then bulk inserts, the updates left for the commit, or one delete). SQLite, as above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_costs_the_statements_of_a_batch_of_one() {
     let server = TestServer::start(Backend::Sqlite).await;
@@ -83,6 +83,18 @@ async fn a_batch_costs_the_statements_of_a_batch_of_one() {
         assert_eq!(secrets.batch_create_secrets(create).await.unwrap().into_inner().secrets.len(), count);
         next_event(&mut events).await;
         let created = metric(&server, STATEMENTS).await;
+        let update = pb::BatchUpdateSecretsRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/bulk".into(),
+            secrets: keys.iter().map(|key| input(key, "v2")).collect(),
+            expected_versions: Default::default(),
+            allow_missing: false,
+        };
+        let updated = secrets.batch_update_secrets(update).await.unwrap().into_inner().secrets;
+        assert!(updated.iter().all(|secret| secret.version == 2), "every key at version 2");
+        next_event(&mut events).await;
+        let updated = metric(&server, STATEMENTS).await;
         let delete = pb::BatchDeleteSecretsRequest {
             project_id: project.clone(),
             environment: "dev".into(),
@@ -93,19 +105,19 @@ async fn a_batch_costs_the_statements_of_a_batch_of_one() {
         secrets.batch_delete_secrets(delete).await.unwrap();
         next_event(&mut events).await;
         let deleted = metric(&server, STATEMENTS).await;
-        (created - before, deleted - created)
+        [created - before, updated - created, deleted - updated]
     };
     let mut typical = async |count: usize| {
-        let (mut creates, mut deletes) = (Vec::with_capacity(TRIES), Vec::with_capacity(TRIES));
+        let mut costs: [Vec<u64>; 3] = Default::default();
         for attempt in 0..TRIES {
-            let (create, delete) = cost(count, format!("K{count}_{attempt}_")).await;
-            creates.push(create);
-            deletes.push(delete);
+            for (costs, cost) in costs.iter_mut().zip(cost(count, format!("K{count}_{attempt}_")).await) {
+                costs.push(cost);
+            }
         }
-        (median(creates), median(deletes))
+        costs.map(median)
     };
     let one = typical(1).await;
-    assert_eq!(typical(100).await, one, "(create, delete) of 100 secrets against 1");
+    assert_eq!(typical(100).await, one, "[create, update, delete] of 100 secrets against 1");
     let left = list_secrets(&mut secrets, &project, "dev", "/bulk", false).await.unwrap();
     assert_eq!(left, vec![("FOLDER".to_owned(), "v".to_owned())], "the batches were deleted, the rest kept");
 }

@@ -10,7 +10,7 @@ use super::{
     audit_entries::batch_entry,
     changes::{self, Changed},
     expected,
-    rows::{find_keys_for_write, insert_found_missing, insert_new, next_version, not_found},
+    rows::{commit_inserts, find_keys_for_write, insert_found_missing, insert_new, next_version, not_found},
     validate,
     values::{SecretInput, SecretRecord, record},
 };
@@ -60,7 +60,7 @@ impl Vault {
         let (txn, scope) = self.begin_secret_write(caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
-        let rows = insert_new(&*txn, &dk, &scope, &path, inputs).await?;
+        let rows = insert_new(&txn, &dk, &scope, &path, inputs).await?;
         let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, "create-secrets-batch", &changed).await?;
         audit::record(
@@ -68,7 +68,7 @@ impl Vault {
             caller,
             batch_entry("create-secrets-batch", &scope, &path, rows.iter().map(|r| r.key.as_str())),
         );
-        txn.commit().await?;
+        commit_inserts(txn, self.store.conn(), &scope, &path, inputs).await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())
     }
 
@@ -138,8 +138,7 @@ impl Vault {
             }
         }
         // Racing creates of these keys: the unique index refuses the loser, which runs again (`update_batch`).
-        let mut created: HashMap<String, secret::Model> = insert_found_missing(&*txn, &dk, &scope, &path, &missing)
-            .await?
+        let mut created: HashMap<String, secret::Model> = insert_found_missing(&txn, &dk, &scope, &path, &missing)
             .into_iter()
             .map(|row| (row.key.clone(), row))
             .collect();
@@ -148,7 +147,7 @@ impl Vault {
             let row = match existing.remove(&input.key) {
                 Some(row) => {
                     let comment = (!input.comment.is_empty()).then_some(input.comment.as_str());
-                    next_version(&*txn, &dk, &scope, row, &input.value, comment).await?
+                    next_version(&txn, &dk, &scope, row, &input.value, comment)
                 }
                 // Checked above: a key that did not exist was created.
                 None => created.remove(&input.key).ok_or_else(|| not_found(&scope, &path, &input.key))?,

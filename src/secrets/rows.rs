@@ -21,7 +21,6 @@ use crate::{
     store::{
         DbError, WriteTxn,
         entities::{secret, secret_version},
-        execute_in_turn,
     },
 };
 
@@ -95,27 +94,27 @@ fn in_folder(env_id: &str, path: &str) -> Select<secret::Entity> {
     secret::Entity::find().filter(secret::Column::EnvironmentId.eq(env_id)).filter(secret::Column::Path.eq(path))
 }
 
-/// Writes `row` at `version` with `value`: updates the current row and appends the version, in one hand-off
-/// on SQLite (`execute_in_turn`).
-async fn store_version(
-    db: &impl ConnectionTrait,
+/// Writes `row` at `version` with `value` at the transaction's commit ([`WriteTxn::at_commit`]): updates the
+/// current row and appends the version.
+fn store_version(
+    txn: &WriteTxn,
     dk: &DataKey,
     scope: &EnvScope,
     row: secret::Model,
     version: i32,
     value: &str,
     comment: String,
-) -> Result<secret::Model, SecretsError> {
+) -> secret::Model {
     let sealed_value = dk.seal_value(binding(scope, &row, version), value.as_bytes());
     let row = secret::Model { version, sealed_value, comment, updated_at: Utc::now(), ..row };
-    let backend = db.get_database_backend();
+    let backend = txn.get_database_backend();
     let update = secret::Entity::update_many()
         .set(row.clone().into_active_model().reset_all())
         .filter(secret::Column::Id.eq(&row.id))
         .into_query();
     let append = secret_version::Entity::insert(version_of(&row)).into_query();
-    execute_in_turn(db, vec![backend.build(&update), backend.build(&append)]).await?;
-    Ok(row)
+    txn.at_commit([backend.build(&update), backend.build(&append)]);
+    row
 }
 
 /// The history row of `row`'s current version.
@@ -141,41 +140,40 @@ pub(super) async fn find_keys<'a>(
 }
 
 /// Inserts new secrets of one folder at version 1, in `inputs` order, with the folders of their path that are
-/// missing; in one hand-off on SQLite however many there are (the folders, the rows and their first versions,
-/// `execute_in_turn`). A key already taken is ALREADY_EXISTS, naming the first. Values are sealed before the
-/// insert: the seal binds a value to where its secret lives (project, environment, path, key) and to its
-/// version, all known before the row exists.
+/// missing, at the transaction's commit ([`WriteTxn::at_commit`]: on SQLite in the one hand-off that also
+/// appends the write's event and audit entry, however many secrets there are). Commit with [`commit_inserts`],
+/// which names a key already taken. Values are sealed before the insert: the seal binds a value to where its
+/// secret lives (project, environment, path, key) and to its version, all known before the row exists.
 ///
-/// On SQLite the unique index finds a taken key: a refused insert undoes that statement alone, and the
-/// transaction goes on to name the key. On PostgreSQL a refused statement aborts the whole transaction, so
-/// the keys are read first (one query more) and only a create racing this one is left to the unique index
-/// (ALREADY_EXISTS without the key's name).
+/// On SQLite the unique index finds a taken key: the refused insert undoes this write alone, and the key is
+/// named once its row can be read. On PostgreSQL a refused statement aborts the whole transaction, so the keys
+/// are read first (one query more) and only a create racing this one is left to the unique index.
 pub(super) async fn insert_new(
-    db: &impl ConnectionTrait,
+    txn: &WriteTxn,
     dk: &DataKey,
     scope: &EnvScope,
     path: &str,
     inputs: &[SecretInput],
 ) -> Result<Vec<secret::Model>, SecretsError> {
-    if !inputs.is_empty() && db.get_database_backend() != DbBackend::Sqlite {
-        refuse_taken(db, scope, path, inputs).await?;
+    if !inputs.is_empty() && txn.get_database_backend() != DbBackend::Sqlite {
+        refuse_taken(&**txn, scope, path, inputs).await?;
     }
-    insert_found_missing(db, dk, scope, path, inputs).await
+    Ok(insert_found_missing(txn, dk, scope, path, inputs))
 }
 
 /// [`insert_new`] for keys this transaction already read and found missing (an upsert's): a key taken since
-/// is refused by the unique index (`DbError::Duplicate`) without reading the keys again first.
-pub(super) async fn insert_found_missing(
-    db: &impl ConnectionTrait,
+/// is refused by the unique index (`DbError::Duplicate`, from the commit) without reading the keys again first.
+pub(super) fn insert_found_missing(
+    txn: &WriteTxn,
     dk: &DataKey,
     scope: &EnvScope,
     path: &str,
     inputs: &[SecretInput],
-) -> Result<Vec<secret::Model>, SecretsError> {
+) -> Vec<secret::Model> {
     if inputs.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    let backend = db.get_database_backend();
+    let backend = txn.get_database_backend();
     const FIRST: i32 = 1;
     let now = Utc::now();
     let rows: Vec<secret::Model> = inputs
@@ -195,16 +193,28 @@ pub(super) async fn insert_found_missing(
     let insert = secret::Entity::insert_many(rows.iter().map(|row| row.clone().into_active_model().reset_all()));
     let versions = secret_version::Entity::insert_many(rows.iter().map(version_of));
     let folders = folders::ensure_statement(backend, &scope.env.id, path);
-    let inserts =
-        folders.into_iter().chain([backend.build(&insert.into_query()), backend.build(&versions.into_query())]);
-    match execute_in_turn(db, inserts.collect()).await.map_err(DbError::from) {
-        Ok(_) => Ok(rows),
-        // SQLite goes on after a refused statement: the error can name the key.
-        Err(DbError::Duplicate) if backend == DbBackend::Sqlite => {
+    txn.at_commit(
+        folders.into_iter().chain([backend.build(&insert.into_query()), backend.build(&versions.into_query())]),
+    );
+    rows
+}
+
+/// Commits a transaction that inserted `inputs` ([`insert_new`]). When the unique index refused one of them
+/// (a concurrent create of the same key came first), ALREADY_EXISTS names the first taken key that `db` can
+/// see (the winner may not be committed yet: then the error says a concurrent request created it).
+pub(super) async fn commit_inserts(
+    txn: WriteTxn,
+    db: &impl ConnectionTrait,
+    scope: &EnvScope,
+    path: &str,
+    inputs: &[SecretInput],
+) -> Result<(), SecretsError> {
+    match txn.commit().await.map_err(DbError::from) {
+        Err(DbError::Duplicate) => {
             refuse_taken(db, scope, path, inputs).await?;
             Err(DbError::Duplicate.into())
         }
-        Err(error) => Err(error.into()),
+        other => Ok(other?),
     }
 }
 
@@ -222,16 +232,17 @@ async fn refuse_taken(
     }
 }
 
-/// Writes `value` as the next version of `row`; `comment: None` keeps the current one.
-pub(super) async fn next_version(
-    db: &impl ConnectionTrait,
+/// Writes `value` as the next version of `row` at the transaction's commit; `comment: None` keeps the current
+/// one.
+pub(super) fn next_version(
+    txn: &WriteTxn,
     dk: &DataKey,
     scope: &EnvScope,
     row: secret::Model,
     value: &str,
     comment: Option<&str>,
-) -> Result<secret::Model, SecretsError> {
+) -> secret::Model {
     let comment = comment.map_or_else(|| row.comment.clone(), str::to_owned);
     let version = row.version + 1;
-    store_version(db, dk, scope, row, version, value, comment).await
+    store_version(txn, dk, scope, row, version, value, comment)
 }

@@ -9,7 +9,7 @@ use super::{
     audit_entries::{read_entry, secret_entry},
     changes::{self, Changed},
     expected,
-    rows::{find, find_for_write, find_with_permission_version, insert_new, next_version, not_found},
+    rows::{commit_inserts, find, find_for_write, find_with_permission_version, insert_new, next_version, not_found},
     scope,
     scope::EnvScope,
     sealing::open,
@@ -136,7 +136,8 @@ impl Vault {
         let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
-        let row = insert_new(&*txn, &dk, &scope, &path, std::slice::from_ref(&input))
+        let inputs = std::slice::from_ref(&input);
+        let row = insert_new(&txn, &dk, &scope, &path, inputs)
             .await?
             .pop()
             .ok_or_else(|| not_found(&scope, &path, &input.key))?;
@@ -150,7 +151,7 @@ impl Vault {
         )
         .await?;
         audit::record(&txn, caller, secret_entry("create-secret", &scope, &row));
-        txn.commit().await?;
+        commit_inserts(txn, self.store.conn(), &scope, &path, inputs).await?;
         Ok(record(&scope, row, None))
     }
 
@@ -274,7 +275,7 @@ impl Vault {
             .await?
             .ok_or_else(|| not_found(&scope, &path, &addr.key))?;
         expected::require(&scope, &row, expected_version, "")?;
-        let row = next_version(&*txn, &dk, &scope, row, value, comment).await?;
+        let row = next_version(&txn, &dk, &scope, row, value, comment);
         changes::secrets_changed(
             &txn,
             &scope,
@@ -378,7 +379,7 @@ impl Vault {
             .await?
             .ok_or_else(|| SecretsError::NotFound(format!("version {version} of secret '{}'", addr.key)))?;
         let value = open(&dk, &scope, &row, old.version, &old.sealed_value)?;
-        let row = next_version(&*txn, &dk, &scope, row, value.expose(), Some(&old.comment)).await?;
+        let row = next_version(&txn, &dk, &scope, row, value.expose(), Some(&old.comment));
         let rolled = [Changed::written(&path, &row)];
         changes::secrets_changed(&txn, &scope, caller, EventType::Update, "rollback-secret", &rolled).await?;
         audit::record(&txn, caller, secret_entry("rollback-secret", &scope, &row));

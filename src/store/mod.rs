@@ -162,20 +162,20 @@ pub async fn execute_in_turn(
     Ok(Some(db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?))
 }
 
-/// Inserts a transaction's outbox and audit rows, then runs `then` (SQLite only); returns the newest outbox
-/// cursor when events were appended.
+/// Runs a transaction's statements left for its commit, inserts its outbox and audit rows, then runs `then`
+/// (SQLite only); returns the newest outbox cursor when events were appended.
 ///
 /// On SQLite all of it goes in one hand-off ([`execute_in_turn`]); the events are the last rows inserted, so
 /// the last inserted row id is the newest cursor.
 async fn insert_sequenced(
     txn: &DatabaseTransaction,
-    events: Vec<entities::event::ActiveModel>,
-    audit: Vec<entities::audit_log::ActiveModel>,
+    Sequenced { statements, events, audit }: Sequenced,
     then: Option<Statement>,
 ) -> Result<Option<i64>, DbErr> {
     let backend = txn.get_database_backend();
     let appended_events = !events.is_empty();
     if backend != DbBackend::Sqlite {
+        execute_in_turn(txn, statements).await?;
         if !audit.is_empty() {
             entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
         }
@@ -193,13 +193,15 @@ async fn insert_sequenced(
         appended_events.then(|| backend.build(&entities::event::Entity::insert_many(events).into_query())),
         then,
     ];
-    let done = execute_in_turn(txn, inserts.into_iter().flatten().collect()).await?;
+    let done = execute_in_turn(txn, statements.into_iter().chain(inserts.into_iter().flatten()).collect()).await?;
     Ok(done.filter(|_| appended_events).and_then(|done| i64::try_from(done.last_insert_id()).ok()))
 }
 
-/// The outbox and audit rows a transaction appends.
+/// What a transaction leaves for its commit: statements (see [`WriteTxn::at_commit`]), then the outbox and
+/// audit rows it appends.
 #[derive(Default)]
 struct Sequenced {
+    statements: Vec<Statement>,
     events: Vec<entities::event::ActiveModel>,
     audit: Vec<entities::audit_log::ActiveModel>,
 }
@@ -220,7 +222,7 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
-    /// Inserts the appended outbox and audit rows, commits (on SQLite: releases its part of the write group and
+    /// Runs the statements left for the commit, inserts the appended outbox and audit rows, commits (on SQLite: releases its part of the write group and
     /// the writer lock, and waits for its group's commit), and wakes the tailer if events were appended.
     ///
     /// The rows of the sequence-ordered logs are inserted last. SQLite has a single writer, so they become
@@ -230,18 +232,18 @@ impl WriteTxn {
     /// after every row lock the transaction will ever take, which keeps it out of any lock cycle. The other
     /// instances are notified after the commit (see `notifier`).
     pub async fn commit(self) -> Result<(), DbErr> {
-        let Sequenced { events, audit } = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
-        let appended_events = !events.is_empty();
-        let appended_audit = !audit.is_empty();
+        let sequenced = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
+        let appended_events = !sequenced.events.is_empty();
+        let appended_audit = !sequenced.audit.is_empty();
         let newest_event = match self.txn {
             Transaction::Own(txn) => {
-                let newest = insert_sequenced(&txn, events, audit, None).await?;
+                let newest = insert_sequenced(&txn, sequenced, None).await?;
                 txn.commit().await?;
                 newest
             }
             Transaction::InGroup(mut member) => {
                 // The member's part of its group ends in the same hand-off as its last inserts.
-                let newest = insert_sequenced(member.txn(), events, audit, Some(member.release_statement())).await?;
+                let newest = insert_sequenced(member.txn(), sequenced, Some(member.release_statement())).await?;
                 member.released();
                 member.commit().await?;
                 newest
@@ -310,6 +312,13 @@ impl WriteTxn {
     /// Records that this transaction bumped the permission version in the database (`access::bump_version`).
     pub fn permissions_changed(&self) {
         self.permission_changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Leaves `statements` for the commit, where they run first, in turn, in the hand-off that appends the
+    /// transaction's events and audit entry (on SQLite one hand-off, inside the writer lock, instead of one
+    /// more). For writes whose results nothing in the transaction reads after; their errors are the commit's.
+    pub fn at_commit(&self, statements: impl IntoIterator<Item = Statement>) {
+        self.sequenced.lock().expect("no panic holds it").statements.extend(statements);
     }
 
     /// Appends outbox rows: inserted at commit, in commit order (see [`commit`](Self::commit)).
