@@ -3,14 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
 use super::{
     SecretsError, Vault,
     audit_entries::batch_entry,
     changes::{self, Changed},
     expected,
-    rows::{commit_inserts, find_keys_for_write, insert_found_missing, insert_new, next_version, not_found},
+    rows::{
+        commit_inserts, delete_at_commit, find_keys_for_write, insert_found_missing, insert_new, next_version,
+        not_found,
+    },
     validate,
     values::{SecretInput, SecretRecord, record},
 };
@@ -192,10 +193,7 @@ impl Vault {
             expected::require(&scope, row, expected_versions.get(key).copied(), &format!("keys[{i}]: "))?;
             changed.push(Changed::deleted(&path, key, row.version));
         }
-        secret::Entity::delete_many()
-            .filter(secret::Column::Id.is_in(found.values().map(|row| row.id.as_str())))
-            .exec(&*txn)
-            .await?;
+        delete_at_commit(&txn, found.values().map(|row| row.id.as_str()));
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-secrets-batch", &changed).await?;
         audit::record(
             &txn,

@@ -232,6 +232,13 @@ async fn refuse_taken(
     }
 }
 
+/// Deletes the secrets `ids` (their versions go with them: the foreign key cascades) at the transaction's
+/// commit ([`WriteTxn::at_commit`]).
+pub(super) fn delete_at_commit<'a>(txn: &WriteTxn, ids: impl IntoIterator<Item = &'a str>) {
+    let delete = secret::Entity::delete_many().filter(secret::Column::Id.is_in(ids)).into_query();
+    txn.at_commit([txn.get_database_backend().build(&delete)]);
+}
+
 /// Writes `value` as the next version of `row` at the transaction's commit; `comment: None` keeps the current
 /// one.
 pub(super) fn next_version(

@@ -275,13 +275,13 @@ impl Vault {
     /// with its scope.
     ///
     /// Where this process is the database's only writer (SQLite), the scope is resolved *before* the writer
-    /// lock is taken, like a read's (from memory when it can be, see [`Vault::read_scope`]): every write holds
-    /// the lock in turn, and that statement was one hand-off to SQLite's thread of the few each write makes
-    /// inside it. The scope read so is the one the request's grants were already read at (the permission version
-    /// its request started at); it still holds if that version has not moved by the time the lock is held:
-    /// deleting a project or environment moves it. Otherwise it is read again inside the lock. A deletion by an
-    /// earlier write of the same write group, not committed yet (the version moves at commit), makes the write's
-    /// first insert fail its foreign key: ABORTED, nothing written.
+    /// lock is taken, like a read's (from memory when it can be, see [`Vault::read_scope`]): writes hold the lock
+    /// one after another, and reading the scope inside it cost every write one more hand-off to SQLite's thread
+    /// there. The scope is read at the permission version the request started at, as its grants already are;
+    /// it still holds if that version has not moved by the time the lock is held (deleting a project or an
+    /// environment moves it), else it is read again inside the lock. A deletion by an earlier write of the same
+    /// write group, not committed yet (the version moves at commit), makes the write's first insert fail its
+    /// foreign key: ABORTED, nothing written.
     pub(super) async fn begin_secret_write(
         &self,
         caller: &Principal,

@@ -1,7 +1,7 @@
 //! Secrets and their versions: create, read, update, delete, history and rollback (batches: `batches`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use zeroize::Zeroizing;
 
 use super::{
@@ -9,7 +9,10 @@ use super::{
     audit_entries::{read_entry, secret_entry},
     changes::{self, Changed},
     expected,
-    rows::{commit_inserts, find, find_for_write, find_with_permission_version, insert_new, next_version, not_found},
+    rows::{
+        commit_inserts, delete_at_commit, find, find_for_write, find_with_permission_version, insert_new, next_version,
+        not_found,
+    },
     scope,
     scope::EnvScope,
     sealing::open,
@@ -309,7 +312,7 @@ impl Vault {
         expected::require(&scope, &row, expected_version, "")?;
         audit::record(&txn, caller, secret_entry("delete-secret", &scope, &row));
         let gone = [Changed::deleted(&path, &addr.key, row.version)];
-        row.delete(&*txn).await?;
+        delete_at_commit(&txn, [row.id.as_str()]);
         changes::secrets_changed(&txn, &scope, caller, EventType::Delete, "delete-secret", &gone).await?;
         txn.commit().await?;
         Ok(())
