@@ -50,6 +50,12 @@ async fn json_unary_calls_create_and_read_a_secret(backend: Backend) {
     assert_eq!(status, 400);
     assert_eq!(body["code"], "invalid_argument");
     assert!(body["message"].as_str().unwrap().contains("projectId"), "{body}");
+    // A value of the wrong JSON type is refused without echoing it (a secret sent as a number).
+    let numeric = json!({"projectId": project, "environment": "dev", "secretPath": "/api", "key": "PIN", "value": 987654321123_u64});
+    let (status, body) = post_json(&server, Some(&token), "/hush.v1.SecretsService/CreateSecret", &numeric).await;
+    assert_eq!(status, 400);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("value") && !message.contains("987654321123"), "{body}");
     let (status, body) = post_json(
         &server,
         Some(&token),

@@ -30,6 +30,10 @@ fn database(error: &DbError) -> Status {
             tracing::warn!(error = %cause, "a write lost a race the database resolved by aborting it");
             Status::aborted(error.to_string())
         }
+        DbError::Gone(cause) => {
+            tracing::warn!(error = %cause, "a write refers to a row a concurrent write deleted");
+            Status::not_found(error.to_string())
+        }
         DbError::Other(cause) => internal(cause),
     }
 }

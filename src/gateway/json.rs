@@ -80,11 +80,27 @@ fn decode_json(method: &MethodDescriptor, body: &[u8]) -> Result<DynamicMessage,
     let message =
         DynamicMessage::deserialize(method.input(), serde_path_to_error::Deserializer::new(&mut json, &mut track))
             .map_err(|error| {
-                let path = track.path().to_string();
-                if path == "." { error.to_string() } else { format!("{path}: {error}") }
+                let (path, error) = (track.path().to_string(), without_value(&error.to_string()));
+                if path == "." { error } else { format!("{path}: {error}") }
             })?;
     json.end().map_err(|e| e.to_string())?;
     Ok(message)
+}
+
+/// serde's message without the value it could not take: "invalid type: integer `4711`, expected a string"
+/// becomes "invalid type: integer, expected a string". A secret sent as a JSON number (or any value sent with
+/// the wrong type) must not come back in the error, where clients and proxies log it.
+fn without_value(message: &str) -> String {
+    let Some((kind, rest)) = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix).map(|rest| (prefix, rest)))
+    else {
+        return message.to_owned();
+    };
+    // From the right: a string value may hold ", expected " itself.
+    let Some((unexpected, expected)) = rest.rsplit_once(", expected ") else { return kind.trim_end().to_owned() };
+    let what = unexpected.split(['`', '"']).next().unwrap_or_default().trim_end();
+    format!("{kind}{what}, expected {expected}")
 }
 
 /// A gRPC length-prefixed frame holding one message.
@@ -187,5 +203,33 @@ impl Step for JsonTranscodeLayer {
             let response = inner.call(grpc_request(parts, grpc_frame(&message))).await?;
             Ok(json_from_grpc(&method, response).await)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_value;
+
+    #[test]
+    fn errors_keep_the_kind_of_a_wrong_value_and_drop_the_value() {
+        let cases = [
+            (
+                "invalid type: integer `987654321123`, expected a string at line 1 column 9",
+                "invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                "invalid type: floating point `5.5`, expected a string",
+                "invalid type: floating point, expected a string",
+            ),
+            (
+                "invalid value: string \"s3cret, expected x\", expected an integer",
+                "invalid value: string, expected an integer",
+            ),
+            ("invalid type: map, expected a string", "invalid type: map, expected a string"),
+            ("unknown field `nope`, expected one of `a`, `b`", "unknown field `nope`, expected one of `a`, `b`"),
+        ];
+        for (serde, answered) in cases {
+            assert_eq!(without_value(serde), answered);
+        }
     }
 }

@@ -201,7 +201,8 @@ pub(super) fn insert_found_missing(
 
 /// Commits a transaction that inserted `inputs` ([`insert_new`]). When the unique index refused one of them
 /// (a concurrent create of the same key came first), ALREADY_EXISTS names the first taken key that `db` can
-/// see (the winner may not be committed yet: then the error says a concurrent request created it).
+/// see, or the one key of a single create (the winner may not be committed yet: an earlier write of the same
+/// SQLite write group); a batch whose taken key cannot be seen yet says a concurrent request created it.
 pub(super) async fn commit_inserts(
     txn: WriteTxn,
     db: &impl ConnectionTrait,
@@ -212,10 +213,18 @@ pub(super) async fn commit_inserts(
     match txn.commit().await.map_err(DbError::from) {
         Err(DbError::Duplicate) => {
             refuse_taken(db, scope, path, inputs).await?;
-            Err(DbError::Duplicate.into())
+            match inputs {
+                [input] => Err(taken(scope, path, &input.key)),
+                _ => Err(DbError::Duplicate.into()),
+            }
         }
         other => Ok(other?),
     }
+}
+
+/// ALREADY_EXISTS for a secret, naming it.
+fn taken(scope: &EnvScope, path: &str, key: &str) -> SecretsError {
+    SecretsError::AlreadyExists(format!("secret '{key}' at {}:{path}", scope.env.slug))
 }
 
 /// ALREADY_EXISTS naming the first of `inputs` whose key is taken in the folder, if one is.
@@ -225,9 +234,9 @@ async fn refuse_taken(
     path: &str,
     inputs: &[SecretInput],
 ) -> Result<(), SecretsError> {
-    let taken = find_keys(db, &scope.env.id, path, inputs.iter().map(|i| i.key.as_str())).await?;
-    match inputs.iter().find(|i| taken.contains_key(&i.key)) {
-        Some(input) => Err(SecretsError::AlreadyExists(format!("secret '{}' at {}:{path}", input.key, scope.env.slug))),
+    let found = find_keys(db, &scope.env.id, path, inputs.iter().map(|i| i.key.as_str())).await?;
+    match inputs.iter().find(|i| found.contains_key(&i.key)) {
+        Some(input) => Err(taken(scope, path, &input.key)),
         None => Ok(()),
     }
 }

@@ -281,7 +281,7 @@ impl Vault {
     /// it still holds if that version has not moved by the time the lock is held (deleting a project or an
     /// environment moves it), else it is read again inside the lock. A deletion by an earlier write of the same
     /// write group, not committed yet (the version moves at commit), makes the write's first insert fail its
-    /// foreign key: ABORTED, nothing written.
+    /// foreign key: NOT_FOUND, nothing written.
     pub(super) async fn begin_secret_write(
         &self,
         caller: &Principal,

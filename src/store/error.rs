@@ -21,10 +21,14 @@ pub enum DbError {
     #[error("already exists: a concurrent request created the same name first")]
     Duplicate,
     /// The database aborted this transaction to resolve contention (deadlock, serialization failure, a lock
-    /// held too long by another process, a row referring to one a concurrent write deleted); nothing was written
-    /// and the same request may succeed if retried.
+    /// held too long by another process); nothing was written and the same request may succeed if retried.
     #[error("the change conflicted with a concurrent change and was not made; retry")]
     Contention(#[source] DbErr),
+    /// A foreign key refused a row: what it refers to (an environment) was deleted by a concurrent write (SQLite
+    /// writes of secrets resolve their environment before they wait for the writer, see
+    /// `Vault::begin_secret_write`). Nothing was written; retrying would not find it either.
+    #[error("what this request writes to was deleted by a concurrent request")]
+    Gone(#[source] DbErr),
     /// Anything else: the server's fault.
     #[error(transparent)]
     Other(DbErr),
@@ -50,9 +54,12 @@ impl From<DbErr> for DbError {
             },
             _ => false,
         };
-        // A foreign key refusing a row: what it refers to was deleted by a concurrent write (SQLite writes of
-        // secrets resolve their environment before they wait for the writer, see `Vault::begin_secret_write`).
-        let orphaned = matches!(error.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)));
-        if contended || orphaned { Self::Contention(error) } else { Self::Other(error) }
+        if matches!(error.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) {
+            Self::Gone(error)
+        } else if contended {
+            Self::Contention(error)
+        } else {
+            Self::Other(error)
+        }
     }
 }
