@@ -206,6 +206,47 @@ struct Sequenced {
     audit: Vec<entities::audit_log::ActiveModel>,
 }
 
+/// What a committed write tells the rest of the process: the single writer's own knowledge, the other
+/// instances, the outbox tailer and the audit followers.
+struct Published {
+    appended_events: bool,
+    appended_audit: bool,
+    permission_changes: i64,
+    secret_rows_changed: bool,
+    single_writer: Option<Arc<SingleWriter>>,
+    notifier: Option<notifier::Notifier>,
+    outbox_signal: Arc<Notify>,
+    audit_signal: Arc<watch::Sender<u64>>,
+}
+
+impl Published {
+    /// Publishes a committed write; `newest_event` is its newest outbox cursor, if it appended events.
+    fn publish(self, newest_event: Option<i64>) {
+        if let Some(known) = &self.single_writer {
+            // Before the write is acknowledged, so the caller's next call sees the change.
+            known.permission_version.fetch_add(self.permission_changes, Ordering::SeqCst);
+            // After the commit made the change visible: a row read before this point is remembered under the old
+            // generation, so it is never served again.
+            if self.secret_rows_changed {
+                known.secret_rows_generation.fetch_add(1, Ordering::SeqCst);
+            }
+            // Committed (with its whole group): a stream opened after the acknowledgement starts after it.
+            if let Some(newest) = newest_event {
+                known.outbox_head.fetch_max(newest, Ordering::SeqCst);
+            }
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.raise(self.appended_events, self.appended_audit);
+        }
+        if self.appended_events {
+            self.outbox_signal.notify_one();
+        }
+        if self.appended_audit {
+            bump(&self.audit_signal);
+        }
+    }
+}
+
 enum Transaction {
     Own(DatabaseTransaction),
     InGroup(sqlite_group::Member),
@@ -222,8 +263,14 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
-    /// Runs the statements left for the commit, inserts the appended outbox and audit rows, commits (on SQLite: releases its part of the write group and
-    /// the writer lock, and waits for its group's commit), and wakes the tailer if events were appended.
+    /// Runs the statements left for the commit, inserts the appended outbox and audit rows, commits (on SQLite:
+    /// releases its part of the write group and the writer lock, and waits for its group's commit), and
+    /// publishes what it changed (see [`Published`]).
+    ///
+    /// On SQLite, once its part is released the write is in its group, which commits whether or not the caller
+    /// still waits: the rest runs in a task of its own, so a caller that stops waiting (a cancelled request)
+    /// cannot leave a committed change unpublished (a permission change the caches never learn of, a secret row
+    /// served from memory after it changed).
     ///
     /// The rows of the sequence-ordered logs are inserted last. SQLite has a single writer, so they become
     /// visible in cursor order. On PostgreSQL concurrent writers commit together, in any order, holding the
@@ -233,45 +280,36 @@ impl WriteTxn {
     /// instances are notified after the commit (see `notifier`).
     pub async fn commit(self) -> Result<(), DbErr> {
         let sequenced = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
-        let appended_events = !sequenced.events.is_empty();
-        let appended_audit = !sequenced.audit.is_empty();
-        let newest_event = match self.txn {
+        let published = Published {
+            appended_events: !sequenced.events.is_empty(),
+            appended_audit: !sequenced.audit.is_empty(),
+            permission_changes: self.permission_changes.load(Ordering::SeqCst),
+            secret_rows_changed: !self.leaves_secret_rows_alone.load(Ordering::SeqCst),
+            single_writer: self.single_writer,
+            notifier: self.notifier,
+            outbox_signal: self.outbox_signal,
+            audit_signal: self.audit_signal,
+        };
+        match self.txn {
             Transaction::Own(txn) => {
                 let newest = insert_sequenced(&txn, sequenced, None).await?;
                 txn.commit().await?;
-                newest
+                published.publish(newest);
+                Ok(())
             }
             Transaction::InGroup(mut member) => {
                 // The member's part of its group ends in the same hand-off as its last inserts.
-                let newest = insert_sequenced(member.txn(), sequenced, Some(member.release_statement())).await?;
-                member.released();
-                member.commit().await?;
-                newest
-            }
-        };
-        if let Some(known) = &self.single_writer {
-            // Before the write is acknowledged, so the caller's next call sees the change.
-            known.permission_version.fetch_add(self.permission_changes.load(Ordering::SeqCst), Ordering::SeqCst);
-            // After the commit made the change visible: a row read before this point is remembered under the old
-            // generation, so it is never served again.
-            if !self.leaves_secret_rows_alone.load(Ordering::SeqCst) {
-                known.secret_rows_generation.fetch_add(1, Ordering::SeqCst);
-            }
-            // Committed (with its whole group): a stream opened after the acknowledgement starts after it.
-            if let Some(newest) = newest_event {
-                known.outbox_head.fetch_max(newest, Ordering::SeqCst);
+                let release = member.release_statement();
+                let hand_off = insert_sequenced(member.txn(), sequenced, Some(release)).await;
+                let newest = member.release_answered(hand_off)?;
+                let committed = tokio::spawn(async move {
+                    member.commit().await?;
+                    published.publish(newest);
+                    Ok(())
+                });
+                committed.await.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?
             }
         }
-        if let Some(notifier) = &self.notifier {
-            notifier.raise(appended_events, appended_audit);
-        }
-        if appended_events {
-            self.outbox_signal.notify_one();
-        }
-        if appended_audit {
-            bump(&self.audit_signal);
-        }
-        Ok(())
     }
 
     /// Sends a PostgreSQL notification on `channel` when this transaction commits, for the other instances

@@ -46,6 +46,9 @@ pub(super) struct Member {
     writer: Option<OwnedMutexGuard<Option<Group>>>,
     /// Whether its part is released: what is left is committing the group.
     released: bool,
+    /// Whether the hand-off that releases its part was sent and has not answered yet (see
+    /// [`Member::release_answered`]).
+    releasing: bool,
     outcome: Arc<Outcome>,
     lock: Arc<Mutex<Option<Group>>>,
 }
@@ -65,7 +68,7 @@ impl SqliteWriter {
             group.txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}")).await?;
         }
         let outcome = group.outcome.clone();
-        Ok(Member { writer: Some(writer), released: false, outcome, lock: self.open.clone() })
+        Ok(Member { writer: Some(writer), released: false, releasing: false, outcome, lock: self.open.clone() })
     }
 }
 
@@ -98,15 +101,21 @@ impl Member {
     }
 
     /// The statements that release this member's savepoint and open the next member's, to run right after its
-    /// last statement; once they ran, [`Member::released`] says so.
-    pub(super) fn release_statement(&self) -> Statement {
+    /// last statement; [`Member::release_answered`] records how that hand-off ended.
+    pub(super) fn release_statement(&mut self) -> Statement {
+        self.releasing = true;
         Statement::from_string(DbBackend::Sqlite, format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"))
     }
 
-    /// Records that this member's statements, and its [`release_statement`](Member::release_statement), ran.
-    pub(super) fn released(&mut self) {
+    /// Records how the hand-off carrying its [`release_statement`](Member::release_statement) ended: on success
+    /// its part is released; on failure the statements stopped at the failing one, before the release, and
+    /// dropping the member undoes its part.
+    pub(super) fn release_answered<T>(&mut self, hand_off: Result<T, DbErr>) -> Result<T, DbErr> {
+        self.releasing = false;
+        let done = hand_off?;
         self.released = true;
         self.group_mut().savepoint_ready = true;
+        Ok(done)
     }
 
     fn group_mut(&mut self) -> &mut Group {
@@ -157,6 +166,19 @@ impl Drop for Member {
             return;
         }
         let Some(mut writer) = self.writer.take() else { return };
+        if self.releasing {
+            // Its caller stopped waiting while the hand-off releasing its part was on its way: that part may be
+            // in the group or not, and once released it would commit with a savepoint for the next member in
+            // place of its own, beyond any undo. Nothing of the group is acknowledged yet, so it fails whole.
+            tokio::spawn(async move {
+                let group = writer.take().expect("the group stays open while a member holds the lock");
+                let _ = group.outcome.set(Err("a write of this group was cancelled while it was released".into()));
+                if let Err(error) = group.txn.rollback().await {
+                    tracing::error!(%error, "could not roll back a write group");
+                }
+            });
+            return;
+        }
         // The next member must find this one's part undone, so the lock goes with the task that undoes it.
         tokio::spawn(async move {
             let group = writer.as_mut().expect("the group stays open while a member holds the lock");
