@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod identity;
 pub mod keys;
 pub mod limits;
+mod log_output;
 mod near_names;
 mod paging;
 pub mod pb;

@@ -1,6 +1,7 @@
 //! What an operator reads on the stderr of the real `hush serve`: one access line per request with route,
 //! code and latency; caller mistakes never at ERROR; a server fault at ERROR with the method; request ids
-//! accepted or generated and returned; no colour codes when stderr is not a terminal.
+//! accepted or generated and returned; no colour codes when stderr is not a terminal; a reader of stderr that
+//! stops reading does not stop the server.
 
 mod common;
 
@@ -10,6 +11,7 @@ use common::{Backend, http1, serve_binary::ServeProcess};
 use hush::pb::{self, identity_service_client::IdentityServiceClient, projects_service_client::ProjectsServiceClient};
 use sea_orm::{ConnectionTrait, Database};
 use tonic::{Code, Request, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 backend_tests!(client_errors_are_info_lines_and_a_fault_is_an_error_line);
 
@@ -118,4 +120,39 @@ async fn client_errors_are_info_lines_and_a_fault_is_an_error_line(backend: Back
     assert!(line.contains("route=/hush.v1.ProjectsService/ListProjects"), "{line}");
     assert!(line.contains("grpc_code=\"internal\""), "{line}");
     server.stop().await;
+}
+
+/// Health checks sent by [`a_stalled_log_reader_does_not_stall_requests`]: each logs an access line, and together
+/// they are more lines than the pipe (64 KiB, ≈ 250 lines) and the server's log queue (16 384 lines) hold.
+const UNREAD_LINES: usize = 20_000;
+const CHECKERS: usize = 16;
+
+/// A log collector that stops reading the server's stderr (the pipe stays open, full) used to freeze every
+/// request in `write(2)` after ≈ 290 lines. Requests are still answered; the lines that found no room are
+/// dropped and counted on `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_log_reader_does_not_stall_requests() {
+    let server = ServeProcess::start(Backend::Sqlite).await;
+    server.stall_stderr();
+    let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let checkers = (0..CHECKERS).map(|_| {
+        let mut health = HealthClient::new(channel.clone());
+        tokio::spawn(async move {
+            for _ in 0..UNREAD_LINES / CHECKERS {
+                health.check(HealthCheckRequest { service: String::new() }).await.expect("a health check");
+            }
+        })
+    });
+    let all = futures_util::future::join_all(checkers);
+    let answered = tokio::time::timeout(Duration::from_secs(60), all).await;
+    assert!(answered.is_ok(), "{UNREAD_LINES} requests with nobody reading stderr were not all answered in 60 s");
+    let (status, metrics) = http1::exchange(server.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("hush_log_lines_dropped_total "))
+        .expect("the dropped-lines counter")
+        .parse()
+        .unwrap();
+    assert!(dropped > 0.0, "lines that found no room are counted: {dropped}");
 }

@@ -161,7 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    init_tracing();
+    let _log = crate::log_output::init();
     // Bound now, so a port in use fails before anything is written, but listening only once storage and the
     // root key check are ready: a refused start never accepts a connection.
     let socket = if config.listen.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
@@ -194,21 +194,4 @@ async fn cancel_on_signal(token: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down: finishing in-flight requests");
     token.cancel();
-}
-
-/// Structured logs on stderr; `HUSH_LOG` (or `RUST_LOG`) filters, `HUSH_LOG_FORMAT=json` for JSON lines.
-/// Colours only when stderr is a terminal: escape codes in a log file or a collector are noise.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("HUSH_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

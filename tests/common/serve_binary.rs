@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -18,6 +21,8 @@ use super::{Backend, cli::HUSH};
 pub struct Collected {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Set to stop reading stderr, as a stalled log collector would, keeping the pipe open.
+    stalled: Arc<AtomicBool>,
 }
 
 impl Collected {
@@ -31,13 +36,23 @@ impl Collected {
             .expect("spawn hush");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let mut reader = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let collected = lines.clone();
+        let (collected, stalled) = (lines.clone(), Arc::new(AtomicBool::new(false)));
+        let stop = stalled.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = reader.next_line().await {
                 collected.lock().unwrap().push(line);
+                if stop.load(Ordering::SeqCst) {
+                    // Holds the pipe open without reading it, until the test ends.
+                    std::future::pending::<()>().await;
+                }
             }
         });
-        Self { child, lines }
+        Self { child, lines, stalled }
+    }
+
+    /// Stops reading stderr (after at most one more line) and keeps the pipe open: a stalled log collector.
+    pub fn stall_reading(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
     }
 
     /// Every stderr line so far.
@@ -142,6 +157,11 @@ impl ServeProcess {
     /// Every stderr line so far.
     pub fn lines(&self) -> Vec<String> {
         self.process.lines()
+    }
+
+    /// Stops reading the server's stderr, keeping the pipe open (see [`Collected::stall_reading`]).
+    pub fn stall_stderr(&self) {
+        self.process.stall_reading();
     }
 
     /// The first line matching `wanted`, waiting up to `within`.
