@@ -184,14 +184,14 @@ pub async fn render(State(state): State<GatewayState>) -> Response {
         ),
         ("db_statements", "Statements sent to the database by this instance", state.store.statements_executed()),
         (
-            "log_lines_dropped",
-            "Log lines dropped because stderr was not read fast enough (see src/log_output.rs)",
-            crate::log_output::dropped_lines(),
-        ),
-        (
             "db_write_statements",
             "Of those, statements that write rows (INSERT, UPDATE, DELETE)",
             state.store.write_statements_executed(),
+        ),
+        (
+            "log_lines_dropped",
+            "Log lines dropped because stderr was not read fast enough (see src/log_output.rs)",
+            crate::log_output::dropped_lines(),
         ),
     ];
     // Totals kept elsewhere, shown as counters.
