@@ -278,14 +278,7 @@ async fn cancelled_writes_leave_no_transaction_open_and_nothing_half_written(bac
         audited_versions.sort();
         assert_eq!(audited_versions, (2..=*version).collect::<Vec<_>>(), "{name}: one audit entry per update");
         assert_eq!(count(&updated_events, &name), *version as usize - 1, "{name}: one event per update");
-        let get = pb::GetSecretRequest {
-            project_id: project.clone(),
-            environment: "dev".into(),
-            secret_path: "/c".into(),
-            key: name.clone(),
-            ..Default::default()
-        };
-        let served = client.get_secret(get).await.unwrap().into_inner().secret.expect("a secret").version;
+        let served = common::get_secret(&mut client, &project, "dev", "/c", &name).await.unwrap().version;
         assert_eq!(served, *version, "{name}: a read (from memory where it can) serves the committed version");
         let values: Vec<&str> = history.iter().map(|(_, v)| v.as_str()).collect();
         for i in (0..REQUESTS).filter(|i| kind(*i) == Kind::Update && key(*i) == name && acknowledged[*i]) {
