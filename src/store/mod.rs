@@ -433,7 +433,11 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             // sea-orm takes a pooled connection for every statement outside a transaction; pinging each one
             // first doubled the round trips of every read. Only connections idle for a while are checked.
-            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
+            // Each write of an SQLite write group runs in a savepoint, whose undo journal SQLite spilled to a
+            // temporary file once it passed 64 KiB: a few more system calls per write inside the writer lock.
+            // In memory it is bounded by what one group changes (the writes queued during one commit).
+            .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory"));
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let write_statements = Arc::new(AtomicU64::new(0));
