@@ -437,6 +437,8 @@ impl Store {
             // Each write of an SQLite write group runs in a savepoint, whose undo journal SQLite spilled to a
             // temporary file once it passed 64 KiB: a few more system calls per write inside the writer lock.
             // In memory it is bounded by what one group changes (the writes queued during one commit).
+            // Temporary storage also holds sorts that no index serves: hush sorts that way only small sets
+            // (a project's environments, a folder's imports); listings and logs are read in index order.
             .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory"));
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
