@@ -435,10 +435,12 @@ impl Store {
             // first doubled the round trips of every read. Only connections idle for a while are checked.
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             // Each write of an SQLite write group runs in a savepoint, whose undo journal SQLite spilled to a
-            // temporary file once it passed 64 KiB: a few more system calls per write inside the writer lock.
-            // In memory it is bounded by what one group changes (the writes queued during one commit).
+            // temporary file once it passed 64 KiB (a CreateSecret changes about 20 pages): a few more system
+            // calls per write inside the writer lock. In memory it is bounded by what one write changes: it
+            // starts empty at each write's savepoint.
             // Temporary storage also holds sorts that no index serves: hush sorts that way only small sets
-            // (a project's environments, a folder's imports); listings and logs are read in index order.
+            // (a project's environments, a folder's imports, one page of a listing); logs and secrets are
+            // read in index order.
             .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory"));
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
