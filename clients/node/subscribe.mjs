@@ -42,8 +42,12 @@ const eventsClient = createClient(EventsService, transport);
 let resumeAfter;
 for (;;) {
   try {
-    const stream = eventsClient.subscribe({ projectId, registrations: [{ eventType: "secret:*" }], resumeAfter });
-    console.error(`subscribed to ${projectId} (after cursor ${resumeAfter ?? "-"})`);
+    const after = resumeAfter ?? "-";
+    const stream = eventsClient.subscribe({ projectId, registrations: [{ eventType: "secret:*" }], resumeAfter }, {
+      // The server answers with headers once it registered the stream: events written from then on arrive.
+      // (The call itself only starts when the stream is read.)
+      onHeader: () => console.error(`subscribed to ${projectId} (after cursor ${after})`),
+    });
     for await (const res of stream) {
       if (res.message.case === "event") {
         const event = res.message.value;

@@ -82,6 +82,11 @@ func run(args []string) error {
 			Registrations: []*hushv1.Registration{{EventType: "secret:*"}},
 			ResumeAfter:   resumeAfter,
 		})
+		if err == nil {
+			// The server answers with headers once it registered the stream: events written from then on
+			// arrive. Subscribe itself returns as soon as the request is sent.
+			_, err = stream.Header()
+		}
 		if err != nil {
 			if status.Code(err) != codes.Unavailable {
 				return err
