@@ -368,18 +368,25 @@ async fn huge_bodies_do_not_grow_the_server_process() {
         assert!(started.elapsed() < Duration::from_secs(20), "hush serve did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Warm up: the first JSON call builds the descriptor pool and the first 413 its code path.
-    send_huge_body(addr, false).await;
+    let send_bodies = |rounds: usize| async move {
+        for chunked in [false, true].into_iter().cycle().take(rounds) {
+            let (_, head) = send_huge_body(addr, chunked).await;
+            assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+        }
+    };
+    // Warm up: the first JSON call builds the descriptor pool and the first 413 its code path. The allocator
+    // (mimalloc) gives freed pages back lazily and the server's RSS settles over the first few dozen bodies:
+    // CI saw 8 MiB more after four bodies following a one-body warm-up.
+    send_bodies(16).await;
     let (before_rss, before_peak) = (resident_kb(pid, "VmRSS:"), resident_kb(pid, "VmHWM:"));
-    for chunked in [false, true, false, true] {
-        let (_, head) = send_huge_body(addr, chunked).await;
-        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
-    }
+    send_bodies(32).await;
     let (after_rss, after_peak) = (resident_kb(pid, "VmRSS:"), resident_kb(pid, "VmHWM:"));
-    println!("RSS {before_rss} kB -> {after_rss} kB, peak {before_peak} kB -> {after_peak} kB after 4 × 100 MB bodies");
-    // The one body read in part is bounded by the 4 MiB limit: a few MB, never the 100 MB sent.
-    assert!(after_peak - before_peak < 12 * 1024, "peak RSS grew by {} kB", after_peak - before_peak);
-    assert!(after_rss.saturating_sub(before_rss) < 8 * 1024, "RSS grew by {} kB", after_rss - before_rss);
+    println!(
+        "RSS {before_rss} kB -> {after_rss} kB, peak {before_peak} kB -> {after_peak} kB after 32 × 100 MB bodies"
+    );
+    // 16 of the bodies are chunked and read up to the 4 MiB limit. One body buffered whole would add 100 MB;
+    // keeping what was read of each would add 64 MiB. Measured: 5-10 MiB, what the allocator keeps.
+    assert!(after_peak - before_peak < 16 * 1024, "peak RSS grew by {} kB", after_peak - before_peak);
     server.kill().await.ok();
 }
 
