@@ -54,8 +54,9 @@ const MAX_GROUP: usize = 1_000;
 const MOVE_CHUNK: usize = 1_000;
 /// How long an entry may wait in the journal when no reader of the log asks for it: bounds each move's work
 /// (the writer lock is held while it commits) and how far behind `audit_logs` is for someone reading the
-/// database file itself. Moves of 50 ms of reads made writes wait behind them (write p99 8 ms against 6).
-const MOVE_AFTER: Duration = Duration::from_millis(10);
+/// database file itself. Moving every 10 ms took back the reads' gain (docs/BENCHMARKS.md): each move is a
+/// database commit.
+const MOVE_AFTER: Duration = Duration::from_millis(50);
 /// Bytes of entries journaled and not yet moved beyond which reads fail instead of the journal (and the copies
 /// of its entries kept in memory to move them) growing without end, should the database refuse the moves (a
 /// full disk, a damaged file). About 60 000 entries of a typical size: seconds of reads at full speed, so a

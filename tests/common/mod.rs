@@ -270,7 +270,7 @@ impl TestServer {
     }
 
     /// Waits until the audit entries of answered reads are in the database, for tests that read it directly.
-    /// On SQLite a server journals them beside the database file and moves them in about 10 ms later (or when the
+    /// On SQLite a server journals them beside the database file and moves them in about 50 ms later (or when the
     /// log is read through the API); an empty journal has nothing left to move.
     pub async fn settle_audit(&self) {
         if self.backend != Backend::Sqlite {
