@@ -80,15 +80,13 @@ impl Server {
             );
         }
         let tls = tls::prepare(&config.tls, config.listen, data_dir)?;
-        let mut store = Store::connect(&config.storage.database_url())
+        let store = Store::connect(&config.storage.database_url())
             .await
             .context("opening the database")?
             .with_audit_settings(config.audit_retention, config.audit_storage == AuditStorage::Off);
         // Held while this server runs, so `hush keys rotate` cannot re-seal the data under it; taken before the
         // key check, so no rotation slips in between.
         let database_lock = store.lock_for_serving().await?;
-        // SQLite: this is the file's one server, so the journal of read audit entries is its own.
-        store.journal_read_audit().await.context("opening the audit journal")?;
         let root_key = Arc::new(keys::for_serving(&store, &config.key, &config.storage.data_dir).await?);
         let bootstrap_file = identity::bootstrap(&store, &config.storage.data_dir).await?;
         let vault = Vault::new(store.clone(), root_key.clone());

@@ -87,7 +87,6 @@ async fn fields_are_capped_and_the_forwarded_client_is_rightmost(backend: Backen
     assert!(login.user_agent.len() <= caps::MAX_USER_AGENT_BYTES, "{}", login.user_agent.len());
 
     // No stored entry exceeds the entry cap.
-    server.settle_audit().await;
     let db = server.raw_db().await;
     let sql =
         "SELECT id, actor_id, actor_name, ip_address, user_agent, CAST(event_metadata AS TEXT) AS m FROM audit_logs";

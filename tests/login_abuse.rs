@@ -34,7 +34,6 @@ async fn stored_bytes(server: &TestServer) -> u64 {
 }
 
 async fn audit_rows(server: &TestServer) -> i64 {
-    server.settle_audit().await;
     let db = server.raw_db().await;
     let sql = "SELECT COUNT(*) AS n FROM audit_logs";
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();

@@ -322,7 +322,6 @@ async fn reads_apply_changes_made_on_another_instance_at_once(backend: Backend) 
 
 /// The `get-secret` audit entries stored so far.
 async fn get_secret_entries(server: &TestServer) -> i64 {
-    server.settle_audit().await;
     let db = server.raw_db().await;
     let sql = "SELECT COUNT(*) AS n FROM audit_logs WHERE event_type = 'get-secret'";
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();

@@ -7,7 +7,7 @@
 //! load one commit serves many reads; with a single caller nothing waits longer than its own commit (there is
 //! no timer, a group is simply whatever queued while the previous group was committing).
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, InsertMany, QueryTrait};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, entities::audit_log};
@@ -66,12 +66,7 @@ async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>) {
 /// the open write group if there is one (see `SqliteWriter::commit_statement`); on PostgreSQL the insert takes
 /// the append lock itself (a trigger, see migration m0007), as every appender to the log must.
 pub(super) async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> Result<(), DbErr> {
-    commit_insert(store, audit_log::Entity::insert_many(rows)).await
-}
-
-/// Commits `insert` (of audit entries) the way [`commit`] does.
-pub(super) async fn commit_insert(store: &Store, insert: InsertMany<audit_log::ActiveModel>) -> Result<(), DbErr> {
-    let insert = store.backend().build(&insert.into_query());
+    let insert = store.backend().build(&audit_log::Entity::insert_many(rows).into_query());
     match &store.sqlite_writer {
         Some(writer) => writer.commit_statement(store.conn(), insert).await?,
         None => drop(store.conn().execute_raw(insert).await?),

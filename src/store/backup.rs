@@ -109,14 +109,6 @@ async fn copy(source: &Path, kind: Source, target: &Path) -> Result<(), BackupEr
         return Err(BackupError::Exists(target.to_path_buf()));
     }
     let db = open_hush_database(source, kind).await?;
-    // A live database's server may hold entries of reads in its journal (see `audit_journal`). Read before the
-    // copy: the server empties a journal file only once its entries are committed, so each entry is in the
-    // journal read here or in the snapshot copied after.
-    let journaled = match kind {
-        Source::Live => super::audit_journal::read_beside(source)
-            .map_err(|message| BackupError::Sqlite { path: source.to_path_buf(), message })?,
-        Source::Backup => Vec::new(),
-    };
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let partial = target.with_file_name(format!(".{name}.partial-{}", uuid::Uuid::new_v4().simple()));
     let io = |path: &Path| {
@@ -132,11 +124,6 @@ async fn copy(source: &Path, kind: Source, target: &Path) -> Result<(), BackupEr
         })?;
         execute(&db, source, &format!("VACUUM INTO '{}'", into.replace('\'', "''"))).await?;
         db.close().await.ok();
-        if !journaled.is_empty() {
-            let copy = Database::connect(format!("sqlite://{into}?mode=rw")).await.map_err(sqlite_error(&partial))?;
-            super::audit_journal::copy_into(&copy, journaled).await.map_err(sqlite_error(&partial))?;
-            copy.close().await.ok();
-        }
         check(&partial, Source::Backup).await?;
         std::fs::File::open(&partial).and_then(|file| file.sync_all()).map_err(io(&partial))?;
         std::fs::hard_link(&partial, target).map_err(|error| match error.kind() {

@@ -9,7 +9,6 @@
 //! commit (see [`WriteTxn::commit`]). Database errors get their meaning in one place, [`DbError`].
 
 mod audit_appender;
-mod audit_journal;
 pub mod backup;
 pub mod entities;
 mod error;
@@ -86,8 +85,6 @@ pub struct Store {
     audit_stream_only: bool,
     /// Commits the audit entries of reads in groups; `None` only in the clone its own task writes with.
     audit_appender: Option<audit_appender::AuditAppender>,
-    /// SQLite, serving: the journal the audit entries of reads go to instead (see `audit_journal`).
-    audit_journal: Option<audit_journal::AuditJournal>,
     /// Tells the other instances of committed outbox and audit rows; `None` on SQLite (one instance).
     notifier: Option<notifier::Notifier>,
     /// SQLite: what is kept in memory because this process is the database's only writer (see `lock`);
@@ -494,7 +491,6 @@ impl Store {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             audit_stream_only: false,
             audit_appender: None,
-            audit_journal: None,
             notifier: None,
             single_writer,
             permission_log: Arc::new(permission_log::PermissionLog::starting_at(stored)),
@@ -536,34 +532,9 @@ impl Store {
     /// Stores an audit entry outside any write of the caller's (the entry of a read), committed together with
     /// the entries of concurrent reads; returns once it is durable.
     pub async fn append_audit(&self, row: entities::audit_log::ActiveModel) -> Result<(), DbErr> {
-        if let Some(journal) = &self.audit_journal {
-            return journal.append(row).await.map_err(DbErr::Custom);
-        }
         match &self.audit_appender {
             Some(appender) => appender.append(row).await,
             None => audit_appender::commit(self, vec![row]).await,
-        }
-    }
-
-    /// For a server on SQLite: from now on the audit entries of reads go to a journal beside the database
-    /// file, and readers of the audit log settle it first (see `audit_journal`); what an earlier server left in
-    /// the journal is moved into the audit log before this returns. Only the one server of the file may.
-    pub async fn journal_read_audit(&mut self) -> Result<(), DbErr> {
-        let Some(file) = self.sqlite_file.clone() else { return Ok(()) };
-        // The journal's mover commits straight to the database, and holds no journal: the journal's task ends
-        // with the last store holding it.
-        let mut mover = self.clone();
-        (mover.audit_appender, mover.audit_journal) = (None, None);
-        self.audit_journal = Some(audit_journal::AuditJournal::open(mover, &file).await.map_err(DbErr::Custom)?);
-        Ok(())
-    }
-
-    /// Waits until the audit entry of every read answered before this call is in the audit log (they may wait
-    /// in the journal on SQLite, see `audit_journal`).
-    pub async fn settle_audit(&self) -> Result<(), DbErr> {
-        match &self.audit_journal {
-            Some(journal) => journal.settle().await.map_err(DbErr::Custom),
-            None => Ok(()),
         }
     }
 
@@ -678,7 +649,6 @@ impl Store {
         if self.backend() == DbBackend::Postgres {
             return self.audit_head_read.get(|| settled::settled_head(&self.conn, Log::Audit)).await;
         }
-        self.settle_audit().await?;
         settled::visible_head(&self.conn, Log::Audit).await
     }
 
@@ -751,13 +721,6 @@ impl Store {
             notifier.raise(false, true);
         }
         bump(&self.audit_signal);
-    }
-
-    /// What wakes the audit stream workers when entries of reads were journaled (they settle the journal to
-    /// read them), for the journal's writer thread.
-    fn audit_journaled(&self) -> impl Fn() + Send + 'static {
-        let signal = self.audit_signal.clone();
-        move || bump(&signal)
     }
 
     /// Wakes this instance's audit stream workers: another instance committed audit entries, or its

@@ -448,8 +448,6 @@ impl Streams {
     pub async fn status(&self, caller: &Principal, id: &str) -> Result<StreamStatus, StreamsError> {
         self.require(caller, Action::Read).await?;
         let stream = self.find(caller, id).await?;
-        // Positions count the entries of reads answered so far (they may wait in the journal on SQLite).
-        self.store.settle_audit().await?;
         let db = self.store.conn();
         let state = audit_stream_state::Entity::find_by_id(&stream.id)
             .one(db)
@@ -495,7 +493,6 @@ impl Streams {
         if end <= start {
             return Err(invalid("end_time", "must be after start_time (unset means now)"));
         }
-        self.store.settle_audit().await?;
         let txn = self.store.begin_write().await?;
         let range = audit_log::Entity::find()
             .filter(audit_log::Column::OrgId.eq(&stream.org_id))
@@ -533,7 +530,6 @@ impl Streams {
     /// Per-stream counters for `/metrics`: (stream id, name, state, lag). The lag is read from positions, not
     /// counted: one indexed lookup of the newest `seq` per org, whatever the backlog (see [`lag`]).
     pub async fn metrics(&self) -> Result<Vec<(String, String, audit_stream_state::Model, i64)>, sea_orm::DbErr> {
-        self.store.settle_audit().await?;
         let db = self.store.conn();
         let mut heads: std::collections::HashMap<String, Option<i64>> = Default::default();
         let mut out = Vec::new();

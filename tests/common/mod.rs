@@ -269,28 +269,6 @@ impl TestServer {
         Database::connect(&self.database_url).await.expect("raw database connection")
     }
 
-    /// Waits until the audit entries of answered reads are in the database, for tests that read it directly.
-    /// On SQLite a server journals them beside the database file and moves them in about 50 ms later (or when the
-    /// log is read through the API); an empty journal has nothing left to move.
-    pub async fn settle_audit(&self) {
-        if self.backend != Backend::Sqlite {
-            return;
-        }
-        let journaled = || {
-            std::fs::read_dir(self.data_dir.path())
-                .expect("data dir")
-                .map(|entry| entry.expect("data dir entry"))
-                .filter(|entry| entry.file_name().to_string_lossy().contains("-audit-journal-"))
-                .map(|entry| entry.metadata().expect("journal file").len())
-                .sum::<u64>()
-        };
-        let started = std::time::Instant::now();
-        while journaled() > 0 {
-            assert!(started.elapsed() < Duration::from_secs(10), "the audit journal was not moved in 10 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         self.halt().await;

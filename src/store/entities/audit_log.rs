@@ -1,10 +1,9 @@
-//! One audit log entry. `seq` orders entries in the order they were committed to this table (see
-//! `audit::record`; the entries of reads journaled on SQLite when they are moved, see `store::audit_journal`)
-//! for pagination and for the audit streams' delivery cursors. Serialized (JSON) in that journal.
+//! One audit log entry. `seq` orders entries in commit order (see `audit::record`) for pagination and for
+//! the audit streams' delivery cursors.
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "audit_logs")]
 pub struct Model {
     #[sea_orm(primary_key)]
