@@ -23,6 +23,7 @@ mod sqlite_group;
 mod versioned_cache;
 
 pub use error::DbError;
+pub use migrations::SQLITE_UNREAD_AUDIT_INDEXES;
 pub use permission_log::Changed;
 pub use settled::Log;
 pub use versioned_cache::VersionedCache;

@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+/// The indexes are PostgreSQL's; SQLite databases do without the actor, event type and creation time ones, which
+/// its planner never reads for hush's queries (`store::SQLITE_UNREAD_AUDIT_INDEXES`, migration m0008).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "audit_logs")]
 pub struct Model {

@@ -18,7 +18,9 @@ mod m0004_stream_failure_mode;
 mod m0005_unique_project_names;
 mod m0006_imports_by_source;
 mod m0007_append_lock_in_the_database;
+mod m0008_sqlite_unread_audit_indexes;
 
+pub use m0008_sqlite_unread_audit_indexes::SQLITE_UNREAD_AUDIT_INDEXES;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use sea_orm_migration::prelude::*;
 
@@ -38,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_unique_project_names::Migration),
             Box::new(m0006_imports_by_source::Migration),
             Box::new(m0007_append_lock_in_the_database::Migration),
+            Box::new(m0008_sqlite_unread_audit_indexes::Migration),
         ]
     }
 }
