@@ -45,7 +45,7 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     server.halt().await;
     // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name; and
     // nothing newer than 0.1.0 (the root key check, the permission change log, streams' failure mode, the index
-    // of imports by source).
+    // of imports by source, the append lock, SQLite's audit indexes).
     let db = server.raw_db().await;
     for sql in [
         r#"DROP TABLE root_key_check"#,
