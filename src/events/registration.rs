@@ -7,7 +7,7 @@ use crate::identity::glob::PathGlob;
 pub const MAX_REGISTRATIONS: usize = 100;
 
 /// An event type or wildcard: `secret:create`, `secret:*`, `*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventPattern {
     /// Every event type.
     Any,
@@ -41,7 +41,7 @@ impl EventPattern {
 }
 
 /// One registration: a pattern and optional conditions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Registration {
     pub pattern: EventPattern,
     /// Environment slug; None = any.

@@ -32,7 +32,7 @@ pub struct GlobError {
 }
 
 /// A validated secret-path glob.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PathGlob {
     text: String,
     segments: Vec<String>,
