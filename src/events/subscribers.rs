@@ -170,23 +170,30 @@ impl Subscriber {
 /// subscription with the same registrations and a clone of the same grants gets the same answer without
 /// evaluating policies again, and shares the narrowed event and its encodings. Both are compared by address
 /// (grants are cloned from one read, registrations shared through the registry), not by content: comparing
-/// registrations by content was a twentieth of the server's time fanning an event out to 10 000 streams.
+/// registrations by content was about 4% of the server's samples fanning an event out to 10 000 streams.
 #[derive(Default)]
 pub(super) struct Narrowed<'a> {
-    kept: Vec<(Grants, &'a Arc<[Registration]>, Option<Arc<Delivery>>)>,
+    kept: Vec<Decision<'a>>,
+}
+
+/// What subscriptions with these grants and registrations are given of the event.
+struct Decision<'a> {
+    grants: Grants,
+    registrations: &'a Arc<[Registration]>,
+    visible: Option<Arc<Delivery>>,
 }
 
 impl<'a> Narrowed<'a> {
     /// [`Subscriber::narrow`], or the answer given to a subscription that would get the same.
     fn narrow(&mut self, subscriber: &'a Subscriber, event: &Arc<Delivery>, grants: &Grants) -> Option<Arc<Delivery>> {
         let registrations = &subscriber.registrations;
-        let known = self.kept.iter().find(|(g, r, _)| g.same_as(grants) && Arc::ptr_eq(r, registrations));
-        if let Some((_, _, visible)) = known {
-            return visible.clone();
+        let known = self.kept.iter().find(|d| d.grants.same_as(grants) && Arc::ptr_eq(d.registrations, registrations));
+        if let Some(decision) = known {
+            return decision.visible.clone();
         }
         let visible = subscriber.narrow(event, grants);
         if self.kept.len() < NARROWINGS_KEPT {
-            self.kept.push((grants.clone(), registrations, visible.clone()));
+            self.kept.push(Decision { grants: grants.clone(), registrations, visible: visible.clone() });
         }
         visible
     }
