@@ -60,12 +60,13 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     ] {
         db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    // SQLite only: the audit indexes its planner never reads (m0008).
-    let unread_indexes = r#"CREATE INDEX "idx-audit_logs-actor_id" ON "audit_logs" ("actor_id");
-        CREATE INDEX "idx-audit_logs-event_type" ON "audit_logs" ("event_type");
-        CREATE INDEX "idx-audit_logs-created_at" ON "audit_logs" ("created_at")"#;
+    // SQLite only: the audit indexes its planner never reads (m0008), each named after its column.
     if backend == Backend::Sqlite {
-        db.execute_unprepared(unread_indexes).await.unwrap();
+        for index in hush::store::SQLITE_UNREAD_AUDIT_INDEXES {
+            let column = index.strip_prefix("idx-audit_logs-").expect("named after its column");
+            let sql = format!(r#"CREATE INDEX "{index}" ON "audit_logs" ("{column}")"#);
+            db.execute_unprepared(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
     }
     // PostgreSQL only: the append lock taken by inserts into the logs (m0007).
     let append_lock = r#"DROP TRIGGER hush_append_lock ON events; DROP TRIGGER hush_append_lock ON audit_logs;

@@ -7,8 +7,9 @@
 //! range) it picks the org index, which carries `seq` (an SQLite index holds the row id) and so serves an
 //! org's entries in order. The project filter reads the project index and the pruner the expiry index; both
 //! stay. The listing and the export are held to an index search by a test (`audit::query`); the other shapes
-//! filter by org and `seq` or org and time, as the export does. Measured in docs/BENCHMARKS.md (issue 14, eleventh session). PostgreSQL keeps all of them: its
-//! planner uses statistics and finds, say, an actor's entries in a large log by its index.
+//! filter by org and `seq` or org and time, as the export does. Measured in docs/BENCHMARKS.md (issue 14,
+//! eleventh session). PostgreSQL keeps all of them: its planner uses statistics and finds, say, an actor's
+//! entries in a large log by its index.
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
