@@ -504,7 +504,9 @@ impl Store {
         if store.backend() == DbBackend::Postgres {
             store.notifier = Some(notifier::Notifier::start(store.conn.clone()));
         }
-        store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()));
+        let appender = audit_appender::AuditAppender::start(store.clone())
+            .map_err(|error| DbErr::Custom(format!("starting the audit writer: {error}")))?;
+        store.audit_appender = Some(appender);
         Ok(store)
     }
 
