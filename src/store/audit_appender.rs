@@ -82,7 +82,9 @@ pub(super) async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> 
     let insert = store.backend().build(&audit_log::Entity::insert_many(rows).into_query());
     match &store.sqlite_writer {
         Some(writer) => writer.commit_statement(store.conn(), insert).await?,
-        None => drop(store.conn().execute_raw(insert).await?),
+        None => {
+            store.conn().execute_raw(insert).await?;
+        }
     }
     store.audit_committed();
     Ok(())

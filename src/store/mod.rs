@@ -20,6 +20,7 @@ mod permission_log;
 mod settled;
 mod shared_read;
 mod sqlite_group;
+mod sqlite_plans;
 mod versioned_cache;
 
 pub use error::DbError;
@@ -442,7 +443,8 @@ impl Store {
             // Temporary storage also holds sorts that no index serves: hush sorts that way only small sets
             // (a project's environments, a folder's imports, one page of a listing); logs and secrets are
             // read in index order.
-            .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory"));
+            .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory"))
+            .map_sqlx_sqlite_pool_opts(sqlite_plans::plan_once);
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let write_statements = Arc::new(AtomicU64::new(0));
