@@ -34,7 +34,7 @@ impl AuditAppender {
     /// On SQLite the task runs on a thread of its own: each group is two hand-offs between it and SQLite's
     /// connection thread, and as a task of the server's runtime every wake-up queued behind the connection
     /// tasks of all the reads in flight, which the reads of the next group wait for. On its own thread the
-    /// operating system runs it when it wakes (reads 8-14% faster, docs/BENCHMARKS.md). PostgreSQL connections
+    /// operating system runs it when it wakes (reads 8-16% faster, docs/BENCHMARKS.md). PostgreSQL connections
     /// are registered with the runtime that opened them, so there the task stays on the server's runtime.
     pub(super) fn start(store: Store) -> std::io::Result<Self> {
         let (queue, received) = mpsc::channel(QUEUE);

@@ -29,9 +29,9 @@ enum Change {
 async fn stable_plans(connection: &mut SqliteConnection, change: Change) -> Result<bool, Error> {
     let mut handle = connection.lock_handle().await?;
     let mut on: c_int = 0;
-    // SAFETY: the handle is an open connection, held by this thread alone while `handle` lives, and
-    // SQLITE_DBCONFIG_ENABLE_QPSG takes exactly an int (1 sets the guarantee, -1 leaves it) and a pointer to an
-    // int that receives the setting.
+    // SAFETY: the handle is an open connection that nothing else uses while `handle` lives (its worker thread
+    // waits for the lock), and SQLITE_DBCONFIG_ENABLE_QPSG takes exactly an int (1 sets the guarantee, -1
+    // leaves it) and a pointer to an int that receives the setting.
     let code = unsafe {
         libsqlite3_sys::sqlite3_db_config(
             handle.as_raw_handle().as_ptr(),
