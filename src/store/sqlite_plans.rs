@@ -3,7 +3,7 @@
 //! From SQLite 3.47 on, a statement with `LIMIT ?` lets its plan depend on the bound limit, and so marks
 //! itself expired whenever that parameter is bound again: every run parsed and planned the statement anew
 //! instead of reusing the prepared one. sea-orm binds every limit, `.one()` included (`LIMIT ?` with 1), so
-//! the event tailer's query and most lookups were prepared again on every run (about 6% of the server's
+//! the event tailer's query and every `.one()` lookup were prepared again on every run (about 6% of the server's
 //! samples in a profile of the write benchmark). SQLite's query planner stability guarantee
 //! (`SQLITE_DBCONFIG_ENABLE_QPSG`) keeps one plan per statement whatever is bound, which is what a statement
 //! cache is for. hush never runs `ANALYZE`, so no statistics are given up with it.
@@ -54,7 +54,7 @@ mod tests {
     #[tokio::test]
     async fn every_pooled_connection_keeps_its_plans() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hush.db").display());
+        let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
         let store = crate::store::Store::connect(&url).await.unwrap();
         let pool = store.conn().get_sqlite_connection_pool();
         // Held at once, so that the pool opens every connection it may have.
