@@ -10,7 +10,7 @@
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, entities::audit_log};
+use super::{Store, entities::audit_log, sqlite_audit_connection::AuditConnection};
 
 /// Entries in one group: bounds one statement's parameters (13 per row; SQLite allows 32 766, PostgreSQL
 /// 65 535) and one transaction's size.
@@ -31,20 +31,26 @@ impl AuditAppender {
     /// Starts the task that commits the groups of `store` (a clone without an appender of its own, so the task
     /// ends when the last store holding this appender is dropped).
     ///
-    /// On SQLite the task runs on a thread of its own: each group is two hand-offs between it and SQLite's
-    /// connection thread, and as a task of the server's runtime every wake-up queued behind the connection
-    /// tasks of all the reads in flight, which the reads of the next group wait for. On its own thread the
-    /// operating system runs it when it wakes (reads 8-16% faster, docs/BENCHMARKS.md). PostgreSQL connections
-    /// are registered with the runtime that opened them, so there the task stays on the server's runtime.
-    pub(super) fn start(store: Store) -> std::io::Result<Self> {
+    /// On SQLite the task runs on a thread of its own, which runs SQLite itself through a connection of its
+    /// own (`sqlite_audit_connection`): as a task of the server's runtime every wake-up queued behind the
+    /// connection tasks of all the reads in flight, which the reads of the next group wait for; on its own
+    /// thread the operating system runs it when it wakes (reads 8-16% faster, docs/BENCHMARKS.md). PostgreSQL
+    /// connections are registered with the runtime that opened them, so there the task stays on the server's
+    /// runtime.
+    pub(super) fn start(store: Store) -> Result<Self, DbErr> {
         let (queue, received) = mpsc::channel(QUEUE);
         if store.sqlite_writer.is_some() {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let starting = |error: std::io::Error| DbErr::Custom(format!("starting the audit writer: {error}"));
+            let own = (store.sqlite_file.as_deref())
+                .map(|file| AuditConnection::open(file, super::SQLITE_BUSY_TIMEOUT))
+                .transpose()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(starting)?;
             std::thread::Builder::new()
                 .name("hush-audit".to_owned())
-                .spawn(move || runtime.block_on(commit_groups(store, received)))?;
+                .spawn(move || runtime.block_on(commit_groups(store, received, own)))
+                .map_err(starting)?;
         } else {
-            tokio::spawn(commit_groups(store, received));
+            tokio::spawn(commit_groups(store, received, None));
         }
         Ok(Self { queue })
     }
@@ -58,12 +64,13 @@ impl AuditAppender {
     }
 }
 
-async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>) {
+/// `own`: the SQLite connection of this thread (see `sqlite_audit_connection`); `None` on PostgreSQL.
+async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>, mut own: Option<AuditConnection>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while received.recv_many(&mut group, MAX_GROUP).await > 0 {
         let (rows, waiting): (Vec<_>, Vec<_>) = group.drain(..).unzip();
         let count = rows.len();
-        let outcome = commit(&store, rows).await.map_err(|error| {
+        let outcome = commit(&store, rows, own.as_mut()).await.map_err(|error| {
             tracing::error!(%error, entries = count, "could not store audit entries; their reads fail");
             format!("storing the audit entry: {error}")
         });
@@ -74,16 +81,27 @@ async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>) {
     }
 }
 
-/// Commits `rows` as one multi-row insert, a transaction by itself: the fewest round trips to the database
-/// (SQLite's connection thread, or the PostgreSQL server), which is what a read waits for. On SQLite it joins
-/// the open write group if there is one (see `SqliteWriter::commit_statement`); on PostgreSQL the insert takes
-/// the append lock itself (a trigger, see migration m0007), as every appender to the log must.
-pub(super) async fn commit(store: &Store, rows: Vec<audit_log::ActiveModel>) -> Result<(), DbErr> {
-    let insert = store.backend().build(&audit_log::Entity::insert_many(rows).into_query());
+/// Commits `rows` as one transaction: on SQLite by the audit thread's `own` connection, or as part of the open
+/// write group if there is one (see `SqliteWriter::commit_change`); on PostgreSQL as one multi-row insert, which
+/// takes the append lock itself (a trigger, see migration m0007), as every appender to the log must. Each is
+/// the fewest round trips to the database (none to a thread of sqlx's, or one to the PostgreSQL server), which
+/// is what a read waits for.
+pub(super) async fn commit(
+    store: &Store,
+    rows: Vec<audit_log::ActiveModel>,
+    own: Option<&mut AuditConnection>,
+) -> Result<(), DbErr> {
+    let insert = || store.backend().build(&audit_log::Entity::insert_many(rows.iter().cloned()).into_query());
     match &store.sqlite_writer {
-        Some(writer) => writer.commit_statement(store.conn(), insert).await?,
+        Some(writer) => {
+            let alone = async || match own {
+                Some(own) => own.commit(&rows),
+                None => store.conn().execute_raw(insert()).await.map(drop),
+            };
+            writer.commit_change(insert, alone).await?;
+        }
         None => {
-            store.conn().execute_raw(insert).await?;
+            store.conn().execute_raw(insert()).await?;
         }
     }
     store.audit_committed();

@@ -19,6 +19,7 @@ mod notifier;
 mod permission_log;
 mod settled;
 mod shared_read;
+mod sqlite_audit_connection;
 mod sqlite_group;
 mod sqlite_plans;
 mod versioned_cache;
@@ -506,9 +507,7 @@ impl Store {
         if store.backend() == DbBackend::Postgres {
             store.notifier = Some(notifier::Notifier::start(store.conn.clone()));
         }
-        let appender = audit_appender::AuditAppender::start(store.clone())
-            .map_err(|error| DbErr::Custom(format!("starting the audit writer: {error}")))?;
-        store.audit_appender = Some(appender);
+        store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone())?);
         Ok(store)
     }
 
@@ -539,7 +538,7 @@ impl Store {
     pub async fn append_audit(&self, row: entities::audit_log::ActiveModel) -> Result<(), DbErr> {
         match &self.audit_appender {
             Some(appender) => appender.append(row).await,
-            None => audit_appender::commit(self, vec![row]).await,
+            None => audit_appender::commit(self, vec![row], None).await,
         }
     }
 

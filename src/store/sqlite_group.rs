@@ -73,18 +73,21 @@ impl SqliteWriter {
 }
 
 impl SqliteWriter {
-    /// Runs `statement`, which must be atomic on its own (one multi-row insert), and makes it durable: with no
-    /// group open, as a transaction of its own (SQLite commits a statement run outside a transaction by
-    /// itself: one round trip to the connection's thread, one fsync); with one open, inside it, committing the
-    /// group for its members too. Its own failure never fails the members: SQLite undoes a failed statement
-    /// without touching the rest of its transaction.
-    pub(super) async fn commit_statement(&self, conn: &DatabaseConnection, statement: Statement) -> Result<(), DbErr> {
+    /// Makes one atomic change durable: with a group open, as the statement `in_group` inside it, committing
+    /// the group for its members too; with none open, by `alone`, a transaction of its own run while this
+    /// holds the writer lock (so no group begins on the pool meanwhile). A failure of the statement never fails
+    /// the members: SQLite undoes a failed statement without touching the rest of its transaction.
+    pub(super) async fn commit_change(
+        &self,
+        in_group: impl FnOnce() -> Statement,
+        alone: impl AsyncFnOnce() -> Result<(), DbErr>,
+    ) -> Result<(), DbErr> {
         let mut writer = self.open.lock().await;
         let Some(group) = writer.take() else {
-            return conn.execute_raw(statement).await.map(drop);
+            return alone().await;
         };
         // No member is in the middle of its savepoint: each one holds this lock until it released it.
-        let ran = group.txn.execute_raw(statement).await;
+        let ran = group.txn.execute_raw(in_group()).await;
         let committed = group.txn.commit().await.map_err(|error| error.to_string());
         // The members waiting to commit the group find it committed.
         let _ = group.outcome.set(committed.clone());
