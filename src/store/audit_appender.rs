@@ -2,15 +2,19 @@
 //!
 //! A read must have its audit entry durable before its answer leaves the server. Committing each entry in a
 //! write transaction of its own made every read wait for the single SQLite writer and pay one fsync alone.
-//! Instead one task per store takes every entry waiting in its queue, inserts them in one multi-row
-//! statement, commits once, and only then releases each caller: under
+//! Instead one task per store takes every entry waiting in its queue, inserts them in one transaction,
+//! commits once, and only then releases each caller: under
 //! load one commit serves many reads; with a single caller nothing waits longer than its own commit (there is
 //! no timer, a group is simply whatever queued while the previous group was committing).
 
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, entities::audit_log, sqlite_audit_connection::AuditConnection};
+use super::{
+    Store,
+    entities::audit_log,
+    sqlite_audit_connection::{AuditConnection, main_file},
+};
 
 /// Entries in one group: bounds one statement's parameters (13 per row; SQLite allows 32 766, PostgreSQL
 /// 65 535) and one transaction's size.
@@ -37,12 +41,12 @@ impl AuditAppender {
     /// thread the operating system runs it when it wakes (reads 8-16% faster, docs/BENCHMARKS.md). PostgreSQL
     /// connections are registered with the runtime that opened them, so there the task stays on the server's
     /// runtime.
-    pub(super) fn start(store: Store) -> Result<Self, DbErr> {
+    pub(super) async fn start(store: Store) -> Result<Self, DbErr> {
         let (queue, received) = mpsc::channel(QUEUE);
         if store.sqlite_writer.is_some() {
             let starting = |error: std::io::Error| DbErr::Custom(format!("starting the audit writer: {error}"));
-            let own = (store.sqlite_file.as_deref())
-                .map(|file| AuditConnection::open(file, super::SQLITE_BUSY_TIMEOUT))
+            let own = (main_file(store.conn()).await?)
+                .map(|file| AuditConnection::open(&file, super::SQLITE_BUSY_TIMEOUT))
                 .transpose()?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(starting)?;
             std::thread::Builder::new()
@@ -78,14 +82,19 @@ async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>, mut 
             // A caller that stopped waiting still has its entry stored.
             let _ = caller.send(outcome.clone());
         }
+        // Committing with the audit thread's own connection never waits, and a busy queue is always ready:
+        // without this the tasks sqlx spawns here (handing a committed write group's connection back to the
+        // pool) would wait for the queue to empty, keeping one of the pool's connections from everyone else.
+        tokio::task::yield_now().await;
     }
 }
 
-/// Commits `rows` as one transaction: on SQLite by the audit thread's `own` connection, or as part of the open
-/// write group if there is one (see `SqliteWriter::commit_change`); on PostgreSQL as one multi-row insert, which
-/// takes the append lock itself (a trigger, see migration m0007), as every appender to the log must. Each is
-/// the fewest round trips to the database (none to a thread of sqlx's, or one to the PostgreSQL server), which
-/// is what a read waits for.
+/// Commits `rows` as one transaction, with the fewest round trips a read can wait for: on SQLite by the audit
+/// thread's `own` connection (none to a thread of sqlx's), or, when a write group is open, as one multi-row
+/// insert inside it that commits the group too (see `SqliteWriter::commit_change`); on PostgreSQL as one
+/// multi-row insert (one round trip to the server), which takes the append lock itself (a trigger, see
+/// migration m0007), as every appender to the log must. Without `own` (PostgreSQL, an in-memory SQLite
+/// database, the appender's own store) SQLite runs that insert on the pool as a transaction by itself.
 pub(super) async fn commit(
     store: &Store,
     rows: Vec<audit_log::ActiveModel>,
@@ -95,7 +104,12 @@ pub(super) async fn commit(
     match &store.sqlite_writer {
         Some(writer) => {
             let alone = async || match own {
-                Some(own) => own.commit(&rows),
+                Some(own) => {
+                    own.commit(&rows)?;
+                    // Counted as the pool's statements are (`/metrics`): one insert per entry.
+                    store.count_written_statements(rows.len() as u64);
+                    Ok(())
+                }
                 None => store.conn().execute_raw(insert()).await.map(drop),
             };
             writer.commit_change(insert, alone).await?;

@@ -507,7 +507,7 @@ impl Store {
         if store.backend() == DbBackend::Postgres {
             store.notifier = Some(notifier::Notifier::start(store.conn.clone()));
         }
-        store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone())?);
+        store.audit_appender = Some(audit_appender::AuditAppender::start(store.clone()).await?);
         Ok(store)
     }
 
@@ -574,6 +574,13 @@ impl Store {
     /// Statements that write rows (INSERT, UPDATE, DELETE) sent by this process since it connected.
     pub fn write_statements_executed(&self) -> u64 {
         self.write_statements.load(Ordering::Relaxed)
+    }
+
+    /// Counts `count` statements that write rows, run on a connection outside the pool (whose statements
+    /// sea-orm counts).
+    fn count_written_statements(&self, count: u64) {
+        self.statements.fetch_add(count, Ordering::Relaxed);
+        self.write_statements.fetch_add(count, Ordering::Relaxed);
     }
 
     /// The connection, for reads.

@@ -10,11 +10,16 @@
 //! and compare the same as the rest of the log: text for strings, compact JSON text for the metadata, and
 //! RFC 3339 text with automatic sub-second digits for times (sqlx's `DateTime` encoding).
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use chrono::SecondsFormat;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter, types::Value as SqlValue};
-use sea_orm::{ActiveModelTrait, ActiveValue, DbErr, Iden, Iterable, Value};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DatabaseConnection, DbErr, Iden, Iterable, Statement, Value,
+};
 
 use super::entities::audit_log;
 
@@ -25,9 +30,10 @@ pub(super) struct AuditConnection {
 }
 
 impl AuditConnection {
-    /// Opens the database `file` (created and migrated already by the pool) the way the pool's connections
-    /// are: every commit synced (`synchronous=FULL`, sqlx's default), waiting up to `busy_timeout` for a lock
-    /// held by another process.
+    /// Opens the database `file` (created and migrated already by the pool; see [`main_file`]) the way the
+    /// pool's connections are: every commit synced (`synchronous=FULL`, SQLite's default, which sqlx keeps),
+    /// waiting up to `busy_timeout` for SQLite's write lock if another connection holds it (a group that
+    /// failed is rolled back on sqlx's thread after the writer lock is let go).
     pub(super) fn open(file: &Path, busy_timeout: Duration) -> Result<Self, DbErr> {
         let conn =
             Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -58,6 +64,19 @@ impl AuditConnection {
         // Dropped uncommitted on an error above, the transaction is rolled back.
         txn.commit().map_err(sqlite_error)
     }
+}
+
+/// The file of the database `conn` opened, as SQLite itself names it: reading the URL (its options, relative
+/// paths) is sqlx's business, and the audit connection must open what the pool opened. `None` for an in-memory
+/// database, which a second connection cannot share.
+pub(super) async fn main_file(conn: &DatabaseConnection) -> Result<Option<PathBuf>, DbErr> {
+    let sql = "SELECT file FROM pragma_database_list WHERE name = 'main'";
+    let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await?;
+    let file: String = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => String::new(),
+    };
+    Ok((!file.is_empty()).then(|| PathBuf::from(file)))
 }
 
 /// Every column but `seq`, which SQLite assigns.
@@ -132,7 +151,8 @@ mod tests {
     async fn entries_are_stored_as_sqlx_stores_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let mut own = AuditConnection::open(store.sqlite_file.as_deref().unwrap(), Duration::from_secs(1)).unwrap();
+        let file = main_file(store.conn()).await.unwrap().expect("a database file");
+        let mut own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
         for project in [Some("project-1"), None] {
             let by_sqlx = audit_log::Entity::insert(entry("by-sqlx", project)).build(store.backend());
             store.conn().execute_raw(by_sqlx).await.unwrap();
@@ -148,13 +168,24 @@ mod tests {
         }
     }
 
+    /// The audit connection opens the database file the pool opened, as SQLite names it.
+    #[tokio::test]
+    async fn the_audit_connection_opens_what_the_pool_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let named = main_file(store.conn()).await.unwrap().expect("a database file");
+        let configured = store.sqlite_file.clone().expect("a file URL");
+        assert_eq!(named.canonicalize().unwrap(), configured.canonicalize().unwrap());
+    }
+
     /// A group is all or nothing: an entry SQLite refuses (here a repeated id) leaves none of its group stored,
     /// and the connection commits the next group.
     #[tokio::test]
     async fn a_refused_entry_stores_none_of_its_group() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let mut own = AuditConnection::open(store.sqlite_file.as_deref().unwrap(), Duration::from_secs(1)).unwrap();
+        let file = main_file(store.conn()).await.unwrap().expect("a database file");
+        let mut own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
         let refused = own.commit(&[entry("first", None), entry("twice", None), entry("twice", None)]);
         assert!(refused.unwrap_err().to_string().contains("UNIQUE"), "the refusal names its cause");
         assert!(stored_text(&store).await.is_empty());
