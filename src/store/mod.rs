@@ -444,7 +444,8 @@ impl Store {
             // Temporary storage also holds sorts that no index serves: hush sorts that way only small sets
             // (a project's environments, a folder's imports, one page of a listing); logs and secrets are
             // read in index order.
-            .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory"))
+            // Set per connection: as a PRAGMA run once it reached one pooled connection only.
+            .map_sqlx_sqlite_opts(|sqlite| sqlite.pragma("temp_store", "memory").busy_timeout(SQLITE_BUSY_TIMEOUT))
             .map_sqlx_sqlite_pool_opts(sqlite_plans::plan_once);
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
@@ -460,7 +461,6 @@ impl Store {
             DbBackend::Sqlite => {
                 // WAL lets readers proceed while one writer commits.
                 conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
-                conn.execute_unprepared(&format!("PRAGMA busy_timeout={}", SQLITE_BUSY_TIMEOUT.as_millis())).await?;
                 // Left by an earlier run with its own mode (say 0644 from before the umask was set).
                 if let Some(file) = &sqlite_file {
                     for suffix in ["-wal", "-shm"] {
@@ -749,7 +749,26 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::writes_rows;
+    use super::{SQLITE_BUSY_TIMEOUT, SQLITE_CONNECTIONS, Store, writes_rows};
+
+    /// Every pooled SQLite connection waits as long for a lock, the ones opened later too.
+    #[tokio::test]
+    async fn every_pooled_connection_waits_for_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.conn().get_sqlite_connection_pool();
+        // Held at once, so that the pool opens every connection it may have.
+        let mut connections = Vec::new();
+        for _ in 0..SQLITE_CONNECTIONS {
+            connections.push(pool.acquire().await.unwrap());
+        }
+        for connection in &mut connections {
+            let waits: i64 =
+                sea_orm::sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut **connection).await.unwrap();
+            assert_eq!(waits, SQLITE_BUSY_TIMEOUT.as_millis() as i64);
+        }
+    }
 
     #[test]
     fn writes_are_told_from_reads_by_their_verb() {
