@@ -84,7 +84,8 @@ async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>, mut 
         }
         // Committing with the audit thread's own connection never waits, and a busy queue is always ready:
         // without this the tasks sqlx spawns here (handing a committed write group's connection back to the
-        // pool) would wait for the queue to empty, keeping one of the pool's connections from everyone else.
+        // pool) would wait until the queue empties or tokio's budget makes this task yield (some 64 groups),
+        // keeping one of the pool's connections from everyone else meanwhile.
         tokio::task::yield_now().await;
     }
 }
