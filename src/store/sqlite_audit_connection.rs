@@ -178,6 +178,36 @@ mod tests {
         assert_eq!(named.canonicalize().unwrap(), configured.canonicalize().unwrap());
     }
 
+    /// Entries appended while a write group is open go into that group and commit it: the audit connection,
+    /// which cannot write while the group holds SQLite's write lock, is not used then (it would wait for the
+    /// lock and fail here after its one-second timeout), and the group's own write is committed with them.
+    #[tokio::test]
+    async fn entries_join_an_open_write_group_and_commit_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let file = main_file(store.conn()).await.unwrap().expect("a database file");
+        let mut own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
+        let writer = store.sqlite_writer.clone().expect("SQLite");
+        // A write that released its part and lets go of the writer lock: its group stays open until committed.
+        let mut member = writer.join(store.conn()).await.unwrap();
+        let write = audit_log::Entity::insert(entry("the group's write", None)).build(store.backend());
+        member.txn().execute_raw(write).await.unwrap();
+        let release = member.release_statement();
+        let released = member.txn().execute_raw(release).await;
+        member.release_answered(released).unwrap();
+        // On this one-thread runtime the member lets go of the lock only once this test waits for it, and the
+        // appender, queued for the lock first, finds the group still open.
+        let group_committed = tokio::spawn(member.commit());
+        super::super::audit_appender::commit(&store, vec![entry("a read's entry", None)], Some(&mut own))
+            .await
+            .unwrap();
+        assert_eq!(own.conn.last_insert_rowid(), 0, "the audit connection inserted nothing");
+        group_committed.await.unwrap().unwrap();
+        let ids: Vec<_> =
+            audit_log::Entity::find().all(store.conn()).await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["the group's write", "a read's entry"]);
+    }
+
     /// A group is all or nothing: an entry SQLite refuses (here a repeated id) leaves none of its group stored,
     /// and the connection commits the next group.
     #[tokio::test]
