@@ -109,9 +109,13 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    async fn store(dir: &tempfile::TempDir) -> Store {
+    /// A migrated store in `dir`, and an audit connection to its database that waits a second for a lock.
+    async fn store_and_connection(dir: &tempfile::TempDir) -> (Store, AuditConnection) {
         let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
-        Store::connect(&url).await.unwrap()
+        let store = Store::connect(&url).await.unwrap();
+        let file = main_file(store.conn()).await.unwrap().expect("a database file");
+        let own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
+        (store, own)
     }
 
     /// An entry with every kind of field, `project` set or not.
@@ -150,9 +154,7 @@ mod tests {
     #[tokio::test]
     async fn entries_are_stored_as_sqlx_stores_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let file = main_file(store.conn()).await.unwrap().expect("a database file");
-        let mut own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
+        let (store, mut own) = store_and_connection(&dir).await;
         for project in [Some("project-1"), None] {
             let by_sqlx = audit_log::Entity::insert(entry("by-sqlx", project)).build(store.backend());
             store.conn().execute_raw(by_sqlx).await.unwrap();
@@ -172,10 +174,10 @@ mod tests {
     #[tokio::test]
     async fn the_audit_connection_opens_what_the_pool_opened() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let named = main_file(store.conn()).await.unwrap().expect("a database file");
+        let (store, own) = store_and_connection(&dir).await;
+        let named = own.conn.path().expect("a database file");
         let configured = store.sqlite_file.clone().expect("a file URL");
-        assert_eq!(named.canonicalize().unwrap(), configured.canonicalize().unwrap());
+        assert_eq!(Path::new(named).canonicalize().unwrap(), configured.canonicalize().unwrap());
     }
 
     /// Entries appended while a write group is open go into that group and commit it: the audit connection,
@@ -184,9 +186,7 @@ mod tests {
     #[tokio::test]
     async fn entries_join_an_open_write_group_and_commit_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let file = main_file(store.conn()).await.unwrap().expect("a database file");
-        let mut own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
+        let (store, mut own) = store_and_connection(&dir).await;
         let writer = store.sqlite_writer.clone().expect("SQLite");
         // A write that released its part and lets go of the writer lock: its group stays open until committed.
         let mut member = writer.join(store.conn()).await.unwrap();
@@ -213,9 +213,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_entry_stores_none_of_its_group() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let file = main_file(store.conn()).await.unwrap().expect("a database file");
-        let mut own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
+        let (store, mut own) = store_and_connection(&dir).await;
         let refused = own.commit(&[entry("first", None), entry("twice", None), entry("twice", None)]);
         assert!(refused.unwrap_err().to_string().contains("UNIQUE"), "the refusal names its cause");
         assert!(stored_text(&store).await.is_empty());
