@@ -38,9 +38,9 @@ impl AuditAppender {
     /// On SQLite the task runs on a thread of its own, which runs SQLite itself through a connection of its
     /// own (`sqlite_audit_connection`): as a task of the server's runtime every wake-up queued behind the
     /// connection tasks of all the reads in flight, which the reads of the next group wait for; on its own
-    /// thread the operating system runs it when it wakes (reads 8-16% faster, docs/BENCHMARKS.md). PostgreSQL
-    /// connections are registered with the runtime that opened them, so there the task stays on the server's
-    /// runtime.
+    /// thread the operating system runs it when it wakes (reads 8-16% faster; its own connection, another
+    /// 12-20%: docs/BENCHMARKS.md). PostgreSQL connections are registered with the runtime that opened them,
+    /// so there the task stays on the server's runtime.
     pub(super) async fn start(store: Store) -> Result<Self, DbErr> {
         let (queue, received) = mpsc::channel(QUEUE);
         if store.sqlite_writer.is_some() {
@@ -68,7 +68,8 @@ impl AuditAppender {
     }
 }
 
-/// `own`: the SQLite connection of this thread (see `sqlite_audit_connection`); `None` on PostgreSQL.
+/// `own`: the SQLite connection of this thread (see `sqlite_audit_connection`); `None` on PostgreSQL and for an
+/// in-memory SQLite database.
 async fn commit_groups(store: Store, mut received: mpsc::Receiver<Waiting>, mut own: Option<AuditConnection>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while received.recv_many(&mut group, MAX_GROUP).await > 0 {
