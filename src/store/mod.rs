@@ -749,21 +749,33 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::sqlx::{Sqlite, pool::PoolConnection};
+
     use super::{SQLITE_BUSY_TIMEOUT, SQLITE_CONNECTIONS, Store, writes_rows};
+
+    /// A migrated SQLite store in `dir`.
+    pub(super) async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
+        Store::connect(&url).await.unwrap()
+    }
+
+    /// Every connection the pool of an SQLite `store` may have, held at once so that the pool opens them all
+    /// (the ones opened later included).
+    pub(super) async fn every_pooled_connection(store: &Store) -> Vec<PoolConnection<Sqlite>> {
+        let pool = store.conn().get_sqlite_connection_pool();
+        let mut connections = Vec::new();
+        for _ in 0..SQLITE_CONNECTIONS {
+            connections.push(pool.acquire().await.unwrap());
+        }
+        connections
+    }
 
     /// Every pooled SQLite connection waits as long for a lock, the ones opened later too.
     #[tokio::test]
     async fn every_pooled_connection_waits_for_locks() {
         let dir = tempfile::tempdir().unwrap();
-        let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
-        let store = Store::connect(&url).await.unwrap();
-        let pool = store.conn().get_sqlite_connection_pool();
-        // Held at once, so that the pool opens every connection it may have.
-        let mut connections = Vec::new();
-        for _ in 0..SQLITE_CONNECTIONS {
-            connections.push(pool.acquire().await.unwrap());
-        }
-        for connection in &mut connections {
+        let store = sqlite_store(&dir).await;
+        for connection in &mut every_pooled_connection(&store).await {
             let waits: i64 =
                 sea_orm::sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut **connection).await.unwrap();
             assert_eq!(waits, SQLITE_BUSY_TIMEOUT.as_millis() as i64);

@@ -111,8 +111,7 @@ mod tests {
 
     /// A migrated store in `dir`, and an audit connection to its database that waits a second for a lock.
     async fn store_and_connection(dir: &tempfile::TempDir) -> (Store, AuditConnection) {
-        let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
-        let store = Store::connect(&url).await.unwrap();
+        let store = crate::store::tests::sqlite_store(dir).await;
         let file = main_file(store.conn()).await.unwrap().expect("a database file");
         let own = AuditConnection::open(&file, Duration::from_secs(1)).unwrap();
         (store, own)

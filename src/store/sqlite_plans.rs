@@ -54,15 +54,8 @@ mod tests {
     #[tokio::test]
     async fn every_pooled_connection_keeps_its_plans() {
         let dir = tempfile::tempdir().unwrap();
-        let url = crate::config::StorageFlags::in_dir(dir.path().to_path_buf()).database_url();
-        let store = crate::store::Store::connect(&url).await.unwrap();
-        let pool = store.conn().get_sqlite_connection_pool();
-        // Held at once, so that the pool opens every connection it may have.
-        let mut connections = Vec::new();
-        for _ in 0..super::super::SQLITE_CONNECTIONS {
-            connections.push(pool.acquire().await.unwrap());
-        }
-        for connection in &mut connections {
+        let store = crate::store::tests::sqlite_store(&dir).await;
+        for connection in &mut crate::store::tests::every_pooled_connection(&store).await {
             assert!(stable_plans(connection, Change::Read).await.unwrap());
         }
     }
