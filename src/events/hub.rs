@@ -185,7 +185,7 @@ impl EventHub {
         }
         // Dropping every subscription's sender ends its stream.
         for subscriber in self.registry.all() {
-            self.registry.remove(&subscriber.project_id, subscriber.id());
+            self.registry.remove(&subscriber);
         }
     }
 

@@ -10,10 +10,15 @@
 //! subscription back to the dispatcher. So a slow client lags only itself, and costs the dispatcher nothing
 //! while it lags.
 //!
+//! Each project's subscriptions are kept in the order of their client connections ([`Place`]), so that the
+//! dispatcher offers an event to one connection's streams one after the other: HTTP/2 then writes a
+//! connection's share of the event in one go, where in any other order each connection was woken, and wrote a
+//! few frames, for almost every chunk of the dispatch.
+//!
 //! Open subscriptions are capped per identity and per connection ([`StreamLimits`]).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -29,6 +34,13 @@ use crate::identity::{
     Grants, Principal,
     policy::{Action, Resource, Subject},
 };
+
+/// Where a subscription sits among its project's: by client connection, then in the order they opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Place {
+    connection: Option<SocketAddr>,
+    id: u64,
+}
 
 /// What a subscription's queue carries; an `Err` is the last item.
 pub(super) type Item = Result<SubscriptionItem, EventsError>;
@@ -160,9 +172,9 @@ impl Subscriber {
         }
     }
 
-    /// Its key in the registry.
-    pub fn id(&self) -> u64 {
-        self.id
+    /// Its key among its project's subscriptions in the registry.
+    pub fn place(&self) -> Place {
+        Place { connection: self.connection, id: self.id }
     }
 }
 
@@ -212,7 +224,7 @@ struct Counts {
 /// Every open subscription of this instance, by project.
 #[derive(Default)]
 pub(super) struct Registry {
-    projects: Mutex<HashMap<String, HashMap<u64, Arc<Subscriber>>>>,
+    projects: Mutex<HashMap<String, BTreeMap<Place, Arc<Subscriber>>>>,
     counts: Mutex<Counts>,
     next_id: AtomicU64,
 }
@@ -249,7 +261,7 @@ fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
 }
 
 impl Registry {
-    fn projects(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Subscriber>>>> {
+    fn projects(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<Place, Arc<Subscriber>>>> {
         self.projects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -306,16 +318,23 @@ impl Registry {
                 ended: false,
             }),
         });
-        self.projects().entry(subscriber.project_id.clone()).or_default().insert(subscriber.id, subscriber.clone());
+        self.projects()
+            .entry(subscriber.project_id.clone())
+            .or_default()
+            .insert(subscriber.place(), subscriber.clone());
         Ok(subscriber)
     }
 
     /// Removes a subscription (again is a no-op) and releases its place under the caps.
-    pub fn remove(&self, project_id: &str, id: u64) {
+    pub fn remove(&self, subscriber: &Subscriber) {
+        self.remove_at(&subscriber.project_id, subscriber.place());
+    }
+
+    fn remove_at(&self, project_id: &str, place: Place) {
         let removed = {
             let mut projects = self.projects();
             let Some(subscribers) = projects.get_mut(project_id) else { return };
-            let removed = subscribers.remove(&id);
+            let removed = subscribers.remove(&place);
             if subscribers.is_empty() {
                 projects.remove(project_id);
             }
@@ -333,10 +352,10 @@ impl Registry {
 
     /// A handle that removes the subscription when dropped (held by its stream).
     pub fn listing(self: &Arc<Self>, subscriber: &Subscriber) -> Listed {
-        Listed { registry: self.clone(), project_id: subscriber.project_id.clone(), id: subscriber.id }
+        Listed { registry: self.clone(), project_id: subscriber.project_id.clone(), place: subscriber.place() }
     }
 
-    /// The open subscriptions of one project.
+    /// The open subscriptions of one project, one connection's after another.
     fn of_project(&self, project_id: &str) -> Vec<Arc<Subscriber>> {
         self.projects().get(project_id).map(|s| s.values().cloned().collect()).unwrap_or_default()
     }
@@ -348,7 +367,7 @@ impl Registry {
 
     /// Open subscriptions.
     pub fn open(&self) -> usize {
-        self.projects().values().map(HashMap::len).sum()
+        self.projects().values().map(BTreeMap::len).sum()
     }
 
     /// Offers `event` to its project's subscriptions; returns those that must catch up.
@@ -374,12 +393,12 @@ impl Registry {
 pub(super) struct Listed {
     registry: Arc<Registry>,
     project_id: String,
-    id: u64,
+    place: Place,
 }
 
 impl Drop for Listed {
     fn drop(&mut self) {
-        self.registry.remove(&self.project_id, self.id);
+        self.registry.remove_at(&self.project_id, self.place);
     }
 }
 
@@ -472,6 +491,39 @@ mod tests {
         assert!(no_access_items.try_recv().is_err(), "the same registrations without the grants see nothing");
     }
 
+    /// Subscriptions opened on interleaved connections are offered an event one connection's after another.
+    #[test]
+    fn a_projects_subscriptions_are_visited_by_connection() {
+        let registry = Registry::default();
+        let limits = StreamLimits { per_identity: 100, per_connection: 100 };
+        let connections: Vec<SocketAddr> =
+            ["127.0.0.1:4003", "127.0.0.1:4001", "[::1]:4002"].iter().map(|address| address.parse().unwrap()).collect();
+        let mut receivers = Vec::new();
+        for round in 0..4 {
+            for connection in &connections {
+                let (out, items) = mpsc::channel(8);
+                let new = NewSubscriber {
+                    caller: caller(),
+                    project_id: "p".into(),
+                    registrations: vec![Registration::parse(0, "secret:*", "", "").unwrap()],
+                    grants: Grants::default(),
+                    grants_version: round,
+                    connection: Some(*connection),
+                };
+                registry.register(new, out, limits).unwrap();
+                receivers.push(items);
+            }
+        }
+
+        let visited: Vec<Place> = registry.of_project("p").iter().map(|s| s.place()).collect();
+        let mut grouped = visited.clone();
+        grouped.sort();
+        assert_eq!(visited, grouped, "by connection, then in the order they opened");
+        let mut runs = visited.iter().map(|place| place.connection).collect::<Vec<_>>();
+        runs.dedup();
+        assert_eq!(runs.len(), connections.len(), "each connection's subscriptions are visited together");
+    }
+
     /// Subscriptions registered alike share one copy of their registrations, which goes when the last of them
     /// closes: the registry holds no registrations of closed subscriptions.
     #[test]
@@ -485,14 +537,14 @@ mod tests {
         assert!(!Arc::ptr_eq(&first.registrations, &other.registrations));
         assert_eq!(registry.counts().registrations.len(), 2);
 
-        registry.remove("p", first.id());
-        registry.remove("p", first.id());
+        registry.remove(&first);
+        registry.remove(&first);
         assert_eq!(registry.counts().registrations.len(), 2, "the second subscription still holds them");
         let (third, _third_items) = subscribe(&registry, &grants, "dev");
         assert!(Arc::ptr_eq(&second.registrations, &third.registrations));
 
         for subscriber in [&second, &third, &other] {
-            registry.remove("p", subscriber.id());
+            registry.remove(subscriber);
         }
         assert!(registry.counts().registrations.is_empty());
     }

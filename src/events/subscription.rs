@@ -230,7 +230,7 @@ impl EventHub {
                 let reason = format!("events after cursor {from} were pruned before they could be delivered");
                 let lagged = SubscriptionItem::Lagged { resume_after: pruned.to_string(), reason };
                 let _ = subscriber.out.send(Ok(lagged)).await;
-                self.registry.remove(&subscriber.project_id, subscriber.id());
+                self.registry.remove(subscriber);
                 subscriber.state().ended = true;
                 return Ok(());
             }
@@ -276,7 +276,7 @@ impl EventHub {
             }
             state.ended = true;
         }
-        self.registry.remove(&subscriber.project_id, subscriber.id());
+        self.registry.remove(subscriber);
         let subscriber = subscriber.clone();
         // The stream ends when the last sender is gone: after this send, or when its client is gone.
         self.runtime.spawn(async move {
