@@ -791,6 +791,25 @@ struct Phase {
     statements: f64,
 }
 
+impl Phase {
+    /// `parts`, run one after another, as one phase called `name`.
+    fn sum(name: &'static str, parts: &[&Phase]) -> Phase {
+        Phase {
+            name,
+            requests: parts.iter().map(|p| p.requests).sum(),
+            wall: parts.iter().map(|p| p.wall).sum(),
+            latencies: parts.iter().flat_map(|p| p.latencies.iter().copied()).collect(),
+            cpu: parts.iter().fold(CpuUse::default(), |total, p| total.plus(&p.cpu)),
+            statements: parts.iter().map(|p| p.statements).sum(),
+        }
+    }
+}
+
+/// Slices that each read phase and its ceiling are cut into and run in turn (ceiling, read, ceiling, …): on a
+/// machine whose speed drifts within a run (other tenants of its host), both then see the same drift, and
+/// their ratio keeps only what the server does differently.
+const SIDE_BY_SIDE_SLICES: usize = 5;
+
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Create,
@@ -840,20 +859,13 @@ async fn throughput(server: &ServerProcess, ops: usize) -> Result<Throughput> {
     let creates = ops / 2;
     let create = load.run("CreateSecret", Op::Create, creates, creates).await?;
     let update = load.run("UpdateSecret", Op::Update, ops - creates, creates).await?;
-    let writes = Phase {
-        name: "writes (create + update)",
-        requests: create.requests + update.requests,
-        wall: create.wall + update.wall,
-        latencies: create.latencies.iter().chain(&update.latencies).copied().collect(),
-        cpu: create.cpu.plus(&update.cpu),
-        statements: create.statements + update.statements,
-    };
+    let writes = Phase::sum("writes (create + update)", &[&create, &update]);
     // Reads are cheap: ten times as many, so each phase lasts long enough to measure.
     let reads = ops * 10;
-    let grpc_ceiling = load.run("grpc.health.v1.Health/Check", Op::HealthCheck, reads, creates).await?;
-    let grpc_read = load.run("GetSecret (gRPC)", Op::Read, reads, creates).await?;
-    let json_ceiling = load.run("GET /healthz", Op::Healthz, reads, creates).await?;
-    let json_read = load.run("GetSecret (JSON)", Op::JsonRead, reads, creates).await?;
+    let grpc = [("grpc.health.v1.Health/Check", Op::HealthCheck), ("GetSecret (gRPC)", Op::Read)];
+    let [grpc_ceiling, grpc_read] = load.side_by_side(grpc, reads, creates).await?;
+    let json = [("GET /healthz", Op::Healthz), ("GetSecret (JSON)", Op::JsonRead)];
+    let [json_ceiling, json_read] = load.side_by_side(json, reads, creates).await?;
     Ok(Throughput { create, update, writes, grpc_ceiling, grpc_read, json_ceiling, json_read, flush })
 }
 
@@ -945,6 +957,19 @@ impl LoadClients {
         let (wall, cpu) = (started.elapsed(), cpu.stop()?);
         let statements = self.statements().await? - statements_before;
         Ok(Phase { name, requests, wall, latencies, cpu, statements })
+    }
+
+    /// Each of `phases` made `requests` times, in [`SIDE_BY_SIDE_SLICES`] turns each.
+    async fn side_by_side(&self, phases: [(&'static str, Op); 2], requests: usize, keys: usize) -> Result<[Phase; 2]> {
+        let mut slices: [Vec<Phase>; 2] = Default::default();
+        for slice in 0..SIDE_BY_SIDE_SLICES {
+            let share = requests / SIDE_BY_SIDE_SLICES + usize::from(slice < requests % SIDE_BY_SIDE_SLICES);
+            for ((name, op), done) in phases.iter().zip(&mut slices) {
+                done.push(self.run(name, *op, share, keys).await?);
+            }
+        }
+        let [first, second] = slices.map(|done| Phase::sum(done[0].name, &done.iter().collect::<Vec<_>>()));
+        Ok([first, second])
     }
 
     /// The server's statement count so far.
@@ -1081,6 +1106,7 @@ fn cpu_seconds(process: &str) -> Result<f64> {
 }
 
 /// CPU time used by the server and by this process over a wall-clock interval.
+#[derive(Default)]
 struct CpuUse {
     server_seconds: f64,
     bench_seconds: f64,
