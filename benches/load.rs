@@ -838,7 +838,7 @@ struct Throughput {
 }
 
 impl Throughput {
-    /// Every phase, in the order they ran (the writes' total after them).
+    /// Every phase: the writes (their total last), then each ceiling before its read (run in turns of slices).
     fn phases(&self) -> [&Phase; 7] {
         [
             &self.create,
