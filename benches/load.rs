@@ -968,8 +968,7 @@ impl LoadClients {
                 done.push(self.run(name, *op, share, keys).await?);
             }
         }
-        let [first, second] = slices.map(|done| Phase::sum(done[0].name, &done.iter().collect::<Vec<_>>()));
-        Ok([first, second])
+        Ok(slices.map(|done| Phase::sum(done[0].name, &done.iter().collect::<Vec<_>>())))
     }
 
     /// The server's statement count so far.
