@@ -806,7 +806,7 @@ impl Phase {
 }
 
 /// Slices that each read phase and its ceiling are cut into and run in turn (ceiling, read, ceiling, …): on a
-/// machine whose speed drifts within a run (other tenants of its host), both then see the same drift, and
+/// machine whose speed drifts within a run (a virtual machine's host is shared), both see the same drift, and
 /// their ratio keeps only what the server does differently.
 const SIDE_BY_SIDE_SLICES: usize = 5;
 

@@ -422,6 +422,16 @@ mod tests {
 
     /// A live subscription to project `p` for `environment`'s events, with `grants`.
     fn subscribe(registry: &Registry, grants: &Grants, environment: &str) -> (Arc<Subscriber>, mpsc::Receiver<Item>) {
+        subscribe_on(registry, grants, environment, None)
+    }
+
+    /// [`subscribe`] on client `connection`.
+    fn subscribe_on(
+        registry: &Registry,
+        grants: &Grants,
+        environment: &str,
+        connection: Option<SocketAddr>,
+    ) -> (Arc<Subscriber>, mpsc::Receiver<Item>) {
         let (out, items) = mpsc::channel(8);
         let registrations = vec![Registration::parse(0, "secret:*", environment, "").unwrap()];
         let new = NewSubscriber {
@@ -430,9 +440,9 @@ mod tests {
             registrations,
             grants: grants.clone(),
             grants_version: 0,
-            connection: None,
+            connection,
         };
-        let limits = StreamLimits { per_identity: 10, per_connection: 10 };
+        let limits = StreamLimits { per_identity: 100, per_connection: 10 };
         let subscriber = registry.register(new, out, limits).unwrap();
         subscriber.state().catching_up = false;
         (subscriber, items)
@@ -495,23 +505,13 @@ mod tests {
     #[test]
     fn a_projects_subscriptions_are_visited_by_connection() {
         let registry = Registry::default();
-        let limits = StreamLimits { per_identity: 100, per_connection: 100 };
         let connections: Vec<SocketAddr> =
             ["127.0.0.1:4003", "127.0.0.1:4001", "[::1]:4002"].iter().map(|address| address.parse().unwrap()).collect();
-        let mut receivers = Vec::new();
-        for round in 0..4 {
+        // Held so that the subscriptions stay open.
+        let mut open = Vec::new();
+        for _ in 0..4 {
             for connection in &connections {
-                let (out, items) = mpsc::channel(8);
-                let new = NewSubscriber {
-                    caller: caller(),
-                    project_id: "p".into(),
-                    registrations: vec![Registration::parse(0, "secret:*", "", "").unwrap()],
-                    grants: Grants::default(),
-                    grants_version: round,
-                    connection: Some(*connection),
-                };
-                registry.register(new, out, limits).unwrap();
-                receivers.push(items);
+                open.push(subscribe_on(&registry, &Grants::default(), "dev", Some(*connection)));
             }
         }
 
