@@ -39,6 +39,7 @@ backend_tests!(
     idle_and_slow_connections_are_closed,
     connections_beyond_the_cap_are_closed_at_once,
     streams_per_connection_are_capped,
+    an_answer_before_the_body_reaches_a_client_still_sending,
 );
 
 /// A request head for a JSON call of `path` announcing `length` body bytes (chunked when `None`).
@@ -238,6 +239,46 @@ async fn beyond_the_in_flight_limit_callers_are_refused_promptly(backend: Backen
         assert!(Instant::now() < deadline, "slots were not freed when their callers left");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A grpc-web request whose first frame is refused (its flag says compressed) is answered before the rest of
+/// its body is read. A client still sending, as HTTP/1 clients do before they read, must be able to finish and
+/// then read that answer: the server must not reset the connection under it.
+async fn an_answer_before_the_body_reaches_a_client_still_sending(backend: Backend) {
+    const BODY: usize = 2 * 1024 * 1024;
+    let server = TestServer::start(backend).await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /hush.v1.SecretsService/BatchUpdateSecrets HTTP/1.1\r\nhost: hush\r\n\
+         content-type: application/grpc-web+proto\r\ncontent-length: {BODY}\r\n\r\n"
+    );
+    let mut body = vec![0u8; BODY];
+    body[0] = 1;
+    body[1..5].copy_from_slice(&u32::try_from(BODY - 5).unwrap().to_be_bytes());
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.write_all(&body[..CHUNK]).await.unwrap();
+
+    // The answer comes while most of the body is still to be sent.
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut buffer)).await.unwrap().unwrap();
+        assert!(n > 0, "the server closed without answering");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    // The rest goes out in pieces, as over a real network, so that a reset would meet one of them.
+    for piece in body[CHUNK..].chunks(CHUNK) {
+        write.write_all(piece).await.expect("the server reset the connection while the client was sending its body");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut answer))
+        .await
+        .expect("the server did not close the connection after its answer")
+        .expect("the server reset the connection instead of closing it");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("grpc-status: 3\r\n"), "{answer}");
 }
 
 async fn slow_unary_requests_hit_the_deadline_event_streams_do_not(backend: Backend) {

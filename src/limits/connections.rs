@@ -1,6 +1,6 @@
 //! The accept loop, with the connection limits hyper leaves to the caller: a cap on open connections,
 //! the HTTP/1 header timeout, HTTP/2 keep-alive pings and concurrent streams, a deadline on request bodies,
-//! and idle connections closed. A connection is idle while it has no open request: an event stream keeps its
+//! idle connections closed, and a lingering close. A connection is idle while it has no open request: an event stream keeps its
 //! connection open however quiet it is, while a client that connects and sends nothing is closed.
 
 use std::{
@@ -31,6 +31,7 @@ use super::{
     LimitSettings,
     body_deadline::DeadlineBody,
     fairness::{FairExecutor, route_next_request},
+    lingering_close::LingeringClose,
 };
 use crate::tls::{self, ReloadableConfig};
 
@@ -127,6 +128,7 @@ impl Connection {
         B::Error: Into<tonic::codegen::StdError>,
     {
         // The handshake holds this connection's slot, so handshakes count against the connection cap.
+        let stream = LingeringClose::new(stream);
         let Some(stream) = tls::accept(self.tls.as_ref(), stream, &self.info.remote_addr).await else { return };
         let (open_requests, watch_open) = watch::channel(0usize);
         let per_connection = PerConnection {

@@ -6,6 +6,8 @@
 //! - `connections`: the accept loop (connection cap, HTTP/1 header timeout, HTTP/2 keep-alive and streams,
 //!   idle connections closed).
 //! - `body_deadline`: a request body must arrive whole within a time limit.
+//! - `lingering_close`: a connection closed under a client still sending reads what it sends, for a bounded
+//!   time and number of bytes, so that the client gets the answer rather than a reset.
 //! - `shed`: load shedding beyond the in-flight limit, and the deadline of unary RPCs.
 //! - `detach`: every handler runs to completion, so a cancelled request never leaves a transaction half-done.
 //! - `fairness`: event streams run on a runtime of their own, so fan-out never queues unary calls behind it.
@@ -15,6 +17,7 @@ mod body_deadline;
 pub mod connections;
 mod detach;
 pub mod fairness;
+mod lingering_close;
 pub mod open_files;
 pub mod shed;
 
