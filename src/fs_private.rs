@@ -43,7 +43,7 @@ fn open_private(path: &Path, new: bool) -> io::Result<std::fs::File> {
         let file = options.open(path)?;
         // The mode above applies only when the file is new; make an existing file private too.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        return Ok(file);
+        Ok(file)
     }
     #[cfg(not(unix))]
     options.open(path)
@@ -107,7 +107,7 @@ pub fn shared_mode(dir: &Path) -> io::Result<Option<u32>> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
-        return Ok((mode & 0o077 != 0).then_some(mode));
+        Ok((mode & 0o077 != 0).then_some(mode))
     }
     #[cfg(not(unix))]
     Ok(None)

@@ -244,7 +244,7 @@ async fn an_import_the_caller_may_not_see_looks_missing(backend: Backend) {
         secret_path: "/api".into(),
     };
     let theirs = listed(secrets.list_secret_imports(list.clone()).await.unwrap().into_inner().secret_imports);
-    assert_eq!(theirs, [from_shared.clone()]);
+    assert_eq!(theirs, std::slice::from_ref(&from_shared));
     let everything = listed(admin.list_secret_imports(list).await.unwrap().into_inner().secret_imports);
     assert_eq!(everything, [from_prod, from_shared.clone()]);
     // Where it may delete imports, it does; the hidden ones are still there.

@@ -17,11 +17,11 @@ pub const USER_AGENT: &str = concat!("hush-cli/", env!("CARGO_PKG_VERSION"));
 /// Default server address for client commands.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
+/// Attaches the bearer token to a call.
+pub type Authorize = Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+
 /// A channel with the bearer token attached to every call.
-pub type AuthedChannel = InterceptedService<
-    Channel,
-    Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>,
->;
+pub type AuthedChannel = InterceptedService<Channel, Authorize>;
 
 /// Connects to `server`; `https://` servers are verified against the public web PKI roots and `ca_cert` (a PEM
 /// bundle, for private CAs and self-signed certificates).
@@ -64,7 +64,7 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut next = Some(error);
     while let Some(cause) = next {
         let text = cause.to_string();
-        if !said.iter().any(|s| *s == text) && text != "transport error" {
+        if !said.contains(&text) && text != "transport error" {
             said.push(text);
         }
         next = cause.source();
@@ -139,10 +139,9 @@ pub async fn authed(target: &Target) -> anyhow::Result<AuthedChannel> {
     let ca_cert: Option<PathBuf> = target.ca_cert.clone().or(saved_ca_cert);
     let header: MetadataValue<_> = format!("Bearer {token}").parse().context("token is not a valid header value")?;
     let channel = connect(&server, ca_cert.as_deref()).await?;
-    let interceptor: Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync> =
-        Box::new(move |mut request: tonic::Request<()>| {
-            request.metadata_mut().insert("authorization", header.clone());
-            Ok(request)
-        });
+    let interceptor: Authorize = Box::new(move |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", header.clone());
+        Ok(request)
+    });
     Ok(InterceptedService::new(channel, interceptor))
 }

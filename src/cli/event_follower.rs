@@ -16,7 +16,7 @@ type Stream = tonic::Streaming<pb::SubscribeResponse>;
 
 /// What a follower yields.
 pub enum Followed {
-    Event(pb::Event),
+    Event(Box<pb::Event>),
     /// Subscribed again after a disconnect (anything may have changed meanwhile; resuming replays events).
     Resumed,
 }
@@ -58,7 +58,7 @@ impl Follower {
             match self.stream.message().await {
                 Ok(Some(pb::SubscribeResponse { message: Some(Message::Event(event)) })) => {
                     self.request.resume_after = Some(event.cursor.clone());
-                    return Ok(Followed::Event(event));
+                    return Ok(Followed::Event(Box::new(event)));
                 }
                 Ok(Some(pb::SubscribeResponse { message: Some(Message::Lagged(lagged)) })) => {
                     eprintln!("hush: the stream fell behind ({}); resuming", lagged.reason);

@@ -62,6 +62,7 @@ pub async fn events(command: EventsCommand) -> anyhow::Result<()> {
         match follower.next().await {
             Ok(Followed::Event(event)) => {
                 use std::io::Write;
+                let event = *event;
                 let line = match super::output::chosen() {
                     super::output::Output::Text => cloudevent::to_json(&domain_event(event)?).to_string(),
                     super::output::Output::Json => super::output::proto_json(&event).to_string(),

@@ -59,7 +59,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (gRPC, grpc-web, reflection and health on one port).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Log in with a machine identity's client id and secret; the token is kept in the user config dir, one
     /// session per profile (--profile).
     Login(session_commands::LoginArgs),
@@ -131,7 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     session::choose_profile(cli.profile)?;
     output::choose(cli.output);
     match cli.command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(*config).await,
         Command::Login(args) => session_commands::login(args).await,
         Command::Logout { target } => session_commands::logout(target).await,
         Command::Whoami { target } => session_commands::whoami(target).await,

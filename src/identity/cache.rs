@@ -97,10 +97,9 @@ impl TokenCache {
         // An expired token takes the long way, which audits its rejection.
         let cached = self.tokens.get_stamped(&hash).filter(|(_, p)| p.token_expires_at > Utc::now());
         if let (true, Some(assumed), Some((stamp, principal))) = (deferred, store.assumed_permission_version(), &cached)
+            && *stamp == assumed
         {
-            if *stamp == assumed {
-                return Ok(Ok(Principal { unconfirmed: true, ..principal.clone() }));
-            }
+            return Ok(Ok(Principal { unconfirmed: true, ..principal.clone() }));
         }
         let version = store.permission_version().await?;
         if let Some((stamp, principal)) = cached {

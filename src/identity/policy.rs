@@ -475,6 +475,9 @@ pub(crate) mod tests {
         assert!(raw("secrets", "read", &["secret:delete"]).validate(0).is_err());
     }
 
+    /// A decision case: its name, the policies, what is asked, and whether it is allowed.
+    type Case<'a> = (&'a str, &'a [Policy], Subject, Action, Resource<'a>, bool);
+
     #[test]
     fn decisions() {
         use Action::*;
@@ -485,7 +488,7 @@ pub(crate) mod tests {
             policy("secrets", &["read"], &["prod"], "/keys/**", true),
         ];
         let staging_or_dev = vec![policy("secrets", &["create"], &["dev", "staging"], "", false)];
-        let cases: Vec<(&str, &[Policy], Subject, Action, Resource<'_>, bool)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             ("allow inside env and glob", &dev_api_reader, Secrets, Read, Resource::at("dev", "/api/x"), true),
             ("glob root itself", &dev_api_reader, Secrets, Read, Resource::at("dev", "/api"), true),
             ("other env", &dev_api_reader, Secrets, Read, Resource::at("prod", "/api/x"), false),

@@ -121,13 +121,13 @@ impl Vault {
         allow_missing: bool,
     ) -> Result<Vec<SecretRecord>, SecretsError> {
         let (txn, scope) = self.begin_secret_write(caller, folder.project_id, folder.environment).await?;
-        scope.require(Subject::Secrets, Action::Edit, &path)?;
+        scope.require(Subject::Secrets, Action::Edit, path)?;
         if allow_missing {
-            scope.require(Subject::Secrets, Action::Create, &path)?;
+            scope.require(Subject::Secrets, Action::Create, path)?;
         }
         let dk = self.data_key(&scope.project)?;
         let mut existing =
-            find_keys_for_write(&txn, &scope.env.id, &path, inputs.iter().map(|i| i.key.as_str())).await?;
+            find_keys_for_write(&txn, &scope.env.id, path, inputs.iter().map(|i| i.key.as_str())).await?;
         // Every key is checked, in order, before anything is written.
         let mut missing = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
@@ -135,11 +135,11 @@ impl Vault {
             match existing.get(&input.key) {
                 Some(row) => expected::require(&scope, row, expected, &format!("secrets[{i}]: "))?,
                 None if allow_missing && expected.is_none() => missing.push(input.clone()),
-                None => return Err(not_found(&scope, &path, &input.key)),
+                None => return Err(not_found(&scope, path, &input.key)),
             }
         }
         // Racing creates of these keys: the unique index refuses the loser, which runs again (`update_batch`).
-        let mut created: HashMap<String, secret::Model> = insert_found_missing(&txn, &dk, &scope, &path, &missing)
+        let mut created: HashMap<String, secret::Model> = insert_found_missing(&txn, &dk, &scope, path, &missing)
             .into_iter()
             .map(|row| (row.key.clone(), row))
             .collect();
@@ -151,7 +151,7 @@ impl Vault {
                     next_version(&txn, &dk, &scope, row, &input.value, comment)
                 }
                 // Checked above: a key that did not exist was created.
-                None => created.remove(&input.key).ok_or_else(|| not_found(&scope, &path, &input.key))?,
+                None => created.remove(&input.key).ok_or_else(|| not_found(&scope, path, &input.key))?,
             };
             rows.push(row);
         }
@@ -163,9 +163,9 @@ impl Vault {
             if rows.is_empty() {
                 continue;
             }
-            let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
+            let changed: Vec<_> = rows.iter().map(|r| Changed::written(path, r)).collect();
             changes::secrets_changed(&txn, &scope, caller, event, audited, &changed).await?;
-            audit::record(&txn, caller, batch_entry(audited, &scope, &path, rows.iter().map(|r| r.key.as_str())));
+            audit::record(&txn, caller, batch_entry(audited, &scope, path, rows.iter().map(|r| r.key.as_str())));
         }
         txn.commit().await?;
         Ok(rows.into_iter().map(|row| record(&scope, row, None)).collect())

@@ -226,12 +226,12 @@ impl Vault {
             }
         };
         let Some(row) = row else {
-            if include_imports && version == 0 {
-                if let Some(found) = self.find_imported(&scope, &path, &addr.key).await? {
-                    audit::record_read(&self.store, caller, read_entry("get-secret", &scope, &path, Some(&found)))
-                        .await?;
-                    return Ok(found);
-                }
+            if include_imports
+                && version == 0
+                && let Some(found) = self.find_imported(&scope, &path, &addr.key).await?
+            {
+                audit::record_read(&self.store, caller, read_entry("get-secret", &scope, &path, Some(&found))).await?;
+                return Ok(found);
             }
             return Err(not_found(&scope, &path, &addr.key));
         };

@@ -90,7 +90,7 @@ impl StreamState<'_> {
         let take = self
             .update()
             .col_expr(state::Column::LeaseOwner, Expr::value(self.owner.to_owned()))
-            .col_expr(state::Column::LeaseExpiresAt, self.lease_until().into())
+            .col_expr(state::Column::LeaseExpiresAt, self.lease_until())
             .filter(free);
         Ok(self.write(take).await? == 1)
     }
@@ -132,7 +132,7 @@ impl StreamState<'_> {
         let mut update = self
             .update()
             .col_expr(position.column(), Expr::value(last_seq))
-            .col_expr(state::Column::LeaseExpiresAt, self.lease_until().into())
+            .col_expr(state::Column::LeaseExpiresAt, self.lease_until())
             .filter(state::Column::LeaseOwner.eq(self.owner))
             .filter(position.column().eq(after));
         let mut dropped = (0, 0);

@@ -86,10 +86,10 @@ async fn fetch_azure_token(
     (url, form): (String, Vec<(&'static str, String)>),
     cache: &mut AzureToken,
 ) -> Result<String, DeliveryError> {
-    if let Some((token, expires)) = cache {
-        if Instant::now() + TOKEN_MARGIN < *expires {
-            return Ok(token.clone());
-        }
+    if let Some((token, expires)) = cache
+        && Instant::now() + TOKEN_MARGIN < *expires
+    {
+        return Ok(token.clone());
     }
     let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
     let response = http
