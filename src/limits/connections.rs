@@ -1,7 +1,8 @@
 //! The accept loop, with the connection limits hyper leaves to the caller: a cap on open connections,
 //! the HTTP/1 header timeout, HTTP/2 keep-alive pings and concurrent streams, a deadline on request bodies,
-//! idle connections closed, and a lingering close. A connection is idle while it has no open request: an event stream keeps its
-//! connection open however quiet it is, while a client that connects and sends nothing is closed.
+//! idle connections closed, and a lingering close. A connection is idle while it has no open request: an event
+//! stream keeps its connection open however quiet it is, while a client that connects and sends nothing is
+//! closed.
 
 use std::{
     convert::Infallible,
