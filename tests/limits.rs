@@ -17,7 +17,7 @@ use std::{
 use common::{Backend, TestServer};
 use hush::pb::{self, events_service_client::EventsServiceClient};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     process::Command,
 };
@@ -52,7 +52,7 @@ fn json_head(path: &str, length: Option<usize>) -> String {
 }
 
 /// Reads until the end of the response head; `None` when the server closed first or `limit` passed.
-async fn response_head(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+async fn response_head(stream: &mut (impl AsyncRead + Unpin), limit: Duration) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     tokio::time::timeout(limit, async {
@@ -104,16 +104,10 @@ async fn send_huge_body(addr: SocketAddr, chunked: bool) -> (Duration, String) {
         }
         std::io::Result::Ok(())
     });
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), read.read(&mut buffer)).await.unwrap().unwrap();
-        assert!(n > 0, "the server closed without answering");
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    let head = response_head(&mut read, Duration::from_secs(10)).await.expect("the server closed without answering");
     let elapsed = started.elapsed();
     writer.abort();
-    (elapsed, String::from_utf8_lossy(&answer).into_owned())
+    (elapsed, head)
 }
 
 async fn huge_json_bodies_get_413_at_once(backend: Backend) {
@@ -260,13 +254,10 @@ async fn an_answer_before_the_body_reaches_a_client_still_sending(backend: Backe
     write.write_all(&body[..CHUNK]).await.unwrap();
 
     // The answer comes while most of the body is still to be sent.
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut buffer)).await.unwrap().unwrap();
-        assert!(n > 0, "the server closed without answering");
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    let mut answer = response_head(&mut read, Duration::from_secs(5))
+        .await
+        .expect("the server closed without answering")
+        .into_bytes();
     // The rest goes out in pieces, as over a real network, so that a reset would meet one of them.
     for piece in body[CHUNK..].chunks(CHUNK) {
         write.write_all(piece).await.expect("the server reset the connection while the client was sending its body");
