@@ -128,8 +128,9 @@ impl Connection {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<tonic::codegen::StdError>,
     {
-        // The handshake holds this connection's slot, so handshakes count against the connection cap.
+        // Under TLS: the linger reads the client's raw bytes after TLS's close_notify.
         let stream = LingeringClose::new(stream);
+        // The handshake holds this connection's slot, so handshakes count against the connection cap.
         let Some(stream) = tls::accept(self.tls.as_ref(), stream, &self.info.remote_addr).await else { return };
         let (open_requests, watch_open) = watch::channel(0usize);
         let per_connection = PerConnection {
