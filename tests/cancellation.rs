@@ -5,7 +5,10 @@
 
 mod common;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use common::{
     Authed, Backend,
@@ -142,7 +145,7 @@ async fn cancelled_writes_leave_no_transaction_open_and_nothing_half_written(bac
     for n in 0..WORKERS {
         let (mut client, project) = (shared.clone(), project.clone());
         timed.spawn(async move {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let request = pb::UpdateSecretRequest {
                 project_id: project,
                 environment: "dev".into(),
@@ -187,8 +190,22 @@ async fn cancelled_writes_leave_no_transaction_open_and_nothing_half_written(bac
     );
     assert!(answered > 0 && answered < REQUESTS, "the delays must cancel some requests and not all: {answered}");
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let db = Database::connect(&server.database_url).await.expect("database");
+    // A cancelled write runs on to its end (`limits::detach`), and under load the last ones may still be waiting
+    // for their turn: the checks below read the secrets, then the events and audit entries, so a write landing in
+    // between would look half-written. Wait until a second passes without a new audit entry.
+    let entries = "SELECT CAST(COUNT(*) AS TEXT) FROM audit_logs";
+    let settling = Instant::now();
+    let mut seen = texts(&db, entries).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = texts(&db, entries).await;
+        if now == seen {
+            break;
+        }
+        assert!(settling.elapsed() < Duration::from_secs(60), "the cancelled writes did not settle");
+        seen = now;
+    }
     if backend == Backend::Postgres {
         let name = server.database_url.rsplit('/').next().unwrap().split('?').next().unwrap();
         let sql = format!(
