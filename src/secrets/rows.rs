@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
@@ -64,7 +64,7 @@ pub(super) async fn find_for_write(
     path: &str,
     key: &str,
 ) -> Result<Option<secret::Model>, SecretsError> {
-    Ok(for_write(txn, in_folder(env_id, path).filter(secret::Column::Key.eq(key))).one(&**txn).await?)
+    Ok(read_for_write(txn, in_folder(env_id, path).filter(secret::Column::Key.eq(key))).await?.pop())
 }
 
 /// The rows of `keys` in one folder, by key, for a write that changes them: locked like [`find_for_write`], in
@@ -75,14 +75,20 @@ pub(super) async fn find_keys_for_write<'a>(
     path: &str,
     keys: impl IntoIterator<Item = &'a str>,
 ) -> Result<HashMap<String, secret::Model>, SecretsError> {
-    let query = for_write(txn, in_folder(env_id, path).filter(secret::Column::Key.is_in(keys)));
-    Ok(by_key(query.all(&**txn).await?))
+    let query = in_folder(env_id, path).filter(secret::Column::Key.is_in(keys));
+    Ok(by_key(read_for_write(txn, query).await?))
 }
 
-/// `query` locking the rows it reads, in key order, until the transaction ends; as it is where the transaction
-/// is the database's only writer (nothing can change them before it commits).
-fn for_write(txn: &WriteTxn, query: Select<secret::Entity>) -> Select<secret::Entity> {
-    if txn.is_only_writer() { query } else { query.order_by_asc(secret::Column::Key).lock_exclusive() }
+/// The rows `query` reads, after every write before this one ([`WriteTxn::read_fresh`]), locked until the
+/// transaction ends, in key order; as they are where the transaction is the database's only writer (nothing can
+/// change them before it commits).
+async fn read_for_write(txn: &WriteTxn, query: Select<secret::Entity>) -> Result<Vec<secret::Model>, DbErr> {
+    let query = match txn.is_only_writer() {
+        true => query,
+        false => query.order_by_asc(secret::Column::Key).lock_exclusive(),
+    };
+    let rows = txn.read_fresh(query.build(txn.get_database_backend())).await?;
+    rows.iter().map(|row| secret::Model::from_query_result(row, "")).collect()
 }
 
 fn by_key(rows: Vec<secret::Model>) -> HashMap<String, secret::Model> {

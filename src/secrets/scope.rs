@@ -282,6 +282,9 @@ impl Vault {
     /// environment moves it), else it is read again inside the lock. A deletion by an earlier write of the same
     /// write group, not committed yet (the version moves at commit), makes the write's first insert fail its
     /// foreign key: NOT_FOUND, nothing written.
+    ///
+    /// The write is [deferred](crate::store::Store::begin_deferred_write): it reads the secret rows it changes
+    /// with `rows::find_for_write` (or `find_keys_for_write`) before anything else of them, and writes at commit.
     pub(super) async fn begin_secret_write(
         &self,
         caller: &Principal,
@@ -292,7 +295,7 @@ impl Vault {
             (Some(_), Some(memo)) => Some((memo.version(), self.read_scope(caller, project_id, env_slug).await?)),
             _ => None,
         };
-        let txn = self.store.begin_write().await?;
+        let txn = self.store.begin_deferred_write().await?;
         let scope = match early {
             Some((version, scope)) if self.store.only_writer_permission_version() == Some(version) => scope,
             _ => env_scope_for_secret_write(&txn, caller, project_id, env_slug).await?,

@@ -47,6 +47,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
 
 pub use lock::{DATABASE_LOCK, DatabaseLock};
+use sqlite_group::Mode;
 
 /// PostgreSQL NOTIFY channel that wakes the event tailers of every instance.
 pub const NOTIFY_CHANNEL: &str = "hush_events";
@@ -159,10 +160,15 @@ pub async fn execute_in_turn(
     if statements.is_empty() {
         return Ok(None);
     }
+    Ok(Some(db.execute_raw(in_turn(statements)).await?))
+}
+
+/// SQLite `statements` as one statement string, their values bound in order (see [`execute_in_turn`]).
+fn in_turn(statements: Vec<Statement>) -> Statement {
     let sql = statements.iter().map(|statement| statement.sql.as_str()).collect::<Vec<_>>().join("; ");
     let values =
         statements.into_iter().flat_map(|statement| statement.values.map(|values| values.0).unwrap_or_default());
-    Ok(Some(db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?))
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
 
 /// Runs a transaction's statements left for its commit, inserts its outbox and audit rows, then runs `then`
@@ -191,13 +197,19 @@ async fn insert_sequenced(
         }
         return Ok(newest);
     }
+    let done = execute_in_turn(txn, sqlite_sequenced(Sequenced { statements, events, audit }, then)).await?;
+    Ok(done.filter(|_| appended_events).and_then(|done| i64::try_from(done.last_insert_id()).ok()))
+}
+
+/// What [`insert_sequenced`] runs on SQLite, in order: the statements, the audit rows, the events, `then`.
+fn sqlite_sequenced(Sequenced { statements, events, audit }: Sequenced, then: Option<Statement>) -> Vec<Statement> {
+    let backend = DbBackend::Sqlite;
     let inserts = [
         (!audit.is_empty()).then(|| backend.build(&entities::audit_log::Entity::insert_many(audit).into_query())),
-        appended_events.then(|| backend.build(&entities::event::Entity::insert_many(events).into_query())),
+        (!events.is_empty()).then(|| backend.build(&entities::event::Entity::insert_many(events).into_query())),
         then,
     ];
-    let done = execute_in_turn(txn, statements.into_iter().chain(inserts.into_iter().flatten()).collect()).await?;
-    Ok(done.filter(|_| appended_events).and_then(|done| i64::try_from(done.last_insert_id()).ok()))
+    statements.into_iter().chain(inserts.into_iter().flatten()).collect()
 }
 
 /// What a transaction leaves for its commit: statements (see [`WriteTxn::at_commit`]), then the outbox and
@@ -300,6 +312,17 @@ impl WriteTxn {
                 published.publish(newest);
                 Ok(())
             }
+            Transaction::InGroup(mut member) if member.is_deferred() => {
+                let appended_events = published.appended_events;
+                let ran = member.defer(sqlite_sequenced(sequenced, None));
+                let committed = tokio::spawn(async move {
+                    let newest = ran.await.map_err(|_| DbErr::Custom("the write group failed".to_owned()))??;
+                    member.commit().await?;
+                    published.publish(newest.filter(|_| appended_events));
+                    Ok(())
+                });
+                committed.await.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?
+            }
             Transaction::InGroup(mut member) => {
                 // The member's part of its group ends in the same hand-off as its last inserts.
                 let release = member.release_statement();
@@ -312,6 +335,16 @@ impl WriteTxn {
                 });
                 committed.await.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?
             }
+        }
+    }
+
+    /// The rows `select` reads, seeing every write made in this transaction and before it: how a
+    /// [deferred](Store::begin_deferred_write) write reads the secret rows it changes (on SQLite the writes
+    /// waiting in the group run first, in the same hand-off).
+    pub async fn read_fresh(&self, select: Statement) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        match &self.txn {
+            Transaction::InGroup(member) => member.read_fresh(select).await,
+            Transaction::Own(txn) => txn.query_all_raw(select).await,
         }
     }
 
@@ -595,8 +628,19 @@ impl Store {
 
     /// Begins a transaction for writing (see the module note on SQLite).
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        self.begin_in(Mode::Interactive).await
+    }
+
+    /// Begins a write of secret rows that reads the rows it changes only with [`WriteTxn::read_fresh`] and writes
+    /// only at its commit; on SQLite its statements wait in the write group for the next hand-off, so that it
+    /// holds the writer lock for none (see `sqlite_group`). On PostgreSQL the same as [`Store::begin_write`].
+    pub async fn begin_deferred_write(&self) -> Result<WriteTxn, DbErr> {
+        self.begin_in(Mode::Deferred).await
+    }
+
+    async fn begin_in(&self, mode: Mode) -> Result<WriteTxn, DbErr> {
         let txn = match &self.sqlite_writer {
-            Some(writer) => Transaction::InGroup(writer.join(&self.conn).await?),
+            Some(writer) => Transaction::InGroup(writer.join(&self.conn, mode).await?),
             None => Transaction::Own(self.conn.begin().await?),
         };
         Ok(WriteTxn {

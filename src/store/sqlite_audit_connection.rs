@@ -188,7 +188,7 @@ mod tests {
         let (store, mut own) = store_and_connection(&dir).await;
         let writer = store.sqlite_writer.clone().expect("SQLite");
         // A write that released its part and lets go of the writer lock: its group stays open until committed.
-        let mut member = writer.join(store.conn()).await.unwrap();
+        let mut member = writer.join(store.conn(), super::super::sqlite_group::Mode::Interactive).await.unwrap();
         let write = audit_log::Entity::insert(entry("the group's write", None)).build(store.backend());
         member.txn().execute_raw(write).await.unwrap();
         let release = member.release_statement();

@@ -3,20 +3,53 @@
 //! SQLite has one writer, and every commit of the database in WAL mode with `synchronous=FULL` waits for an
 //! fsync. Writes therefore share one open transaction, a *group*: each write runs in a savepoint of its own
 //! inside it, holding the writer lock only while it runs, so a write that fails undoes its own part alone.
-//! When a write is done it releases its savepoint and lets go of the lock, then takes the lock once more to
-//! commit the group, unless another member of the group committed it meanwhile. Writes that queued for the
-//! lock while one group was committing all land in the next group, and one commit makes them all durable.
+//! When a write is done it releases its savepoint and lets go of the lock; the first member to do so starts
+//! the one task that commits the group once it gets the lock, after the writes queued before it, unless the
+//! group was committed meanwhile. Writes that queued for the lock while one group was committing all land in
+//! the next group, and one commit makes them all durable.
 //! Nothing is acknowledged before the commit of its group succeeded; if that commit fails, every member fails.
+//!
+//! Every statement is a hand-off to sqlx's SQLite thread and back, and while a member waits for one it holds
+//! the writer lock: what bounds the writes a second is those hand-offs, not SQLite's work. So a *deferred*
+//! member (a write of secret rows: it reads the rows it changes and writes everything at its commit) runs no
+//! statement of its own while it holds the lock: at its commit it leaves its statements in the group as a
+//! *part* and lets go of the lock at once. The parts waiting run, in the order they were left, at the front of
+//! the next hand-off anyone makes in the group (a deferred member reading rows, an interactive member joining,
+//! the group's commit), inside a savepoint of their own: one hand-off for the parts of many writes. When a part
+//! fails, that hand-off is undone to the savepoint and the parts run again one at a time, so the failing one is
+//! undone alone and its member told. A hand-off cancelled half-way leaves the group in an unknown state, so
+//! the whole group fails then (nothing of it was acknowledged).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{
+    Arc, Mutex as StdMutex, OnceLock, PoisonError,
+    atomic::{AtomicBool, Ordering},
+};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult, Statement,
+    TransactionTrait,
 };
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 
-/// The savepoint of the member running now (members run one at a time, so one name serves them all).
+/// The savepoint of the interactive member running now (members run one at a time, so one name serves them all).
 const SAVEPOINT: &str = "hush_member";
+/// The savepoint the parts waiting run in, all together.
+const BATCH: &str = "hush_batch";
+/// The savepoint of one part, when the parts run one at a time after one of them failed.
+const PART: &str = "hush_part";
+/// The newest event cursor as one row, whatever the log holds (NULL before its first event).
+const NEWEST_EVENT: &str = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events')";
+
+/// How a member uses the group while it holds the writer lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Runs statements of its own in its savepoint, reading and writing anything.
+    Interactive,
+    /// Writes only at its commit, as a part; reads the rows parts write only with [`Member::read_fresh`] (the
+    /// parts waiting run first). It may read other tables directly: parts write secret rows, their versions
+    /// and folders, events and audit entries only.
+    Deferred,
+}
 
 /// The single writer of an SQLite database.
 #[derive(Default)]
@@ -28,55 +61,110 @@ pub(super) struct SqliteWriter {
 struct Group {
     txn: DatabaseTransaction,
     outcome: Arc<Outcome>,
-    /// Whether an empty savepoint is open for the next member: the member before it opened one in the same
-    /// hand-off that released its own part, or undid its part to it (`ROLLBACK TO` keeps the savepoint). The
-    /// next member then starts without a hand-off of its own: one fewer trip to SQLite's thread per write,
-    /// inside the writer lock. A group committed with it open commits it too (it is empty).
-    savepoint_ready: bool,
+    /// Whether a task to commit the group was started: the first member to let go of its released part
+    /// starts it, and it commits whatever the group holds when it gets the lock.
+    commit_started: bool,
+    /// Written by the member holding the lock, taken by whoever runs the next hand-off (a `std` lock: never
+    /// held across a hand-off, and members reach it through a shared reference).
+    waiting: StdMutex<Waiting>,
 }
 
-/// How a group ended, set once by whichever member commits it.
-type Outcome = OnceLock<Result<(), String>>;
+/// What waits in a group for its next hand-off.
+#[derive(Default)]
+struct Waiting {
+    /// Whether an empty savepoint is open for the next interactive member: the member before it opened one in
+    /// the same hand-off that released its own part, or undid its part to it (`ROLLBACK TO` keeps the
+    /// savepoint). The next member then starts without a hand-off of its own. Released before parts run, so
+    /// that no interactive member's undo can reach them.
+    savepoint_ready: bool,
+    /// The parts of deferred members, in the order they were left.
+    parts: Vec<Part>,
+}
 
-/// One write's place in a group: its savepoint, with the writer lock held until it is released (or undone).
-/// The member's last statements and the release of its savepoint go to SQLite's thread together
-/// ([`Member::release_statement`]).
+/// A deferred member's statements and where it learns how they ran: the newest event cursor once they did.
+struct Part {
+    statements: Vec<Statement>,
+    ran: oneshot::Sender<Result<Option<i64>, DbErr>>,
+}
+
+/// How a part ran, as its member learns it: `Err` when it was never run (its group failed first).
+pub(super) type PartRan = oneshot::Receiver<Result<Option<i64>, DbErr>>;
+
+/// How a group ended, set once by whichever commits (or fails) it; its members wait for it.
+#[derive(Default)]
+struct Outcome {
+    ended: OnceLock<Result<(), String>>,
+    told: Notify,
+}
+
+impl Outcome {
+    fn set(&self, ended: Result<(), String>) {
+        if self.ended.set(ended).is_ok() {
+            self.told.notify_waiters();
+        }
+    }
+
+    fn get(&self) -> Option<&Result<(), String>> {
+        self.ended.get()
+    }
+
+    async fn wait(&self) -> &Result<(), String> {
+        loop {
+            // Made before the check: it is told of a `set` from then on, even before it is polled.
+            let told = self.told.notified();
+            if let Some(ended) = self.ended.get() {
+                return ended;
+            }
+            told.await;
+        }
+    }
+}
+
+/// One write's place in a group, with the writer lock held until it is released (or undone).
 pub(super) struct Member {
     /// The lock, holding the open group; `None` once the member let go of it.
     writer: Option<OwnedMutexGuard<Option<Group>>>,
-    /// Whether its part is released: what is left is committing the group.
+    mode: Mode,
+    /// Whether its part is released (or, deferred, left in the group): what is left is committing the group.
     released: bool,
-    /// Whether the hand-off that releases its part was sent and has not answered yet (see
-    /// [`Member::release_answered`]).
-    releasing: bool,
+    /// Whether a hand-off that may leave the group half run is on its way (an interactive member's release, or
+    /// parts running): if the member is dropped meanwhile, its whole group fails.
+    in_flight: AtomicBool,
     outcome: Arc<Outcome>,
     lock: Arc<Mutex<Option<Group>>>,
 }
 
 impl SqliteWriter {
-    /// Joins the open group (opening one if none is); holds the writer lock.
-    pub(super) async fn join(&self, conn: &DatabaseConnection) -> Result<Member, DbErr> {
+    /// Joins the open group (opening one if none is); holds the writer lock. An interactive member runs the
+    /// parts waiting and opens its savepoint; a deferred one runs nothing.
+    pub(super) async fn join(&self, conn: &DatabaseConnection, mode: Mode) -> Result<Member, DbErr> {
         let mut writer = self.open.clone().lock_owned().await;
         if writer.is_none() {
-            *writer = Some(Group { txn: conn.begin().await?, outcome: Arc::default(), savepoint_ready: false });
+            let txn = conn.begin().await?;
+            *writer = Some(Group { txn, outcome: Arc::default(), commit_started: false, waiting: Default::default() });
         }
-        let group = writer.as_mut().expect("opened above");
-        // Even the member that opened the group: undoing it by dropping the group would hand its connection
-        // back to the pool with the rollback still queued, holding SQLite's write lock while the next group
-        // begins on another connection (which then fails with SQLITE_BUSY).
-        if !std::mem::take(&mut group.savepoint_ready) {
-            group.txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}")).await?;
+        let outcome = writer.as_ref().expect("opened above").outcome.clone();
+        let member = Member {
+            writer: Some(writer),
+            mode,
+            released: false,
+            in_flight: AtomicBool::new(false),
+            outcome,
+            lock: self.open.clone(),
+        };
+        if mode == Mode::Interactive {
+            // Even the member that opened the group: undoing it by dropping the group would hand its connection
+            // back to the pool with the rollback still queued, holding SQLite's write lock while the next group
+            // begins on another connection (which then fails with SQLITE_BUSY).
+            member.open_savepoint().await?;
         }
-        let outcome = group.outcome.clone();
-        Ok(Member { writer: Some(writer), released: false, releasing: false, outcome, lock: self.open.clone() })
+        Ok(member)
     }
-}
 
-impl SqliteWriter {
-    /// Makes one atomic change durable: with a group open, as the statement `in_group` inside it, committing
-    /// the group for its members too; with none open, by `alone`, a transaction of its own run while this
-    /// holds the writer lock (so no group begins on the pool meanwhile). A failure of the statement never fails
-    /// the members: SQLite undoes a failed statement without touching the rest of its transaction.
+    /// Makes one atomic change durable: with a group open, as the statement `in_group` inside it (a part of its
+    /// own, after the parts waiting), committing the group for its members too; with none open, by `alone`, a
+    /// transaction of its own run while this holds the writer lock (so no group begins on the pool meanwhile).
+    /// A failure of the statement never fails the members: it is undone alone, as a failing part is.
     pub(super) async fn commit_change(
         &self,
         in_group: impl FnOnce() -> Statement,
@@ -87,63 +175,247 @@ impl SqliteWriter {
             return alone().await;
         };
         // No member is in the middle of its savepoint: each one holds this lock until it released it.
-        let ran = group.txn.execute_raw(in_group()).await;
-        let committed = group.txn.commit().await.map_err(|error| error.to_string());
-        // The members waiting to commit the group find it committed.
-        let _ = group.outcome.set(committed.clone());
-        ran?;
+        let ran = group.leave_part(vec![in_group()]);
+        let outcome = group.outcome.clone();
+        let committed = group.commit().await;
+        // The members waiting for the group learn it, and its commit task finds it committed.
+        outcome.set(committed.clone());
+        ran.await.map_err(|_| group_failed(&committed))??;
         committed.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))
     }
+}
+
+impl Group {
+    /// Leaves `statements` as a part for the group's next hand-off.
+    fn leave_part(&self, statements: Vec<Statement>) -> PartRan {
+        let (ran, told) = oneshot::channel();
+        self.waiting().parts.push(Part { statements, ran });
+        told
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the parts waiting, and whether the ready savepoint must be released before they run; `None` when
+    /// no part waits (the ready savepoint then stays).
+    fn take_parts(&self) -> Option<(bool, Vec<Part>)> {
+        let mut waiting = self.waiting();
+        if waiting.parts.is_empty() {
+            return None;
+        }
+        Some((std::mem::take(&mut waiting.savepoint_ready), std::mem::take(&mut waiting.parts)))
+    }
+
+    /// Runs the parts waiting and commits; on any failure rolls the group back.
+    async fn commit(self) -> Result<(), String> {
+        if let Some((release_ready, parts)) = self.take_parts()
+            && let Err(error) = run_parts(&self.txn, release_ready, parts, Vec::new()).await
+        {
+            tracing::error!(%error, "could not run the writes of a write group; it is rolled back");
+            if let Err(error) = self.txn.rollback().await {
+                tracing::error!(%error, "could not roll back a write group");
+            }
+            return Err(format!("running the writes of the group: {error}"));
+        }
+        self.txn.commit().await.map_err(|error| error.to_string())
+    }
+
+    /// Fails the group: rolls it back and tells its members (the parts waiting learn it from their dropped
+    /// senders).
+    async fn fail(self, why: String) {
+        self.outcome.set(Err(why));
+        if let Err(error) = self.txn.rollback().await {
+            tracing::error!(%error, "could not roll back a write group");
+        }
+    }
+}
+
+/// The error a member whose part never ran reports: its group's, if the group ended already.
+fn group_failed(outcome: &Result<(), String>) -> DbErr {
+    match outcome {
+        Err(error) => DbErr::Custom(format!("committing the write group: {error}")),
+        Ok(()) => DbErr::Custom("committing the write group: the write was never run".to_owned()),
+    }
+}
+
+fn raw(sql: String) -> Statement {
+    Statement::from_string(DbBackend::Sqlite, sql)
+}
+
+/// Runs `parts` (after releasing the empty savepoint left for the next member, when `release_ready`), then
+/// `then`, in one hand-off; tells each part's member how it ran and returns the rows `then` produced.
+///
+/// When a statement of a part fails, the hand-off is undone to before the parts and they run again one at a
+/// time, each in a savepoint of its own: the failing one is undone alone and its member gets the error; then
+/// `then` runs. An error returned means the group is in an unknown state: it must be rolled back.
+async fn run_parts(
+    txn: &DatabaseTransaction,
+    release_ready: bool,
+    parts: Vec<Part>,
+    then: Vec<Statement>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut batch = Vec::with_capacity(4 + then.len() + parts.iter().map(|part| part.statements.len()).sum::<usize>());
+    if release_ready {
+        batch.push(raw(format!("RELEASE {SAVEPOINT}")));
+    }
+    batch.push(raw(format!("SAVEPOINT {BATCH}")));
+    batch.extend(parts.iter().flat_map(|part| part.statements.iter().cloned()));
+    batch.push(raw(format!("RELEASE {BATCH}")));
+    batch.push(raw(NEWEST_EVENT.to_owned()));
+    batch.extend(then.iter().cloned());
+    match txn.query_all_raw(super::in_turn(batch)).await {
+        Ok(mut rows) => {
+            let newest = newest_event(rows.remove(0))?;
+            for part in parts {
+                let _ = part.ran.send(Ok(newest));
+            }
+            Ok(rows)
+        }
+        Err(_) => {
+            // The statements before the failing one ran, SQLite undid that one alone, and the rest never ran.
+            // Past the parts there is no savepoint to undo to: the error is returned, and the group is lost.
+            txn.execute_unprepared(&format!("ROLLBACK TO {BATCH}; RELEASE {BATCH}")).await?;
+            run_one_by_one(txn, parts).await?;
+            match then.is_empty() {
+                true => Ok(Vec::new()),
+                false => txn.query_all_raw(super::in_turn(then)).await,
+            }
+        }
+    }
+}
+
+/// Runs `parts` one hand-off each, undoing a failing one alone; tells each member how its part ran.
+async fn run_one_by_one(txn: &DatabaseTransaction, parts: Vec<Part>) -> Result<(), DbErr> {
+    let mut ran = Vec::with_capacity(parts.len());
+    for Part { statements, ran: told } in parts {
+        let mut alone = Vec::with_capacity(statements.len() + 2);
+        alone.push(raw(format!("SAVEPOINT {PART}")));
+        alone.extend(statements);
+        alone.push(raw(format!("RELEASE {PART}")));
+        match super::execute_in_turn(txn, alone).await {
+            Ok(_) => ran.push(told),
+            Err(error) => {
+                txn.execute_unprepared(&format!("ROLLBACK TO {PART}; RELEASE {PART}")).await?;
+                let _ = told.send(Err(error));
+            }
+        }
+    }
+    let newest = txn.query_one_raw(raw(NEWEST_EVENT.to_owned())).await?.map(newest_event).transpose()?.flatten();
+    for told in ran {
+        let _ = told.send(Ok(newest));
+    }
+    Ok(())
+}
+
+fn newest_event(row: QueryResult) -> Result<Option<i64>, DbErr> {
+    row.try_get_by_index(0)
 }
 
 impl Member {
     /// The group's transaction, where this member's statements run.
     pub(super) fn txn(&self) -> &DatabaseTransaction {
-        let writer = self.writer.as_ref().expect("held until the member ends");
-        &writer.as_ref().expect("the group stays open while a member holds the lock").txn
+        &self.group().txn
     }
 
-    /// The statements that release this member's savepoint and open the next member's, to run right after its
-    /// last statement; [`Member::release_answered`] records how that hand-off ended.
+    fn group(&self) -> &Group {
+        let writer = self.writer.as_ref().expect("held until the member ends");
+        writer.as_ref().expect("the group stays open while a member holds the lock")
+    }
+
+    /// Whether the member writes only at its commit (see [`Mode::Deferred`]).
+    pub(super) fn is_deferred(&self) -> bool {
+        self.mode == Mode::Deferred
+    }
+
+    /// Runs the parts waiting and opens this interactive member's savepoint, in one hand-off when parts wait
+    /// (none when none wait and the savepoint is ready).
+    async fn open_savepoint(&self) -> Result<(), DbErr> {
+        let group = self.group();
+        let savepoint = raw(format!("SAVEPOINT {SAVEPOINT}"));
+        let Some((release_ready, parts)) = group.take_parts() else {
+            let ready = std::mem::take(&mut group.waiting().savepoint_ready);
+            return match ready {
+                true => Ok(()),
+                false => group.txn.execute_raw(savepoint).await.map(drop),
+            };
+        };
+        self.running(run_parts(&group.txn, release_ready, parts, vec![savepoint])).await.map(drop)
+    }
+
+    /// The rows `select` reads once the parts waiting ran (in the same hand-off): how a deferred member reads
+    /// rows that parts write.
+    pub(super) async fn read_fresh(&self, select: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let group = self.group();
+        match group.take_parts() {
+            None => group.txn.query_all_raw(select).await,
+            Some((release_ready, parts)) => {
+                self.running(run_parts(&group.txn, release_ready, parts, vec![select])).await
+            }
+        }
+    }
+
+    /// Awaits `hand_off`, which runs parts; if the member is dropped meanwhile, or it fails, the group fails.
+    async fn running<T>(&self, hand_off: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+        self.in_flight.store(true, Ordering::SeqCst);
+        let done = hand_off.await?;
+        self.in_flight.store(false, Ordering::SeqCst);
+        Ok(done)
+    }
+
+    /// The statements that release this interactive member's savepoint and open the next member's, to run
+    /// right after its last statement; [`Member::release_answered`] records how that hand-off ended.
     pub(super) fn release_statement(&mut self) -> Statement {
-        self.releasing = true;
-        Statement::from_string(DbBackend::Sqlite, format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"))
+        debug_assert_eq!(self.mode, Mode::Interactive, "a deferred member has no savepoint");
+        *self.in_flight.get_mut() = true;
+        raw(format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"))
     }
 
     /// Records how the hand-off carrying its [`release_statement`](Member::release_statement) ended: on success
     /// its part is released; on failure the statements stopped at the failing one, before the release, and
     /// dropping the member undoes its part.
     pub(super) fn release_answered<T>(&mut self, hand_off: Result<T, DbErr>) -> Result<T, DbErr> {
-        self.releasing = false;
+        *self.in_flight.get_mut() = false;
         let done = hand_off?;
         self.released = true;
-        self.group_mut().savepoint_ready = true;
+        self.group().waiting().savepoint_ready = true;
         Ok(done)
     }
 
-    fn group_mut(&mut self) -> &mut Group {
-        let writer = self.writer.as_mut().expect("held until the member ends");
-        writer.as_mut().expect("the group stays open while a member holds the lock")
+    /// Leaves a deferred member's `statements` in the group as its part and lets go of the lock; the part runs
+    /// at the group's next hand-off (at the latest, its commit, which this starts).
+    pub(super) fn defer(&mut self, statements: Vec<Statement>) -> PartRan {
+        debug_assert_eq!(self.mode, Mode::Deferred, "an interactive member runs its own statements");
+        let ran = self.group().leave_part(statements);
+        self.released = true;
+        self.commit_group_later();
+        ran
     }
 
-    /// Lets go of the writer lock after its part was released, and returns once the group holding it is
-    /// committed.
+    /// Lets go of the writer lock after its part was released (or left), and returns once the group holding
+    /// it is committed.
     pub(super) async fn commit(mut self) -> Result<(), DbErr> {
         debug_assert!(self.released, "released before the group is committed");
-        let committing = self.commit_group_later();
-        committing.await.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))?;
-        match self.outcome.get().expect("set by this member's task or by the member that committed") {
+        self.commit_group_later();
+        match self.outcome.wait().await {
             Ok(()) => Ok(()),
             Err(error) => Err(DbErr::Custom(format!("committing the write group: {error}"))),
         }
     }
 
-    /// Lets go of the lock (the writers queued behind this one join the group before it is committed) and
-    /// commits the group in a task of its own, unless another member committed it meanwhile: a caller that
-    /// stops waiting must not leave its released part in a group nobody commits (holding SQLite's write lock
-    /// until the next write).
-    fn commit_group_later(&mut self) -> tokio::task::JoinHandle<()> {
-        drop(self.writer.take());
+    /// Lets go of the lock (the writers queued behind this one join the group before it is committed) and,
+    /// unless a member before it did, starts the task that commits the group: a caller that stops waiting must
+    /// not leave its released part in a group nobody commits (holding SQLite's write lock until the next
+    /// write). One task per group: it gets the lock after the writers queued before it, and commits whatever
+    /// the group holds then, unless it was committed meanwhile.
+    fn commit_group_later(&mut self) {
+        let Some(mut writer) = self.writer.take() else { return };
+        let group = writer.as_mut().expect("the group stays open while a member holds the lock");
+        let started = std::mem::replace(&mut group.commit_started, true);
+        drop(writer);
+        if started {
+            return;
+        }
         let (lock, committing) = (self.lock.clone(), self.outcome.clone());
         tokio::spawn(async move {
             let mut writer = lock.lock().await;
@@ -151,10 +423,10 @@ impl Member {
                 // Not committed yet, so it is still the open group: a committed group is never left open.
                 let group = writer.take().expect("an uncommitted group stays open");
                 debug_assert!(Arc::ptr_eq(&group.outcome, &committing));
-                let result = group.txn.commit().await.map_err(|error| error.to_string());
-                let _ = committing.set(result);
+                let result = group.commit().await;
+                committing.set(result);
             }
-        })
+        });
     }
 }
 
@@ -163,23 +435,22 @@ impl Drop for Member {
     /// waiting), or, if it was released already, the group is committed all the same.
     fn drop(&mut self) {
         if self.released {
-            if self.writer.is_some() {
-                drop(self.commit_group_later());
-            }
+            self.commit_group_later();
             return;
         }
         let Some(mut writer) = self.writer.take() else { return };
-        if self.releasing {
-            // Its caller stopped waiting while the hand-off releasing its part was on its way: that part may be
-            // in the group or not, and once released it would commit with a savepoint for the next member in
-            // place of its own, beyond any undo. Nothing of the group is acknowledged yet, so it fails whole.
+        if *self.in_flight.get_mut() {
+            // Its caller stopped waiting (or the hand-off failed) while a hand-off that runs parts or releases
+            // its own part was on its way: the group may hold any prefix of it, and once released a part would
+            // commit beyond any undo. Nothing of the group is acknowledged yet, so it fails whole.
             tokio::spawn(async move {
                 let group = writer.take().expect("the group stays open while a member holds the lock");
-                let _ = group.outcome.set(Err("a write of this group was cancelled while it was released".into()));
-                if let Err(error) = group.txn.rollback().await {
-                    tracing::error!(%error, "could not roll back a write group");
-                }
+                group.fail("a write of this group was cancelled or failed while it ran".into()).await;
             });
+            return;
+        }
+        if self.mode == Mode::Deferred {
+            // It ran nothing of its own in the group: letting go of the lock is all.
             return;
         }
         // The next member must find this one's part undone, so the lock goes with the task that undoes it.
@@ -187,14 +458,110 @@ impl Drop for Member {
             let group = writer.as_mut().expect("the group stays open while a member holds the lock");
             // The savepoint stays open, empty, for the next member.
             match group.txn.execute_unprepared(&format!("ROLLBACK TO {SAVEPOINT}")).await {
-                Ok(_) => group.savepoint_ready = true,
+                Ok(_) => group.waiting().savepoint_ready = true,
                 Err(error) => {
                     // The group is in an unknown state: it fails, and every member waiting for it learns so.
                     tracing::error!(%error, "could not undo a failed write; its write group is rolled back");
                     let group = writer.take().expect("checked above");
-                    let _ = group.outcome.set(Err(format!("undoing a failed write: {error}")));
+                    group.fail(format!("undoing a failed write: {error}")).await;
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+    use tokio::task::JoinHandle;
+
+    use crate::store::{Store, WriteTxn, tests::sqlite_store};
+
+    /// A write of one row keyed `id` (a repeated key is refused, as a taken secret name is).
+    fn row(id: i64) -> Statement {
+        Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO outbox_state (id, pruned_through) VALUES (?, 0)",
+            [id.into()],
+        )
+    }
+
+    /// The keys written by [`row`], in order.
+    async fn rows(store: &Store) -> Vec<i64> {
+        let sql = "SELECT id FROM outbox_state WHERE id > 1 ORDER BY id";
+        let found = store.conn().query_all_raw(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
+        found.iter().map(|row| row.try_get_by_index(0).unwrap()).collect()
+    }
+
+    /// Deferred writes that queued behind each other share their group's hand-offs; one that SQLite refuses
+    /// fails alone, and the writes before and after it in the same hand-off are stored.
+    #[tokio::test]
+    async fn a_refused_deferred_write_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let mut commits = Vec::new();
+        for id in [10, 11, 10, 12] {
+            // Each write holds the lock until its commit leaves its part, so the next one waits for that.
+            let txn = store.begin_deferred_write().await.unwrap();
+            txn.at_commit([row(id)]);
+            commits.push(tokio::spawn(txn.commit()));
+        }
+        let mut answers = Vec::new();
+        for commit in commits {
+            answers.push(commit.await.unwrap().map_err(|error| error.to_string()));
+        }
+        assert!(answers[0].is_ok() && answers[1].is_ok() && answers[3].is_ok(), "{answers:?}");
+        assert!(answers[2].as_ref().unwrap_err().contains("UNIQUE"), "the refusal names its cause: {answers:?}");
+        assert_eq!(rows(&store).await, [10, 11, 12]);
+        // The group's connection is usable for the next group.
+        let txn = store.begin_write().await.unwrap();
+        txn.at_commit([row(13)]);
+        txn.commit().await.unwrap();
+        assert_eq!(rows(&store).await, [10, 11, 12, 13]);
+    }
+
+    /// A deferred write of `id`, committing in a task of its own, and the deferred write that holds the lock
+    /// after it: the first one's part waits in the group for the second one's next hand-off.
+    async fn a_part_waiting(store: &Store, id: i64) -> (JoinHandle<Result<(), DbErr>>, WriteTxn) {
+        let first = store.begin_deferred_write().await.unwrap();
+        first.at_commit([row(id)]);
+        let first = tokio::spawn(first.commit());
+        (first, store.begin_deferred_write().await.unwrap())
+    }
+
+    /// A deferred write reads what the writes before it left waiting in the group.
+    #[tokio::test]
+    async fn a_deferred_read_sees_the_writes_waiting_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let (first, second) = a_part_waiting(&store, 20).await;
+        let select = Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM outbox_state WHERE id = 20");
+        let seen: i64 = second.read_fresh(select).await.unwrap()[0].try_get_by_index(0).unwrap();
+        assert_eq!(seen, 1, "the first write ran before the second read");
+        second.at_commit([row(21)]);
+        second.commit().await.unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(rows(&store).await, [20, 21]);
+    }
+
+    /// A read that runs the writes waiting, stopped half-way (its caller went away), leaves them in an unknown
+    /// state: the whole group fails, so no write of it is acknowledged or stored; the next group works.
+    #[tokio::test]
+    async fn a_read_stopped_while_it_runs_waiting_writes_fails_their_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let (first, second) = a_part_waiting(&store, 30).await;
+        let select = Statement::from_string(DbBackend::Sqlite, "SELECT 1");
+        let mut read = Box::pin(second.read_fresh(select));
+        assert!((&mut read).now_or_never().is_none(), "the hand-off is on its way");
+        drop(read);
+        drop(second);
+        assert!(first.await.unwrap().is_err(), "the first write is not acknowledged");
+        assert!(rows(&store).await.is_empty());
+        let next = store.begin_deferred_write().await.unwrap();
+        next.at_commit([row(31)]);
+        next.commit().await.unwrap();
+        assert_eq!(rows(&store).await, [31]);
     }
 }
