@@ -109,8 +109,9 @@ pub struct Store {
     write_statements: Arc<AtomicU64>,
 }
 
-/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a savepoint in the open write group,
-/// holding the writer lock until commit or drop (see `sqlite_group`).
+/// A write transaction: on PostgreSQL a transaction of its own; on SQLite a member of the open write group,
+/// holding the writer lock until commit or drop, its statements in a savepoint of its own or, deferred, left
+/// for the group's next hand-off (see `sqlite_group`).
 pub struct WriteTxn {
     txn: Transaction,
     /// Rows of the sequence-ordered logs, inserted at commit.
@@ -389,8 +390,9 @@ impl WriteTxn {
     }
 
     /// Leaves `statements` for the commit, where they run first, in turn, in the hand-off that appends the
-    /// transaction's events and audit entry (on SQLite one hand-off, inside the writer lock, instead of one
-    /// more). For writes whose results nothing in the transaction reads after; their errors are the commit's.
+    /// transaction's events and audit entry (on SQLite one hand-off instead of one more; for a deferred write,
+    /// the group's next one). For writes whose results nothing in the transaction reads after; their errors are
+    /// the commit's.
     pub fn at_commit(&self, statements: impl IntoIterator<Item = Statement>) {
         self.sequenced.lock().expect("no panic holds it").statements.extend(statements);
     }
@@ -472,8 +474,9 @@ impl Store {
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             // Each write of an SQLite write group runs in a savepoint, whose undo journal SQLite spilled to a
             // temporary file once it passed 64 KiB (a CreateSecret changes about 20 pages): a few more system
-            // calls per write inside the writer lock. In memory it is bounded by what one write changes: it
-            // starts empty at each write's savepoint.
+            // calls per write inside the writer lock. In memory it is bounded by what one write changes, or one
+            // hand-off of deferred writes (at most `sqlite_group::MAX_BATCH`, about 5 MiB): it starts empty at
+            // each savepoint.
             // Temporary storage also holds sorts that no index serves: hush sorts that way only small sets
             // (a project's environments, a folder's imports, one page of a listing); logs and secrets are
             // read in index order.

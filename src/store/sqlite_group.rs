@@ -15,10 +15,11 @@
 //! statement of its own while it holds the lock: at its commit it leaves its statements in the group as a
 //! *part* and lets go of the lock at once. The parts waiting run, in the order they were left, at the front of
 //! the next hand-off anyone makes in the group (a deferred member reading rows, an interactive member joining,
-//! the group's commit), inside a savepoint of their own: one hand-off for the parts of many writes. When a part
-//! fails, that hand-off is undone to the savepoint and the parts run again one at a time, so the failing one is
-//! undone alone and its member told. A hand-off cancelled half-way leaves the group in an unknown state, so
-//! the whole group fails then (nothing of it was acknowledged).
+//! the group's commit), inside a savepoint of their own: one hand-off for the parts of up to [`MAX_BATCH`]
+//! writes. When a part fails, that hand-off is undone to the savepoint and the parts run again one at a time,
+//! so the failing one is undone alone and its member told. A hand-off that runs parts runs in a task of its
+//! own, which a caller who stops waiting cannot stop half-way; a member's own release is the one hand-off that
+//! can be cut short, and then the whole group fails (nothing of it was acknowledged).
 
 use std::sync::{
     Arc, Mutex as StdMutex, OnceLock, PoisonError,
@@ -39,6 +40,10 @@ const BATCH: &str = "hush_batch";
 const PART: &str = "hush_part";
 /// The newest event cursor as one row, whatever the log holds (NULL before its first event).
 const NEWEST_EVENT: &str = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events')";
+/// Parts run in one hand-off at most: bounds the hand-offs a refused part costs (the parts of its batch run
+/// again one at a time), the distinct statement strings sqlx prepares and caches, and the undo journal SQLite
+/// keeps in memory for a batch (about 20 pages a secret write).
+const MAX_BATCH: usize = 64;
 
 /// How a member uses the group while it holds the writer lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +64,9 @@ pub(super) struct SqliteWriter {
 
 /// The open transaction of a group and what its members learn when it ends.
 struct Group {
-    txn: DatabaseTransaction,
+    /// Shared only with the task running a hand-off for the member holding the lock (see
+    /// [`Member::hand_off`]), which ends before the lock is let go.
+    txn: Arc<DatabaseTransaction>,
     outcome: Arc<Outcome>,
     /// Whether a task to commit the group was started: the first member to let go of its released part
     /// starts it, and it commits whatever the group holds when it gets the lock.
@@ -127,9 +134,11 @@ pub(super) struct Member {
     mode: Mode,
     /// Whether its part is released (or, deferred, left in the group): what is left is committing the group.
     released: bool,
-    /// Whether a hand-off that may leave the group half run is on its way (an interactive member's release, or
-    /// parts running): if the member is dropped meanwhile, its whole group fails.
+    /// Whether a hand-off that may leave the group half run is on its way (an interactive member's release), or
+    /// one that ran parts failed: if the member is dropped then, its whole group fails.
     in_flight: AtomicBool,
+    /// Tells how the hand-off running parts for this member ended, while one runs (see [`Member::hand_off`]).
+    handing_off: StdMutex<Option<oneshot::Receiver<bool>>>,
     outcome: Arc<Outcome>,
     lock: Arc<Mutex<Option<Group>>>,
 }
@@ -141,6 +150,7 @@ impl SqliteWriter {
         let mut writer = self.open.clone().lock_owned().await;
         if writer.is_none() {
             let txn = conn.begin().await?;
+            let txn = Arc::new(txn);
             *writer = Some(Group { txn, outcome: Arc::default(), commit_started: false, waiting: Default::default() });
         }
         let outcome = writer.as_ref().expect("opened above").outcome.clone();
@@ -149,6 +159,7 @@ impl SqliteWriter {
             mode,
             released: false,
             in_flight: AtomicBool::new(false),
+            handing_off: StdMutex::new(None),
             outcome,
             lock: self.open.clone(),
         };
@@ -213,21 +224,34 @@ impl Group {
             && let Err(error) = run_parts(&self.txn, release_ready, parts, Vec::new()).await
         {
             tracing::error!(%error, "could not run the writes of a write group; it is rolled back");
-            if let Err(error) = self.txn.rollback().await {
-                tracing::error!(%error, "could not roll back a write group");
-            }
+            roll_back(self.txn).await;
             return Err(format!("running the writes of the group: {error}"));
         }
-        self.txn.commit().await.map_err(|error| error.to_string())
+        match Arc::into_inner(self.txn) {
+            Some(txn) => txn.commit().await.map_err(|error| error.to_string()),
+            None => Err(IN_USE.to_owned()),
+        }
     }
 
     /// Fails the group: rolls it back and tells its members (the parts waiting learn it from their dropped
     /// senders).
     async fn fail(self, why: String) {
         self.outcome.set(Err(why));
-        if let Err(error) = self.txn.rollback().await {
-            tracing::error!(%error, "could not roll back a write group");
-        }
+        roll_back(self.txn).await;
+    }
+}
+
+/// Why a group could not be committed or rolled back by its owner: a hand-off task still held it (never the
+/// case: see [`Member::hand_off`]); dropped by the last holder, sea-orm rolls it back.
+const IN_USE: &str = "the write group was still in use";
+
+async fn roll_back(txn: Arc<DatabaseTransaction>) {
+    let rolled_back = match Arc::into_inner(txn) {
+        Some(txn) => txn.rollback().await.map_err(|error| error.to_string()),
+        None => Err(IN_USE.to_owned()),
+    };
+    if let Err(error) = rolled_back {
+        tracing::error!(%error, "could not roll back a write group");
     }
 }
 
@@ -244,12 +268,26 @@ fn raw(sql: String) -> Statement {
 }
 
 /// Runs `parts` (after releasing the empty savepoint left for the next member, when `release_ready`), then
-/// `then`, in one hand-off; tells each part's member how it ran and returns the rows `then` produced.
-///
-/// When a statement of a part fails, the hand-off is undone to before the parts and they run again one at a
-/// time, each in a savepoint of its own: the failing one is undone alone and its member gets the error; then
-/// `then` runs. An error returned means the group is in an unknown state: it must be rolled back.
+/// `then`, in one hand-off per [`MAX_BATCH`] parts; tells each part's member how it ran and returns the rows
+/// `then` produced. An error returned means the group is in an unknown state: it must be rolled back.
 async fn run_parts(
+    txn: &DatabaseTransaction,
+    mut release_ready: bool,
+    mut parts: Vec<Part>,
+    then: Vec<Statement>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    while parts.len() > MAX_BATCH {
+        let rest = parts.split_off(MAX_BATCH);
+        run_batch(txn, std::mem::take(&mut release_ready), parts, Vec::new()).await?;
+        parts = rest;
+    }
+    run_batch(txn, release_ready, parts, then).await
+}
+
+/// [`run_parts`] for at most [`MAX_BATCH`] parts, in one hand-off. When a statement of a part fails, the
+/// hand-off is undone to before the parts and they run again one at a time, each in a savepoint of its own: the
+/// failing one is undone alone and its member gets the error; then `then` runs.
+async fn run_batch(
     txn: &DatabaseTransaction,
     release_ready: bool,
     parts: Vec<Part>,
@@ -265,17 +303,19 @@ async fn run_parts(
     batch.push(raw(NEWEST_EVENT.to_owned()));
     batch.extend(then.iter().cloned());
     match txn.query_all_raw(super::in_turn(batch)).await {
-        Ok(mut rows) => {
-            let newest = newest_event(rows.remove(0))?;
+        Ok(rows) => {
+            let mut rows = rows.into_iter();
+            let newest = newest_event(rows.next().ok_or_else(|| DbErr::Custom("no newest event cursor".into()))?)?;
             for part in parts {
                 let _ = part.ran.send(Ok(newest));
             }
-            Ok(rows)
+            Ok(rows.collect())
         }
-        Err(_) => {
+        Err(failed) => {
             // The statements before the failing one ran, SQLite undid that one alone, and the rest never ran.
             // Past the parts there is no savepoint to undo to: the error is returned, and the group is lost.
-            txn.execute_unprepared(&format!("ROLLBACK TO {BATCH}; RELEASE {BATCH}")).await?;
+            let undo = txn.execute_unprepared(&format!("ROLLBACK TO {BATCH}; RELEASE {BATCH}")).await;
+            undo.map_err(|undoing| DbErr::Custom(format!("{failed}; then undoing its batch: {undoing}")))?;
             run_one_by_one(txn, parts).await?;
             match then.is_empty() {
                 true => Ok(Vec::new()),
@@ -340,7 +380,7 @@ impl Member {
                 false => group.txn.execute_raw(savepoint).await.map(drop),
             };
         };
-        self.running(run_parts(&group.txn, release_ready, parts, vec![savepoint])).await.map(drop)
+        self.hand_off(release_ready, parts, vec![savepoint]).await.map(drop)
     }
 
     /// The rows `select` reads once the parts waiting ran (in the same hand-off): how a deferred member reads
@@ -349,18 +389,37 @@ impl Member {
         let group = self.group();
         match group.take_parts() {
             None => group.txn.query_all_raw(select).await,
-            Some((release_ready, parts)) => {
-                self.running(run_parts(&group.txn, release_ready, parts, vec![select])).await
-            }
+            Some((release_ready, parts)) => self.hand_off(release_ready, parts, vec![select]).await,
         }
     }
 
-    /// Awaits `hand_off`, which runs parts; if the member is dropped meanwhile, or it fails, the group fails.
-    async fn running<T>(&self, hand_off: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
-        self.in_flight.store(true, Ordering::SeqCst);
-        let done = hand_off.await?;
-        self.in_flight.store(false, Ordering::SeqCst);
-        Ok(done)
+    /// Runs `parts`, then `then` ([`run_parts`]), in a task of its own, so that a caller who stops waiting
+    /// cannot stop it half-way (sqlx stops running a statement string once nobody reads its results, which would
+    /// leave the group in an unknown state, failing every write in it): the member's drop then waits for the task
+    /// to end before it lets go of the lock. If the hand-off fails, the group does.
+    async fn hand_off(
+        &self,
+        release_ready: bool,
+        parts: Vec<Part>,
+        then: Vec<Statement>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let txn = self.group().txn.clone();
+        let (ended, ending) = oneshot::channel();
+        let (answer, answered) = oneshot::channel();
+        *self.handing_off.lock().unwrap_or_else(PoisonError::into_inner) = Some(ending);
+        tokio::spawn(async move {
+            let ran = run_parts(&txn, release_ready, parts, then).await;
+            // Before it tells: whoever learns it ended may commit the group, which takes it whole.
+            drop(txn);
+            let _ = ended.send(ran.is_ok());
+            let _ = answer.send(ran);
+        });
+        let ran = answered.await.unwrap_or_else(|_| Err(DbErr::Custom("the write group's hand-off stopped".into())));
+        self.handing_off.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if ran.is_err() {
+            self.in_flight.store(true, Ordering::SeqCst);
+        }
+        ran
     }
 
     /// The statements that release this interactive member's savepoint and open the next member's, to run
@@ -439,10 +498,33 @@ impl Drop for Member {
             return;
         }
         let Some(mut writer) = self.writer.take() else { return };
+        if let Some(ending) = self.handing_off.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            // Its caller stopped waiting for a hand-off that runs parts: the lock goes with the task that waits
+            // for it to end. Ended well, it left this member nothing to undo (it ran no statement of its own; an
+            // interactive member's savepoint stays open, empty, for the next member).
+            let mode = self.mode;
+            tokio::spawn(async move {
+                match ending.await.unwrap_or(false) {
+                    true if mode == Mode::Interactive => {
+                        writer
+                            .as_ref()
+                            .expect("the group stays open while a member holds the lock")
+                            .waiting()
+                            .savepoint_ready = true;
+                    }
+                    true => {}
+                    false => {
+                        let group = writer.take().expect("the group stays open while a member holds the lock");
+                        group.fail("running the writes of the group failed".into()).await;
+                    }
+                }
+            });
+            return;
+        }
         if *self.in_flight.get_mut() {
-            // Its caller stopped waiting (or the hand-off failed) while a hand-off that runs parts or releases
-            // its own part was on its way: the group may hold any prefix of it, and once released a part would
-            // commit beyond any undo. Nothing of the group is acknowledged yet, so it fails whole.
+            // Its caller stopped waiting while the hand-off releasing its own part was on its way (the group may
+            // hold any prefix of it, and once released its part would commit beyond any undo), or a hand-off
+            // running parts failed. Nothing of the group is acknowledged yet, so it fails whole.
             tokio::spawn(async move {
                 let group = writer.take().expect("the group stays open while a member holds the lock");
                 group.fail("a write of this group was cancelled or failed while it ran".into()).await;
@@ -473,7 +555,7 @@ impl Drop for Member {
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt;
-    use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+    use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
     use tokio::task::JoinHandle;
 
     use crate::store::{Store, WriteTxn, tests::sqlite_store};
@@ -530,6 +612,34 @@ mod tests {
         (first, store.begin_deferred_write().await.unwrap())
     }
 
+    /// More parts than one hand-off takes run in several, in order; a refused one among them fails alone.
+    #[tokio::test]
+    async fn parts_beyond_one_batch_run_in_order_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let unique: Vec<i64> = (100..100 + super::MAX_BATCH as i64 + 10).collect();
+        // A repeated key in the first hand-off: the parts after it, in that one and the next, still run.
+        let mut ids = unique.clone();
+        ids.insert(20, unique[3]);
+        let (parts, told): (Vec<_>, Vec<_>) = ids
+            .iter()
+            .map(|&id| {
+                let (ran, told) = tokio::sync::oneshot::channel();
+                (super::Part { statements: vec![row(id)], ran }, told)
+            })
+            .unzip();
+        let txn = store.conn().begin().await.unwrap();
+        super::run_parts(&txn, false, parts, Vec::new()).await.unwrap();
+        txn.commit().await.unwrap();
+        let mut answers = Vec::new();
+        for told in told {
+            answers.push(told.await.unwrap().is_ok());
+        }
+        let refused: Vec<usize> = (0..answers.len()).filter(|&i| !answers[i]).collect();
+        assert_eq!(refused, [20], "only the repeated key is refused");
+        assert_eq!(rows(&store).await, unique);
+    }
+
     /// A deferred write reads what the writes before it left waiting in the group.
     #[tokio::test]
     async fn a_deferred_read_sees_the_writes_waiting_before_it() {
@@ -545,10 +655,10 @@ mod tests {
         assert_eq!(rows(&store).await, [20, 21]);
     }
 
-    /// A read that runs the writes waiting, stopped half-way (its caller went away), leaves them in an unknown
-    /// state: the whole group fails, so no write of it is acknowledged or stored; the next group works.
+    /// A read whose caller went away while it ran the writes waiting does not cut them short: they run to their
+    /// end and commit with their group; the lock is let go after them, and the next group works.
     #[tokio::test]
-    async fn a_read_stopped_while_it_runs_waiting_writes_fails_their_group() {
+    async fn a_read_given_up_while_it_runs_waiting_writes_lets_them_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
         let (first, second) = a_part_waiting(&store, 30).await;
@@ -557,11 +667,11 @@ mod tests {
         assert!((&mut read).now_or_never().is_none(), "the hand-off is on its way");
         drop(read);
         drop(second);
-        assert!(first.await.unwrap().is_err(), "the first write is not acknowledged");
-        assert!(rows(&store).await.is_empty());
+        first.await.unwrap().unwrap();
+        assert_eq!(rows(&store).await, [30]);
         let next = store.begin_deferred_write().await.unwrap();
         next.at_commit([row(31)]);
         next.commit().await.unwrap();
-        assert_eq!(rows(&store).await, [31]);
+        assert_eq!(rows(&store).await, [30, 31]);
     }
 }
