@@ -18,14 +18,16 @@
 //! the group's commit), inside a savepoint of their own: one hand-off for the parts of up to [`MAX_BATCH`]
 //! writes. When a part fails, that hand-off is undone to the savepoint and the parts run again one at a time,
 //! so the failing one is undone alone and its member told. A hand-off that runs parts runs in a task of its
-//! own, which a caller who stops waiting cannot stop half-way; a member's own release is the one hand-off that
-//! can be cut short, and then the whole group fails (nothing of it was acknowledged).
+//! own, which a caller who stops waiting cannot stop half-way. Hand-offs that run no parts can be cut short:
+//! the member's undo (back to its savepoint) then handles them, and a release cut short fails the whole group
+//! (nothing of it was acknowledged).
 
 use std::sync::{
     Arc, Mutex as StdMutex, OnceLock, PoisonError,
     atomic::{AtomicBool, Ordering},
 };
 
+use futures_util::FutureExt;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult, Statement,
     TransactionTrait,
@@ -408,7 +410,8 @@ impl Member {
         let (answer, answered) = oneshot::channel();
         *self.handing_off.lock().unwrap_or_else(PoisonError::into_inner) = Some(ending);
         tokio::spawn(async move {
-            let ran = run_parts(&txn, release_ready, parts, then).await;
+            let running = std::panic::AssertUnwindSafe(run_parts(&txn, release_ready, parts, then));
+            let ran = running.catch_unwind().await.unwrap_or_else(|_| Err(DbErr::Custom("a hand-off panicked".into())));
             // Before it tells: whoever learns it ended may commit the group, which takes it whole.
             drop(txn);
             let _ = ended.send(ran.is_ok());
@@ -469,6 +472,10 @@ impl Member {
     /// the group holds then, unless it was committed meanwhile.
     fn commit_group_later(&mut self) {
         let Some(mut writer) = self.writer.take() else { return };
+        debug_assert!(
+            self.handing_off.get_mut().unwrap_or_else(PoisonError::into_inner).is_none(),
+            "a member lets go of the lock only once its hand-off ended (none awaits `read_fresh` partly)"
+        );
         let group = writer.as_mut().expect("the group stays open while a member holds the lock");
         let started = std::mem::replace(&mut group.commit_started, true);
         drop(writer);
@@ -612,7 +619,8 @@ mod tests {
         (first, store.begin_deferred_write().await.unwrap())
     }
 
-    /// More parts than one hand-off takes run in several, in order; a refused one among them fails alone.
+    /// More parts than one hand-off takes run in several, in order, after the savepoint left ready is released
+    /// (once), and before the caller's own statement; a refused one among them fails alone.
     #[tokio::test]
     async fn parts_beyond_one_batch_run_in_order_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -629,7 +637,11 @@ mod tests {
             })
             .unzip();
         let txn = store.conn().begin().await.unwrap();
-        super::run_parts(&txn, false, parts, Vec::new()).await.unwrap();
+        txn.execute_unprepared(&format!("SAVEPOINT {}", super::SAVEPOINT)).await.unwrap();
+        let count = Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM outbox_state WHERE id >= 100");
+        let counted = super::run_parts(&txn, true, parts, vec![count]).await.unwrap();
+        let counted: i64 = counted[0].try_get_by_index(0).unwrap();
+        assert_eq!(counted, unique.len() as i64, "the caller's statement runs after every part");
         txn.commit().await.unwrap();
         let mut answers = Vec::new();
         for told in told {
