@@ -317,7 +317,7 @@ impl WriteTxn {
                 let appended_events = published.appended_events;
                 let ran = member.defer(sqlite_sequenced(sequenced, None));
                 let committed = tokio::spawn(async move {
-                    let newest = ran.await.map_err(|_| DbErr::Custom("the write group failed".to_owned()))??;
+                    let newest = member.part_ran(ran).await?;
                     member.commit().await?;
                     published.publish(newest.filter(|_| appended_events));
                     Ok(())
@@ -475,8 +475,8 @@ impl Store {
             // Each write of an SQLite write group runs in a savepoint, whose undo journal SQLite spilled to a
             // temporary file once it passed 64 KiB (a CreateSecret changes about 20 pages): a few more system
             // calls per write inside the writer lock. In memory it is bounded by what one write changes, or one
-            // hand-off of deferred writes (at most `sqlite_group::MAX_BATCH`, about 5 MiB): it starts empty at
-            // each savepoint.
+            // hand-off of deferred writes (at most `sqlite_group::MAX_BATCH` of them: about 5 MiB for single
+            // secrets, at worst what 64 requests of the message limit change): it starts empty at each savepoint.
             // Temporary storage also holds sorts that no index serves: hush sorts that way only small sets
             // (a project's environments, a folder's imports, one page of a listing); logs and secrets are
             // read in index order.

@@ -44,7 +44,8 @@ const PART: &str = "hush_part";
 const NEWEST_EVENT: &str = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events')";
 /// Parts run in one hand-off at most: bounds the hand-offs a refused part costs (the parts of its batch run
 /// again one at a time), the distinct statement strings sqlx prepares and caches, and the undo journal SQLite
-/// keeps in memory for a batch (about 20 pages a secret write).
+/// keeps in memory for a batch (about 20 pages for a write of one secret, at most what one request
+/// of the message limit changes).
 const MAX_BATCH: usize = 64;
 
 /// How a member uses the group while it holds the writer lock.
@@ -193,7 +194,7 @@ impl SqliteWriter {
         let committed = group.commit().await;
         // The members waiting for the group learn it, and its commit task finds it committed.
         outcome.set(committed.clone());
-        ran.await.map_err(|_| group_failed(&committed))??;
+        part_ran(ran, &outcome).await?;
         committed.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))
     }
 }
@@ -257,12 +258,17 @@ async fn roll_back(txn: Arc<DatabaseTransaction>) {
     }
 }
 
-/// The error a member whose part never ran reports: its group's, if the group ended already.
-fn group_failed(outcome: &Result<(), String>) -> DbErr {
-    match outcome {
-        Err(error) => DbErr::Custom(format!("committing the write group: {error}")),
-        Ok(()) => DbErr::Custom("committing the write group: the write was never run".to_owned()),
-    }
+/// How a part ran: the newest event cursor, or its own error; a part that never ran (its group failed first)
+/// reports its group's error.
+async fn part_ran(ran: PartRan, outcome: &Outcome) -> Result<Option<i64>, DbErr> {
+    let Ok(ran) = ran.await else {
+        let why = match outcome.wait().await {
+            Err(error) => error.as_str(),
+            Ok(()) => "the write was never run",
+        };
+        return Err(DbErr::Custom(format!("committing the write group: {why}")));
+    };
+    ran
 }
 
 fn raw(sql: String) -> Statement {
@@ -442,6 +448,11 @@ impl Member {
         self.released = true;
         self.group().waiting().savepoint_ready = true;
         Ok(done)
+    }
+
+    /// How the part this member [deferred](Member::defer) ran (see [`part_ran`]).
+    pub(super) async fn part_ran(&self, ran: PartRan) -> Result<Option<i64>, DbErr> {
+        part_ran(ran, &self.outcome).await
     }
 
     /// Leaves a deferred member's `statements` in the group as its part and lets go of the lock; the part runs
