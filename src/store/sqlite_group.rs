@@ -8,6 +8,7 @@
 //! group was committed meanwhile. Writes that queued for the lock while one group was committing all land in
 //! the next group, and one commit makes them all durable.
 //! Nothing is acknowledged before the commit of its group succeeded; if that commit fails, every member fails.
+//! The commit begins the next group's transaction in the same hand-off, so a group opens without one.
 //!
 //! Every statement is a hand-off to sqlx's SQLite thread and back, and while a member waits for one it holds
 //! the writer lock: what bounds the writes a second is those hand-offs, not SQLite's work. So a *deferred*
@@ -42,6 +43,9 @@ const BATCH: &str = "hush_batch";
 const PART: &str = "hush_part";
 /// The newest event cursor as one row, whatever the log holds (NULL before its first event).
 const NEWEST_EVENT: &str = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events')";
+/// How a group's commit ends its transaction: beginning the next group's in the same hand-off (see
+/// [`SqliteWriter::next`]).
+const COMMIT_AND_BEGIN: [&str; 2] = ["COMMIT", "BEGIN"];
 /// Parts run in one hand-off at most: bounds the hand-offs a refused part costs (the parts of its batch run
 /// again one at a time), the distinct statement strings sqlx prepares and caches, and the undo journal SQLite
 /// keeps in memory for a batch (about 20 pages for a write of one secret, at most what one request
@@ -63,6 +67,11 @@ pub enum Mode {
 #[derive(Default)]
 pub(super) struct SqliteWriter {
     open: Arc<Mutex<Option<Group>>>,
+    /// The transaction the last group's commit began for the next group, in the hand-off that committed (a
+    /// `BEGIN` of its own was one more hand-off, under the lock, for every group). It has run nothing yet: a
+    /// deferred SQLite transaction takes no lock and reads no snapshot before its first statement, so the audit
+    /// thread's own connection commits while it waits. Taken and left only while holding the writer lock.
+    next: Arc<StdMutex<Option<DatabaseTransaction>>>,
 }
 
 /// The open transaction of a group and what its members learn when it ends.
@@ -71,6 +80,8 @@ struct Group {
     /// [`Member::hand_off`]), which ends before the lock is let go.
     txn: Arc<DatabaseTransaction>,
     outcome: Arc<Outcome>,
+    /// Where its commit leaves the transaction it begins for the next group ([`SqliteWriter::next`]).
+    next: Arc<StdMutex<Option<DatabaseTransaction>>>,
     /// Whether a task to commit the group was started: the first member to let go of its released part
     /// starts it, and it commits whatever the group holds when it gets the lock.
     commit_started: bool,
@@ -152,9 +163,18 @@ impl SqliteWriter {
     pub(super) async fn join(&self, conn: &DatabaseConnection, mode: Mode) -> Result<Member, DbErr> {
         let mut writer = self.open.clone().lock_owned().await;
         if writer.is_none() {
-            let txn = conn.begin().await?;
-            let txn = Arc::new(txn);
-            *writer = Some(Group { txn, outcome: Arc::default(), commit_started: false, waiting: Default::default() });
+            let begun = self.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let txn = match begun {
+                Some(txn) => txn,
+                None => conn.begin().await?,
+            };
+            *writer = Some(Group {
+                txn: Arc::new(txn),
+                next: self.next.clone(),
+                outcome: Arc::default(),
+                commit_started: false,
+                waiting: Default::default(),
+            });
         }
         let outcome = writer.as_ref().expect("opened above").outcome.clone();
         let member = Member {
@@ -221,19 +241,34 @@ impl Group {
         Some((std::mem::take(&mut waiting.savepoint_ready), std::mem::take(&mut waiting.parts)))
     }
 
-    /// Runs the parts waiting and commits; on any failure rolls the group back.
+    /// Runs the parts waiting and commits, beginning the next group's transaction in the same hand-off (see
+    /// [`SqliteWriter::next`]); on any failure rolls the group back.
+    ///
+    /// sqlx counts the transaction as open throughout (its `BEGIN` and `COMMIT` are not sqlx's own): so it is,
+    /// the next group's. Should the `BEGIN` fail after the `COMMIT` (SQLite fails a `BEGIN` only when a
+    /// transaction is open, which a successful `COMMIT` rules out), the members would be told of a failure of
+    /// writes that are stored: an unknown outcome, never a lost write.
     async fn commit(self) -> Result<(), String> {
-        if let Some((release_ready, parts)) = self.take_parts()
-            && let Err(error) = run_parts(&self.txn, release_ready, parts, Vec::new()).await
-        {
-            tracing::error!(%error, "could not run the writes of a write group; it is rolled back");
+        if Arc::strong_count(&self.txn) != 1 {
             roll_back(self.txn).await;
-            return Err(format!("running the writes of the group: {error}"));
+            return Err(IN_USE.to_owned());
         }
-        match Arc::into_inner(self.txn) {
-            Some(txn) => txn.commit().await.map_err(|error| error.to_string()),
-            None => Err(IN_USE.to_owned()),
+        let commit_and_begin = COMMIT_AND_BEGIN.map(|sql| raw(sql.to_owned())).to_vec();
+        let committed = match self.take_parts() {
+            Some((release_ready, parts)) => {
+                run_parts(&self.txn, release_ready, parts, commit_and_begin).await.map(drop)
+            }
+            None => super::execute_in_turn(&*self.txn, commit_and_begin).await.map(drop),
+        };
+        if let Err(error) = committed {
+            tracing::error!(%error, "could not commit a write group; it is rolled back");
+            roll_back(self.txn).await;
+            return Err(error.to_string());
         }
+        if let Some(txn) = Arc::into_inner(self.txn) {
+            *self.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(txn);
+        }
+        Ok(())
     }
 
     /// Fails the group: rolls it back and tells its members (the parts waiting learn it from their dropped
@@ -619,6 +654,32 @@ mod tests {
         txn.at_commit([row(13)]);
         txn.commit().await.unwrap();
         assert_eq!(rows(&store).await, [10, 11, 12, 13]);
+    }
+
+    /// A group's commit begins the next group's transaction, which holds no lock and no snapshot while it waits:
+    /// another connection (the audit thread's) commits meanwhile, and the next group takes that transaction,
+    /// sees what was committed, and commits.
+    #[tokio::test]
+    async fn the_transaction_begun_for_the_next_group_leaves_the_database_to_others_until_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let txn = store.begin_deferred_write().await.unwrap();
+        txn.at_commit([row(20)]);
+        txn.commit().await.unwrap();
+        let writer = store.sqlite_writer.clone().expect("SQLite");
+        assert!(writer.next.lock().unwrap().is_some(), "the commit began the next group's transaction");
+        let file = crate::store::sqlite_audit_connection::main_file(store.conn()).await.unwrap().expect("a file");
+        let other = rusqlite::Connection::open(file).unwrap();
+        other.busy_timeout(std::time::Duration::from_secs(1)).unwrap();
+        other.execute("INSERT INTO outbox_state (id, pruned_through) VALUES (21, 0)", []).expect("not locked");
+        let txn = store.begin_write().await.unwrap();
+        assert!(writer.next.lock().unwrap().is_none(), "the next group took it");
+        let sql = "SELECT count(*) FROM outbox_state WHERE id > 1";
+        let seen = txn.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap().unwrap();
+        assert_eq!(seen.try_get_by_index::<i64>(0).unwrap(), 2, "the row committed meanwhile is seen");
+        txn.execute_raw(row(22)).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(rows(&store).await, [20, 21, 22]);
     }
 
     /// A deferred write of `id`, committing in a task of its own, and the deferred write that holds the lock
