@@ -5,10 +5,12 @@
 //! inside it, holding the writer lock only while it runs, so a write that fails undoes its own part alone.
 //! When a write is done it releases its savepoint and lets go of the lock; the first member to do so starts
 //! the one task that commits the group once it gets the lock, after the writes queued before it, unless the
-//! group was committed meanwhile. Writes that queued for the lock while one group was committing all land in
-//! the next group, and one commit makes them all durable.
+//! group was committed meanwhile. Writes that came while one group was committing all land in the next group,
+//! and one commit makes them all durable.
 //! Nothing is acknowledged before the commit of its group succeeded; if that commit fails, every member fails.
-//! The commit begins the next group's transaction in the same hand-off, so a group opens without one.
+//! The commit begins the next group's transaction in the same hand-off, so a group opens without one, and
+//! lets go of the lock while that hand-off runs, with the next group open on that transaction: writes join it
+//! meanwhile, instead of waiting for the commit's fsync (see `Group::before`).
 //!
 //! Every statement is a hand-off to sqlx's SQLite thread and back, and while a member waits for one it holds
 //! the writer lock: what bounds the writes a second is those hand-offs, not SQLite's work. So a *deferred*
@@ -70,16 +72,29 @@ pub(super) struct SqliteWriter {
     /// The transaction the last group's commit began for the next group, in the hand-off that committed (a
     /// `BEGIN` of its own was one more hand-off, under the lock, for every group). It has run nothing yet: a
     /// deferred SQLite transaction takes no lock and reads no snapshot before its first statement, so the audit
-    /// thread's own connection commits while it waits. Taken and left only while holding the writer lock.
+    /// thread's own connection commits while it waits. Taken and left only while no group is open.
     next: Arc<StdMutex<Option<DatabaseTransaction>>>,
 }
 
 /// The open transaction of a group and what its members learn when it ends.
 struct Group {
-    /// Shared only with the task running a hand-off for the member holding the lock (see
-    /// [`Member::hand_off`]), which ends before the lock is let go.
+    /// Shared with the task running a hand-off for the member holding the lock (see [`Member::hand_off`]),
+    /// which ends before the lock is let go, and with the commit of the group before it while that runs (see
+    /// `before`).
     txn: Arc<DatabaseTransaction>,
     outcome: Arc<Outcome>,
+    /// How the group before it ends, while its commit may still run: a group's commit lets go of the lock
+    /// while its hand-offs run, leaving the next group open on the same transaction (see
+    /// [`Member::commit_group_later`]). Deferred members join and leave their parts meanwhile; whatever writes
+    /// in the transaction (an interactive member's savepoint, a deferred member's read running the parts
+    /// waiting, this group's commit) waits until that commit ended, so none of it can run between that commit's
+    /// hand-offs (several when its parts are many or one failed). Only a deferred member's plain reads may run
+    /// before, queued behind those hand-offs (sqlx runs them in turn): if that commit failed, this group
+    /// fails too, so nothing they saw is acknowledged.
+    before: Option<Arc<Outcome>>,
+    /// Whether a member ever joined it: a group opened by the commit of the one before and never joined holds
+    /// nothing to commit (see [`SqliteWriter::commit_change`]).
+    joined: bool,
     /// Where its commit leaves the transaction it begins for the next group ([`SqliteWriter::next`]).
     next: Arc<StdMutex<Option<DatabaseTransaction>>>,
     /// Whether a task to commit the group was started: the first member to let go of its released part
@@ -162,21 +177,29 @@ impl SqliteWriter {
     /// parts waiting and opens its savepoint; a deferred one runs nothing.
     pub(super) async fn join(&self, conn: &DatabaseConnection, mode: Mode) -> Result<Member, DbErr> {
         let mut writer = self.open.clone().lock_owned().await;
+        // An interactive member's statements run in turn after the hand-offs of the group before (see
+        // `Group::before`): it waits for that group's commit before it is a member (cancelled meanwhile, it leaves
+        // nothing to undo). A deferred member waits for nothing; it need only not join a group that cannot commit.
+        let doomed = match writer.as_ref() {
+            Some(group) if mode == Mode::Interactive => group.after_before().await.err(),
+            Some(group) => group.before_failed(),
+            None => None,
+        };
+        if let Some(why) = doomed {
+            let group = writer.take().expect("checked above");
+            group.fail(why).await;
+        }
         if writer.is_none() {
             let begun = self.next.lock().unwrap_or_else(PoisonError::into_inner).take();
             let txn = match begun {
                 Some(txn) => txn,
                 None => conn.begin().await?,
             };
-            *writer = Some(Group {
-                txn: Arc::new(txn),
-                next: self.next.clone(),
-                outcome: Arc::default(),
-                commit_started: false,
-                waiting: Default::default(),
-            });
+            *writer = Some(Group::open(Arc::new(txn), self.next.clone(), None));
         }
-        let outcome = writer.as_ref().expect("opened above").outcome.clone();
+        let group = writer.as_mut().expect("opened above");
+        group.joined = true;
+        let outcome = group.outcome.clone();
         let member = Member {
             writer: Some(writer),
             mode,
@@ -208,18 +231,69 @@ impl SqliteWriter {
         let Some(group) = writer.take() else {
             return alone().await;
         };
+        // A group that cannot commit fails, and the change goes alone.
+        if let Err(why) = group.after_before().await {
+            group.fail(why).await;
+            return alone().await;
+        }
+        if !group.joined {
+            // Opened by the commit of the group before it, holding nothing: its transaction, begun by that
+            // commit, waits for the next group as usual, and this change goes alone.
+            group.leave_txn();
+            return alone().await;
+        }
         // No member is in the middle of its savepoint: each one holds this lock until it released it.
         let ran = group.leave_part(vec![in_group()]);
         let outcome = group.outcome.clone();
-        let committed = group.commit().await;
-        // The members waiting for the group learn it, and its commit task finds it committed.
-        outcome.set(committed.clone());
+        // Its members learn the outcome, and its commit task finds it committed.
+        let committed = group.commit(None).await;
         part_ran(ran, &outcome).await?;
         committed.map_err(|error| DbErr::Custom(format!("committing the write group: {error}")))
     }
 }
 
 impl Group {
+    /// A group on `txn`, its commit leaving the next group's transaction in `next`, after the group `before`.
+    fn open(
+        txn: Arc<DatabaseTransaction>,
+        next: Arc<StdMutex<Option<DatabaseTransaction>>>,
+        before: Option<Arc<Outcome>>,
+    ) -> Self {
+        Group {
+            txn,
+            outcome: Arc::default(),
+            before,
+            joined: false,
+            next,
+            commit_started: false,
+            waiting: Default::default(),
+        }
+    }
+
+    /// Why the group before this one failed, if it did and already ended.
+    fn before_failed(&self) -> Option<String> {
+        let failed = self.before.as_ref()?.get()?.as_ref().err()?;
+        Some(format!("the write group before it failed: {failed}"))
+    }
+
+    /// Waits for the group before this one to end; its error if it failed.
+    async fn after_before(&self) -> Result<(), String> {
+        match &self.before {
+            Some(before) => {
+                before.wait().await.clone().map_err(|error| format!("the write group before it failed: {error}"))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Leaves the group's transaction, begun by a commit and holding nothing, for the next group (see
+    /// [`SqliteWriter::next`]); dropped (sea-orm rolls it back) if someone else still holds it.
+    fn leave_txn(self) {
+        if let Some(txn) = Arc::into_inner(self.txn) {
+            *self.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(txn);
+        }
+    }
+
     /// Leaves `statements` as a part for the group's next hand-off.
     fn leave_part(&self, statements: Vec<Statement>) -> PartRan {
         let (ran, told) = oneshot::channel();
@@ -241,40 +315,59 @@ impl Group {
         Some((std::mem::take(&mut waiting.savepoint_ready), std::mem::take(&mut waiting.parts)))
     }
 
-    /// Runs the parts waiting and commits, beginning the next group's transaction in the same hand-off (see
-    /// [`SqliteWriter::next`]); on any failure rolls the group back.
+    /// Runs the parts waiting and commits, beginning the next group's transaction in the same hand-off, once the
+    /// group before it ended; sets the outcome. With `next_open` (the writer lock, holding nothing), the next
+    /// group is opened there on that transaction and the lock let go before the hand-off, so that writes join
+    /// it while this one commits; else the transaction is left for the next group (see [`SqliteWriter::next`]).
+    /// On any failure the group is rolled back (with the next group, which fails too, when there is one).
     ///
     /// sqlx counts the transaction as open throughout (its `BEGIN` and `COMMIT` are not sqlx's own): so it is,
     /// the next group's. Should the `BEGIN` fail after the `COMMIT` (SQLite fails a `BEGIN` only when a
     /// transaction is open, which a successful `COMMIT` rules out), the members would be told of a failure of
     /// writes that are stored: an unknown outcome, never a lost write.
-    async fn commit(self) -> Result<(), String> {
-        if Arc::strong_count(&self.txn) != 1 {
-            roll_back(self.txn).await;
-            return Err(IN_USE.to_owned());
+    async fn commit(self, next_open: Option<OwnedMutexGuard<Option<Group>>>) -> Result<(), String> {
+        if let Err(why) = self.after_before().await {
+            let outcome = self.outcome.clone();
+            self.fail(why).await;
+            return outcome.get().cloned().unwrap_or_else(|| Err("the write group failed".to_owned()));
+        }
+        let parts = self.take_parts();
+        let Group { txn, outcome, next, .. } = self;
+        if let Some(mut open) = next_open {
+            *open = Some(Group::open(txn.clone(), next.clone(), Some(outcome.clone())));
         }
         let commit_and_begin = COMMIT_AND_BEGIN.map(|sql| raw(sql.to_owned())).to_vec();
-        let committed = match self.take_parts() {
-            Some((release_ready, parts)) => {
-                run_parts(&self.txn, release_ready, parts, commit_and_begin).await.map(drop)
-            }
-            None => super::execute_in_turn(&*self.txn, commit_and_begin).await.map(drop),
+        let committed = match parts {
+            Some((release_ready, parts)) => run_parts(&txn, release_ready, parts, commit_and_begin).await.map(drop),
+            None => super::execute_in_turn(&*txn, commit_and_begin).await.map(drop),
         };
-        if let Err(error) = committed {
-            tracing::error!(%error, "could not commit a write group; it is rolled back");
-            roll_back(self.txn).await;
-            return Err(error.to_string());
-        }
-        if let Some(txn) = Arc::into_inner(self.txn) {
-            *self.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(txn);
-        }
-        Ok(())
+        let ended = match committed {
+            Ok(()) => {
+                if let Some(txn) = Arc::into_inner(txn) {
+                    *next.lock().unwrap_or_else(PoisonError::into_inner) = Some(txn);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not commit a write group; it is rolled back");
+                // With a next group open on it, that group rolls it back when it learns this one failed.
+                match Arc::strong_count(&txn) {
+                    1 => roll_back(txn).await,
+                    _ => drop(txn),
+                }
+                Err(error.to_string())
+            }
+        };
+        // Set once this no longer holds the transaction: the next group may then take it whole.
+        outcome.set(ended.clone());
+        ended
     }
 
-    /// Fails the group: rolls it back and tells its members (the parts waiting learn it from their dropped
-    /// senders).
+    /// Fails the group: rolls it back, once the group before it ended, and tells its members (the parts waiting
+    /// learn it from their dropped senders).
     async fn fail(self, why: String) {
         self.outcome.set(Err(why));
+        let _ = self.after_before().await;
         roll_back(self.txn).await;
     }
 }
@@ -430,6 +523,12 @@ impl Member {
     /// rows that parts write.
     pub(super) async fn read_fresh(&self, select: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let group = self.group();
+        // The parts waiting run once the group before committed (see `Group::before`).
+        if let Err(why) = group.after_before().await {
+            // This group cannot commit: dropped, the member fails it.
+            self.in_flight.store(true, Ordering::SeqCst);
+            return Err(DbErr::Custom(why));
+        }
         match group.take_parts() {
             None => group.txn.query_all_raw(select).await,
             Some((release_ready, parts)) => self.hand_off(release_ready, parts, vec![select]).await,
@@ -530,13 +629,17 @@ impl Member {
         }
         let (lock, committing) = (self.lock.clone(), self.outcome.clone());
         tokio::spawn(async move {
-            let mut writer = lock.lock().await;
+            let mut writer = lock.lock_owned().await;
             if committing.get().is_none() {
                 // Not committed yet, so it is still the open group: a committed group is never left open.
                 let group = writer.take().expect("an uncommitted group stays open");
                 debug_assert!(Arc::ptr_eq(&group.outcome, &committing));
-                let result = group.commit().await;
-                committing.set(result);
+                // Sets the outcome; the next group opens, and the lock is let go, while it commits.
+                let committing_group = std::panic::AssertUnwindSafe(group.commit(Some(writer)));
+                if committing_group.catch_unwind().await.is_err() {
+                    // Its members, and the next group, must not wait forever.
+                    committing.set(Err("committing the write group panicked".to_owned()));
+                }
             }
         });
     }
@@ -667,11 +770,19 @@ mod tests {
         txn.at_commit([row(20)]);
         txn.commit().await.unwrap();
         let writer = store.sqlite_writer.clone().expect("SQLite");
-        assert!(writer.next.lock().unwrap().is_some(), "the commit began the next group's transaction");
+        let opened = writer.open.lock().await.as_ref().is_some_and(|next| !next.joined && next.before.is_some());
+        assert!(opened, "the commit opened the next group on the transaction it began");
+        // The audit thread's change goes alone, on a connection of its own, and leaves that transaction waiting.
         let file = crate::store::sqlite_audit_connection::main_file(store.conn()).await.unwrap().expect("a file");
         let other = rusqlite::Connection::open(file).unwrap();
         other.busy_timeout(std::time::Duration::from_secs(1)).unwrap();
-        other.execute("INSERT INTO outbox_state (id, pruned_through) VALUES (21, 0)", []).expect("not locked");
+        let in_group = || unreachable!("no member joined the open group");
+        let alone = async || {
+            other.execute("INSERT INTO outbox_state (id, pruned_through) VALUES (21, 0)", []).expect("not locked");
+            Ok(())
+        };
+        writer.commit_change(in_group, alone).await.unwrap();
+        assert!(writer.next.lock().unwrap().is_some(), "the begun transaction waits for the next group");
         let txn = store.begin_write().await.unwrap();
         assert!(writer.next.lock().unwrap().is_none(), "the next group took it");
         let sql = "SELECT count(*) FROM outbox_state WHERE id > 1";
@@ -680,6 +791,61 @@ mod tests {
         txn.execute_raw(row(22)).await.unwrap();
         txn.commit().await.unwrap();
         assert_eq!(rows(&store).await, [20, 21, 22]);
+    }
+
+    /// While a group's commit runs, the next writes join the next group instead of waiting for it; they are
+    /// committed after it, in the transaction its commit began.
+    #[tokio::test]
+    async fn writes_join_the_next_group_while_a_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        // Another connection holds SQLite's write lock, so the first group's commit waits in its hand-off.
+        let file = crate::store::sqlite_audit_connection::main_file(store.conn()).await.unwrap().expect("a file");
+        let mut other = rusqlite::Connection::open(file).unwrap();
+        let holding = other.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+        let first = store.begin_deferred_write().await.unwrap();
+        first.at_commit([row(30)]);
+        let first = tokio::spawn(first.commit());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!first.is_finished(), "the first group's commit waits for SQLite's write lock");
+        let joined = tokio::time::timeout(std::time::Duration::from_secs(2), store.begin_deferred_write());
+        let second = joined.await.expect("joined while the first group commits").unwrap();
+        second.at_commit([row(31)]);
+        let second = tokio::spawn(second.commit());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!second.is_finished(), "not acknowledged before the group before it committed");
+        holding.rollback().unwrap();
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(rows(&store).await, [30, 31]);
+    }
+
+    /// A group opened by a commit that then failed cannot commit: the next writes, deferred and interactive, go
+    /// into a new group and are stored, and so does the audit thread's change.
+    #[tokio::test]
+    async fn a_group_after_a_failed_commit_gives_way_to_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let writer = store.sqlite_writer.clone().expect("SQLite");
+        let open_doomed = async || {
+            let failed = std::sync::Arc::new(super::Outcome::default());
+            failed.set(Err("disk full".to_owned()));
+            let txn = std::sync::Arc::new(store.conn().begin().await.unwrap());
+            *writer.open.lock().await = Some(super::Group::open(txn, writer.next.clone(), Some(failed)));
+        };
+        for (id, mode) in [(40, super::Mode::Deferred), (41, super::Mode::Interactive)] {
+            open_doomed().await;
+            let txn = match mode {
+                super::Mode::Deferred => store.begin_deferred_write().await.unwrap(),
+                super::Mode::Interactive => store.begin_write().await.unwrap(),
+            };
+            txn.at_commit([row(id)]);
+            txn.commit().await.unwrap();
+        }
+        open_doomed().await;
+        let in_group = || unreachable!("the group cannot commit");
+        writer.commit_change(in_group, async || store.conn().execute_raw(row(42)).await.map(drop)).await.unwrap();
+        assert_eq!(rows(&store).await, [40, 41, 42]);
     }
 
     /// A deferred write of `id`, committing in a task of its own, and the deferred write that holds the lock
