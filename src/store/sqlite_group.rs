@@ -88,8 +88,9 @@ struct Group {
     /// [`Member::commit_group_later`]). Deferred members join and leave their parts meanwhile; whatever writes
     /// in the transaction (an interactive member's savepoint, a deferred member's read running the parts
     /// waiting, this group's commit) waits until that commit ended, so none of it can run between that commit's
-    /// hand-offs (several when its parts are many or one failed). Only a deferred member's plain reads may run
-    /// before, queued behind those hand-offs (sqlx runs them in turn): if that commit failed, this group
+    /// hand-offs (several when its parts are many or one failed). Only a deferred member's plain reads of tables
+    /// parts never write may run before it ended, before or between those hand-offs (sea-orm runs one
+    /// statement at a time on the transaction): they change nothing, and if that commit failed, this group
     /// fails too, so nothing they saw is acknowledged.
     before: Option<Arc<Outcome>>,
     /// Whether a member ever joined it: a group opened by the commit of the one before and never joined holds
@@ -228,11 +229,16 @@ impl SqliteWriter {
         alone: impl AsyncFnOnce() -> Result<(), DbErr>,
     ) -> Result<(), DbErr> {
         let mut writer = self.open.lock().await;
+        // Waited for while the group is still in its place: a caller that stops waiting leaves it there.
+        let settled = match writer.as_ref() {
+            Some(group) => group.after_before().await,
+            None => Ok(()),
+        };
         let Some(group) = writer.take() else {
             return alone().await;
         };
-        // A group that cannot commit fails, and the change goes alone.
-        if let Err(why) = group.after_before().await {
+        // A group that cannot commit fails (its members told at once), and the change goes alone.
+        if let Err(why) = settled {
             group.fail(why).await;
             return alone().await;
         }
@@ -319,7 +325,9 @@ impl Group {
     /// group before it ended; sets the outcome. With `next_open` (the writer lock, holding nothing), the next
     /// group is opened there on that transaction and the lock let go before the hand-off, so that writes join
     /// it while this one commits; else the transaction is left for the next group (see [`SqliteWriter::next`]).
-    /// On any failure the group is rolled back (with the next group, which fails too, when there is one).
+    /// On a failure the group is rolled back; with a next group open on the transaction, that group is rolled
+    /// back with it when it learns of the failure (at the next write joining, the audit thread's next change,
+    /// or its own commit), and fails.
     ///
     /// sqlx counts the transaction as open throughout (its `BEGIN` and `COMMIT` are not sqlx's own): so it is,
     /// the next group's. Should the `BEGIN` fail after the `COMMIT` (SQLite fails a `BEGIN` only when a
@@ -623,12 +631,17 @@ impl Member {
         );
         let group = writer.as_mut().expect("the group stays open while a member holds the lock");
         let started = std::mem::replace(&mut group.commit_started, true);
+        let before = group.before.clone();
         drop(writer);
         if started {
             return;
         }
         let (lock, committing) = (self.lock.clone(), self.outcome.clone());
         tokio::spawn(async move {
+            // The group before commits first; waiting for it without the lock lets writes go on joining.
+            if let Some(before) = before {
+                before.wait().await;
+            }
             let mut writer = lock.lock_owned().await;
             if committing.get().is_none() {
                 // Not committed yet, so it is still the open group: a committed group is never left open.
