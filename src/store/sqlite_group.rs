@@ -191,7 +191,7 @@ impl SqliteWriter {
             group.fail(why).await;
         }
         if writer.is_none() {
-            let begun = self.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let begun = parked(&self.next).take();
             let txn = match begun {
                 Some(txn) => txn,
                 None => conn.begin().await?,
@@ -278,16 +278,13 @@ impl Group {
 
     /// Why the group before this one failed, if it did and already ended.
     fn before_failed(&self) -> Option<String> {
-        let failed = self.before.as_ref()?.get()?.as_ref().err()?;
-        Some(format!("the write group before it failed: {failed}"))
+        self.before.as_ref()?.get()?.as_ref().err().map(|failed| before_error(failed))
     }
 
     /// Waits for the group before this one to end; its error if it failed.
     async fn after_before(&self) -> Result<(), String> {
         match &self.before {
-            Some(before) => {
-                before.wait().await.clone().map_err(|error| format!("the write group before it failed: {error}"))
-            }
+            Some(before) => before.wait().await.as_ref().map_err(|error| before_error(error)).copied(),
             None => Ok(()),
         }
     }
@@ -295,9 +292,7 @@ impl Group {
     /// Leaves the group's transaction, begun by a commit and holding nothing, for the next group (see
     /// [`SqliteWriter::next`]); dropped (sea-orm rolls it back) if someone else still holds it.
     fn leave_txn(self) {
-        if let Some(txn) = Arc::into_inner(self.txn) {
-            *self.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(txn);
-        }
+        park(&self.next, self.txn);
     }
 
     /// Leaves `statements` as a part for the group's next hand-off.
@@ -335,9 +330,8 @@ impl Group {
     /// writes that are stored: an unknown outcome, never a lost write.
     async fn commit(self, next_open: Option<OwnedMutexGuard<Option<Group>>>) -> Result<(), String> {
         if let Err(why) = self.after_before().await {
-            let outcome = self.outcome.clone();
-            self.fail(why).await;
-            return outcome.get().cloned().unwrap_or_else(|| Err("the write group failed".to_owned()));
+            self.fail(why.clone()).await;
+            return Err(why);
         }
         let parts = self.take_parts();
         let Group { txn, outcome, next, .. } = self;
@@ -351,9 +345,7 @@ impl Group {
         };
         let ended = match committed {
             Ok(()) => {
-                if let Some(txn) = Arc::into_inner(txn) {
-                    *next.lock().unwrap_or_else(PoisonError::into_inner) = Some(txn);
-                }
+                park(&next, txn);
                 Ok(())
             }
             Err(error) => {
@@ -377,6 +369,24 @@ impl Group {
         self.outcome.set(Err(why));
         let _ = self.after_before().await;
         roll_back(self.txn).await;
+    }
+}
+
+/// Why a group cannot commit: the group before it failed with `error`.
+fn before_error(error: &str) -> String {
+    format!("the write group before it failed: {error}")
+}
+
+/// The transaction a commit began for the next group, where it waits (see [`SqliteWriter::next`]).
+fn parked(next: &StdMutex<Option<DatabaseTransaction>>) -> std::sync::MutexGuard<'_, Option<DatabaseTransaction>> {
+    next.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Parks `txn` for the next group, unless someone else still holds it (dropped then: sea-orm rolls it back when
+/// the last holder lets go).
+fn park(next: &StdMutex<Option<DatabaseTransaction>>, txn: Arc<DatabaseTransaction>) {
+    if let Some(txn) = Arc::into_inner(txn) {
+        *parked(next) = Some(txn);
     }
 }
 
