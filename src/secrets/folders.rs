@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, Statement, sea_query::OnConflict,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    sea_query::{InsertStatement, OnConflict},
 };
 
 use super::{SecretsError, Vault, audit_entries::folder_entry, changes, scope, scope::EnvScope, subtree, validate};
@@ -90,7 +90,7 @@ pub(super) async fn ensure(
 
 /// One statement creating every missing folder on a normalised path, outermost first, and leaving the existing
 /// ones alone (`INSERT … ON CONFLICT DO NOTHING`), to run with the write that needs them; `None` for the root.
-pub(super) fn ensure_statement(backend: DbBackend, env_id: &str, path: &str) -> Option<Statement> {
+pub(super) fn ensure_statement(env_id: &str, path: &str) -> Option<InsertStatement> {
     let chain = validate::ancestors(path);
     if chain.is_empty() {
         return None;
@@ -103,7 +103,7 @@ pub(super) fn ensure_statement(backend: DbBackend, env_id: &str, path: &str) -> 
         created_at: Set(now),
     });
     let existing = OnConflict::columns([folder::Column::EnvironmentId, folder::Column::Path]).do_nothing().to_owned();
-    Some(backend.build(&folder::Entity::insert_many(rows).on_conflict(existing).into_query()))
+    Some(folder::Entity::insert_many(rows).on_conflict(existing).into_query())
 }
 
 fn not_found(scope: &EnvScope, path: &str) -> SecretsError {

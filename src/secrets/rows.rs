@@ -113,13 +113,12 @@ fn store_version(
 ) -> secret::Model {
     let sealed_value = dk.seal_value(binding(scope, &row, version), value.as_bytes());
     let row = secret::Model { version, sealed_value, comment, updated_at: Utc::now(), ..row };
-    let backend = txn.get_database_backend();
     let update = secret::Entity::update_many()
         .set(row.clone().into_active_model().reset_all())
         .filter(secret::Column::Id.eq(&row.id))
         .into_query();
     let append = secret_version::Entity::insert(version_of(&row)).into_query();
-    txn.at_commit([backend.build(&update), backend.build(&append)]);
+    txn.at_commit([update.into(), append.into()]);
     row
 }
 
@@ -179,7 +178,6 @@ pub(super) fn insert_found_missing(
     if inputs.is_empty() {
         return Vec::new();
     }
-    let backend = txn.get_database_backend();
     const FIRST: i32 = 1;
     let now = Utc::now();
     let rows: Vec<secret::Model> = inputs
@@ -198,10 +196,8 @@ pub(super) fn insert_found_missing(
         .collect();
     let insert = secret::Entity::insert_many(rows.iter().map(|row| row.clone().into_active_model().reset_all()));
     let versions = secret_version::Entity::insert_many(rows.iter().map(version_of));
-    let folders = folders::ensure_statement(backend, &scope.env.id, path);
-    txn.at_commit(
-        folders.into_iter().chain([backend.build(&insert.into_query()), backend.build(&versions.into_query())]),
-    );
+    let folders = folders::ensure_statement(&scope.env.id, path);
+    txn.at_commit(folders.into_iter().chain([insert.into_query(), versions.into_query()]).map(Into::into));
     rows
 }
 
@@ -251,7 +247,7 @@ async fn refuse_taken(
 /// commit ([`WriteTxn::at_commit`]).
 pub(super) fn delete_at_commit<'a>(txn: &WriteTxn, ids: impl IntoIterator<Item = &'a str>) {
     let delete = secret::Entity::delete_many().filter(secret::Column::Id.is_in(ids)).into_query();
-    txn.at_commit([txn.get_database_backend().build(&delete)]);
+    txn.at_commit([delete.into()]);
 }
 
 /// Writes `value` as the next version of `row` at the transaction's commit; `comment: None` keeps the current

@@ -8,6 +8,7 @@
 //! `identity::roles`) before anything else, and the rows of the sequence-ordered logs are inserted last, at
 //! commit (see [`WriteTxn::commit`]). Database errors get their meaning in one place, [`DbError`].
 
+mod at_commit;
 mod audit_appender;
 pub mod backup;
 pub mod entities;
@@ -41,7 +42,7 @@ use std::{
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    QueryTrait, Statement, TransactionTrait,
+    Statement, TransactionTrait, sea_query::SubQueryStatement,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
@@ -115,7 +116,7 @@ pub struct Store {
 pub struct WriteTxn {
     txn: Transaction,
     /// Rows of the sequence-ordered logs, inserted at commit.
-    sequenced: std::sync::Mutex<Sequenced>,
+    sequenced: std::sync::Mutex<at_commit::Sequenced>,
     outbox_signal: Arc<Notify>,
     audit_signal: Arc<watch::Sender<u64>>,
     audit_retention: Duration,
@@ -170,56 +171,6 @@ fn in_turn(statements: Vec<Statement>) -> Statement {
     let values =
         statements.into_iter().flat_map(|statement| statement.values.map(|values| values.0).unwrap_or_default());
     Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
-}
-
-/// Runs a transaction's statements left for its commit, inserts its outbox and audit rows, then runs `then`
-/// (SQLite only); returns the newest outbox cursor when events were appended.
-///
-/// On SQLite all of it goes in one hand-off ([`execute_in_turn`]); the events are the last rows inserted, so
-/// the last inserted row id is the newest cursor.
-async fn insert_sequenced(
-    txn: &DatabaseTransaction,
-    Sequenced { statements, events, audit }: Sequenced,
-    then: Option<Statement>,
-) -> Result<Option<i64>, DbErr> {
-    let backend = txn.get_database_backend();
-    let appended_events = !events.is_empty();
-    if backend != DbBackend::Sqlite {
-        execute_in_turn(txn, statements).await?;
-        if !audit.is_empty() {
-            entities::audit_log::Entity::insert_many(audit).exec(txn).await?;
-        }
-        let newest = match appended_events {
-            true => entities::event::Entity::insert_many(events).exec(txn).await?.last_insert_id,
-            false => None,
-        };
-        if let Some(then) = then {
-            txn.execute_raw(then).await?;
-        }
-        return Ok(newest);
-    }
-    let done = execute_in_turn(txn, sqlite_sequenced(Sequenced { statements, events, audit }, then)).await?;
-    Ok(done.filter(|_| appended_events).and_then(|done| i64::try_from(done.last_insert_id()).ok()))
-}
-
-/// What [`insert_sequenced`] runs on SQLite, in order: the statements, the audit rows, the events, `then`.
-fn sqlite_sequenced(Sequenced { statements, events, audit }: Sequenced, then: Option<Statement>) -> Vec<Statement> {
-    let backend = DbBackend::Sqlite;
-    let inserts = [
-        (!audit.is_empty()).then(|| backend.build(&entities::audit_log::Entity::insert_many(audit).into_query())),
-        (!events.is_empty()).then(|| backend.build(&entities::event::Entity::insert_many(events).into_query())),
-        then,
-    ];
-    statements.into_iter().chain(inserts.into_iter().flatten()).collect()
-}
-
-/// What a transaction leaves for its commit: statements (see [`WriteTxn::at_commit`]), then the outbox and
-/// audit rows it appends.
-#[derive(Default)]
-struct Sequenced {
-    statements: Vec<Statement>,
-    events: Vec<entities::event::ActiveModel>,
-    audit: Vec<entities::audit_log::ActiveModel>,
 }
 
 /// What a committed write tells the rest of the process: the single writer's own knowledge, the other
@@ -297,8 +248,8 @@ impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
         let sequenced = std::mem::take(&mut *self.sequenced.lock().expect("no panic holds it"));
         let published = Published {
-            appended_events: !sequenced.events.is_empty(),
-            appended_audit: !sequenced.audit.is_empty(),
+            appended_events: sequenced.appends_events(),
+            appended_audit: sequenced.appends_audit(),
             permission_changes: self.permission_changes.load(Ordering::SeqCst),
             secret_rows_changed: !self.leaves_secret_rows_alone.load(Ordering::SeqCst),
             single_writer: self.single_writer,
@@ -308,14 +259,14 @@ impl WriteTxn {
         };
         match self.txn {
             Transaction::Own(txn) => {
-                let newest = insert_sequenced(&txn, sequenced, None).await?;
+                let newest = at_commit::insert(&txn, sequenced, None).await?;
                 txn.commit().await?;
                 published.publish(newest);
                 Ok(())
             }
             Transaction::InGroup(mut member) if member.is_deferred() => {
                 let appended_events = published.appended_events;
-                let ran = member.defer(sqlite_sequenced(sequenced, None));
+                let ran = member.defer(at_commit::sqlite(sequenced, None));
                 let committed = tokio::spawn(async move {
                     let newest = member.part_ran(ran).await?;
                     member.commit().await?;
@@ -327,7 +278,7 @@ impl WriteTxn {
             Transaction::InGroup(mut member) => {
                 // The member's part of its group ends in the same hand-off as its last inserts.
                 let release = member.release_statement();
-                let hand_off = insert_sequenced(member.txn(), sequenced, Some(release)).await;
+                let hand_off = at_commit::insert(member.txn(), sequenced, Some(release)).await;
                 let newest = member.release_answered(hand_off)?;
                 let committed = tokio::spawn(async move {
                     member.commit().await?;
@@ -389,12 +340,13 @@ impl WriteTxn {
         self.permission_changes.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Leaves `statements` for the commit, where they run first, in turn, in the hand-off that appends the
+    /// Leaves `changes` for the commit, where they run first, in turn, in the hand-off that appends the
     /// transaction's events and audit entry (on SQLite one hand-off instead of one more; for a deferred write,
-    /// the group's next one). For writes whose results nothing in the transaction reads after; their errors are
-    /// the commit's.
-    pub fn at_commit(&self, statements: impl IntoIterator<Item = Statement>) {
-        self.sequenced.lock().expect("no panic holds it").statements.extend(statements);
+    /// the group's next one), or on PostgreSQL together as one statement (see `at_commit`). For writes whose
+    /// results nothing in the transaction reads after, that never change one row twice in one transaction; their
+    /// errors are the commit's.
+    pub fn at_commit(&self, changes: impl IntoIterator<Item = SubQueryStatement>) {
+        self.sequenced.lock().expect("no panic holds it").changes.extend(changes);
     }
 
     /// Appends outbox rows: inserted at commit, in commit order (see [`commit`](Self::commit)).
@@ -436,10 +388,56 @@ pub fn bump(signal: &watch::Sender<u64>) {
     signal.send_modify(|n| *n = n.wrapping_add(1));
 }
 
-/// Whether `sql` writes rows: it starts with INSERT, UPDATE or DELETE.
+/// Whether `sql` writes rows: it is an INSERT, UPDATE or DELETE, or a WITH clause holding one (as its own
+/// statement or as one of its common table expressions: how a write's changes are joined on PostgreSQL, see
+/// `at_commit`).
 fn writes_rows(sql: &str) -> bool {
-    let verb = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default();
-    ["INSERT", "UPDATE", "DELETE"].iter().any(|w| verb.eq_ignore_ascii_case(w))
+    let is = |word: &str, verbs: &[&str]| verbs.iter().any(|verb| word.eq_ignore_ascii_case(verb));
+    let writes = |word: &str| is(word, &["INSERT", "UPDATE", "DELETE"]);
+    let mut statements = statement_words(sql);
+    match statements.next() {
+        Some(with) if is(with, &["WITH"]) => statements.any(writes),
+        first => first.is_some_and(writes),
+    }
+}
+
+/// The words (runs of letters) of `sql` that may begin a statement: those outside parentheses and quotes, and
+/// the first one inside each outermost parenthesis (a common table expression's statement); lazily, in order.
+fn statement_words(sql: &str) -> impl Iterator<Item = &str> {
+    let (mut depth, mut quote, mut start, mut opened) = (0_usize, None, None, false);
+    // A space after the end closes the last word.
+    let mut chars = sql.char_indices().chain([(sql.len(), ' ')]);
+    std::iter::from_fn(move || {
+        for (i, c) in chars.by_ref() {
+            if let Some(closing) = quote {
+                quote = (c != closing).then_some(closing);
+                continue;
+            }
+            if c.is_ascii_alphabetic() {
+                if depth == 0 || (depth == 1 && opened) {
+                    start.get_or_insert(i);
+                }
+                continue;
+            }
+            let word = start.take().map(|start| &sql[start..i]);
+            if word.is_some() || !c.is_whitespace() {
+                opened = false;
+            }
+            match c {
+                '"' | '\'' => quote = Some(c),
+                '(' => {
+                    depth += 1;
+                    opened = depth == 1;
+                }
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if word.is_some() {
+                return word;
+            }
+        }
+        None
+    })
 }
 
 /// The database file of an SQLite URL (`sqlite://<path>?<options>`); `None` for other databases and for
@@ -837,5 +835,20 @@ mod tests {
         for sql in ["SELECT * FROM t", "SELECT pg_notify('x', '')", "SAVEPOINT s", ""] {
             assert!(!writes_rows(sql), "{sql}");
         }
+        // A WITH clause writes when its statement or one of its common table expressions does (see `at_commit`).
+        for sql in [
+            r#"WITH "hush_0" AS (INSERT INTO t VALUES (1)), "hush_1" AS (UPDATE u SET a = 1) DELETE FROM v"#,
+            r#"WITH "hush_0" AS (SELECT 1), "hush_1" AS (UPDATE u SET a = 1) SELECT 1"#,
+            r#"with "a(" as (select 1) insert into t select * from "a(""#,
+        ] {
+            assert!(writes_rows(sql), "{sql}");
+        }
+        for sql in [
+            r#"WITH r AS (SELECT * FROM t WHERE a IN (SELECT 1) FOR UPDATE) SELECT * FROM r"#,
+            "WITH x AS ( SELECT ')' AS \"(update\") SELECT (1)",
+        ] {
+            assert!(!writes_rows(sql), "{sql}");
+        }
+        assert!(writes_rows(r#"WITH r AS ( DELETE FROM t RETURNING "x") SELECT * FROM r"#));
     }
 }

@@ -734,18 +734,28 @@ impl Drop for Member {
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt;
-    use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
+    use sea_orm::{
+        ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Set, Statement, TransactionTrait,
+        sea_query::{InsertStatement, SubQueryStatement},
+    };
     use tokio::task::JoinHandle;
 
-    use crate::store::{Store, WriteTxn, tests::sqlite_store};
+    use crate::store::{Store, WriteTxn, entities::outbox_state, tests::sqlite_store};
 
     /// A write of one row keyed `id` (a repeated key is refused, as a taken secret name is).
+    fn insert(id: i64) -> InsertStatement {
+        let row = outbox_state::ActiveModel { id: Set(id.try_into().unwrap()), pruned_through: Set(0) };
+        outbox_state::Entity::insert(row).into_query()
+    }
+
+    /// [`insert`] as a statement of its own.
     fn row(id: i64) -> Statement {
-        Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "INSERT INTO outbox_state (id, pruned_through) VALUES (?, 0)",
-            [id.into()],
-        )
+        DbBackend::Sqlite.build(&insert(id))
+    }
+
+    /// [`insert`] left for a transaction's commit.
+    fn change(id: i64) -> SubQueryStatement {
+        insert(id).into()
     }
 
     /// The keys written by [`row`], in order.
@@ -765,7 +775,7 @@ mod tests {
         for id in [10, 11, 10, 12] {
             // Each write holds the lock until its commit leaves its part, so the next one waits for that.
             let txn = store.begin_deferred_write().await.unwrap();
-            txn.at_commit([row(id)]);
+            txn.at_commit([change(id)]);
             commits.push(tokio::spawn(txn.commit()));
         }
         let mut answers = Vec::new();
@@ -777,7 +787,7 @@ mod tests {
         assert_eq!(rows(&store).await, [10, 11, 12]);
         // The group's connection is usable for the next group.
         let txn = store.begin_write().await.unwrap();
-        txn.at_commit([row(13)]);
+        txn.at_commit([change(13)]);
         txn.commit().await.unwrap();
         assert_eq!(rows(&store).await, [10, 11, 12, 13]);
     }
@@ -790,7 +800,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
         let txn = store.begin_deferred_write().await.unwrap();
-        txn.at_commit([row(20)]);
+        txn.at_commit([change(20)]);
         txn.commit().await.unwrap();
         let writer = store.sqlite_writer.clone().expect("SQLite");
         let opened = writer.open.lock().await.as_ref().is_some_and(|next| !next.joined && next.before.is_some());
@@ -827,13 +837,13 @@ mod tests {
         let mut other = rusqlite::Connection::open(file).unwrap();
         let holding = other.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
         let first = store.begin_deferred_write().await.unwrap();
-        first.at_commit([row(30)]);
+        first.at_commit([change(30)]);
         let first = tokio::spawn(first.commit());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(!first.is_finished(), "the first group's commit waits for SQLite's write lock");
         let joined = tokio::time::timeout(std::time::Duration::from_secs(2), store.begin_deferred_write());
         let second = joined.await.expect("joined while the first group commits").unwrap();
-        second.at_commit([row(31)]);
+        second.at_commit([change(31)]);
         let second = tokio::spawn(second.commit());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!second.is_finished(), "not acknowledged before the group before it committed");
@@ -862,7 +872,7 @@ mod tests {
                 super::Mode::Deferred => store.begin_deferred_write().await.unwrap(),
                 super::Mode::Interactive => store.begin_write().await.unwrap(),
             };
-            txn.at_commit([row(id)]);
+            txn.at_commit([change(id)]);
             txn.commit().await.unwrap();
         }
         open_doomed().await;
@@ -875,7 +885,7 @@ mod tests {
     /// after it: the first one's part waits in the group for the second one's next hand-off.
     async fn a_part_waiting(store: &Store, id: i64) -> (JoinHandle<Result<(), DbErr>>, WriteTxn) {
         let first = store.begin_deferred_write().await.unwrap();
-        first.at_commit([row(id)]);
+        first.at_commit([change(id)]);
         let first = tokio::spawn(first.commit());
         (first, store.begin_deferred_write().await.unwrap())
     }
@@ -922,7 +932,7 @@ mod tests {
         let select = Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM outbox_state WHERE id = 20");
         let seen: i64 = second.read_fresh(select).await.unwrap()[0].try_get_by_index(0).unwrap();
         assert_eq!(seen, 1, "the first write ran before the second read");
-        second.at_commit([row(21)]);
+        second.at_commit([change(21)]);
         second.commit().await.unwrap();
         first.await.unwrap().unwrap();
         assert_eq!(rows(&store).await, [20, 21]);
@@ -943,7 +953,7 @@ mod tests {
         first.await.unwrap().unwrap();
         assert_eq!(rows(&store).await, [30]);
         let next = store.begin_deferred_write().await.unwrap();
-        next.at_commit([row(31)]);
+        next.at_commit([change(31)]);
         next.commit().await.unwrap();
         assert_eq!(rows(&store).await, [30, 31]);
     }
