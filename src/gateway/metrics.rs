@@ -185,7 +185,7 @@ pub async fn render(State(state): State<GatewayState>) -> Response {
         ("db_statements", "Statements sent to the database by this instance", state.store.statements_executed()),
         (
             "db_write_statements",
-            "Of those, statements that write rows (INSERT, UPDATE, DELETE)",
+            "Of those, statements that write rows (INSERT, UPDATE, DELETE, or a WITH holding one)",
             state.store.write_statements_executed(),
         ),
         (

@@ -25,6 +25,7 @@ mod sqlite_group;
 mod sqlite_plans;
 mod versioned_cache;
 
+pub use at_commit::Change;
 pub use error::DbError;
 pub use migrations::SQLITE_UNREAD_AUDIT_INDEXES;
 pub use permission_log::Changed;
@@ -42,7 +43,7 @@ use std::{
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    Statement, TransactionTrait, sea_query::SubQueryStatement,
+    Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
@@ -106,7 +107,8 @@ pub struct Store {
     audit_head_read: Arc<shared_read::SharedRead>,
     /// Statements sent to the database since start (for `/metrics`: database work per request or event).
     statements: Arc<AtomicU64>,
-    /// Of those, the ones that write (INSERT, UPDATE, DELETE): what an idle server must not send.
+    /// Of those, the ones that write (INSERT, UPDATE, DELETE, or a WITH holding one): what an idle server must
+    /// not send.
     write_statements: Arc<AtomicU64>,
 }
 
@@ -141,24 +143,17 @@ struct SingleWriter {
     import_sources: import_sources::ImportSources,
 }
 
-/// Runs `statements` in turn and returns the last one's result (`None` for no statement).
+/// Runs SQLite `statements` in turn and returns the last one's result (`None` for no statement).
 ///
-/// On SQLite they are sent as one statement string (sqlx runs the statements of a string in turn, binding
-/// the values in order): one hand-off to the connection's thread instead of one each, which is what a write
-/// waits for inside the single writer's critical section. A statement that fails stops the rest, and SQLite
-/// undoes the failed statement alone. Elsewhere they are sent one by one.
-pub async fn execute_in_turn(
+/// They are sent as one statement string (sqlx runs the statements of a string in turn, binding the values in
+/// order): one hand-off to the connection's thread instead of one each, which is what a write waits for inside
+/// the single writer's critical section. A statement that fails stops the rest, and SQLite undoes the failed
+/// statement alone.
+async fn execute_in_turn(
     db: &impl ConnectionTrait,
     statements: Vec<Statement>,
 ) -> Result<Option<sea_orm::ExecResult>, DbErr> {
-    let backend = db.get_database_backend();
-    if backend != DbBackend::Sqlite {
-        let mut last = None;
-        for statement in statements {
-            last = Some(db.execute_raw(statement).await?);
-        }
-        return Ok(last);
-    }
+    debug_assert_eq!(db.get_database_backend(), DbBackend::Sqlite, "one statement string is SQLite's");
     if statements.is_empty() {
         return Ok(None);
     }
@@ -345,7 +340,7 @@ impl WriteTxn {
     /// the group's next one), or on PostgreSQL together as one statement (see `at_commit`). For writes whose
     /// results nothing in the transaction reads after, that never change one row twice in one transaction; their
     /// errors are the commit's.
-    pub fn at_commit(&self, changes: impl IntoIterator<Item = SubQueryStatement>) {
+    pub fn at_commit(&self, changes: impl IntoIterator<Item = Change>) {
         self.sequenced.lock().expect("no panic holds it").changes.extend(changes);
     }
 
@@ -394,16 +389,30 @@ pub fn bump(signal: &watch::Sender<u64>) {
 fn writes_rows(sql: &str) -> bool {
     let is = |word: &str, verbs: &[&str]| verbs.iter().any(|verb| word.eq_ignore_ascii_case(verb));
     let writes = |word: &str| is(word, &["INSERT", "UPDATE", "DELETE"]);
-    let mut statements = statement_words(sql);
-    match statements.next() {
-        Some(with) if is(with, &["WITH"]) => statements.any(writes),
-        first => first.is_some_and(writes),
+    let mut words = statement_words(sql);
+    match words.next() {
+        // The common table expressions' statements come first, then the WITH's own, whose verb is its first
+        // outer one.
+        Some((_, with)) if is(with, &["WITH"]) => {
+            for (outer, word) in words {
+                if outer && is(word, &["SELECT", "INSERT", "UPDATE", "DELETE", "VALUES", "TABLE"]) {
+                    return writes(word);
+                }
+                if !outer && writes(word) {
+                    return true;
+                }
+            }
+            false
+        }
+        first => first.is_some_and(|(_, word)| writes(word)),
     }
 }
 
-/// The words (runs of letters) of `sql` that may begin a statement: those outside parentheses and quotes, and
-/// the first one inside each outermost parenthesis (a common table expression's statement); lazily, in order.
-fn statement_words(sql: &str) -> impl Iterator<Item = &str> {
+/// The words (runs of letters, digits and `_`) of `sql` that may begin a statement, each with whether it is
+/// outside parentheses: those outside parentheses and quotes, and the first one inside each outermost
+/// parenthesis (a common table expression's statement); lazily, in order. Comments are not told apart (hush
+/// sends none).
+fn statement_words(sql: &str) -> impl Iterator<Item = (bool, &str)> {
     let (mut depth, mut quote, mut start, mut opened) = (0_usize, None, None, false);
     // A space after the end closes the last word.
     let mut chars = sql.char_indices().chain([(sql.len(), ' ')]);
@@ -413,13 +422,13 @@ fn statement_words(sql: &str) -> impl Iterator<Item = &str> {
                 quote = (c != closing).then_some(closing);
                 continue;
             }
-            if c.is_ascii_alphabetic() {
+            if c.is_ascii_alphanumeric() || c == '_' {
                 if depth == 0 || (depth == 1 && opened) {
                     start.get_or_insert(i);
                 }
                 continue;
             }
-            let word = start.take().map(|start| &sql[start..i]);
+            let word = start.take().map(|start| (depth == 0, &sql[start..i]));
             if word.is_some() || !c.is_whitespace() {
                 opened = false;
             }
@@ -605,7 +614,8 @@ impl Store {
         self.statements.load(Ordering::Relaxed)
     }
 
-    /// Statements that write rows (INSERT, UPDATE, DELETE) sent by this process since it connected.
+    /// Statements that write rows (INSERT, UPDATE, DELETE, or a WITH holding one) sent by this process since it
+    /// connected.
     pub fn write_statements_executed(&self) -> u64 {
         self.write_statements.load(Ordering::Relaxed)
     }
@@ -845,6 +855,7 @@ mod tests {
         }
         for sql in [
             r#"WITH r AS (SELECT * FROM t WHERE a IN (SELECT 1) FOR UPDATE) SELECT * FROM r"#,
+            "WITH r AS (SELECT 1) SELECT delete_flag FROM r FOR UPDATE",
             "WITH x AS ( SELECT ')' AS \"(update\") SELECT (1)",
         ] {
             assert!(!writes_rows(sql), "{sql}");

@@ -736,7 +736,7 @@ mod tests {
     use futures_util::FutureExt;
     use sea_orm::{
         ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Set, Statement, TransactionTrait,
-        sea_query::{InsertStatement, SubQueryStatement},
+        sea_query::InsertStatement,
     };
     use tokio::task::JoinHandle;
 
@@ -751,11 +751,6 @@ mod tests {
     /// [`insert`] as a statement of its own.
     fn row(id: i64) -> Statement {
         DbBackend::Sqlite.build(&insert(id))
-    }
-
-    /// [`insert`] left for a transaction's commit.
-    fn change(id: i64) -> SubQueryStatement {
-        insert(id).into()
     }
 
     /// The keys written by [`row`], in order.
@@ -775,7 +770,7 @@ mod tests {
         for id in [10, 11, 10, 12] {
             // Each write holds the lock until its commit leaves its part, so the next one waits for that.
             let txn = store.begin_deferred_write().await.unwrap();
-            txn.at_commit([change(id)]);
+            txn.at_commit([insert(id).into()]);
             commits.push(tokio::spawn(txn.commit()));
         }
         let mut answers = Vec::new();
@@ -787,7 +782,7 @@ mod tests {
         assert_eq!(rows(&store).await, [10, 11, 12]);
         // The group's connection is usable for the next group.
         let txn = store.begin_write().await.unwrap();
-        txn.at_commit([change(13)]);
+        txn.at_commit([insert(13).into()]);
         txn.commit().await.unwrap();
         assert_eq!(rows(&store).await, [10, 11, 12, 13]);
     }
@@ -800,7 +795,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
         let txn = store.begin_deferred_write().await.unwrap();
-        txn.at_commit([change(20)]);
+        txn.at_commit([insert(20).into()]);
         txn.commit().await.unwrap();
         let writer = store.sqlite_writer.clone().expect("SQLite");
         let opened = writer.open.lock().await.as_ref().is_some_and(|next| !next.joined && next.before.is_some());
@@ -837,13 +832,13 @@ mod tests {
         let mut other = rusqlite::Connection::open(file).unwrap();
         let holding = other.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
         let first = store.begin_deferred_write().await.unwrap();
-        first.at_commit([change(30)]);
+        first.at_commit([insert(30).into()]);
         let first = tokio::spawn(first.commit());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(!first.is_finished(), "the first group's commit waits for SQLite's write lock");
         let joined = tokio::time::timeout(std::time::Duration::from_secs(2), store.begin_deferred_write());
         let second = joined.await.expect("joined while the first group commits").unwrap();
-        second.at_commit([change(31)]);
+        second.at_commit([insert(31).into()]);
         let second = tokio::spawn(second.commit());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!second.is_finished(), "not acknowledged before the group before it committed");
@@ -872,7 +867,7 @@ mod tests {
                 super::Mode::Deferred => store.begin_deferred_write().await.unwrap(),
                 super::Mode::Interactive => store.begin_write().await.unwrap(),
             };
-            txn.at_commit([change(id)]);
+            txn.at_commit([insert(id).into()]);
             txn.commit().await.unwrap();
         }
         open_doomed().await;
@@ -885,7 +880,7 @@ mod tests {
     /// after it: the first one's part waits in the group for the second one's next hand-off.
     async fn a_part_waiting(store: &Store, id: i64) -> (JoinHandle<Result<(), DbErr>>, WriteTxn) {
         let first = store.begin_deferred_write().await.unwrap();
-        first.at_commit([change(id)]);
+        first.at_commit([insert(id).into()]);
         let first = tokio::spawn(first.commit());
         (first, store.begin_deferred_write().await.unwrap())
     }
@@ -932,7 +927,7 @@ mod tests {
         let select = Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM outbox_state WHERE id = 20");
         let seen: i64 = second.read_fresh(select).await.unwrap()[0].try_get_by_index(0).unwrap();
         assert_eq!(seen, 1, "the first write ran before the second read");
-        second.at_commit([change(21)]);
+        second.at_commit([insert(21).into()]);
         second.commit().await.unwrap();
         first.await.unwrap().unwrap();
         assert_eq!(rows(&store).await, [20, 21]);
@@ -953,7 +948,7 @@ mod tests {
         first.await.unwrap().unwrap();
         assert_eq!(rows(&store).await, [30]);
         let next = store.begin_deferred_write().await.unwrap();
-        next.at_commit([change(31)]);
+        next.at_commit([insert(31).into()]);
         next.commit().await.unwrap();
         assert_eq!(rows(&store).await, [30, 31]);
     }
