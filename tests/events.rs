@@ -13,6 +13,7 @@ use hush::pb::{
     self, identity_service_client::IdentityServiceClient, secrets_service_client::SecretsServiceClient,
     subscribe_response::Message,
 };
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use tonic::Code;
 
 backend_tests!(
@@ -496,4 +497,68 @@ async fn import_mutations_reach_importers_after_a_restart(backend: Backend) {
     create_secret(&mut secrets, &project, "dev", "/app", "OTHER", "v").await;
     assert_eq!(next_event(&mut stream).await.r#type, "secret:create");
     assert_no_event(&mut stream, Duration::from_millis(300)).await;
+}
+
+/// PostgreSQL: a write of secrets that waited for an import's creation (which holds the imported environment
+/// locked, and marks it imported from) tells the new importer: the flag a write reads with its lock on the
+/// environment is the one that creation committed, not the one before the write began waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_behind_an_import_creation_tells_the_new_importer() {
+    if !common::postgres_configured("import race test") {
+        return;
+    }
+    let server = TestServer::start(Backend::Postgres).await;
+    let project = server.project("import-race").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "prod", "/shared", "K", "v").await;
+    create_secret(&mut secrets, &project, "dev", "/app", "LOCAL", "v").await;
+    let token = server.admin_token().await;
+    let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
+
+    // The import's creation, as `create_secret_import` makes it, held open: prod's row locked, flagged, the
+    // import of prod:/shared into dev:/app inserted.
+    let db = server.raw_db().await;
+    let creation = db.begin().await.unwrap();
+    let env = |slug: &str| format!("(SELECT id FROM environments WHERE project_id = '{project}' AND slug = '{slug}')");
+    let (prod, dev) = (env("prod"), env("dev"));
+    for sql in [
+        format!("SELECT id FROM environments WHERE id IN ({prod}, {dev}) ORDER BY id FOR UPDATE"),
+        format!("UPDATE environments SET import_source = TRUE WHERE id = {prod}"),
+        format!(
+            "INSERT INTO secret_imports (id, environment_id, path, import_environment_id, import_path, position, \
+             created_at) VALUES ('{}', {dev}, '/app', {prod}, '/shared', 0, now())",
+            uuid::Uuid::now_v7()
+        ),
+    ] {
+        creation.execute_unprepared(&sql).await.unwrap();
+    }
+    let update = pb::UpdateSecretRequest {
+        project_id: project.clone(),
+        environment: "prod".into(),
+        secret_path: "/shared".into(),
+        key: "K".into(),
+        value: "v2".into(),
+        comment: None,
+        expected_version: None,
+    };
+    let write = tokio::spawn(async move { secrets.update_secret(update).await });
+    let waiting =
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%environments%'";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, waiting)).await.unwrap().unwrap();
+        if row.try_get::<i64>("", "n").unwrap() > 0 {
+            break;
+        }
+        assert!(!write.is_finished() && Instant::now() < deadline, "the write never waited for prod's lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    creation.commit().await.unwrap();
+    write.await.unwrap().expect("the write goes on once the import is created");
+
+    assert_eq!(next_event(&mut stream).await.r#type, "secret:update");
+    let mutation = next_event(&mut stream).await;
+    assert_eq!(mutation.r#type, "secret:import-mutation", "the new importer is told: {mutation:?}");
+    let folder = mutation.import_mutation.unwrap();
+    assert_eq!((folder.environment.as_str(), folder.secret_path.as_str()), ("dev", "/app"));
 }

@@ -45,7 +45,7 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     server.halt().await;
     // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name; and
     // nothing newer than 0.1.0 (the root key check, the permission change log, streams' failure mode, the index
-    // of imports by source, the append lock, SQLite's audit indexes).
+    // of imports by source, the append lock, SQLite's audit indexes, environments' import flag).
     let db = server.raw_db().await;
     for sql in [
         r#"DROP TABLE root_key_check"#,
@@ -57,6 +57,7 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         r#"DROP INDEX "idx-access_tokens-client_secret_id""#,
         r#"ALTER TABLE access_tokens DROP COLUMN client_secret_id"#,
         r#"DROP INDEX "idx-secret_imports-import_environment_id""#,
+        r#"ALTER TABLE environments DROP COLUMN import_source"#,
     ] {
         db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }

@@ -18,6 +18,7 @@ backend_tests!(
     revoking_tokens_secrets_and_identities_takes_effect_on_the_next_call,
     role_changes_apply_immediately_and_bump_the_version,
     reads_apply_changes_made_on_another_instance_at_once,
+    writes_apply_changes_made_on_another_instance_at_once,
     org_level_subjects_need_an_org_role,
 );
 
@@ -302,9 +303,9 @@ async fn reads_apply_changes_made_on_another_instance_at_once(backend: Backend) 
         policies: vec![policy("secrets", &["read"], environments, "", false)],
     };
     admin.update_role(edit(&["dev", "prod"])).await.unwrap();
-    let audited_before = get_secret_entries(&reader_side).await;
+    let audited_before = entries(&reader_side, "get-secret").await;
     assert_eq!(get_secret(&mut reader, &project, "prod", "/", "K").await.unwrap().value, "prod-value", "widened");
-    assert_eq!(get_secret_entries(&reader_side).await, audited_before + 1, "one read, one audit entry");
+    assert_eq!(entries(&reader_side, "get-secret").await, audited_before + 1, "one read, one audit entry");
 
     admin.update_role(edit(&["prod"])).await.unwrap();
     assert_eq!(
@@ -320,10 +321,66 @@ async fn reads_apply_changes_made_on_another_instance_at_once(backend: Backend) 
     assert_eq!(revoked.code(), Code::Unauthenticated, "revoked on the other instance: {revoked:?}");
 }
 
-/// The `get-secret` audit entries stored so far.
-async fn get_secret_entries(server: &TestServer) -> i64 {
+/// Writes of cached callers (on PostgreSQL resolved without reading the permission version first: the
+/// statement that locks the environment reads it) still apply a change made through another instance on their
+/// very next call, and audit the write once.
+async fn writes_apply_changes_made_on_another_instance_at_once(backend: Backend) {
+    let writer_side = TestServer::start(backend).await;
+    let admin_side = match backend {
+        Backend::Postgres => Some(writer_side.join(|_| {}).await),
+        Backend::Sqlite => None,
+    };
+    let admin_side = admin_side.as_ref().unwrap_or(&writer_side);
+    let project = writer_side.project("far-writes").await;
+    let writes = |environments: &[&str]| vec![policy("secrets", &["read", "create", "edit"], environments, "", false)];
+    let role = create_role(&writer_side, "dev-writer", writes(&["dev"])).await;
+    let member = new_member(&writer_side, "far-writer", "").await;
+    assign(&writer_side, &project, &member.id, &role).await;
+    let mut writer = SecretsServiceClient::new(writer_side.authed(&member.token).await);
+    for key in ["A", "B", "C"] {
+        create_secret(&mut writer, &project, "dev", "/", key, "v").await;
+    }
+    let create = |env: &str, key: &str| pb::CreateSecretRequest {
+        project_id: project.clone(),
+        environment: env.into(),
+        secret_path: "/".into(),
+        key: key.into(),
+        value: "v".into(),
+        comment: String::new(),
+    };
+    assert_eq!(writer.create_secret(create("prod", "P")).await.unwrap_err().code(), Code::NotFound);
+
+    let mut admin = identity_admin(admin_side).await;
+    let edit = |environments: &[&str]| pb::UpdateRoleRequest {
+        role_id: role.clone(),
+        name: format!("writers-{}", environments.len()),
+        description: String::new(),
+        policies: writes(environments),
+    };
+    admin.update_role(edit(&["dev", "prod"])).await.unwrap();
+    let audited_before = entries(&writer_side, "create-secret").await;
+    writer.create_secret(create("prod", "P")).await.expect("widened on the other instance");
+    assert_eq!(entries(&writer_side, "create-secret").await, audited_before + 1, "one write, one audit entry");
+
+    admin.update_role(edit(&["prod"])).await.unwrap();
+    let narrowed = writer.update_secret(update(&project, "dev", "/", "A")).await.unwrap_err();
+    assert_eq!(narrowed.code(), Code::NotFound, "narrowed on the other instance: {narrowed:?}");
+    writer.update_secret(update(&project, "prod", "/", "P")).await.unwrap();
+
+    let revoke = pb::RevokeIdentityTokensRequest { identity_id: member.id.clone() };
+    admin.revoke_identity_tokens(revoke).await.unwrap();
+    let revoked = writer.update_secret(update(&project, "prod", "/", "P")).await.unwrap_err();
+    assert_eq!(revoked.code(), Code::Unauthenticated, "revoked on the other instance: {revoked:?}");
+    let mut admin_secrets = writer_side.admin_secrets().await;
+    let kept = get_secret(&mut admin_secrets, &project, "prod", "/", "P").await.unwrap();
+    assert_eq!((kept.value.as_str(), kept.version), ("changed", 2), "the refused writes changed nothing");
+    assert!(get_secret(&mut admin_secrets, &project, "dev", "/", "A").await.unwrap().version == 1);
+}
+
+/// The audit entries of `event_type` stored so far.
+async fn entries(server: &TestServer, event_type: &str) -> i64 {
     let db = server.raw_db().await;
-    let sql = "SELECT COUNT(*) AS n FROM audit_logs WHERE event_type = 'get-secret'";
+    let sql = format!("SELECT COUNT(*) AS n FROM audit_logs WHERE event_type = '{event_type}'");
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
     row.try_get("", "n").unwrap()
 }

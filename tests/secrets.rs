@@ -62,6 +62,49 @@ async fn a_deep_path_costs_the_statements_of_a_shallow_one() {
     assert_eq!(cost(&deep).await, shallow, "a secret 20 folders deep against one 1 folder deep");
 }
 
+/// PostgreSQL: a CreateSecret and an UpdateSecret by a caller whose token was resolved before send only the
+/// statements of the write itself: `BEGIN`; the environment locked, with the permission version and whether
+/// anything imports from it; (UpdateSecret) the secret row locked; its changes; its log rows; `COMMIT`. No
+/// statement reads the permission version alone, the keys a create does not find, or the folders that import
+/// from an environment nothing imports from (each was one more statement a write). The count is the metric's:
+/// without `BEGIN` and `COMMIT`, with the three outbox reads the write's event causes (its settled head and
+/// rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_write_sends_only_its_own_statements() {
+    if !common::postgres_configured("statements of a write") {
+        return;
+    }
+    let server = TestServer::start(Backend::Postgres).await;
+    let project = server.project("lean").await;
+    let mut secrets = server.admin_secrets().await;
+    create_secret(&mut secrets, &project, "dev", "/app", "WARM", "v").await;
+    let token = server.admin_token().await;
+    let mut events = subscribe(&server, &token, &project, vec![registration("*", "", "")], None).await.unwrap();
+    let mut creates = Vec::with_capacity(TRIES);
+    let mut updates = Vec::with_capacity(TRIES);
+    for attempt in 0..TRIES {
+        let key = format!("LEAN_{attempt}");
+        let before = metric(&server, STATEMENTS).await;
+        create_secret(&mut secrets, &project, "dev", "/app", &key, "v").await;
+        next_event(&mut events).await;
+        let created = metric(&server, STATEMENTS).await;
+        let update = pb::UpdateSecretRequest {
+            project_id: project.clone(),
+            environment: "dev".into(),
+            secret_path: "/app".into(),
+            key,
+            value: "v2".into(),
+            comment: None,
+            expected_version: None,
+        };
+        secrets.update_secret(update).await.unwrap();
+        next_event(&mut events).await;
+        creates.push(created - before);
+        updates.push(metric(&server, STATEMENTS).await - created);
+    }
+    assert_eq!([median(creates), median(updates)], [3 + 3, 4 + 3], "statements of [a create, an update]");
+}
+
 /// A batch create, update and delete cost the statements of a batch of one however many secrets they carry
 /// (one read of the keys, then bulk inserts, the updates left for the commit, or one delete): on SQLite in the
 /// commit's one hand-off, every statement counted, for 100 secrets; on PostgreSQL the changes joined into one

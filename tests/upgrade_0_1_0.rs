@@ -291,4 +291,12 @@ async fn events_resume(server: &TestServer, token: &str, backend: Backend, payme
     common::create_secret(&mut secrets, payments, "dev", "/api", "AFTER_UPGRADE", "new").await;
     let event = next_event(&mut stream).await;
     assert_eq!((event.r#type.as_str(), event.secrets[0].secret_key.as_str()), ("secret:create", "AFTER_UPGRADE"));
+    // dev:/api imported staging:/shared before the upgrade (which marks staging imported from): a change there
+    // still tells it.
+    common::create_secret(&mut secrets, payments, "staging", "/shared", "AFTER_UPGRADE", "new").await;
+    assert_eq!(next_event(&mut stream).await.r#type, "secret:create");
+    let mutation = next_event(&mut stream).await;
+    assert_eq!(mutation.r#type, "secret:import-mutation", "{mutation:?}");
+    let folder = mutation.import_mutation.unwrap();
+    assert_eq!((folder.environment.as_str(), folder.secret_path.as_str()), ("dev", "/api"));
 }

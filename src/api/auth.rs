@@ -118,11 +118,16 @@ pub struct Authenticate<S> {
     tokens: Arc<TokenCache>,
 }
 
-/// RPCs whose handler confirms the permission version itself, with its first statement (see
-/// `Vault::get_secret`): their token may be resolved from memory without reading the version, saving a
-/// statement per call on PostgreSQL. When the version moved, the handler authenticates strictly
-/// ([`strictly`]) and runs again.
-const DEFERRED_PATHS: &[&str] = &["/hush.v1.SecretsService/GetSecret"];
+/// RPCs whose handler confirms the permission version itself, with a statement it makes anyway (see
+/// `Vault::get_secret`, `Vault::begin_secret_write`): their token may be resolved from memory without reading
+/// the version, saving a statement per call on PostgreSQL. When the version moved, the handler authenticates
+/// strictly ([`strictly`]) and runs again.
+const DEFERRED_PATHS: &[&str] = &[
+    "/hush.v1.SecretsService/GetSecret",
+    "/hush.v1.SecretsService/CreateSecret",
+    "/hush.v1.SecretsService/UpdateSecret",
+    "/hush.v1.SecretsService/DeleteSecret",
+];
 
 /// What authenticates one request's token: kept in the extensions of a [`DEFERRED_PATHS`] request, for
 /// [`strictly`].

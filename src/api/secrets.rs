@@ -33,15 +33,29 @@ fn inputs(secrets: Vec<pb::SecretInput>) -> Vec<SecretInput> {
     secrets.into_iter().map(Into::into).collect()
 }
 
+/// Runs `call` for the request's caller and, when it finds the permission version assumed for the caller moved
+/// (a token resolved from memory, see `auth::DEFERRED_PATHS`), once more as if the request came now.
+async fn confirmed<T, R, Answer>(request: &Request<T>, call: impl Fn(Principal) -> Answer) -> Result<R, Status>
+where
+    Answer: Future<Output = Result<R, SecretsError>>,
+{
+    match call(principal(request)?).await {
+        Err(SecretsError::PermissionsChanged) => Ok(call(strictly(request).await?).await?),
+        answer => Ok(answer?),
+    }
+}
+
 #[tonic::async_trait]
 impl SecretsService for SecretsApi {
     async fn create_secret(
         &self,
         request: Request<pb::CreateSecretRequest>,
     ) -> Result<Response<pb::CreateSecretResponse>, Status> {
-        let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self.vault.create_secret(&caller, &req.address(), &req.value, &req.comment).await?;
+        let create = |caller: Principal| async move {
+            self.vault.create_secret(&caller, &req.address(), &req.value, &req.comment).await
+        };
+        let secret = confirmed(&request, create).await?;
         Ok(Response::new(pb::CreateSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -49,16 +63,11 @@ impl SecretsService for SecretsApi {
         &self,
         request: Request<pb::GetSecretRequest>,
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
-        let caller = principal(&request)?;
         let req = request.get_ref();
         let read = |caller: Principal| async move {
             self.vault.get_secret(&caller, &req.address(), req.include_imports, req.version).await
         };
-        let secret = match read(caller).await {
-            // The permission version assumed for the caller moved: the call is made again, as if it came now.
-            Err(SecretsError::PermissionsChanged) => read(strictly(&request).await?).await?,
-            answer => answer?,
-        };
+        let secret = confirmed(&request, read).await?;
         Ok(Response::new(pb::GetSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -66,12 +75,12 @@ impl SecretsService for SecretsApi {
         &self,
         request: Request<pb::UpdateSecretRequest>,
     ) -> Result<Response<pb::UpdateSecretResponse>, Status> {
-        let caller = principal(&request)?;
         let req = request.get_ref();
-        let secret = self
-            .vault
-            .update_secret(&caller, &req.address(), &req.value, req.comment.as_deref(), req.expected_version)
-            .await?;
+        let update = |caller: Principal| async move {
+            let comment = req.comment.as_deref();
+            self.vault.update_secret(&caller, &req.address(), &req.value, comment, req.expected_version).await
+        };
+        let secret = confirmed(&request, update).await?;
         Ok(Response::new(pb::UpdateSecretResponse { secret: Some(secret.into()) }))
     }
 
@@ -79,9 +88,11 @@ impl SecretsService for SecretsApi {
         &self,
         request: Request<pb::DeleteSecretRequest>,
     ) -> Result<Response<pb::DeleteSecretResponse>, Status> {
-        let caller = principal(&request)?;
         let req = request.get_ref();
-        self.vault.delete_secret(&caller, &req.address(), req.expected_version).await?;
+        let delete = |caller: Principal| async move {
+            self.vault.delete_secret(&caller, &req.address(), req.expected_version).await
+        };
+        confirmed(&request, delete).await?;
         Ok(Response::new(pb::DeleteSecretResponse {}))
     }
 

@@ -53,6 +53,14 @@ pub struct Principal {
     pub unconfirmed: bool,
 }
 
+impl Principal {
+    /// The permission version assumed for an [`unconfirmed`](Self::unconfirmed) caller, which its request must
+    /// confirm; `None` when there is nothing to confirm.
+    pub fn assumed_version(&self) -> Option<i64> {
+        self.memo.as_ref().filter(|_| self.unconfirmed).map(|memo| memo.version())
+    }
+}
+
 /// Errors of the identity module.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {

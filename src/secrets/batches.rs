@@ -8,10 +8,7 @@ use super::{
     audit_entries::batch_entry,
     changes::{self, Changed},
     expected,
-    rows::{
-        commit_inserts, delete_at_commit, find_keys_for_write, insert_found_missing, insert_new, next_version,
-        not_found,
-    },
+    rows::{commit_inserts, delete_at_commit, find_keys_for_write, insert_new, next_version, not_found},
     validate,
     values::{SecretInput, SecretRecord, record},
 };
@@ -61,7 +58,7 @@ impl Vault {
         let (txn, scope) = self.begin_secret_write(caller, folder.project_id, folder.environment).await?;
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
-        let rows = insert_new(&txn, &dk, &scope, &path, inputs).await?;
+        let rows = insert_new(&txn, &dk, &scope, &path, inputs);
         let changed: Vec<_> = rows.iter().map(|r| Changed::written(&path, r)).collect();
         changes::secrets_changed(&txn, &scope, caller, EventType::Create, "create-secrets-batch", &changed).await?;
         audit::record(
@@ -139,10 +136,8 @@ impl Vault {
             }
         }
         // Racing creates of these keys: the unique index refuses the loser, which runs again (`update_batch`).
-        let mut created: HashMap<String, secret::Model> = insert_found_missing(&txn, &dk, &scope, path, &missing)
-            .into_iter()
-            .map(|row| (row.key.clone(), row))
-            .collect();
+        let mut created: HashMap<String, secret::Model> =
+            insert_new(&txn, &dk, &scope, path, &missing).into_iter().map(|row| (row.key.clone(), row)).collect();
         let mut rows = Vec::with_capacity(inputs.len());
         for input in inputs {
             let row = match existing.remove(&input.key) {

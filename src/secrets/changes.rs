@@ -95,7 +95,7 @@ async fn importers(
     scope: &EnvScope,
     paths: &BTreeSet<&str>,
 ) -> Result<Vec<ImportMutation>, SecretsError> {
-    if !txn.may_be_imported_from(&scope.env.id) {
+    if !txn.may_be_imported_from(&scope.env) {
         return Ok(Vec::new());
     }
     let imports = secret_import::Entity::find()

@@ -78,6 +78,7 @@ fn new_environment(project_id: &str, slug: &str, name: &str, position: i32) -> e
         name: Set(name.to_owned()),
         position: Set(position),
         created_at: Set(Utc::now()),
+        import_source: Set(false),
     }
 }
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::{
@@ -19,7 +19,7 @@ use super::{
 use crate::{
     crypto::DataKey,
     store::{
-        DbError, WriteTxn,
+        self, DbError, WriteTxn,
         entities::{secret, secret_version},
     },
 };
@@ -47,13 +47,9 @@ pub(super) async fn find_with_permission_version(
     path: &str,
     key: &str,
 ) -> Result<Option<(secret::Model, i64)>, SecretsError> {
-    const VERSION: &str = "hush_permission_version";
-    let version = crate::store::permission_version_subquery();
-    let query = in_folder(env_id, path).filter(secret::Column::Key.eq(key)).expr_as(version, VERSION);
+    let query = store::with_permission_version(in_folder(env_id, path).filter(secret::Column::Key.eq(key)));
     let Some(found) = db.query_one_raw(query.build(db.get_database_backend())).await? else { return Ok(None) };
-    let version: Option<i64> = found.try_get("", VERSION)?;
-    // No version row yet is version 0 (`Store::permission_version`).
-    Ok(Some((secret::Model::from_query_result(&found, "")?, version.unwrap_or(0))))
+    Ok(Some((secret::Model::from_query_result(&found, "")?, store::permission_version_in(&found)?)))
 }
 
 /// The row of one secret, for a write that changes it: on PostgreSQL locked until the transaction ends, so
@@ -146,29 +142,16 @@ pub(super) async fn find_keys<'a>(
 
 /// Inserts new secrets of one folder at version 1, in `inputs` order, with the folders of their path that are
 /// missing, at the transaction's commit ([`WriteTxn::at_commit`]: on SQLite in the one hand-off that also
-/// appends the write's event and audit entry, however many secrets there are). Commit with [`commit_inserts`],
-/// which names a key already taken. Values are sealed before the insert: the seal binds a value to where its
-/// secret lives (project, environment, path, key) and to its version, all known before the row exists.
+/// appends the write's event and audit entry, however many secrets there are; on PostgreSQL in the statement
+/// of its changes). Commit with [`commit_inserts`], which names a key already taken. Values are sealed before
+/// the insert: the seal binds a value to where its secret lives (project, environment, path, key) and to its
+/// version, all known before the row exists.
 ///
-/// On SQLite the unique index finds a taken key: the refused insert undoes this write alone, and the key is
-/// named once its row can be read. On PostgreSQL a refused statement aborts the whole transaction, so the keys
-/// are read first (one query more) and only a create racing this one is left to the unique index.
-pub(super) async fn insert_new(
-    txn: &WriteTxn,
-    dk: &DataKey,
-    scope: &EnvScope,
-    path: &str,
-    inputs: &[SecretInput],
-) -> Result<Vec<secret::Model>, SecretsError> {
-    if !inputs.is_empty() && txn.get_database_backend() != DbBackend::Sqlite {
-        refuse_taken(&**txn, scope, path, inputs).await?;
-    }
-    Ok(insert_found_missing(txn, dk, scope, path, inputs))
-}
-
-/// [`insert_new`] for keys this transaction already read and found missing (an upsert's): a key taken since
-/// is refused by the unique index (`DbError::Duplicate`, from the commit) without reading the keys again first.
-pub(super) fn insert_found_missing(
+/// The keys are not read first: the unique index refuses a taken key at the commit (`DbError::Duplicate`), which
+/// writes nothing of this write (on SQLite the refused insert undoes this write alone, on PostgreSQL it aborts
+/// the transaction), and the key is named once its row can be read. A create of a new key costs no statement
+/// for the keys it does not find.
+pub(super) fn insert_new(
     txn: &WriteTxn,
     dk: &DataKey,
     scope: &EnvScope,
@@ -202,7 +185,7 @@ pub(super) fn insert_found_missing(
 }
 
 /// Commits a transaction that inserted `inputs` ([`insert_new`]). When the unique index refused one of them
-/// (a concurrent create of the same key came first), ALREADY_EXISTS names the first taken key that `db` can
+/// (its key was taken, before or by a concurrent create), ALREADY_EXISTS names the first taken key that `db` can
 /// see, or the one key of a single create (the winner may not be committed yet: an earlier write of the same
 /// SQLite write group); a batch whose taken key cannot be seen yet says a concurrent request created it.
 pub(super) async fn commit_inserts(

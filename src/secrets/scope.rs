@@ -6,7 +6,8 @@
 //! project, then environments by id, so two writers never wait for each other in a cycle.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, sea_query::LockType,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, SelectA, SelectB, sea_query::LockType,
 };
 
 use super::{SecretsError, Vault, validate, visibility};
@@ -17,7 +18,7 @@ use crate::{
         policy::{Action, Resource, Subject},
     },
     store::{
-        WriteTxn,
+        self, WriteTxn,
         entities::{environment, project},
     },
 };
@@ -90,18 +91,20 @@ pub async fn env_scope(
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
-    env_scope_locking(db, caller, project_id, env_slug, None).await
+    Ok(env_scope_locking(db, caller, project_id, env_slug, None, false).await?.0)
 }
 
 /// [`env_scope`], with the environment's row locked by the same statement when `lock` is set (see
-/// [`env_scope_for_write`]).
+/// [`env_scope_for_write`]), and with `read_version` the permission version read by that statement too: `None`
+/// when the scope was found the long way (a missing or foreign project or environment, or one created since).
 async fn env_scope_locking(
     db: &impl ConnectionTrait,
     caller: &Principal,
     project_id: &str,
     env_slug: &str,
     lock: Option<LockType>,
-) -> Result<EnvScope, SecretsError> {
+    read_version: bool,
+) -> Result<(EnvScope, Option<i64>), SecretsError> {
     validate::id("project_id", project_id)?;
     validate::environment_slug("environment", env_slug)?;
     let mut query = environment::Entity::find()
@@ -114,17 +117,28 @@ async fn env_scope_locking(
         // leave it alone.
         QueryTrait::query(&mut query).lock_with_tables(mode, [environment::Entity]);
     }
-    let found = query.one(db).await?;
-    let Some((env, Some(project))) = found else {
+    if read_version {
+        query = store::with_permission_version(query);
+    }
+    let found = match db.query_one_raw(query.build(db.get_database_backend())).await? {
+        Some(row) => Some((
+            environment::Model::from_query_result(&row, SelectA.as_str())?,
+            project::Model::from_query_result_optional(&row, SelectB.as_str())?,
+            read_version.then(|| store::permission_version_in(&row)).transpose()?,
+        )),
+        None => None,
+    };
+    let Some((env, Some(project), version)) = found else {
         let scope = project(db, caller, project_id).await?;
         let env = environment_of(db, &scope, "environment", env_slug).await?;
-        // Created since the first statement: locked now, like any other.
-        if let Some(mode) = lock {
-            lock_rows(db, &[&env], mode).await?;
-        }
-        return Ok(scope.with_env(env));
+        // Created since the first statement: locked now, like any other, and used as locked.
+        let env = match lock {
+            Some(mode) => lock_rows(db, &[&env], mode).await?.pop().unwrap_or(env),
+            None => env,
+        };
+        return Ok((scope.with_env(env), None));
     };
-    visible(db, caller, project, env).await
+    Ok((visible(db, caller, project, env).await?, version))
 }
 
 /// The scope of stored rows, with the caller's grants; NOT_FOUND unless the caller may see both.
@@ -157,7 +171,7 @@ pub async fn env_scope_for_write(
     project_id: &str,
     env_slug: &str,
 ) -> Result<EnvScope, SecretsError> {
-    locked_env_scope(txn, caller, project_id, env_slug, LockType::Update).await
+    Ok(locked_env_scope(txn, caller, project_id, env_slug, LockType::Update, false).await?.0)
 }
 
 /// Like [`env_scope_for_write`], for a write of secrets (create, update, delete, roll back; one or a batch)
@@ -166,13 +180,17 @@ pub async fn env_scope_for_write(
 /// and each locks the secret rows it changes (`rows::find_for_write`), so writes of one secret still wait for
 /// each other, while a write of the environment's structure (which locks it exclusively) waits for them all.
 /// Two creates of one key both pass and one is refused by the unique index: ALREADY_EXISTS.
+///
+/// With `read_version`, the statement that locks the environment reads the permission version too (see
+/// [`env_scope_locking`]).
 pub async fn env_scope_for_secret_write(
     txn: &WriteTxn,
     caller: &Principal,
     project_id: &str,
     env_slug: &str,
-) -> Result<EnvScope, SecretsError> {
-    locked_env_scope(txn, caller, project_id, env_slug, LockType::Share).await
+    read_version: bool,
+) -> Result<(EnvScope, Option<i64>), SecretsError> {
+    locked_env_scope(txn, caller, project_id, env_slug, LockType::Share, read_version).await
 }
 
 async fn locked_env_scope(
@@ -181,23 +199,26 @@ async fn locked_env_scope(
     project_id: &str,
     env_slug: &str,
     mode: LockType,
-) -> Result<EnvScope, SecretsError> {
+    read_version: bool,
+) -> Result<(EnvScope, Option<i64>), SecretsError> {
     // Read inside the transaction: with no other writer, nothing can change it before the commit.
     let lock = (!txn.is_only_writer()).then_some(mode);
-    env_scope_locking(&**txn, caller, project_id, env_slug, lock).await
+    env_scope_locking(&**txn, caller, project_id, env_slug, lock, read_version).await
 }
 
 /// Locks the rows of `envs` until the transaction ends, in id order (the one order every writer uses).
 /// An environment deleted meanwhile is NOT_FOUND.
 pub async fn lock_environments(txn: &WriteTxn, envs: &[&environment::Model]) -> Result<(), SecretsError> {
-    lock_rows(&**txn, envs, LockType::Update).await
+    lock_rows(&**txn, envs, LockType::Update).await.map(drop)
 }
 
+/// Locks the rows of `envs` (see [`lock_environments`]) and returns them as locked: a row changed while this
+/// waited for it is returned as changed.
 async fn lock_rows(
     db: &impl ConnectionTrait,
     envs: &[&environment::Model],
     mode: LockType,
-) -> Result<(), SecretsError> {
+) -> Result<Vec<environment::Model>, SecretsError> {
     let ids: Vec<&str> = envs.iter().map(|e| e.id.as_str()).collect();
     let locked = environment::Entity::find()
         .filter(environment::Column::Id.is_in(ids.iter().copied()))
@@ -207,7 +228,7 @@ async fn lock_rows(
         .await?;
     match envs.iter().find(|e| !locked.iter().any(|l| l.id == e.id)) {
         Some(gone) => Err(SecretsError::NotFound(format!("environment '{}'", gone.slug))),
-        None => Ok(()),
+        None => Ok(locked),
     }
 }
 
@@ -298,9 +319,36 @@ impl Vault {
         let txn = self.store.begin_deferred_write().await?;
         let scope = match early {
             Some((version, scope)) if self.store.only_writer_permission_version() == Some(version) => scope,
-            _ => env_scope_for_secret_write(&txn, caller, project_id, env_slug).await?,
+            _ => {
+                let found = env_scope_for_secret_write(&txn, caller, project_id, env_slug, caller.unconfirmed).await;
+                self.confirmed(caller, found).await?
+            }
         };
         Ok((txn, scope))
+    }
+
+    /// The scope a write `found`, once the permission version assumed for an
+    /// [`unconfirmed`](Principal::unconfirmed) caller is confirmed: read by the scope's own statement, else (the
+    /// scope found the long way, or an error to answer) by one more. When it moved, nothing is answered but
+    /// [`SecretsError::PermissionsChanged`]: the write is redone as if it came now.
+    async fn confirmed(
+        &self,
+        caller: &Principal,
+        found: Result<(EnvScope, Option<i64>), SecretsError>,
+    ) -> Result<EnvScope, SecretsError> {
+        if let Some(assumed) = caller.assumed_version() {
+            let current = match &found {
+                Ok((_, Some(read))) => {
+                    self.store.saw_permission_version(*read);
+                    *read
+                }
+                _ => self.store.permission_version().await?,
+            };
+            if current != assumed {
+                return Err(SecretsError::PermissionsChanged);
+            }
+        }
+        found.map(|(scope, _)| scope)
     }
 
     /// Whether the root key opens the stored key check, i.e. still matches the data (readiness).

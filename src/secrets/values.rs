@@ -140,10 +140,8 @@ impl Vault {
         scope.require(Subject::Secrets, Action::Create, &path)?;
         let dk = self.data_key(&scope.project)?;
         let inputs = std::slice::from_ref(&input);
-        let row = insert_new(&txn, &dk, &scope, &path, inputs)
-            .await?
-            .pop()
-            .ok_or_else(|| not_found(&scope, &path, &input.key))?;
+        let row =
+            insert_new(&txn, &dk, &scope, &path, inputs).pop().ok_or_else(|| not_found(&scope, &path, &input.key))?;
         changes::secrets_changed(
             &txn,
             &scope,
@@ -171,8 +169,7 @@ impl Vault {
         include_imports: bool,
         version: u32,
     ) -> Result<SecretRecord, SecretsError> {
-        let Some(assumed) = caller.unconfirmed.then(|| caller.memo.as_ref().map(|memo| memo.version())).flatten()
-        else {
+        let Some(assumed) = caller.assumed_version() else {
             return self.read_secret(caller, addr, include_imports, version, None).await;
         };
         let mut confirmed = false;

@@ -42,8 +42,8 @@ use std::{
 };
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    Statement, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
@@ -317,17 +317,29 @@ impl WriteTxn {
         self.single_writer.is_some()
     }
 
-    /// Whether some folder may import from environment `env_id`: `false` only where this process is the
-    /// database's only writer and knows that none does (see `import_sources`).
-    pub fn may_be_imported_from(&self, env_id: &str) -> bool {
-        self.single_writer.as_ref().is_none_or(|known| known.import_sources.contains(env_id))
+    /// Whether some folder may import from environment `env`, as this transaction locked it: where this process
+    /// is the database's only writer from what it knows (see `import_sources`: `env` may be a row remembered from
+    /// before), else from the row's flag, which the import's transaction set under the lock.
+    pub fn may_be_imported_from(&self, env: &entities::environment::Model) -> bool {
+        match &self.single_writer {
+            Some(known) => known.import_sources.contains(&env.id),
+            None => env.import_source,
+        }
     }
 
-    /// Records, before this transaction commits, that a folder now imports from environment `env_id`.
-    pub fn imports_from(&self, env_id: &str) {
+    /// Records, in this transaction, that a folder now imports from environment `env`, which the transaction
+    /// holds locked: sets the row's flag (see [`may_be_imported_from`](Self::may_be_imported_from)) unless it
+    /// is set already (it is never cleared), and tells the single writer's knowledge.
+    pub async fn imports_from(&self, env: &entities::environment::Model) -> Result<(), DbErr> {
         if let Some(known) = &self.single_writer {
-            known.import_sources.add(env_id);
+            known.import_sources.add(&env.id);
         }
+        if !env.import_source {
+            use entities::environment::{Column, Entity};
+            let mark = Entity::update_many().col_expr(Column::ImportSource, sea_orm::sea_query::Expr::value(true));
+            mark.filter(Column::Id.eq(&env.id)).exec(&**self).await?;
+        }
+        Ok(())
     }
 
     /// Records that this transaction bumped the permission version in the database (`access::bump_version`).
@@ -372,10 +384,21 @@ async fn stored_permission_version(db: &impl ConnectionTrait) -> Result<i64, DbE
     Ok(row.map_or(0, |row| row.version))
 }
 
-/// [`stored_permission_version`] as a scalar subquery, for a statement that reads it with rows of its own
-/// (`NULL` where it is 0: no version row yet).
-pub fn permission_version_subquery() -> sea_orm::sea_query::Expr {
-    sea_orm::sea_query::Expr::cust("(SELECT version FROM authz_version WHERE id = 1)")
+/// The column [`with_permission_version`] adds.
+const PERMISSION_VERSION_COLUMN: &str = "hush_permission_version";
+
+/// `query` reading [`stored_permission_version`] too, as a scalar subquery beside its own columns (on PostgreSQL
+/// one statement instead of two); a row it returns carries the version for [`permission_version_in`].
+pub fn with_permission_version<Q: QuerySelect>(query: Q) -> Q {
+    let version = sea_orm::sea_query::Expr::cust("(SELECT version FROM authz_version WHERE id = 1)");
+    query.expr_as(version, PERMISSION_VERSION_COLUMN)
+}
+
+/// The permission version in a row of a query made by [`with_permission_version`].
+pub fn permission_version_in(row: &sea_orm::QueryResult) -> Result<i64, DbErr> {
+    let version: Option<i64> = row.try_get("", PERMISSION_VERSION_COLUMN)?;
+    // No version row yet is version 0, as in `stored_permission_version`.
+    Ok(version.unwrap_or(0))
 }
 
 /// Announces a change to whoever watches `signal`.

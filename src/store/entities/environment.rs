@@ -14,6 +14,11 @@ pub struct Model {
     pub name: String,
     pub position: i32,
     pub created_at: ChronoDateTimeUtc,
+    /// Whether some folder imports from this environment: set (by the statement that creates the import, under
+    /// the environment's lock) when the first one does, never cleared. Read with the environment's lock by every
+    /// write of its secrets, which looks up the importing folders only when it is set (see `secrets::changes`).
+    #[sea_orm(default_value = false)]
+    pub import_source: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

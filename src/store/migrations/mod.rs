@@ -19,6 +19,7 @@ mod m0005_unique_project_names;
 mod m0006_imports_by_source;
 mod m0007_append_lock_in_the_database;
 mod m0008_sqlite_unread_audit_indexes;
+mod m0009_environment_import_sources;
 
 pub use m0008_sqlite_unread_audit_indexes::SQLITE_UNREAD_AUDIT_INDEXES;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_imports_by_source::Migration),
             Box::new(m0007_append_lock_in_the_database::Migration),
             Box::new(m0008_sqlite_unread_audit_indexes::Migration),
+            Box::new(m0009_environment_import_sources::Migration),
         ]
     }
 }
