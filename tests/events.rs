@@ -500,8 +500,8 @@ async fn import_mutations_reach_importers_after_a_restart(backend: Backend) {
 }
 
 /// PostgreSQL: a write of secrets that waited for an import's creation (which holds the imported environment
-/// locked, and marks it imported from) tells the new importer: the flag a write reads with its lock on the
-/// environment is the one that creation committed, not the one before the write began waiting.
+/// locked while the database marks it imported from) tells the new importer: the flag a write reads with its
+/// lock on the environment is the one that creation committed, not the one before the write began waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_behind_an_import_creation_tells_the_new_importer() {
     if !common::postgres_configured("import race test") {
@@ -515,15 +515,14 @@ async fn a_write_behind_an_import_creation_tells_the_new_importer() {
     let token = server.admin_token().await;
     let mut stream = subscribe(&server, &token, &project, vec![], None).await.unwrap();
 
-    // The import's creation, as `create_secret_import` makes it, held open: prod's row locked, flagged, the
-    // import of prod:/shared into dev:/app inserted.
+    // The import's creation, as any build makes it, held open: both environments locked, the import of
+    // prod:/shared into dev:/app inserted (which flags prod, see migration m0009).
     let db = server.raw_db().await;
     let creation = db.begin().await.unwrap();
     let env = |slug: &str| format!("(SELECT id FROM environments WHERE project_id = '{project}' AND slug = '{slug}')");
     let (prod, dev) = (env("prod"), env("dev"));
     for sql in [
         format!("SELECT id FROM environments WHERE id IN ({prod}, {dev}) ORDER BY id FOR UPDATE"),
-        format!("UPDATE environments SET import_source = TRUE WHERE id = {prod}"),
         format!(
             "INSERT INTO secret_imports (id, environment_id, path, import_environment_id, import_path, position, \
              created_at) VALUES ('{}', {dev}, '/app', {prod}, '/shared', 0, now())",

@@ -42,11 +42,19 @@ async fn recorded(db: &DatabaseConnection) -> Vec<String> {
 async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
     let mut server = TestServer::start(backend).await;
     let worker = new_member(&server, "worker", "").await;
+    server.project("with-environments").await;
     server.halt().await;
     // Undo m0006 as an older database would look: no unique index, no column, and a duplicate name; and
     // nothing newer than 0.1.0 (the root key check, the permission change log, streams' failure mode, the index
-    // of imports by source, the append lock, SQLite's audit indexes, environments' import flag).
+    // of imports by source, the append lock, SQLite's audit indexes, environments' import flag and its trigger).
     let db = server.raw_db().await;
+    let import_flag = match backend {
+        Backend::Postgres => {
+            r#"DROP TRIGGER hush_import_source ON secret_imports; DROP FUNCTION hush_mark_import_source()"#
+        }
+        Backend::Sqlite => r#"DROP TRIGGER hush_import_source"#,
+    };
+    db.execute_unprepared(import_flag).await.unwrap();
     for sql in [
         r#"DROP TABLE root_key_check"#,
         r#"DROP TABLE permission_changes"#,
@@ -123,6 +131,18 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         let row = db.query_one_raw(Statement::from_string(backend_kind, triggers.to_owned())).await.unwrap().unwrap();
         assert_eq!(row.try_get::<i64>("", "n").unwrap(), 2, "both logs take the append lock again");
     }
+    // Imports mark their source environment again, whichever instance inserts them.
+    let marked = "SELECT COUNT(*) AS n FROM environments WHERE import_source";
+    let count = async || {
+        let row = db.query_one_raw(Statement::from_string(backend_kind, marked.to_owned())).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    let before = count().await;
+    let import = "INSERT INTO secret_imports (id, environment_id, path, import_environment_id, import_path, position, \
+         created_at) SELECT '00000000-0000-7000-8000-0000000000aa', e.id, '/', s.id, '/', 0, e.created_at \
+         FROM environments e JOIN environments s ON s.project_id = e.project_id AND s.id <> e.id LIMIT 1";
+    db.execute_unprepared(import).await.unwrap();
+    assert_eq!(count().await, before + 1, "the import's source is marked by the database");
 }
 
 /// A database from before migration 5 may hold projects of one name; the upgrade keeps the name on the oldest,

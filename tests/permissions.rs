@@ -369,8 +369,11 @@ async fn writes_apply_changes_made_on_another_instance_at_once(backend: Backend)
 
     let revoke = pb::RevokeIdentityTokensRequest { identity_id: member.id.clone() };
     admin.revoke_identity_tokens(revoke).await.unwrap();
+    // A malformed request is told it is revoked, not what is wrong with it.
+    let malformed = writer.create_secret(create("prod", "not a key!")).await.unwrap_err();
+    assert_eq!(malformed.code(), Code::Unauthenticated, "revoked on the other instance: {malformed:?}");
     let revoked = writer.update_secret(update(&project, "prod", "/", "P")).await.unwrap_err();
-    assert_eq!(revoked.code(), Code::Unauthenticated, "revoked on the other instance: {revoked:?}");
+    assert_eq!(revoked.code(), Code::Unauthenticated, "{revoked:?}");
     let mut admin_secrets = writer_side.admin_secrets().await;
     let kept = get_secret(&mut admin_secrets, &project, "prod", "/", "P").await.unwrap();
     assert_eq!((kept.value.as_str(), kept.version), ("changed", 2), "the refused writes changed nothing");

@@ -11,7 +11,9 @@
 //! membership or role, whatever happens to other identities.
 //!
 //! On PostgreSQL that version read is a statement of its own. A request whose handler reads the version
-//! together with its own first statement (`GetSecret`) may skip it: `deferred` authentication trusts a token
+//! together with a statement it makes anyway (`GetSecret` with the secret's row; `CreateSecret`,
+//! `UpdateSecret`, `DeleteSecret` with their environment's lock, see `Vault::begin_secret_write`) may skip it:
+//! `deferred` authentication trusts a token
 //! cached at the newest version this instance has seen, and marks the principal unconfirmed; the handler
 //! compares the version its statement read and has the request redone strictly when it moved, before it
 //! answers anything.

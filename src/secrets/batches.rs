@@ -85,10 +85,9 @@ impl Vault {
         validate_batch(inputs)?;
         expected::validate_batch(expected_versions, inputs.iter().map(|i| i.key.as_str()))?;
         // An upsert that creates a key which a concurrent request (another transaction on PostgreSQL, maybe on
-        // another instance) creates too loses once that request commits: the key is taken when the upsert's
-        // insert reads the keys it creates, or the unique index refuses the row. Run again, it finds the key and
-        // updates it, as an upsert should. (Only keys this attempt found missing are inserted, so in an upsert
-        // a taken key means exactly that race.)
+        // another instance) creates too loses once that request commits: the unique index refuses the row. Run
+        // again, it finds the key and updates it, as an upsert should. (Only keys this attempt found missing are
+        // inserted, so in an upsert a taken key means exactly that race.)
         let lost_race = |error: &SecretsError| {
             allow_missing && matches!(error, SecretsError::Db(DbError::Duplicate) | SecretsError::AlreadyExists(_))
         };

@@ -73,7 +73,7 @@ impl Vault {
                 source.env.slug, scope.env.slug
             )));
         }
-        txn.imports_from(&source.env).await?;
+        txn.imports_from(&source.env.id);
         let row = secret_import::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             environment_id: Set(scope.env.id.clone()),

@@ -10,7 +10,7 @@ use sea_orm::{
     QueryTrait, SelectA, SelectB, sea_query::LockType,
 };
 
-use super::{SecretsError, Vault, validate, visibility};
+use super::{SecretsError, Vault, validate, values::unmoved, visibility};
 use crate::{
     crypto::DataKey,
     identity::{
@@ -319,36 +319,35 @@ impl Vault {
         let txn = self.store.begin_deferred_write().await?;
         let scope = match early {
             Some((version, scope)) if self.store.only_writer_permission_version() == Some(version) => scope,
-            _ => {
-                let found = env_scope_for_secret_write(&txn, caller, project_id, env_slug, caller.unconfirmed).await;
-                self.confirmed(caller, found).await?
-            }
+            _ => match env_scope_for_secret_write(&txn, caller, project_id, env_slug, caller.unconfirmed).await {
+                Ok((scope, read)) => {
+                    self.confirm_in(&txn, caller, read).await?;
+                    scope
+                }
+                Err(error) => {
+                    // Answered on confirmed permissions only, with the transaction's connection let go of first.
+                    drop(txn);
+                    return self.confirmed_input(caller, Err(error)).await;
+                }
+            },
         };
         Ok((txn, scope))
     }
 
-    /// The scope a write `found`, once the permission version assumed for an
-    /// [`unconfirmed`](Principal::unconfirmed) caller is confirmed: read by the scope's own statement, else (the
-    /// scope found the long way, or an error to answer) by one more. When it moved, nothing is answered but
-    /// [`SecretsError::PermissionsChanged`]: the write is redone as if it came now.
-    async fn confirmed(
-        &self,
-        caller: &Principal,
-        found: Result<(EnvScope, Option<i64>), SecretsError>,
-    ) -> Result<EnvScope, SecretsError> {
-        if let Some(assumed) = caller.assumed_version() {
-            let current = match &found {
-                Ok((_, Some(read))) => {
-                    self.store.saw_permission_version(*read);
-                    *read
-                }
-                _ => self.store.permission_version().await?,
-            };
-            if current != assumed {
-                return Err(SecretsError::PermissionsChanged);
+    /// Confirms the permission version assumed for an [`unconfirmed`](Principal::unconfirmed) caller: `read` by
+    /// the statement that found the scope, else (found the long way) read inside `txn`, whose connection is held
+    /// anyway. When it moved, nothing is answered but [`SecretsError::PermissionsChanged`]: the write is redone
+    /// as if it came now.
+    async fn confirm_in(&self, txn: &WriteTxn, caller: &Principal, read: Option<i64>) -> Result<(), SecretsError> {
+        let Some(assumed) = caller.assumed_version() else { return Ok(()) };
+        let current = match read {
+            Some(read) => {
+                self.store.saw_permission_version(read);
+                read
             }
-        }
-        found.map(|(scope, _)| scope)
+            None => self.store.permission_version_on(&**txn).await?,
+        };
+        unmoved(current, assumed)
     }
 
     /// Whether the root key opens the stored key check, i.e. still matches the data (readiness).

@@ -105,6 +105,14 @@ pub(super) fn record(scope: &EnvScope, row: secret::Model, value: Option<SecretV
     }
 }
 
+/// [`SecretsError::PermissionsChanged`] unless the permission version `current` is the one `assumed`.
+pub(super) fn unmoved(current: i64, assumed: i64) -> Result<(), SecretsError> {
+    match current == assumed {
+        true => Ok(()),
+        false => Err(SecretsError::PermissionsChanged),
+    }
+}
+
 impl Vault {
     /// The current row of a secret for a read: from memory while no write may have changed it since it was
     /// fetched (see `row_cache`), else from the database.
@@ -130,10 +138,14 @@ impl Vault {
         value: &str,
         comment: &str,
     ) -> Result<SecretRecord, SecretsError> {
-        let path = validate::folder_path("secret_path", &addr.path)?;
-        validate::secret_key("key", &addr.key)?;
-        validate::secret_value("value", value)?;
-        validate::comment("comment", comment)?;
+        let checked = (|| {
+            let path = validate::folder_path("secret_path", &addr.path)?;
+            validate::secret_key("key", &addr.key)?;
+            validate::secret_value("value", value)?;
+            validate::comment("comment", comment)?;
+            Ok(path)
+        })();
+        let path = self.confirmed_input(caller, checked).await?;
         let input =
             SecretInput { key: addr.key.clone(), value: Zeroizing::new(value.to_owned()), comment: comment.to_owned() };
         let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
@@ -182,10 +194,21 @@ impl Vault {
 
     /// Fails with [`SecretsError::PermissionsChanged`] unless the permission version is `assumed`.
     async fn confirm(&self, assumed: i64) -> Result<(), SecretsError> {
-        match self.store.permission_version().await? == assumed {
-            true => Ok(()),
-            false => Err(SecretsError::PermissionsChanged),
+        unmoved(self.store.permission_version().await?, assumed)
+    }
+
+    /// `checked`, a request's input checked before anything is read: an error in it is answered to an
+    /// [`unconfirmed`](Principal::unconfirmed) caller only once its permission version is confirmed, like any
+    /// other answer (a revoked token is told so, not what was wrong with its request).
+    pub(super) async fn confirmed_input<T>(
+        &self,
+        caller: &Principal,
+        checked: Result<T, SecretsError>,
+    ) -> Result<T, SecretsError> {
+        if let (Err(_), Some(assumed)) = (&checked, caller.assumed_version()) {
+            self.confirm(assumed).await?;
         }
+        checked
     }
 
     /// [`Vault::get_secret`]; `confirm`: the version an unconfirmed caller assumed, and where to note that the
@@ -261,13 +284,17 @@ impl Vault {
         comment: Option<&str>,
         expected_version: Option<u32>,
     ) -> Result<SecretRecord, SecretsError> {
-        let path = validate::folder_path("secret_path", &addr.path)?;
-        validate::secret_key("key", &addr.key)?;
-        validate::secret_value("value", value)?;
-        if let Some(comment) = comment {
-            validate::comment("comment", comment)?;
-        }
-        expected::validate_one(expected_version)?;
+        let checked = (|| {
+            let path = validate::folder_path("secret_path", &addr.path)?;
+            validate::secret_key("key", &addr.key)?;
+            validate::secret_value("value", value)?;
+            if let Some(comment) = comment {
+                validate::comment("comment", comment)?;
+            }
+            expected::validate_one(expected_version)?;
+            Ok(path)
+        })();
+        let path = self.confirmed_input(caller, checked).await?;
         let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Edit, &path)?;
         let dk = self.data_key(&scope.project)?;
@@ -298,9 +325,13 @@ impl Vault {
         addr: &SecretAddress,
         expected_version: Option<u32>,
     ) -> Result<(), SecretsError> {
-        let path = validate::folder_path("secret_path", &addr.path)?;
-        validate::secret_key("key", &addr.key)?;
-        expected::validate_one(expected_version)?;
+        let checked = (|| {
+            let path = validate::folder_path("secret_path", &addr.path)?;
+            validate::secret_key("key", &addr.key)?;
+            expected::validate_one(expected_version)?;
+            Ok(path)
+        })();
+        let path = self.confirmed_input(caller, checked).await?;
         let (txn, scope) = self.begin_secret_write(caller, &addr.project_id, &addr.environment).await?;
         scope.require(Subject::Secrets, Action::Delete, &path)?;
         let row = find_for_write(&txn, &scope.env.id, &path, &addr.key)

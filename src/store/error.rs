@@ -16,8 +16,8 @@ const SQLITE_LOCKED: i64 = 6;
 /// A database failure, classified.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// A unique constraint refused a row: a concurrent request created the same thing first (a request that
-    /// comes second is told so by the domain's own check, before it writes).
+    /// A unique constraint refused a row: a concurrent request created the same thing first, or (secrets, whose
+    /// creates do not read their keys first) it existed already; the domain names what was taken.
     #[error("already exists: a concurrent request created the same name first")]
     Duplicate,
     /// The database aborted this transaction to resolve contention (deadlock, serialization failure, a lock

@@ -42,8 +42,8 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    QuerySelect, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, watch};
@@ -327,19 +327,12 @@ impl WriteTxn {
         }
     }
 
-    /// Records, in this transaction, that a folder now imports from environment `env`, which the transaction
-    /// holds locked: sets the row's flag (see [`may_be_imported_from`](Self::may_be_imported_from)) unless it
-    /// is set already (it is never cleared), and tells the single writer's knowledge.
-    pub async fn imports_from(&self, env: &entities::environment::Model) -> Result<(), DbErr> {
+    /// Records, before this transaction commits, that a folder now imports from environment `env_id` (the
+    /// database sets the row's flag itself, see migration m0009).
+    pub fn imports_from(&self, env_id: &str) {
         if let Some(known) = &self.single_writer {
-            known.import_sources.add(&env.id);
+            known.import_sources.add(env_id);
         }
-        if !env.import_source {
-            use entities::environment::{Column, Entity};
-            let mark = Entity::update_many().col_expr(Column::ImportSource, sea_orm::sea_query::Expr::value(true));
-            mark.filter(Column::Id.eq(&env.id)).exec(&**self).await?;
-        }
-        Ok(())
     }
 
     /// Records that this transaction bumped the permission version in the database (`access::bump_version`).
@@ -693,10 +686,15 @@ impl Store {
     /// The permission version: it changes, before the change is acknowledged, whenever a committed write changed
     /// what some caller may do (see `identity::access::bump_version`).
     pub async fn permission_version(&self) -> Result<i64, DbErr> {
+        self.permission_version_on(&self.conn).await
+    }
+
+    /// [`Store::permission_version`], read on `db` (say a transaction's connection) where it is read at all.
+    pub async fn permission_version_on(&self, db: &impl ConnectionTrait) -> Result<i64, DbErr> {
         match self.only_writer_permission_version() {
             Some(version) => Ok(version),
             None => {
-                let version = stored_permission_version(&self.conn).await?;
+                let version = stored_permission_version(db).await?;
                 self.saw_permission_version(version);
                 Ok(version)
             }

@@ -14,9 +14,10 @@ pub struct Model {
     pub name: String,
     pub position: i32,
     pub created_at: ChronoDateTimeUtc,
-    /// Whether some folder imports from this environment: set (by the statement that creates the import, under
-    /// the environment's lock) when the first one does, never cleared. Read with the environment's lock by every
-    /// write of its secrets, which looks up the importing folders only when it is set (see `secrets::changes`).
+    /// Whether some folder imports from this environment: set by the database when the first import of it is
+    /// inserted (a trigger, see migration m0009; its creation holds the environment locked), never cleared. Read
+    /// with the environment's lock by every write of its secrets on PostgreSQL, which looks up the importing
+    /// folders only when it is set (see `WriteTxn::may_be_imported_from`).
     #[sea_orm(default_value = false)]
     pub import_source: bool,
 }
