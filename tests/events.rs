@@ -519,6 +519,9 @@ async fn a_write_behind_an_import_creation_tells_the_new_importer() {
     // prod:/shared into dev:/app inserted (which flags prod, see migration m0009).
     let db = server.raw_db().await;
     let creation = db.begin().await.unwrap();
+    let pid = "SELECT pg_backend_pid() AS pid";
+    let row = creation.query_one_raw(Statement::from_string(DbBackend::Postgres, pid)).await.unwrap().unwrap();
+    let creation_pid: i32 = row.try_get("", "pid").unwrap();
     let env = |slug: &str| format!("(SELECT id FROM environments WHERE project_id = '{project}' AND slug = '{slug}')");
     let (prod, dev) = (env("prod"), env("dev"));
     for sql in [
@@ -541,11 +544,13 @@ async fn a_write_behind_an_import_creation_tells_the_new_importer() {
         expected_version: None,
     };
     let write = tokio::spawn(async move { secrets.update_secret(update).await });
-    let waiting =
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%environments%'";
+    let waiting = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE {creation_pid} = ANY(pg_blocking_pids(pid)) \
+         AND query LIKE '%environments%'"
+    );
     let deadline = Instant::now() + WAIT;
     loop {
-        let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, waiting)).await.unwrap().unwrap();
+        let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, &waiting)).await.unwrap().unwrap();
         if row.try_get::<i64>("", "n").unwrap() > 0 {
             break;
         }

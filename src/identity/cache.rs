@@ -54,6 +54,12 @@ impl AccessMemo {
         Self { version, projects: Mutex::default() }
     }
 
+    /// The same grants, valid at `version` too: no change since the memo's own version touched its identity.
+    fn at(&self, version: i64) -> Self {
+        let projects = self.projects.lock().expect("no panic holds it").clone();
+        Self { version, projects: Mutex::new(projects) }
+    }
+
     /// The permission version the memo is valid at: the version at the start of the request carrying it.
     pub fn version(&self) -> i64 {
         self.version
@@ -110,6 +116,10 @@ impl TokenCache {
             }
             // Changes since that did not touch this identity leave its token and grants as they were.
             if !store.permissions_changed_between(&principal.identity_id, stamp, version).await? {
+                // Its memo moves to `version` with it: a deferred request assumes the memo's version, and one
+                // left behind would make each of them confirm, fail and run again.
+                let memo = principal.memo.as_ref().map(|memo| Arc::new(memo.at(version)));
+                let principal = Principal { memo, ..principal };
                 self.tokens.put(hash, version, principal.clone());
                 return Ok(Ok(principal));
             }

@@ -239,9 +239,7 @@ impl Vault {
                     None => self.store.permission_version().await?,
                 };
                 *confirmed = true;
-                if current != assumed {
-                    return Err(SecretsError::PermissionsChanged);
-                }
+                unmoved(current, assumed)?;
                 found.map(|(row, _)| row)
             }
         };

@@ -7,8 +7,9 @@
 //! statement that locks the environment anyway (see `scope::env_scope_for_secret_write`), so a write in an
 //! environment nothing imports from, the common case, skips that lookup. Set by a trigger rather than by the
 //! server, it holds for imports created by any instance, one still running an older build during an upgrade
-//! included; an import's creation holds its source environment locked while it inserts (as every build since
-//! 0.1.0 does), so a write waiting for that lock reads the flag the creation set.
+//! included. A write waiting for the import's creation reads the flag it set: this build's creation holds the
+//! source environment locked while it inserts, and with any build the trigger's own update of a flag not yet
+//! set locks the row against the write's share lock.
 
 use sea_orm_migration::prelude::*;
 
