@@ -131,18 +131,22 @@ async fn identity_hygiene_upgrades_an_older_database(backend: Backend) {
         let row = db.query_one_raw(Statement::from_string(backend_kind, triggers.to_owned())).await.unwrap().unwrap();
         assert_eq!(row.try_get::<i64>("", "n").unwrap(), 2, "both logs take the append lock again");
     }
-    // Imports mark their source environment again, whichever instance inserts them.
+    // Imports mark their source environment again, whichever instance inserts them: the source, not the importer.
     let marked = "SELECT COUNT(*) AS n FROM environments WHERE import_source";
     let count = async || {
         let row = db.query_one_raw(Statement::from_string(backend_kind, marked.to_owned())).await.unwrap().unwrap();
         row.try_get::<i64>("", "n").unwrap()
     };
     let before = count().await;
+    let source_marked = "SELECT COUNT(*) AS n FROM environments e JOIN secret_imports i \
+         ON i.import_environment_id = e.id WHERE e.import_source AND i.id = '00000000-0000-7000-8000-0000000000aa'";
     let import = "INSERT INTO secret_imports (id, environment_id, path, import_environment_id, import_path, position, \
          created_at) SELECT '00000000-0000-7000-8000-0000000000aa', e.id, '/', s.id, '/', 0, e.created_at \
          FROM environments e JOIN environments s ON s.project_id = e.project_id AND s.id <> e.id LIMIT 1";
     db.execute_unprepared(import).await.unwrap();
     assert_eq!(count().await, before + 1, "the import's source is marked by the database");
+    let row = db.query_one_raw(Statement::from_string(backend_kind, source_marked.to_owned())).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 1, "the marked environment is the import's source");
 }
 
 /// A database from before migration 5 may hold projects of one name; the upgrade keeps the name on the oldest,

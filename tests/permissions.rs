@@ -363,6 +363,15 @@ async fn writes_apply_changes_made_on_another_instance_at_once(backend: Backend)
     assert_eq!(entries(&writer_side, "create-secret").await, audited_before + 1, "one write, one audit entry");
 
     admin.update_role(edit(&["prod"])).await.unwrap();
+    let delete = pb::DeleteSecretRequest {
+        project_id: project.clone(),
+        environment: "dev".into(),
+        secret_path: "/".into(),
+        key: "B".into(),
+        expected_version: None,
+    };
+    let gone = writer.delete_secret(delete).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound, "narrowed on the other instance, for a delete too: {gone:?}");
     let narrowed = writer.update_secret(update(&project, "dev", "/", "A")).await.unwrap_err();
     assert_eq!(narrowed.code(), Code::NotFound, "narrowed on the other instance: {narrowed:?}");
     writer.update_secret(update(&project, "prod", "/", "P")).await.unwrap();

@@ -340,14 +340,7 @@ impl Vault {
     /// as if it came now.
     async fn confirm_in(&self, txn: &WriteTxn, caller: &Principal, read: Option<i64>) -> Result<(), SecretsError> {
         let Some(assumed) = caller.assumed_version() else { return Ok(()) };
-        let current = match read {
-            Some(read) => {
-                self.store.saw_permission_version(read);
-                read
-            }
-            None => self.store.permission_version_on(&**txn).await?,
-        };
-        unmoved(current, assumed)
+        unmoved(self.store.permission_version_read_or_on(read, &**txn).await?, assumed)
     }
 
     /// Whether the root key opens the stored key check, i.e. still matches the data (readiness).

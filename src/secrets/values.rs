@@ -230,14 +230,9 @@ impl Vault {
             None => self.current_row(&scope.env.id, &path, &addr.key).await?,
             Some((assumed, confirmed)) => {
                 let found = find_with_permission_version(db, &scope.env.id, &path, &addr.key).await?;
-                let current = match &found {
-                    Some((_, current)) => {
-                        self.store.saw_permission_version(*current);
-                        *current
-                    }
-                    // Imports are read, and a read audited, only on confirmed permissions.
-                    None => self.store.permission_version().await?,
-                };
+                // Imports are read, and a read audited, only on confirmed permissions: without a row, read apart.
+                let read = found.as_ref().map(|(_, version)| *version);
+                let current = self.store.permission_version_read_or_on(read, db).await?;
                 *confirmed = true;
                 unmoved(current, assumed)?;
                 found.map(|(row, _)| row)

@@ -689,6 +689,22 @@ impl Store {
         self.permission_version_on(&self.conn).await
     }
 
+    /// The permission version `read` by a statement of the caller's (see [`with_permission_version`]), noted as
+    /// seen; or, when that statement read none, [`Store::permission_version_on`] `db`.
+    pub async fn permission_version_read_or_on(
+        &self,
+        read: Option<i64>,
+        db: &impl ConnectionTrait,
+    ) -> Result<i64, DbErr> {
+        match read {
+            Some(read) => {
+                self.saw_permission_version(read);
+                Ok(read)
+            }
+            None => self.permission_version_on(db).await,
+        }
+    }
+
     /// [`Store::permission_version`], read on `db` (say a transaction's connection) where it is read at all.
     pub async fn permission_version_on(&self, db: &impl ConnectionTrait) -> Result<i64, DbErr> {
         match self.only_writer_permission_version() {
